@@ -1,0 +1,1 @@
+"""StreamSpace package."""

@@ -1,0 +1,84 @@
+"""The `Platform` contract: how an agent runs sessions on Docker, Kubernetes or in memory.
+
+Small on purpose (JupyterHub's Spawner shape): every operation is idempotent and keyed by
+session id, so a command re-delivered after a reconnect is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+ObservedState = Literal["running", "hibernated", "missing", "failed", "starting"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionSpec:
+    """Everything a platform needs to run one session (built from the template)."""
+
+    session_id: str
+    user: str
+    template: str
+    image: str
+    vnc_port: int = 5900
+    cpu_limit: float | None = None  # cores
+    memory_limit_mb: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    persistent_home: bool = True
+
+    @property
+    def home_key(self) -> str:
+        """Home volumes are per user and template, so files survive from session to session."""
+        return f"{self.user}-{self.template}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservedSession:
+    """What the platform sees of one session."""
+
+    session_id: str
+    state: ObservedState
+    vnc_host: str | None = None
+    vnc_port: int | None = None
+    detail: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Platform(ABC):
+    """Runs sessions. Implementations: DockerPlatform, KubernetesPlatform, MemoryPlatform."""
+
+    name: str = "abstract"
+
+    @abstractmethod
+    async def start(self, spec: SessionSpec) -> ObservedSession:
+        """Create and start the session; return once its VNC port answers RFB. Idempotent."""
+
+    @abstractmethod
+    async def stop(self, session_id: str) -> None:
+        """Remove the session's workload but keep the user's home. Idempotent."""
+
+    @abstractmethod
+    async def hibernate(self, session_id: str) -> None:
+        """Stop the workload, keeping it restartable (scale to zero). Idempotent."""
+
+    @abstractmethod
+    async def wake(self, session_id: str) -> ObservedSession:
+        """Start a hibernated session again; return once VNC answers. Idempotent."""
+
+    @abstractmethod
+    async def list_sessions(self) -> list[ObservedSession]:
+        """Every session this agent's platform holds (by label), with its real state."""
+
+    @abstractmethod
+    def watch(self) -> AsyncIterator[ObservedSession]:
+        """Yield an ObservedSession each time a session changes state on its own (crash, exit)."""
+
+    @abstractmethod
+    async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open a TCP connection to the session's VNC port on the container network."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients; default does nothing."""

@@ -1,0 +1,6 @@
+"""Settings for every process, loaded once at the entry point and passed in."""
+
+from streamspace.config.agent import AgentSettings, load_agent_settings
+from streamspace.config.control_plane import ControlPlaneSettings, load_settings
+
+__all__ = ["AgentSettings", "load_agent_settings", "ControlPlaneSettings", "load_settings"]
