@@ -29,57 +29,123 @@ class AgentSettings(BaseSettings):
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
-    agent_id: str = Field(..., min_length=3, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-                          validation_alias=_env("AGENT_ID"),
-                          description="Unique id of this logical agent (one per cluster or host).")
+    agent_id: str = Field(
+        ...,
+        min_length=3,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        validation_alias=_env("AGENT_ID"),
+        description="Unique id of this logical agent (one per cluster or host).",
+    )
     control_plane_url: str = Field(
-        ..., pattern=r"^(wss?|https?)://", validation_alias=_env("CONTROL_PLANE_URL"),
-        description="Control plane base URL (ws://, wss://, http:// or https://).")
+        ...,
+        pattern=r"^(wss?|https?)://",
+        validation_alias=_env("CONTROL_PLANE_URL"),
+        description="Control plane base URL (ws://, wss://, http:// or https://).",
+    )
     platform: Literal["docker", "kubernetes", "memory"] = Field(
-        "docker", validation_alias=_env("PLATFORM"),
-        description="Where sessions run: docker, kubernetes, or memory (tests).")
-    region: str = Field("default", max_length=50, validation_alias=_env("REGION"),
-                        description="Region reported to the scheduler.")
-    max_sessions: int = Field(20, ge=1, validation_alias=_env("MAX_SESSIONS"),
-                              description="Sessions this agent accepts at most.")
-    bootstrap_key: str | None = Field(None, validation_alias=_env("AGENT_BOOTSTRAP_KEY"),
-                                      description="Shared key for first registration.")
-    api_key: str | None = Field(None, validation_alias=_env("AGENT_API_KEY"),
-                                description="This agent's own key (else read from AGENT_KEY_FILE).")
-    key_file: Path = Field(Path("/var/lib/streamspace/agent.key"),
-                           validation_alias=_env("AGENT_KEY_FILE"),
-                           description="Where the agent keeps the key it receives on approval.")
-    heartbeat_interval: Seconds = Field(30.0, gt=0, validation_alias=_env("HEARTBEAT_INTERVAL"),
-                                        description="Seconds between heartbeats.")
+        "docker",
+        validation_alias=_env("PLATFORM"),
+        description="Where sessions run: docker, kubernetes, or memory (tests).",
+    )
+    region: str = Field(
+        "default",
+        max_length=50,
+        validation_alias=_env("REGION"),
+        description="Region reported to the scheduler.",
+    )
+    max_sessions: int = Field(
+        20,
+        ge=1,
+        validation_alias=_env("MAX_SESSIONS"),
+        description="Sessions this agent accepts at most.",
+    )
+    bootstrap_key: str | None = Field(
+        None,
+        validation_alias=_env("AGENT_BOOTSTRAP_KEY"),
+        description="Shared key for first registration.",
+    )
+    api_key: str | None = Field(
+        None,
+        validation_alias=_env("AGENT_API_KEY"),
+        description="This agent's own key (else read from AGENT_KEY_FILE).",
+    )
+    key_file: Path = Field(
+        Path("/var/lib/streamspace/agent.key"),
+        validation_alias=_env("AGENT_KEY_FILE"),
+        description="Where the agent keeps the key it receives on approval.",
+    )
+    heartbeat_interval: Seconds = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("HEARTBEAT_INTERVAL"),
+        description="Seconds between heartbeats.",
+    )
     approval_poll_interval: Seconds = Field(
-        10.0, gt=0, validation_alias=_env("APPROVAL_POLL_INTERVAL"),
-        description="Seconds between registration retries while pending approval.")
+        10.0,
+        gt=0,
+        validation_alias=_env("APPROVAL_POLL_INTERVAL"),
+        description="Seconds between registration retries while pending approval.",
+    )
     reconnect_max_backoff: Seconds = Field(
-        30.0, gt=0, validation_alias=_env("RECONNECT_MAX_BACKOFF"),
-        description="Cap of the reconnect backoff.")
-    enable_ha: bool = Field(False, validation_alias=_env("ENABLE_HA"),
-                            description="Run active/standby with leader election.")
+        30.0,
+        gt=0,
+        validation_alias=_env("RECONNECT_MAX_BACKOFF"),
+        description="Cap of the reconnect backoff.",
+    )
+    enable_ha: bool = Field(
+        False,
+        validation_alias=_env("ENABLE_HA"),
+        description="Run active/standby with leader election.",
+    )
     leader_election_backend: Literal["file", "redis", "swarm", "kubernetes"] = Field(
-        "file", validation_alias=_env("LEADER_ELECTION_BACKEND"),
-        description="Leader election backend.")
-    lock_file_path: Path = Field(Path("/var/run/streamspace/agent.lock"),
-                                 validation_alias=_env("LOCK_FILE_PATH"),
-                                 description="Lock file for the file backend.")
-    redis_url: str = Field("redis://localhost:6379/0", validation_alias=_env("REDIS_URL"),
-                           description="Redis for the redis backend.")
+        "file",
+        validation_alias=_env("LEADER_ELECTION_BACKEND"),
+        description="Leader election backend.",
+    )
+    lock_file_path: Path = Field(
+        Path("/var/run/streamspace/agent.lock"),
+        validation_alias=_env("LOCK_FILE_PATH"),
+        description="Lock file for the file backend.",
+    )
+    redis_url: str = Field(
+        "redis://localhost:6379/0",
+        validation_alias=_env("REDIS_URL"),
+        description="Redis for the redis backend.",
+    )
     swarm_service: str | None = Field(
-        None, validation_alias=_env("SWARM_SERVICE_NAME"),
-        description="Swarm service carrying the leader label (default: this task's service).")
-    pod_name: str = Field(default_factory=socket.gethostname, validation_alias=_env("POD_NAME"),
-                          description="Identity of this replica in leader election.")
-    lease_duration: Seconds = Field(15.0, gt=0, validation_alias=_env("LEASE_DURATION"),
-                                    description="How long a leader holds the lease.")
-    renew_deadline: Seconds = Field(10.0, gt=0, validation_alias=_env("RENEW_DEADLINE"),
-                                    description="A leader that cannot renew within this stops.")
-    retry_period: Seconds = Field(2.0, gt=0, validation_alias=_env("RETRY_PERIOD"),
-                                  description="How often candidates try to acquire.")
-    docker_network: str = Field("streamspace-sessions", validation_alias=_env("DOCKER_NETWORK"),
-                                description="Docker network the session containers join.")
+        None,
+        validation_alias=_env("SWARM_SERVICE_NAME"),
+        description="Swarm service carrying the leader label (default: this task's service).",
+    )
+    pod_name: str = Field(
+        default_factory=socket.gethostname,
+        validation_alias=_env("POD_NAME"),
+        description="Identity of this replica in leader election.",
+    )
+    lease_duration: Seconds = Field(
+        15.0,
+        gt=0,
+        validation_alias=_env("LEASE_DURATION"),
+        description="How long a leader holds the lease.",
+    )
+    renew_deadline: Seconds = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("RENEW_DEADLINE"),
+        description="A leader that cannot renew within this stops.",
+    )
+    retry_period: Seconds = Field(
+        2.0,
+        gt=0,
+        validation_alias=_env("RETRY_PERIOD"),
+        description="How often candidates try to acquire.",
+    )
+    docker_network: str = Field(
+        "streamspace-sessions",
+        validation_alias=_env("DOCKER_NETWORK"),
+        description="Docker network the session containers join.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AgentSettings:

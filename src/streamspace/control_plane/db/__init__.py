@@ -1,1 +1,1 @@
-"""StreamSpace package."""
+"""Database: engine, records, migrations, repositories."""

@@ -1,0 +1,210 @@
+"""`streamspace` command line: api | up | agent | db upgrade | users create | agents create."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import sys
+from pathlib import Path
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+
+from streamspace.config import load_settings
+from streamspace.errors import ConfigError, StreamSpaceError
+
+T = TypeVar("T")
+app = typer.Typer(
+    help="StreamSpace: stream containerised desktop apps to the browser.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+users_app = typer.Typer(help="User management.", no_args_is_help=True)
+agents_app = typer.Typer(help="Agent management.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(agents_app, name="agents")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(2)
+
+
+def _settings(**overrides: object):  # type: ignore[no-untyped-def]
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        raise _fail(exc.message) from exc
+
+
+def _serve(settings) -> None:  # type: ignore[no-untyped-def]
+    from streamspace.control_plane.app import create_app
+    from streamspace.control_plane.logs import configure_logging
+
+    configure_logging(fmt=settings.log_format, level=settings.log_level, pod_name=settings.pod_name)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=1 << 20,
+        timeout_graceful_shutdown=10,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address [STREAMSPACE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [STREAMSPACE_PORT]")] = None,
+) -> None:
+    """Serve the control plane (one replica; settings from the environment)."""
+    _serve(_settings(host=host, port=port))
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Bind address [STREAMSPACE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [STREAMSPACE_PORT]")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory [STREAMSPACE_DATA_DIR]")
+    ] = None,
+) -> None:
+    """Run everything in one process: SQLite in the data dir, in-memory hub, the UI."""
+    base = _settings(host=host, port=port, data_dir=data_dir)
+    password = base.admin_password
+    generated = password is None
+    pw_file = base.data_dir / "admin-password"
+    if generated and pw_file.exists():
+        password = pw_file.read_text().strip()
+    elif generated:
+        password = secrets.token_urlsafe(12)
+        base.data_dir.mkdir(parents=True, exist_ok=True)
+        pw_file.write_text(password + "\n")
+        pw_file.chmod(0o600)
+    ui_dir = base.ui_dir or _default_ui_dir()
+    settings = base.model_copy(
+        update={"admin_password": password, "embedded": True, "ui_dir": ui_dir}
+    )
+    url = f"http://{settings.host}:{settings.port}"
+    typer.secho(f"StreamSpace is starting at {url}", fg=typer.colors.GREEN, bold=True)
+    typer.echo(
+        f"  admin login: {settings.admin_username} / "
+        f"{password if generated else '(STREAMSPACE_ADMIN_PASSWORD)'}"
+    )
+    if generated:
+        typer.echo(f"  (password kept in {pw_file}; it applies when the admin is first created)")
+    typer.echo(f"  API docs: {url}/api/docs   data: {settings.data_dir.resolve()}")
+    _serve(settings)
+
+
+def _default_ui_dir() -> Path | None:
+    candidate = Path(__file__).resolve().parents[2] / "ui" / "dist"
+    return candidate if candidate.is_dir() else None
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations up to the latest schema."""
+    from streamspace.control_plane.db import migrate
+    from streamspace.control_plane.db.engine import create_engine
+
+    settings = _settings()
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        try:
+            await migrate.upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is at the latest schema")
+
+
+async def _with_db(settings: Any, fn: Callable[[Any], Awaitable[T]]) -> T:
+    from streamspace.control_plane.db import migrate
+    from streamspace.control_plane.db.engine import create_engine, session_factory
+
+    engine = create_engine(settings)
+    try:
+        await migrate.upgrade(engine)
+        return await fn(session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    admin: Annotated[bool, typer.Option("--admin", help="Give the admin role")] = False,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="STREAMSPACE_NEW_USER_PASSWORD", help="Password (prompted if unset)"),
+    ] = None,
+) -> None:
+    """Create a local user in the default org."""
+    from streamspace.control_plane.services.users import create_user
+
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    try:
+        asyncio.run(
+            _with_db(
+                settings,
+                lambda db: create_user(
+                    db, username=username, password=password, role="admin" if admin else "user"
+                ),
+            )
+        )
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(f"created {'admin' if admin else 'user'} {username}")
+
+
+@agents_app.command("create")
+def agents_create(
+    agent_id: str,
+    platform: Annotated[str, typer.Option(help="docker or kubernetes")] = "docker",
+    region: Annotated[str, typer.Option()] = "default",
+    max_sessions: Annotated[int, typer.Option()] = 20,
+) -> None:
+    """Pre-create an approved agent and print its key once (for unattended installs)."""
+    from streamspace.control_plane.services.agents import AgentService
+
+    settings = _settings()
+
+    async def make(db):  # type: ignore[no-untyped-def]
+        service = AgentService(sessions=db, bootstrap_key=None, announce=None)
+        return await service.create_with_key(
+            agent_id=agent_id,
+            platform=platform,
+            region=region,
+            max_sessions=max_sessions,
+            admin="cli",
+        )
+
+    try:
+        key = asyncio.run(_with_db(settings, make))
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(f"agent {agent_id} created and approved. Its key (shown once):\n{key}")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,128 @@
+"""Agent REST endpoints: registration (agent key), and the admin view and actions."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from streamspace.control_plane.api.deps import Admin, Ctx
+from streamspace.control_plane.db.records import AgentRecord
+from streamspace.control_plane.services.scheduler import agent_loads
+
+router = APIRouter(tags=["agents"])
+
+
+class CapacityIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    maxSessions: int = Field(10, ge=0, le=100_000)
+    cpu: str | None = Field(None, max_length=32)
+    memory: str | None = Field(None, max_length=32)
+
+
+class AgentRegistration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    agentId: str = Field(..., min_length=3, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    platform: Literal["kubernetes", "docker", "memory"]
+    region: str | None = Field(None, min_length=1, max_length=50)
+    capacity: CapacityIn = Field(default_factory=CapacityIn)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class AgentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    platform: str
+    region: str
+    approval_status: str
+    status: str
+    connected: bool = False
+    pod_name: str | None
+    epoch: int
+    draining: bool
+    max_sessions: int
+    active_sessions: int
+    capacity: dict[str, Any]
+    last_heartbeat: datetime | None
+
+
+class AgentKey(BaseModel):
+    agentId: str
+    apiKey: str
+    message: str
+
+
+class ReplicaRead(BaseModel):
+    pod_name: str
+    internal_url: str
+    version: str
+    alive: bool
+    connected_agents: int
+
+
+@router.post("/api/v1/agents/register", responses={202: {"description": "pending approval"}})
+async def register(
+    body: AgentRegistration, ctx: Ctx, x_agent_api_key: Annotated[str, Header()] = ""
+) -> JSONResponse:
+    status, answer = await ctx.agent_service.register(
+        key=x_agent_api_key, agent_id=body.agentId, fields=body.model_dump()
+    )
+    return JSONResponse(answer, status_code=status)
+
+
+@router.get("/api/v1/agents", response_model=list[AgentRead])
+async def list_agents(admin: Admin, ctx: Ctx) -> list[AgentRead]:
+    async with ctx.db() as db:
+        agents = (await db.scalars(select(AgentRecord).order_by(AgentRecord.id))).all()
+        loads = await agent_loads(db)
+    return [
+        AgentRead.model_validate(a).model_copy(
+            update={"connected": a.status == "online", "active_sessions": loads.get(a.id, 0)}
+        )
+        for a in agents
+    ]
+
+
+@router.post("/api/v1/admin/agents/{agent_id}/approve", response_model=AgentRead)
+async def approve(agent_id: str, admin: Admin, ctx: Ctx) -> AgentRead:
+    return AgentRead.model_validate(
+        await ctx.agent_service.approve(agent_id=agent_id, admin=admin.username)
+    )
+
+
+@router.post("/api/v1/admin/agents/{agent_id}/reject", response_model=AgentRead)
+async def reject(agent_id: str, admin: Admin, ctx: Ctx) -> AgentRead:
+    return AgentRead.model_validate(
+        await ctx.agent_service.reject(agent_id=agent_id, admin=admin.username)
+    )
+
+
+@router.post("/api/v1/admin/agents/{agent_id}/rotate-key", response_model=AgentKey)
+async def rotate_key(agent_id: str, admin: Admin, ctx: Ctx) -> AgentKey:
+    key = await ctx.agent_service.rotate_key(agent_id=agent_id, actor=admin.username)
+    return AgentKey(
+        agentId=agent_id,
+        apiKey=key,
+        message="the old key stopped working; this key is shown only once",
+    )
+
+
+@router.get("/api/v1/pods", response_model=list[ReplicaRead])
+async def list_pods(admin: Admin, ctx: Ctx) -> list[ReplicaRead]:
+    replicas = await ctx.hub.replicas()
+    async with ctx.db() as db:
+        rows = (
+            (await db.execute(select(AgentRecord.pod_name).where(AgentRecord.status == "online")))
+            .scalars()
+            .all()
+        )
+    counts = {pod: rows.count(pod) for pod in set(rows)}
+    return [
+        ReplicaRead(pod_name=name, connected_agents=counts.get(name, 0), **json.loads(info))
+        for name, info in sorted(replicas.items())
+    ]

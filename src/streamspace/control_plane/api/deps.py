@@ -1,0 +1,60 @@
+"""Request dependencies: the app context and the authenticated principal."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.db.records import UserRecord
+from streamspace.control_plane.principal import Principal
+from streamspace.errors import PermissionDenied, Unauthenticated
+
+_bearer = HTTPBearer(auto_error=False, description="Login token from POST /api/v1/auth/login")
+
+
+def get_context(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]
+
+
+async def principal_from_token(ctx: AppContext, token: str) -> Principal:
+    """Check a login token: signature, expiry, server-side session, and the user still enabled."""
+    claims = ctx.tokens.decode(token, purpose="login")
+    if not await ctx.login_store.is_active(token_id=claims.token_id):
+        raise Unauthenticated("session has ended; log in again", code="session_revoked")
+    async with ctx.db() as db:
+        user = await db.get(UserRecord, claims.subject)
+    if user is None or user.disabled:
+        raise Unauthenticated("account is disabled or no longer exists", code="account_disabled")
+    return Principal(
+        user_id=user.id,
+        org_id=user.org_id,
+        username=user.username,
+        role=user.role,
+        token_id=claims.token_id,
+    )
+
+
+async def current_principal(
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthenticated("missing bearer token", code="missing_token")
+    return await principal_from_token(ctx, credentials.credentials)
+
+
+async def admin_principal(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied("admin role required")
+    return principal
+
+
+User = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, Depends(admin_principal)]

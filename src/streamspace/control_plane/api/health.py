@@ -1,0 +1,55 @@
+"""Liveness (/health), readiness (/ready) and Prometheus metrics (/api/v1/metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from streamspace import __version__
+from streamspace.control_plane.api.deps import Ctx
+from streamspace.control_plane.api.schemas import Health, Ready
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=Health)
+async def health(ctx: Ctx) -> Health:
+    return Health(status="ok", pod_name=ctx.settings.pod_name, version=__version__)
+
+
+async def _check_db(ctx: Ctx) -> str:
+    try:
+        async with asyncio.timeout(2), ctx.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as exc:
+        return f"failed: {type(exc).__name__}: {exc}"[:200]
+
+
+async def _check_redis(ctx: Ctx) -> str:
+    ok = await ctx.hub.backend.ping()
+    return "ok" if ok else "failed: Redis does not answer"
+
+
+@router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
+async def ready(ctx: Ctx) -> Response:
+    checks = {"database": await _check_db(ctx)}
+    if ctx.settings.redis_enabled:
+        checks["redis"] = await _check_redis(ctx)
+    checks["hub"] = "ok" if ctx.hub.running else "failed: AgentHub not running"
+    ok = all(v == "ok" for v in checks.values())
+    body = Ready(
+        status="ok" if ok else "unavailable", pod_name=ctx.settings.pod_name, checks=checks
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/api/v1/metrics", response_class=Response)
+async def metrics(ctx: Ctx) -> Response:
+    await ctx.metrics.refresh(
+        sessions=ctx.db, liveness=ctx.agent_liveness, local_agents=ctx.hub.local_count
+    )
+    return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,124 @@
+"""API models (request and response bodies) for the REST routers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(_Strict):
+    username: str = Field(..., min_length=1, max_length=64)
+    password: str = Field(..., min_length=1, max_length=1024)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    username: str
+    role: str
+    org_id: str
+    disabled: bool
+
+
+class UserCreate(_Strict):
+    username: str = Field(..., min_length=2, max_length=63)
+    password: str = Field(..., min_length=8, max_length=1024)
+    role: Literal["admin", "user"] = "user"
+
+
+class UserUpdate(_Strict):
+    disabled: bool | None = None
+    role: Literal["admin", "user"] | None = None
+
+
+class TemplateFields(_Strict):
+    display_name: str = Field(..., min_length=1, max_length=100)
+    description: str = Field("", max_length=2000)
+    category: str = Field("General", min_length=1, max_length=50)
+    icon: str = Field("", max_length=255)
+    image: str = Field(..., min_length=1, max_length=255, pattern=r"^[^\s]+$")
+    vnc_port: int = Field(5900, ge=1, le=65535)
+    cpu_limit: float | None = Field(None, gt=0, le=256)
+    memory_limit_mb: int | None = Field(None, ge=64, le=1024 * 1024)
+    env: dict[str, str] = Field(default_factory=dict, max_length=100)
+    persistent_home: bool = True
+    idle_timeout_s: int = Field(1800, ge=60, le=7 * 24 * 3600)
+    max_duration_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
+
+
+class TemplateCreate(TemplateFields):
+    name: str = Field(..., min_length=1, max_length=63, pattern=NAME_PATTERN)
+
+
+class TemplateUpdate(_Strict):
+    display_name: str | None = Field(None, min_length=1, max_length=100)
+    description: str | None = Field(None, max_length=2000)
+    category: str | None = Field(None, min_length=1, max_length=50)
+    icon: str | None = Field(None, max_length=255)
+    image: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[^\s]+$")
+    vnc_port: int | None = Field(None, ge=1, le=65535)
+    cpu_limit: float | None = Field(None, gt=0, le=256)
+    memory_limit_mb: int | None = Field(None, ge=64, le=1024 * 1024)
+    env: dict[str, str] | None = Field(None, max_length=100)
+    persistent_home: bool | None = None
+    idle_timeout_s: int | None = Field(None, ge=60, le=7 * 24 * 3600)
+    max_duration_s: int | None = Field(None, ge=60, le=30 * 24 * 3600)
+
+
+class TemplateRead(TemplateCreate):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SessionCreate(_Strict):
+    template: str = Field(..., min_length=1, max_length=63)
+    region: str | None = Field(None, max_length=50)
+    platform: Literal["docker", "kubernetes", "memory"] | None = None
+
+
+class SessionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    template: str = Field(validation_alias="template_name")
+    user_id: str
+    owner: str | None = None
+    agent_id: str | None
+    state: str
+    state_reason: str
+    created_at: datetime
+    updated_at: datetime
+    state_changed_at: datetime
+    last_activity_at: datetime
+    terminated_at: datetime | None
+
+
+class Health(BaseModel):
+    status: str
+    pod_name: str
+    version: str
+
+
+class Ready(BaseModel):
+    status: str
+    pod_name: str
+    checks: dict[str, str]
+
+
+class Page(BaseModel):
+    items: list[Any]

@@ -1,0 +1,75 @@
+"""Desktop sessions: create, list, get, terminate, hibernate, resume. Owner-scoped; admins may
+list their org's sessions with ?all=true. Another user's session is a 404."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from streamspace.control_plane.api.deps import Ctx, User
+from streamspace.control_plane.api.schemas import SessionCreate, SessionRead
+from streamspace.control_plane.db.records import SessionRecord
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+
+
+def _read(session: SessionRecord, owner: str | None = None) -> SessionRead:
+    read = SessionRead.model_validate(session)
+    return read.model_copy(update={"owner": owner})
+
+
+@router.post(
+    "",
+    response_model=SessionRead,
+    status_code=202,
+    responses={503: {"description": "No agents available"}},
+)
+async def create_session(body: SessionCreate, principal: User, ctx: Ctx) -> SessionRead:
+    session = await ctx.session_service.create(
+        principal=principal, template_name=body.template, region=body.region, platform=body.platform
+    )
+    return _read(session, principal.username)
+
+
+@router.get("", response_model=list[SessionRead])
+async def list_sessions(
+    principal: User,
+    ctx: Ctx,
+    all: bool = False,
+    state: str | None = None,
+    include_terminated: bool = False,
+) -> list[SessionRead]:
+    rows = await ctx.session_service.list(
+        principal=principal, all_users=all, state=state, include_terminated=include_terminated
+    )
+    owners = await ctx.session_service.owners(user_ids={s.user_id for s in rows})
+    return [_read(s, owners.get(s.user_id)) for s in rows]
+
+
+@router.get("/{session_id}", response_model=SessionRead)
+async def get_session(session_id: str, principal: User, ctx: Ctx) -> SessionRead:
+    return _read(await ctx.session_service.get(principal=principal, session_id=session_id))
+
+
+@router.delete("/{session_id}", response_model=SessionRead, status_code=202)
+async def delete_session(session_id: str, principal: User, ctx: Ctx) -> SessionRead:
+    return _read(
+        await ctx.session_service.act(
+            principal=principal, session_id=session_id, action="terminate"
+        )
+    )
+
+
+@router.post("/{session_id}/hibernate", response_model=SessionRead, status_code=202)
+async def hibernate_session(session_id: str, principal: User, ctx: Ctx) -> SessionRead:
+    return _read(
+        await ctx.session_service.act(
+            principal=principal, session_id=session_id, action="hibernate"
+        )
+    )
+
+
+@router.post("/{session_id}/resume", response_model=SessionRead, status_code=202)
+async def resume_session(session_id: str, principal: User, ctx: Ctx) -> SessionRead:
+    return _read(
+        await ctx.session_service.act(principal=principal, session_id=session_id, action="resume")
+    )

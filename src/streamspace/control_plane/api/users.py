@@ -1,0 +1,50 @@
+"""Admin user management: list, create, disable/enable, change role (org-scoped)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from streamspace.control_plane.api.deps import Admin, Ctx
+from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserUpdate
+from streamspace.control_plane.db.records import UserRecord
+from streamspace.control_plane.services import users
+from streamspace.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+@router.get("", response_model=list[UserRead])
+async def list_users(admin: Admin, ctx: Ctx) -> list[UserRead]:
+    async with ctx.db() as db:
+        rows = await db.scalars(
+            select(UserRecord)
+            .where(UserRecord.org_id == admin.org_id)
+            .order_by(UserRecord.username)
+        )
+        return [UserRead.model_validate(u) for u in rows.all()]
+
+
+@router.post("", response_model=UserRead, status_code=201)
+async def create_user(body: UserCreate, admin: Admin, ctx: Ctx) -> UserRead:
+    user = await users.create_user(
+        ctx.db, username=body.username, password=body.password, role=body.role, org_id=admin.org_id
+    )
+    return UserRead.model_validate(user)
+
+
+@router.patch("/{user_id}", response_model=UserRead)
+async def update_user(user_id: str, body: UserUpdate, admin: Admin, ctx: Ctx) -> UserRead:
+    async with ctx.db.begin() as db:
+        user = await db.get(UserRecord, user_id)
+        if user is None or user.org_id != admin.org_id:
+            raise NotFound("user not found")
+        if user.id == admin.user_id and (body.disabled or body.role == "user"):
+            raise Conflict("you cannot disable or demote yourself", code="self_lockout")
+        if body.disabled is not None:
+            user.disabled = body.disabled
+        if body.role is not None:
+            user.role = body.role
+    if user.disabled:
+        await ctx.login_store.revoke_user(user_id=user.id)
+    return UserRead.model_validate(user)

@@ -1,0 +1,214 @@
+"""create_app(settings): the control plane's ASGI app. The lifespan builds the engine, runs
+migrations, the hub, the stores and the background loops, and tears them down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from streamspace import __version__
+from streamspace.agent_hub.base import HubBackend
+from streamspace.agent_hub.memory import MemoryHubBackend
+from streamspace.agent_hub.redis import RedisHubBackend
+from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.api import agents, auth, health, sessions, templates, users
+from streamspace.control_plane.api.errors import install_error_handlers
+from streamspace.control_plane.auth.login_store import (
+    DatabaseLoginSessionStore,
+    LoginSessionStore,
+    RedisLoginSessionStore,
+)
+from streamspace.control_plane.auth.throttle import (
+    LoginThrottle,
+    MemoryLoginThrottle,
+    RedisLoginThrottle,
+)
+from streamspace.control_plane.auth.tokens import TokenCodec
+from streamspace.control_plane.background.sweeper import Sweeper
+from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.db import migrate
+from streamspace.control_plane.db.engine import create_engine, session_factory
+from streamspace.control_plane.db.records import SystemSettingRecord
+from streamspace.control_plane.events import EventHub
+from streamspace.control_plane.hub import AgentHub
+from streamspace.control_plane.metrics import Metrics
+from streamspace.control_plane.middleware import RequestMiddleware
+from streamspace.control_plane.services import templates as template_service
+from streamspace.control_plane.services import users as user_service
+from streamspace.control_plane.services.agents import AgentService
+from streamspace.control_plane.services.sessions import SessionService
+from streamspace.control_plane.ws import agent_gateway, events
+
+log = logging.getLogger(__name__)
+
+
+async def cluster_secret(db: async_sessionmaker[AsyncSession], *, key: str) -> str:
+    """A secret shared by every replica: generated once, kept in the database."""
+    async with db.begin() as s:
+        row = await s.get(SystemSettingRecord, key)
+        if row is None:
+            row = SystemSettingRecord(key=key, value=secrets.token_urlsafe(48))
+            s.add(row)
+    async with db() as s:  # re-read: another replica may have won the insert race
+        stored = await s.get(SystemSettingRecord, key)
+        return stored.value if stored else row.value
+
+
+async def migrate_with_retry(engine: AsyncEngine) -> None:
+    for attempt in range(5):
+        try:
+            await migrate.upgrade(engine)
+            return
+        except Exception:
+            if attempt == 4:
+                raise
+            log.warning("database migration failed (attempt %d); retrying", attempt + 1)
+            await asyncio.sleep(1 + attempt)
+
+
+def _redis(settings: ControlPlaneSettings, db: int) -> aioredis.Redis:
+    return aioredis.Redis.from_url(
+        settings.redis_url(db),
+        max_connections=settings.redis_pool_size,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+    )
+
+
+async def _auth_stores(
+    settings: ControlPlaneSettings,
+    db: async_sessionmaker[AsyncSession],
+) -> tuple[LoginSessionStore, LoginThrottle, aioredis.Redis | None]:
+    window, limit = settings.login_failure_window, settings.login_max_failures
+    if not settings.redis_enabled:
+        return (
+            DatabaseLoginSessionStore(sessions=db),
+            MemoryLoginThrottle(max_failures=limit, window=window),
+            None,
+        )
+    client = _redis(settings, 0)
+    try:
+        await client.ping()
+        log.info("Redis cache enabled and connected")
+    except Exception as exc:
+        log.warning("Redis cache enabled but not reachable yet (%s); logins fail until it is", exc)
+    return (
+        RedisLoginSessionStore(client=client),
+        RedisLoginThrottle(client=client, max_failures=limit, window=window),
+        client,
+    )
+
+
+def _hub_backend(settings: ControlPlaneSettings) -> HubBackend:
+    if settings.agenthub_redis_enabled:
+        return RedisHubBackend(url=settings.redis_url(1), pool_size=settings.redis_pool_size)
+    return MemoryHubBackend()
+
+
+async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> AppContext:
+    engine = create_engine(settings)
+    await migrate_with_retry(engine)
+    db = session_factory(engine)
+    secret = settings.jwt_secret or await cluster_secret(db, key="jwt_secret")
+    login_store, throttle, cache = await _auth_stores(settings, db)
+    backend = _hub_backend(settings)
+    event_hub = EventHub(backend=backend)
+    hub = AgentHub(
+        backend=backend, db=db, settings=settings, metrics=metrics, on_event=event_hub.on_message
+    )
+    liveness = settings.heartbeat_interval * settings.heartbeat_missed_limit
+    session_service = SessionService(
+        sessions=db, router=hub, events=event_hub, agent_liveness=liveness
+    )
+    agent_service = AgentService(
+        sessions=db, bootstrap_key=settings.agent_bootstrap_key, announce=session_service.announce
+    )
+    return AppContext(
+        settings=settings,
+        engine=engine,
+        db=db,
+        tokens=TokenCodec(secret=secret),
+        login_store=login_store,
+        throttle=throttle,
+        metrics=metrics,
+        hub=hub,
+        events=event_hub,
+        session_service=session_service,
+        agent_service=agent_service,
+        cache_redis=cache,
+    )
+
+
+async def bootstrap_data(ctx: AppContext) -> None:
+    """First start: the admin user and the seed catalog."""
+    s = ctx.settings
+    if s.admin_password and await user_service.ensure_admin(
+        ctx.db, username=s.admin_username, password=s.admin_password
+    ):
+        log.info("created admin user %r", s.admin_username)
+    async with ctx.db.begin() as db:
+        org = await user_service.default_org(db)
+    if await template_service.seed_templates(ctx.db, org_id=org.id):
+        log.info("seeded the template catalog")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ControlPlaneSettings = app.state.settings
+    ctx = await build_context(settings, metrics=app.state.metrics)
+    app.state.ctx = ctx
+    await bootstrap_data(ctx)
+    await ctx.hub.start()
+    sweeper = Sweeper(
+        db=ctx.db, hub=ctx.hub, settings=settings, metrics=ctx.metrics, sessions=ctx.session_service
+    )
+    tasks = [asyncio.create_task(sweeper.run(), name="sweeper")]
+    log.info(
+        "control plane %s ready (pod %s, database %s, hub %s)",
+        __version__,
+        settings.pod_name,
+        ctx.engine.dialect.name,
+        ctx.hub.backend.name,
+    )
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await ctx.hub.stop()
+        if ctx.cache_redis is not None:
+            await ctx.cache_redis.aclose()
+        await ctx.engine.dispose()
+
+
+def create_app(settings: ControlPlaneSettings) -> FastAPI:
+    app = FastAPI(
+        title="StreamSpace control plane",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (health, auth, users, templates, sessions, agents):
+        app.include_router(module.router)
+    app.include_router(agent_gateway.router)
+    app.include_router(events.router)
+    app.state.metrics = Metrics()
+    app.add_middleware(
+        RequestMiddleware, metrics=app.state.metrics, max_body=settings.max_body_bytes
+    )
+    if settings.ui_dir and Path(settings.ui_dir).is_dir():
+        app.mount("/", StaticFiles(directory=settings.ui_dir, html=True), name="ui")
+    return app

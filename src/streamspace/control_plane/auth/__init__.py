@@ -1,0 +1,1 @@
+"""Authentication: password hashing, login tokens, server-side login sessions, throttling."""

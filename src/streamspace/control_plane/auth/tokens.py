@@ -1,0 +1,76 @@
+"""Login and stream tokens (HS256 JWTs). Each token names its purpose (`typ`) so a stream
+token can never call the REST API and a login token can never open a stream."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from streamspace.errors import Unauthenticated
+
+_ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenClaims:
+    subject: str
+    token_id: str
+    purpose: str
+    expires_at: float
+    extra: dict[str, Any]
+
+
+class TokenCodec:
+    """Issues and checks tokens with the cluster-wide secret."""
+
+    def __init__(self, *, secret: str) -> None:
+        self._secret = secret
+
+    def issue(
+        self, *, subject: str, purpose: str, ttl: float, **extra: Any
+    ) -> tuple[str, TokenClaims]:
+        now = time.time()
+        claims = TokenClaims(
+            subject=subject,
+            token_id=secrets.token_hex(16),
+            purpose=purpose,
+            expires_at=now + ttl,
+            extra=extra,
+        )
+        payload = {
+            "sub": subject,
+            "jti": claims.token_id,
+            "typ": purpose,
+            "iat": int(now),
+            "exp": int(claims.expires_at),
+            **extra,
+        }
+        return jwt.encode(payload, self._secret, algorithm=_ALGORITHM), claims
+
+    def decode(self, token: str, *, purpose: str) -> TokenClaims:
+        """Verify signature, expiry and purpose; raise Unauthenticated with a clear reason."""
+        try:
+            payload = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                options={"require": ["sub", "jti", "exp", "typ"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token expired", code="token_expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("invalid token", code="invalid_token") from exc
+        if payload.get("typ") != purpose:
+            raise Unauthenticated("token not valid for this use", code="invalid_token")
+        extra = {k: v for k, v in payload.items() if k not in {"sub", "jti", "typ", "iat", "exp"}}
+        return TokenClaims(
+            subject=str(payload["sub"]),
+            token_id=str(payload["jti"]),
+            purpose=purpose,
+            expires_at=float(payload["exp"]),
+            extra=extra,
+        )

@@ -1,0 +1,41 @@
+"""Everything a request handler needs, built once by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.auth.login_store import LoginSessionStore
+from streamspace.control_plane.auth.throttle import LoginThrottle
+from streamspace.control_plane.auth.tokens import TokenCodec
+from streamspace.control_plane.metrics import Metrics
+
+if TYPE_CHECKING:
+    from streamspace.control_plane.events import EventHub
+    from streamspace.control_plane.hub import AgentHub
+    from streamspace.control_plane.services.agents import AgentService
+    from streamspace.control_plane.services.sessions import SessionService
+
+
+@dataclass(kw_only=True)
+class AppContext:
+    settings: ControlPlaneSettings
+    engine: AsyncEngine
+    db: async_sessionmaker[AsyncSession]
+    tokens: TokenCodec
+    login_store: LoginSessionStore
+    throttle: LoginThrottle
+    metrics: Metrics
+    hub: AgentHub
+    events: EventHub
+    session_service: SessionService
+    agent_service: AgentService
+    cache_redis: aioredis.Redis | None = None
+
+    @property
+    def agent_liveness(self) -> float:
+        return self.settings.heartbeat_interval * self.settings.heartbeat_missed_limit

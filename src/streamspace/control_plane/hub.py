@@ -1,0 +1,362 @@
+"""AgentHub: the agent connections this replica holds, command delivery (local first, else
+pub/sub to the owning pod), fencing by leader epoch, and liveness. Durable state is in the
+database; the backend (memory or Redis) only routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from streamspace.agent_hub.base import CONTROL_CHANNEL, EVENTS_CHANNEL, HubBackend, pod_channel
+from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.db.records import AgentRecord
+from streamspace.control_plane.metrics import Metrics
+from streamspace.control_plane.services import commands
+from streamspace.errors import Conflict, Unavailable
+from streamspace.protocol import close_codes, encode, make
+
+log = logging.getLogger(__name__)
+SEND_QUEUE = 1024
+REPLICA_BEAT = 10.0
+
+
+class Socket(Protocol):
+    async def send_text(self, data: str) -> None: ...
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+@dataclass(eq=False, kw_only=True)
+class AgentConnection:
+    agent_id: str
+    epoch: int
+    socket: Socket
+    platform: str = ""
+    region: str = ""
+    conn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    last_seen: float = field(default_factory=time.monotonic)
+    closed: bool = False
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+
+    def send(self, text: str) -> bool:
+        """Queue a frame; a connection that cannot keep up is closed (commands are durable)."""
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            asyncio.get_running_loop().create_task(
+                self.close(close_codes.POLICY, "send queue full")
+            )
+            return False
+        return True
+
+    async def run_writer(self) -> None:
+        while not self.closed:
+            await self.socket.send_text(await self.queue.get())
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self.socket.close(code=code, reason=reason)
+
+
+class AgentHub:
+    def __init__(
+        self,
+        *,
+        backend: HubBackend,
+        db: async_sessionmaker[AsyncSession],
+        settings: ControlPlaneSettings,
+        metrics: Metrics,
+        on_event: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        self.backend = backend
+        self._db = db
+        self._settings = settings
+        self._metrics = metrics
+        self._on_event = on_event
+        self.pod = settings.pod_name
+        self.local: dict[str, AgentConnection] = {}
+        self._epochs: dict[str, int] = {}
+        self._sent_at: dict[str, tuple[float, str]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.running = False
+
+    @property
+    def local_count(self) -> int:
+        return len(self.local)
+
+    async def start(self) -> None:
+        await self.backend.start(
+            channels=[pod_channel(self.pod), CONTROL_CHANNEL, EVENTS_CHANNEL],
+            handler=self._on_bus,
+            on_connected=self._reclaim,
+        )
+        await self._beat_replica()
+        self._tasks.append(asyncio.create_task(self._liveness_loop(), name="hub-liveness"))
+        self._tasks.append(asyncio.create_task(self._replica_loop(), name="hub-replica"))
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+        for task in self._tasks:
+            task.cancel()
+        for conn in list(self.local.values()):
+            await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
+            await self.detach(conn)
+        await self.backend.close()
+
+    async def _beat_replica(self) -> None:
+        from streamspace import __version__
+        from streamspace.control_plane.db.records import ReplicaRecord
+
+        async with self._db.begin() as db:
+            row = await db.get(ReplicaRecord, self.pod)
+            if row is None:
+                row = ReplicaRecord(pod_name=self.pod, started_at=datetime.now(UTC))
+                db.add(row)
+            row.internal_url = self._settings.effective_internal_url
+            row.version, row.last_seen = __version__, datetime.now(UTC)
+
+    async def _replica_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REPLICA_BEAT)
+            try:
+                await self._beat_replica()
+            except Exception:
+                log.exception("could not record this replica's heartbeat")
+
+    async def replicas(self) -> dict[str, str]:
+        """Known replicas -> JSON info (internal_url, version, alive)."""
+        from sqlalchemy import select
+
+        from streamspace.control_plane.db.records import ReplicaRecord
+
+        now = datetime.now(UTC)
+        async with self._db() as db:
+            rows = (await db.scalars(select(ReplicaRecord))).all()
+        return {
+            r.pod_name: json.dumps(
+                {
+                    "internal_url": r.internal_url,
+                    "version": r.version,
+                    "alive": (now - r.last_seen).total_seconds() < REPLICA_BEAT * 3,
+                }
+            )
+            for r in rows
+            if (now - r.last_seen).total_seconds() < 3600
+        }
+
+    async def _reclaim(self) -> None:
+        for agent_id in list(self.local):
+            await self.backend.claim(agent_id=agent_id, pod_name=self.pod)
+
+    # -- connections -------------------------------------------------------------------------
+
+    async def attach(self, conn: AgentConnection) -> None:
+        """Register a connection; refuse a stale epoch, displace older ones cluster-wide."""
+        async with self._db.begin() as db:
+            agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
+            if agent is None:
+                raise Conflict("agent is not registered", code="unknown_agent")
+            if conn.epoch < agent.epoch:
+                raise Conflict(
+                    f"stale leader epoch {conn.epoch} (current {agent.epoch})", code="stale_epoch"
+                )
+            agent.epoch, agent.status, agent.pod_name = conn.epoch, "online", self.pod
+            agent.last_heartbeat = datetime.now(UTC)
+            conn.platform, conn.region = agent.platform, agent.region
+        self._epochs[conn.agent_id] = conn.epoch
+        await self._displace_local(agent_id=conn.agent_id, epoch=conn.epoch, keep=conn.conn_id)
+        self.local[conn.agent_id] = conn
+        await self.backend.claim(agent_id=conn.agent_id, pod_name=self.pod)
+        if self.backend.multi_pod:
+            with contextlib.suppress(Unavailable):
+                await self.backend.publish(
+                    channel=CONTROL_CHANNEL,
+                    data=json.dumps(
+                        {
+                            "type": "displace",
+                            "agent_id": conn.agent_id,
+                            "epoch": conn.epoch,
+                            "conn_id": conn.conn_id,
+                            "pod": self.pod,
+                        }
+                    ).encode(),
+                )
+        log.info(
+            "[AgentHub] Agent registered: %s (platform: %s, region: %s)",
+            conn.agent_id,
+            conn.platform,
+            conn.region,
+        )
+
+    async def _displace_local(self, *, agent_id: str, epoch: int, keep: str) -> None:
+        old = self.local.get(agent_id)
+        if old is not None and old.conn_id != keep and old.epoch <= epoch:
+            log.info(
+                "[AgentHub] Agent %s epoch %d displaced by epoch %d", agent_id, old.epoch, epoch
+            )
+            self.local.pop(agent_id, None)
+            await old.close(
+                close_codes.CONFLICT, f"displaced by a newer connection (epoch {epoch})"
+            )
+
+    async def detach(self, conn: AgentConnection) -> None:
+        conn.closed = True
+        if self.local.get(conn.agent_id) is not conn:
+            return
+        del self.local[conn.agent_id]
+        await self.backend.release(agent_id=conn.agent_id, pod_name=self.pod)
+        async with self._db.begin() as db:
+            agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
+            if agent is not None and agent.pod_name == self.pod and agent.epoch == conn.epoch:
+                agent.status = "offline"
+        log.info("[AgentHub] Agent disconnected: %s", conn.agent_id)
+
+    def is_current(self, conn: AgentConnection) -> bool:
+        """False for a closed or displaced connection: its messages are dropped."""
+        return not conn.closed and conn.epoch >= self._epochs.get(conn.agent_id, 0)
+
+    def touch(self, conn: AgentConnection) -> None:
+        conn.last_seen = time.monotonic()
+
+    async def _liveness_loop(self) -> None:
+        limit = self._settings.heartbeat_interval * self._settings.heartbeat_missed_limit
+        while True:
+            await asyncio.sleep(min(self._settings.heartbeat_interval / 2, 5.0))
+            now = time.monotonic()
+            for conn in list(self.local.values()):
+                if now - conn.last_seen > limit:
+                    log.warning(
+                        "[AgentHub] Agent %s missed %d heartbeats; closing",
+                        conn.agent_id,
+                        self._settings.heartbeat_missed_limit,
+                    )
+                    await conn.close(close_codes.GOING_AWAY, "heartbeat timeout")
+                    await self.detach(conn)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def ensure_reachable(self, agent_id: str) -> None:
+        if agent_id in self.local:
+            return
+        if self.backend.name == "redis" and not self.backend.multi_pod:
+            raise Unavailable(
+                f"agent {agent_id} is not connected to this replica ({self.pod}) and "
+                "Redis is unavailable, so the command cannot be routed; retry shortly",
+                code="agent_unreachable",
+            )
+
+    async def dispatch(self, agent_id: str, *, resend_after: float | None = None) -> int:
+        """Send the agent's outstanding commands, locally or via its pod; returns how many."""
+        async with self._db.begin() as db:
+            due = await commands.outstanding_for(db, agent_id=agent_id, resend_after=resend_after)
+            if resend_after is None:
+                due = [c for c in due if c.status == "pending"]
+            if not due:
+                return 0
+            payloads = [commands.wire_payload(c) for c in due]
+            sent = await self._route(agent_id, payloads)
+            if sent:
+                await commands.mark_sent(db, command_ids=[c.id for c in due])
+        return len(due) if sent else 0
+
+    async def _route(self, agent_id: str, payloads: list[dict[str, Any]]) -> bool:
+        conn = self.local.get(agent_id)
+        if conn is not None:
+            return self._send_local(conn, payloads, route="local", sent=time.time())
+        try:
+            pod = await self.backend.lookup(agent_id=agent_id)
+        except Unavailable:
+            self._metrics.commands_failed.labels(reason="unreachable").inc(len(payloads))
+            log.warning(
+                "cannot route %d command(s) to %s: Redis unavailable", len(payloads), agent_id
+            )
+            return False
+        if pod is None or pod == self.pod:
+            return False  # offline: delivered when the agent reconnects
+        message = json.dumps(
+            {"agent_id": agent_id, "commands": payloads, "sent": time.time(), "origin": self.pod}
+        ).encode()
+        try:
+            receivers = await self.backend.publish(channel=pod_channel(pod), data=message)
+        except Unavailable:
+            self._metrics.commands_failed.labels(reason="unreachable").inc(len(payloads))
+            return False
+        for p in payloads:
+            log.info(
+                "Published command %s (%s) for agent %s to pod:%s:commands",
+                p["commandId"],
+                p["action"],
+                agent_id,
+                pod,
+            )
+        return receivers > 0
+
+    def _send_local(
+        self, conn: AgentConnection, payloads: list[dict[str, Any]], *, route: str, sent: float
+    ) -> bool:
+        ok = True
+        for p in payloads:
+            ok = conn.send(encode(make("command", p, epoch=conn.epoch))) and ok
+            self._sent_at[p["commandId"]] = (sent, route)
+            self._metrics.commands_dispatched.labels(route=route).inc()
+        if len(self._sent_at) > 50_000:
+            for key in list(self._sent_at)[:25_000]:
+                self._sent_at.pop(key, None)
+        return ok
+
+    def observe_ack(self, command_id: str) -> None:
+        entry = self._sent_at.pop(command_id, None)
+        if entry is not None:
+            sent, route = entry
+            self._metrics.command_roundtrip.labels(route=route).observe(max(time.time() - sent, 0))
+
+    async def _on_bus(self, channel: str, data: bytes) -> None:
+        if channel == EVENTS_CHANNEL:
+            await self._on_event(data)
+            return
+        message = json.loads(data)
+        if channel == CONTROL_CHANNEL:
+            if message.get("type") == "displace" and message.get("pod") != self.pod:
+                agent_id, epoch = message["agent_id"], int(message["epoch"])
+                self._epochs[agent_id] = max(self._epochs.get(agent_id, 0), epoch)
+                await self._displace_local(agent_id=agent_id, epoch=epoch, keep=message["conn_id"])
+            return
+        conn = self.local.get(message.get("agent_id", ""))
+        if conn is not None:
+            self._send_local(
+                conn,
+                message["commands"],
+                route="cross_pod",
+                sent=float(message.get("sent", time.time())),
+            )
+
+    async def stop_orphan(self, agent_id: str, session_id: str) -> None:
+        """The agent runs a session the control plane no longer wants: tell it to stop."""
+        from streamspace.control_plane.db.records import SessionRecord
+
+        async with self._db.begin() as db:
+            known = await db.get(SessionRecord, session_id) is not None
+            commands.add_command(
+                db,
+                agent_id=agent_id,
+                action="stop_session",
+                session_id=session_id if known else None,
+                spec={"session_id": session_id},
+            )
+        log.info("[AgentHub] stopping orphan session %s on agent %s", session_id, agent_id)
+        await self.dispatch(agent_id)

@@ -1,0 +1,92 @@
+"""ASGI middleware: request ids, latency metrics, and the request body size limit."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from streamspace.control_plane.metrics import Metrics
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    """Tags each HTTP request with an id (X-Request-ID), times it, and refuses oversized bodies
+    with 413 before a handler reads them."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int) -> None:
+        self.app, self.metrics, self.max_body = app, metrics, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        rid = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex[:16]
+        token = request_id_var.set(rid)
+        start, status = time.perf_counter(), 500
+        declared = headers.get(b"content-length", b"0")
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise _TooLarge
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", rid.encode()))
+            await send(message)
+
+        try:
+            if declared.isdigit() and int(declared) > self.max_body:
+                raise _TooLarge
+            await self.app(scope, limited_receive, send_with_id)
+        except _TooLarge:
+            status = 413
+            await _send_json(
+                send,
+                413,
+                {
+                    "error": {
+                        "code": "payload_too_large",
+                        "message": f"request body over {self.max_body} bytes",
+                    }
+                },
+            )
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.http_latency.labels(
+                method=scope["method"], route=path, status=str(status)
+            ).observe(time.perf_counter() - start)
+            request_id_var.reset(token)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    raw = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})

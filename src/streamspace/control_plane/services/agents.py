@@ -1,0 +1,305 @@
+"""Agents: registration with the bootstrap key, admin approval, per-agent keys (stored hashed,
+delivered once), and applying what agents report (heartbeats, command results, status)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from streamspace.control_plane.db.records import AgentRecord, AuditEventRecord, SessionRecord
+from streamspace.control_plane.services import commands
+from streamspace.control_plane.services.sessions import set_state
+from streamspace.control_plane.services.states import can_transition
+from streamspace.errors import Conflict, NotFound, PermissionDenied, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+# command action -> (state on completion, state on failure)
+_OUTCOME = {
+    "start_session": ("running", "failed"),
+    "wake_session": ("running", "failed"),
+    "hibernate_session": ("hibernated", "running"),
+    "stop_session": ("terminated", "failed"),
+}
+# observed platform state -> session states it resolves
+_OBSERVED = {
+    "running": ("running", ("pending", "starting", "waking", "failed")),
+    "hibernated": ("hibernated", ("hibernating", "running")),
+    "failed": ("failed", ("pending", "starting", "running", "waking", "hibernating")),
+    "missing": ("failed", ("running", "waking", "hibernating", "hibernated")),
+}
+
+
+def new_agent_key() -> str:
+    return "ssa_" + secrets.token_hex(32)
+
+
+def hash_key(key: str) -> str:
+    """A fast hash is right for a 256-bit random key (no brute force possible), and keeps
+    agent authentication cheap on every request, unlike bcrypt."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class AgentService:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        bootstrap_key: str | None,
+        announce: Any,
+    ) -> None:
+        self._sessions = sessions
+        self._bootstrap = bootstrap_key
+        self._announce = announce  # async (SessionRecord) -> None
+
+    def is_bootstrap(self, key: str) -> bool:
+        return bool(self._bootstrap) and hmac.compare_digest(key, str(self._bootstrap))
+
+    async def authenticate(self, *, key: str) -> AgentRecord:
+        """The approved agent owning this key; the bootstrap key never authenticates here."""
+        if not key:
+            raise Unauthenticated("missing X-Agent-API-Key header", code="missing_agent_key")
+        async with self._sessions() as db:
+            agent = await db.scalar(
+                select(AgentRecord).where(AgentRecord.api_key_hash == hash_key(key))
+            )
+        if agent is None:
+            if self.is_bootstrap(key):
+                raise PermissionDenied(
+                    "the bootstrap key only admits registration; "
+                    "wait for approval and use the agent's own key",
+                    code="bootstrap_key_not_allowed",
+                )
+            raise Unauthenticated("invalid agent key", code="invalid_agent_key")
+        if agent.approval_status != "approved":
+            raise PermissionDenied(
+                f"agent {agent.id} is {agent.approval_status}", code="agent_not_approved"
+            )
+        return agent
+
+    async def register(
+        self, *, key: str, agent_id: str, fields: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        """Returns (HTTP status, body). New agents land pending; the key is handed over once."""
+        if not key:
+            raise Unauthenticated("missing X-Agent-API-Key header", code="missing_agent_key")
+        async with self._sessions.begin() as db:
+            agent = await db.get(AgentRecord, agent_id, with_for_update=True)
+            own = (
+                agent is not None
+                and agent.api_key_hash is not None
+                and hmac.compare_digest(agent.api_key_hash, hash_key(key))
+            )
+            if not own and not self.is_bootstrap(key):
+                raise Unauthenticated("invalid agent key", code="invalid_agent_key")
+            if agent is None:
+                agent = AgentRecord(id=agent_id, approval_status="pending", status="offline")
+                db.add(agent)
+                db.add(
+                    AuditEventRecord(
+                        actor=f"agent:{agent_id}", action="agent.register", target=agent_id
+                    )
+                )
+                log.info("agent %s registered with the bootstrap key; pending approval", agent_id)
+            self._apply_fields(agent, fields)
+            return self._registration_answer(agent, own=own)
+
+    @staticmethod
+    def _apply_fields(agent: AgentRecord, fields: dict[str, Any]) -> None:
+        capacity = fields.get("capacity") or {}
+        agent.platform = fields["platform"]
+        agent.region = fields.get("region") or "default"
+        agent.max_sessions = int(capacity.get("maxSessions", agent.max_sessions or 10))
+        agent.capacity = capacity
+        agent.agent_metadata = fields.get("metadata") or {}
+
+    @staticmethod
+    def _registration_answer(agent: AgentRecord, *, own: bool) -> tuple[int, dict[str, Any]]:
+        body: dict[str, Any] = {"agentId": agent.id, "approvalStatus": agent.approval_status}
+        if agent.approval_status == "rejected":
+            raise PermissionDenied(
+                f"agent {agent.id} was rejected by an admin", code="agent_rejected"
+            )
+        if agent.approval_status == "pending":
+            body["message"] = "registered; waiting for an admin to approve this agent"
+            return 202, body
+        if own:
+            return 200, body
+        if agent.pending_key:  # approved: deliver the agent's own key, exactly once
+            body["apiKey"], agent.pending_key, agent.key_delivered = agent.pending_key, None, True
+            body["message"] = "approved; store this key, it is shown only once"
+            return 200, body
+        raise PermissionDenied(
+            f"agent {agent.id} already has its own key; the bootstrap key cannot act for it",
+            code="bootstrap_key_not_allowed",
+        )
+
+    async def approve(self, *, agent_id: str, admin: str) -> AgentRecord:
+        async with self._sessions.begin() as db:
+            agent = await self._get(db, agent_id)
+            if agent.approval_status == "approved":
+                raise Conflict(f"agent {agent_id} is already approved", code="already_approved")
+            key = new_agent_key()
+            agent.approval_status, agent.api_key_hash, agent.pending_key = (
+                "approved",
+                hash_key(key),
+                key,
+            )
+            agent.approved_by, agent.approved_at = admin, datetime.now(UTC)
+            db.add(AuditEventRecord(actor=admin, action="agent.approve", target=agent_id))
+        return agent
+
+    async def reject(self, *, agent_id: str, admin: str) -> AgentRecord:
+        async with self._sessions.begin() as db:
+            agent = await self._get(db, agent_id)
+            agent.approval_status, agent.api_key_hash, agent.pending_key = "rejected", None, None
+            db.add(AuditEventRecord(actor=admin, action="agent.reject", target=agent_id))
+        return agent
+
+    async def create_with_key(
+        self, *, agent_id: str, platform: str, region: str, max_sessions: int, admin: str
+    ) -> str:
+        """Pre-create an approved agent for unattended installs; returns its key (shown once)."""
+        key = new_agent_key()
+        async with self._sessions.begin() as db:
+            if await db.get(AgentRecord, agent_id) is not None:
+                raise Conflict(f"agent {agent_id} already exists", code="agent_exists")
+            db.add(
+                AgentRecord(
+                    id=agent_id,
+                    platform=platform,
+                    region=region,
+                    max_sessions=max_sessions,
+                    approval_status="approved",
+                    api_key_hash=hash_key(key),
+                    key_delivered=True,
+                    approved_by=admin,
+                    approved_at=datetime.now(UTC),
+                )
+            )
+        return key
+
+    async def rotate_key(self, *, agent_id: str, actor: str) -> str:
+        key = new_agent_key()
+        async with self._sessions.begin() as db:
+            agent = await self._get(db, agent_id)
+            if agent.approval_status != "approved":
+                raise Conflict("only approved agents have keys", code="agent_not_approved")
+            agent.api_key_hash, agent.pending_key, agent.key_delivered = hash_key(key), None, True
+            db.add(AuditEventRecord(actor=actor, action="agent.rotate_key", target=agent_id))
+        return key
+
+    @staticmethod
+    async def _get(db: AsyncSession, agent_id: str) -> AgentRecord:
+        agent = await db.get(AgentRecord, agent_id, with_for_update=True)
+        if agent is None:
+            raise NotFound(f"agent {agent_id} not found")
+        return agent
+
+    # -- messages from agents ----------------------------------------------------------------
+
+    async def heartbeat(
+        self,
+        *,
+        agent_id: str,
+        epoch: int,
+        active: int,
+        draining: bool,
+        capacity: dict[str, Any] | None,
+    ) -> None:
+        async with self._sessions.begin() as db:
+            agent = await db.get(AgentRecord, agent_id)
+            if agent is None or agent.epoch != epoch:
+                return
+            agent.last_heartbeat, agent.status = datetime.now(UTC), "online"
+            agent.active_sessions, agent.draining = active, draining
+            if capacity:
+                agent.capacity = capacity
+                agent.max_sessions = int(capacity.get("maxSessions", agent.max_sessions))
+
+    async def command_outcome(
+        self,
+        *,
+        agent_id: str,
+        epoch: int,
+        command_id: str,
+        status: str,
+        error: str = "",
+        result: dict[str, Any] | None = None,
+    ) -> bool:
+        """Apply ack/complete/failed once; drive the session's state. False if ignored."""
+        async with self._sessions.begin() as db:
+            agent = await db.get(AgentRecord, agent_id)
+            if agent is None or agent.epoch != epoch:
+                return False
+            command = await commands.record_outcome(
+                db,
+                agent_id=agent_id,
+                command_id=command_id,
+                status=status,
+                error=error,
+                result=result,
+            )
+            if command is None or command.session_id is None:
+                return command is not None
+            session = await db.get(SessionRecord, command.session_id, with_for_update=True)
+            changed = session is not None and self._drive(
+                session, command.action, status, error, result or {}
+            )
+        if changed and session is not None:
+            await self._announce(session)
+        return True
+
+    @staticmethod
+    def _drive(
+        session: SessionRecord, action: str, status: str, error: str, result: dict[str, Any]
+    ) -> bool:
+        if status == "ack":
+            if action == "start_session" and session.state == "pending":
+                set_state(session, "starting", reason="agent is starting the session")
+                return True
+            return False
+        ok_state, fail_state = _OUTCOME[action]
+        target = ok_state if status == "completed" else fail_state
+        reason = "" if status == "completed" else f"{action} failed: {error}"[:2000]
+        if status == "completed" and action in ("start_session", "wake_session"):
+            session.vnc_host, session.vnc_port = result.get("vncHost"), result.get("vncPort")
+        if session.state == target or not can_transition(session.state, target):
+            return False
+        set_state(session, target, reason=reason)
+        return True
+
+    async def observed(
+        self,
+        *,
+        agent_id: str,
+        epoch: int,
+        session_id: str,
+        state: str,
+        detail: str,
+        vnc: tuple[str | None, int | None],
+    ) -> str | None:
+        """Reconcile a session with what the platform reports. Returns "stop" when the agent
+        holds a session the control plane no longer wants (an orphan)."""
+        async with self._sessions.begin() as db:
+            agent = await db.get(AgentRecord, agent_id)
+            if agent is None or agent.epoch != epoch:
+                return None
+            session = await db.get(SessionRecord, session_id, with_for_update=True)
+            if session is None or session.agent_id != agent_id or session.state == "terminated":
+                return "stop" if state in ("running", "hibernated") else None
+            target, from_states = _OBSERVED.get(state, (None, ()))
+            if target is None or session.state not in from_states or session.state == target:
+                return None
+            if state == "running":
+                session.vnc_host, session.vnc_port = vnc
+            set_state(session, target, reason=detail or f"agent observed {state}")
+        await self._announce(session)
+        return None

@@ -1,0 +1,21 @@
+"""What services need from the outside world, as small protocols (the hub and event bus
+implement them; tests may pass simple ones)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class CommandRouter(Protocol):
+    async def ensure_reachable(self, agent_id: str) -> None:
+        """Raise Unavailable when commands cannot currently reach this agent."""
+
+    async def dispatch(self, agent_id: str, *, resend_after: float | None = None) -> int:
+        """Deliver the agent's outstanding commands now (best effort; the sweeper retries)."""
+
+
+class EventSink(Protocol):
+    async def publish(
+        self, *, kind: str, org_id: str | None, user_id: str | None, data: dict[str, Any]
+    ) -> None:
+        """Tell UI sockets on every replica about a change."""

@@ -1,0 +1,189 @@
+"""Session use cases: create, list, get, terminate, hibernate, resume, and applying what agents
+report. Each method owns its transaction and publishes events after commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
+from streamspace.control_plane.principal import Principal
+from streamspace.control_plane.services import commands, scheduler
+from streamspace.control_plane.services.ports import CommandRouter, EventSink
+from streamspace.control_plane.services.states import check_transition
+from streamspace.control_plane.services.templates import get_template
+from streamspace.errors import NotFound
+
+_USER_ACTIONS = {  # action -> (target state, agent command)
+    "hibernate": ("hibernating", "hibernate_session"),
+    "resume": ("waking", "wake_session"),
+    "terminate": ("terminating", "stop_session"),
+}
+
+
+def set_state(
+    session: SessionRecord, state: str, *, reason: str = "", action: str | None = None
+) -> None:
+    check_transition(session.state, state, action=action)
+    now = datetime.now(UTC)
+    session.state = state
+    session.state_reason = reason
+    session.state_changed_at = now
+    session.updated_at = now
+    if state == "terminated":
+        session.terminated_at = now
+
+
+def session_event(session: SessionRecord) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "state": session.state,
+        "reason": session.state_reason,
+        "template": session.template_name,
+        "agent_id": session.agent_id,
+        "updated_at": session.updated_at.isoformat(),
+    }
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        router: CommandRouter,
+        events: EventSink,
+        agent_liveness: float,
+    ) -> None:
+        self._sessions = sessions
+        self._router = router
+        self._events = events
+        self._liveness = agent_liveness
+
+    async def announce(self, session: SessionRecord) -> None:
+        await self._events.publish(
+            kind="session",
+            org_id=session.org_id,
+            user_id=session.user_id,
+            data=session_event(session),
+        )
+
+    async def create(
+        self,
+        *,
+        principal: Principal,
+        template_name: str,
+        region: str | None = None,
+        platform: str | None = None,
+    ) -> SessionRecord:
+        async with self._sessions.begin() as db:
+            template = await get_template(db, org_id=principal.org_id, name=template_name)
+            agent = await scheduler.pick_agent(
+                db, liveness=self._liveness, region=region, platform=platform
+            )
+            await self._router.ensure_reachable(agent.id)
+            session = SessionRecord(
+                org_id=principal.org_id,
+                user_id=principal.user_id,
+                template_id=template.id,
+                template_name=template.name,
+                agent_id=agent.id,
+                state="pending",
+            )
+            db.add(session)
+            await db.flush()
+            spec = commands.session_spec(
+                session=session, template=template, username=principal.username
+            )
+            commands.add_command(
+                db, agent_id=agent.id, action="start_session", session_id=session.id, spec=spec
+            )
+            db.add(
+                AuditEventRecord(
+                    org_id=principal.org_id,
+                    actor=principal.username,
+                    action="session.create",
+                    target=session.id,
+                    detail={"template": template.name, "agent": agent.id},
+                )
+            )
+        await self._router.dispatch(agent.id)
+        await self.announce(session)
+        return session
+
+    async def _visible(
+        self, db: AsyncSession, *, principal: Principal, session_id: str, lock: bool = False
+    ) -> SessionRecord:
+        """The session if the caller may see it; another user's session is simply not found."""
+        session = await db.get(SessionRecord, session_id, with_for_update=lock)
+        if (
+            session is None
+            or session.org_id != principal.org_id
+            or (session.user_id != principal.user_id and not principal.is_admin)
+        ):
+            raise NotFound("session not found")
+        return session
+
+    async def get(self, *, principal: Principal, session_id: str) -> SessionRecord:
+        async with self._sessions() as db:
+            return await self._visible(db, principal=principal, session_id=session_id)
+
+    async def list(
+        self,
+        *,
+        principal: Principal,
+        all_users: bool = False,
+        state: str | None = None,
+        include_terminated: bool = False,
+    ) -> list[SessionRecord]:
+        query = select(SessionRecord).where(SessionRecord.org_id == principal.org_id)
+        if not (all_users and principal.is_admin):
+            query = query.where(SessionRecord.user_id == principal.user_id)
+        if state:
+            query = query.where(SessionRecord.state == state)
+        elif not include_terminated:
+            query = query.where(SessionRecord.state != "terminated")
+        async with self._sessions() as db:
+            return list((await db.scalars(query.order_by(SessionRecord.created_at.desc()))).all())
+
+    async def owners(self, *, user_ids: set[str]) -> dict[str, str]:
+        async with self._sessions() as db:
+            rows = await db.execute(
+                select(UserRecord.id, UserRecord.username).where(UserRecord.id.in_(user_ids))
+            )
+            return dict(rows.tuples().all())
+
+    async def act(self, *, principal: Principal, session_id: str, action: str) -> SessionRecord:
+        """hibernate | resume | terminate, guarded by the state machine (409 when impossible)."""
+        target, command = _USER_ACTIONS[action]
+        async with self._sessions.begin() as db:
+            session = await self._visible(db, principal=principal, session_id=session_id, lock=True)
+            if action == "terminate" and session.agent_id is None:
+                set_state(session, "terminated", reason="terminated by user")
+            else:
+                check_transition(session.state, target, action=action)
+                if session.agent_id is not None:
+                    await self._router.ensure_reachable(session.agent_id)
+                set_state(
+                    session,
+                    target,
+                    reason=f"{action} requested by {principal.username}",
+                    action=action,
+                )
+                commands.add_command(
+                    db, agent_id=str(session.agent_id), action=command, session_id=session.id
+                )
+            db.add(
+                AuditEventRecord(
+                    org_id=principal.org_id,
+                    actor=principal.username,
+                    action=f"session.{action}",
+                    target=session.id,
+                )
+            )
+        if session.agent_id is not None and session.state != "terminated":
+            await self._router.dispatch(session.agent_id)
+        await self.announce(session)
+        return session

@@ -1,0 +1,189 @@
+"""`GET /api/v1/agents/connect`: the agents' WebSocket. Authenticates the agent key, checks the
+protocol version and leader epoch, then reads one JSON envelope per frame."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.hub import AgentConnection
+from streamspace.errors import (
+    Conflict,
+    PermissionDenied,
+    ProtocolError,
+    StreamSpaceError,
+    Unauthenticated,
+)
+from streamspace.protocol import PROTOCOL_VERSION, Envelope, close_codes, decode, encode, make
+from streamspace.protocol.messages import (
+    AckPayload,
+    CompletePayload,
+    FailedPayload,
+    HeartbeatPayload,
+    StatusPayload,
+)
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+
+
+def close_code_for(exc: StreamSpaceError) -> int:
+    if isinstance(exc, Unauthenticated):
+        return close_codes.UNAUTHENTICATED
+    if isinstance(exc, PermissionDenied):
+        return close_codes.FORBIDDEN
+    if isinstance(exc, Conflict):
+        return close_codes.CONFLICT
+    if isinstance(exc, ProtocolError):
+        return (
+            close_codes.UNSUPPORTED_VERSION
+            if exc.code == "unsupported_version"
+            else close_codes.PROTOCOL
+        )
+    return close_codes.UNAVAILABLE
+
+
+def _handshake(ws: WebSocket) -> tuple[str, int, str | None]:
+    key = ws.headers.get("x-agent-api-key", "")
+    version = ws.headers.get("x-streamspace-protocol") or ws.query_params.get("v") or "1"
+    if version != str(PROTOCOL_VERSION):
+        raise ProtocolError(
+            f"unsupported protocol version {version}; this server speaks {PROTOCOL_VERSION}",
+            code="unsupported_version",
+        )
+    raw_epoch = ws.headers.get("x-agent-epoch") or ws.query_params.get("epoch") or "0"
+    if not raw_epoch.isdigit():
+        raise ProtocolError("X-Agent-Epoch must be a non-negative integer", code="bad_epoch")
+    return key, int(raw_epoch), ws.query_params.get("agent_id")
+
+
+@router.websocket("/api/v1/agents/connect")
+async def agent_connect(ws: WebSocket) -> None:
+    ctx: AppContext = ws.app.state.ctx
+    await ws.accept()
+    try:
+        key, epoch, claimed_id = _handshake(ws)
+        agent = await ctx.agent_service.authenticate(key=key)
+        if claimed_id and claimed_id != agent.id:
+            raise PermissionDenied(f"this key belongs to agent {agent.id}, not {claimed_id}")
+        conn = AgentConnection(agent_id=agent.id, epoch=epoch, socket=ws)
+        await ctx.hub.attach(conn)
+    except StreamSpaceError as exc:
+        await ws.close(code=close_code_for(exc), reason=exc.message[:120])
+        return
+    writer = asyncio.create_task(conn.run_writer(), name=f"agent-writer-{agent.id}")
+    try:
+        conn.send(
+            encode(
+                make(
+                    "welcome",
+                    {
+                        "pod": ctx.settings.pod_name,
+                        "heartbeatInterval": ctx.settings.heartbeat_interval,
+                    },
+                    epoch=epoch,
+                )
+            )
+        )
+        await ctx.hub.dispatch(agent.id, resend_after=0)  # everything still owed, on reconnect
+        await _read_loop(ctx, ws, conn)
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writer
+        await ctx.hub.detach(conn)
+
+
+async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> None:
+    while True:
+        try:
+            frame = await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError):
+            return
+        except KeyError:  # a binary frame on the control socket
+            await conn.close(close_codes.PROTOCOL, "control messages must be JSON text frames")
+            return
+        try:
+            envelope = decode(frame)
+            if not ctx.hub.is_current(conn):
+                continue  # displaced or stale epoch: ignored
+            ctx.hub.touch(conn)
+            await _handle(ctx, conn, envelope)
+        except ProtocolError as exc:
+            code = close_codes.TOO_BIG if exc.code == "message_too_big" else close_codes.PROTOCOL
+            log.warning("agent %s sent a bad frame: %s", conn.agent_id, exc.message)
+            await conn.close(code, exc.message[:120])
+            return
+        except ValidationError as exc:
+            log.warning(
+                "agent %s sent an invalid %s payload: %s",
+                conn.agent_id,
+                envelope.type,
+                exc.errors()[0]["msg"],
+            )
+            await conn.close(close_codes.PROTOCOL, f"invalid {envelope.type} payload")
+            return
+
+
+async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) -> None:
+    svc, p = ctx.agent_service, envelope.payload
+    if envelope.epoch and envelope.epoch != conn.epoch:
+        return  # a frame stamped with another epoch than its connection: ignore
+    if envelope.type == "heartbeat":
+        hb = HeartbeatPayload.model_validate(p)
+        log.info(
+            "[AgentHub] heartbeat from %s (active sessions: %d%s)",
+            conn.agent_id,
+            hb.active_sessions,
+            ", draining" if hb.draining else "",
+        )
+        await svc.heartbeat(
+            agent_id=conn.agent_id,
+            epoch=conn.epoch,
+            active=hb.active_sessions,
+            draining=hb.draining,
+            capacity=hb.capacity.model_dump(by_alias=True) if hb.capacity else None,
+        )
+        await ctx.hub.backend.refresh(agent_id=conn.agent_id, pod_name=ctx.hub.pod)
+    elif envelope.type == "ack":
+        ack = AckPayload.model_validate(p)
+        ctx.hub.observe_ack(ack.command_id)
+        await svc.command_outcome(
+            agent_id=conn.agent_id, epoch=conn.epoch, command_id=ack.command_id, status="ack"
+        )
+    elif envelope.type == "complete":
+        done = CompletePayload.model_validate(p)
+        await svc.command_outcome(
+            agent_id=conn.agent_id,
+            epoch=conn.epoch,
+            command_id=done.command_id,
+            status="completed",
+            result=done.result,
+        )
+    elif envelope.type == "failed":
+        failed = FailedPayload.model_validate(p)
+        ctx.metrics.commands_failed.labels(reason="agent_error").inc()
+        await svc.command_outcome(
+            agent_id=conn.agent_id,
+            epoch=conn.epoch,
+            command_id=failed.command_id,
+            status="failed",
+            error=failed.error,
+        )
+    elif envelope.type == "status":
+        st = StatusPayload.model_validate(p)
+        verdict = await svc.observed(
+            agent_id=conn.agent_id,
+            epoch=conn.epoch,
+            session_id=st.session_id,
+            state=st.state,
+            detail=st.detail,
+            vnc=(st.vnc_host, st.vnc_port),
+        )
+        if verdict == "stop":
+            await ctx.hub.stop_orphan(conn.agent_id, st.session_id)

@@ -1,0 +1,13 @@
+"""WebSocket close codes shared by both ends (4000-4999 are application codes)."""
+
+NORMAL = 1000
+GOING_AWAY = 1001
+POLICY = 1008
+TOO_BIG = 1009
+UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
+NOT_FOUND = 4404
+CONFLICT = 4409  # a newer connection (higher epoch) displaced this one, or stale epoch
+PROTOCOL = 4400
+UNSUPPORTED_VERSION = 4426
+UNAVAILABLE = 4503

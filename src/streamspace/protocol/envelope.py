@@ -1,0 +1,89 @@
+"""One JSON envelope per WebSocket text frame: {"v", "id", "type", "timestamp", "epoch", "payload"}.
+
+`decode` refuses anything malformed with ProtocolError, so handlers only see valid messages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from streamspace.errors import ProtocolError
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 256 * 1024
+
+MessageType = Literal[
+    # control plane -> agent
+    "command",
+    "ping",
+    "shutdown",
+    "welcome",
+    # agent -> control plane
+    "heartbeat",
+    "ack",
+    "complete",
+    "failed",
+    "status",
+    "pong",
+]
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = Field(PROTOCOL_VERSION, ge=1)
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=64)
+    type: MessageType
+    timestamp: float = Field(default_factory=time.time)
+    epoch: int = Field(0, ge=0)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+def make(
+    type_: MessageType,
+    payload: dict[str, Any] | None = None,
+    *,
+    epoch: int = 0,
+    id_: str | None = None,
+) -> Envelope:
+    fields: dict[str, Any] = {"type": type_, "payload": payload or {}, "epoch": epoch}
+    if id_ is not None:
+        fields["id"] = id_
+    return Envelope(**fields)
+
+
+def encode(envelope: Envelope) -> str:
+    return envelope.model_dump_json()
+
+
+def decode(frame: str | bytes) -> Envelope:
+    """Parse one frame; raise ProtocolError naming what is wrong."""
+    if len(frame) > MAX_MESSAGE_BYTES:
+        raise ProtocolError(
+            f"message larger than {MAX_MESSAGE_BYTES} bytes", code="message_too_big"
+        )
+    try:
+        data = json.loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("frame is not valid JSON", code="bad_frame") from exc
+    if not isinstance(data, dict):
+        raise ProtocolError("frame must be a JSON object", code="bad_frame")
+    if data.get("v") not in (None, PROTOCOL_VERSION):
+        raise ProtocolError(
+            f"unsupported protocol version {data.get('v')!r}; "
+            f"this server speaks {PROTOCOL_VERSION}",
+            code="unsupported_version",
+        )
+    try:
+        return Envelope.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ProtocolError(
+            f"invalid message: {where}: {first['msg']}", code="bad_message"
+        ) from exc

@@ -1,0 +1,57 @@
+"""Payload schemas for each message type, and the command actions agents execute."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Action = Literal["start_session", "stop_session", "hibernate_session", "wake_session"]
+ACTIONS: tuple[str, ...] = ("start_session", "stop_session", "hibernate_session", "wake_session")
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class Capacity(_Payload):
+    max_sessions: int = Field(10, ge=0, alias="maxSessions")
+    cpu: str | None = None
+    memory: str | None = None
+
+
+class CommandPayload(_Payload):
+    command_id: str = Field(..., alias="commandId", min_length=1, max_length=64)
+    action: Action
+    session_id: str | None = Field(None, alias="sessionId")
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+class HeartbeatPayload(_Payload):
+    active_sessions: int = Field(0, ge=0, alias="activeSessions")
+    capacity: Capacity | None = None
+    draining: bool = False
+
+
+class AckPayload(_Payload):
+    command_id: str = Field(..., alias="commandId", min_length=1, max_length=64)
+
+
+class CompletePayload(AckPayload):
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class FailedPayload(AckPayload):
+    error: str = Field("", max_length=4000)
+
+
+class StatusPayload(_Payload):
+    session_id: str = Field(..., alias="sessionId", min_length=1, max_length=64)
+    state: Literal["running", "hibernated", "missing", "failed", "starting"]
+    detail: str = Field("", max_length=4000)
+    vnc_host: str | None = Field(None, alias="vncHost")
+    vnc_port: int | None = Field(None, alias="vncPort")
+
+
+class ShutdownPayload(_Payload):
+    reason: str = ""
