@@ -6,8 +6,8 @@ import asyncio
 import os
 import secrets
 import sys
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer

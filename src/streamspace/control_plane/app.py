@@ -184,6 +184,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await ctx.hub.stop()
         if ctx.cache_redis is not None:
             await ctx.cache_redis.aclose()

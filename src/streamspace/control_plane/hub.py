@@ -113,6 +113,7 @@ class AgentHub:
         self.running = False
         for task in self._tasks:
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for conn in list(self.local.values()):
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
             await self.detach(conn)

@@ -30,8 +30,15 @@ async def _check_db(ctx: Ctx) -> str:
 
 
 async def _check_redis(ctx: Ctx) -> str:
-    ok = await ctx.hub.backend.ping()
-    return "ok" if ok else "failed: Redis does not answer"
+    if not await ctx.hub.backend.ping():
+        return "failed: AgentHub Redis (DB 1) does not answer"
+    if ctx.cache_redis is not None:
+        try:
+            async with asyncio.timeout(2):
+                await ctx.cache_redis.ping()
+        except Exception as exc:
+            return f"failed: Redis cache (DB 0): {exc}"[:200]
+    return "ok"
 
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})

@@ -153,7 +153,7 @@ class SessionService:
             rows = await db.execute(
                 select(UserRecord.id, UserRecord.username).where(UserRecord.id.in_(user_ids))
             )
-            return dict(rows.tuples().all())
+            return {user_id: name for user_id, name in rows.all()}
 
     async def act(self, *, principal: Principal, session_id: str, action: str) -> SessionRecord:
         """hibernate | resume | terminate, guarded by the state machine (409 when impossible)."""
