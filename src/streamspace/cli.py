@@ -108,6 +108,28 @@ def _default_ui_dir() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+@app.command()
+def agent() -> None:
+    """Run an agent (settings from AGENT_ID, CONTROL_PLANE_URL, PLATFORM, REGION, ...)."""
+    from streamspace.agents.service import run_agent
+    from streamspace.config import load_agent_settings
+    from streamspace.control_plane.logs import configure_logging
+
+    try:
+        settings = load_agent_settings()
+    except ConfigError as exc:
+        raise _fail(exc.message) from exc
+    configure_logging(
+        fmt=os.environ.get("LOG_FORMAT", "text"),
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        pod_name=settings.pod_name,
+    )
+    try:
+        asyncio.run(run_agent(settings))
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations up to the latest schema."""

@@ -1,0 +1,102 @@
+"""An in-memory Platform for tests and demos, with knobs for slow, failing and hanging
+operations (JupyterHub-style fake spawner). Sessions are dict entries; nothing runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.errors import NotFound, PlatformError
+
+
+@dataclass(kw_only=True)
+class MemoryKnobs:
+    delay: float = 0.0  # seconds every operation takes
+    fail: set[str] = field(default_factory=set)  # operations that raise PlatformError
+    hang: set[str] = field(default_factory=set)  # operations that never finish
+
+    @classmethod
+    def parse(cls, text: str) -> MemoryKnobs:
+        """From 'delay=0.5,fail=start+wake,hang=stop' (the MEMORY_PLATFORM env var)."""
+        knobs = cls()
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, _, value = part.partition("=")
+            if key == "delay":
+                knobs.delay = float(value)
+            elif key in ("fail", "hang"):
+                getattr(knobs, key).update(filter(None, value.split("+")))
+            else:
+                raise ValueError(f"unknown MEMORY_PLATFORM knob {key!r}")
+        return knobs
+
+
+class MemoryPlatform(Platform):
+    name = "memory"
+
+    def __init__(self, *, knobs: MemoryKnobs | None = None, journal: Path | None = None) -> None:
+        self.knobs = knobs or MemoryKnobs()
+        self.journal = journal  # every applied operation is appended here (tests count them)
+        self.sessions: dict[str, ObservedSession] = {}
+        self.calls: list[tuple[str, str]] = []
+        self._events: asyncio.Queue[ObservedSession] = asyncio.Queue()
+
+    async def _operate(self, op: str, session_id: str) -> None:
+        self.calls.append((op, session_id))
+        if op in self.knobs.hang:
+            await asyncio.Event().wait()
+        if self.knobs.delay:
+            await asyncio.sleep(self.knobs.delay)
+        if op in self.knobs.fail:
+            raise PlatformError(f"{op} failed (injected by MemoryPlatform)")
+        if self.journal is not None:
+            with self.journal.open("a") as handle:
+                handle.write(f"{op} {session_id}\n")
+
+    def _set(self, session_id: str, state: str) -> ObservedSession:
+        observed = ObservedSession(
+            session_id=session_id,
+            state=state,  # type: ignore[arg-type]
+            vnc_host="127.0.0.1" if state == "running" else None,
+            vnc_port=5900 if state == "running" else None,
+        )
+        self.sessions[session_id] = observed
+        return observed
+
+    async def start(self, spec: SessionSpec) -> ObservedSession:
+        await self._operate("start", spec.session_id)
+        return self._set(spec.session_id, "running")
+
+    async def stop(self, session_id: str) -> None:
+        await self._operate("stop", session_id)
+        self.sessions.pop(session_id, None)
+
+    async def hibernate(self, session_id: str) -> None:
+        await self._operate("hibernate", session_id)
+        if session_id not in self.sessions:
+            raise NotFound(f"session {session_id} is not on this platform")
+        self._set(session_id, "hibernated")
+
+    async def wake(self, session_id: str) -> ObservedSession:
+        await self._operate("wake", session_id)
+        if session_id not in self.sessions:
+            raise NotFound(f"session {session_id} is not on this platform")
+        return self._set(session_id, "running")
+
+    async def list_sessions(self) -> list[ObservedSession]:
+        return list(self.sessions.values())
+
+    async def watch(self) -> AsyncIterator[ObservedSession]:
+        while True:
+            yield await self._events.get()
+
+    def crash(self, session_id: str, detail: str = "exited unexpectedly") -> None:
+        """Simulate a session dying on its own."""
+        observed = ObservedSession(session_id=session_id, state="failed", detail=detail)
+        self.sessions[session_id] = observed
+        self._events.put_nowait(observed)
+
+    async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        raise PlatformError("the memory platform has no VNC server")

@@ -1,0 +1,308 @@
+"""The agent runtime: connect to any control-plane replica, heartbeat, run commands
+concurrently (each command id applied at most once), report observed session status, and
+reconnect with capped, jittered exponential backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import OrderedDict
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.config import AgentSettings
+from streamspace.errors import StreamSpaceError
+from streamspace.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, make
+from streamspace.protocol.close_codes import (
+    CONFLICT,
+    FORBIDDEN,
+    UNAUTHENTICATED,
+    UNSUPPORTED_VERSION,
+)
+from streamspace.protocol.messages import CommandPayload
+
+log = logging.getLogger(__name__)
+FATAL_CLOSES = {UNAUTHENTICATED, FORBIDDEN, UNSUPPORTED_VERSION}
+APPLIED_MEMORY = 5000
+
+
+class FatalAgentError(StreamSpaceError):
+    """The control plane refused this agent for good (bad key, stale epoch, wrong version)."""
+
+
+class AgentRuntime:
+    def __init__(
+        self, *, settings: AgentSettings, platform: Platform, key: str, epoch: int = 0
+    ) -> None:
+        self.settings, self.platform, self.key, self.epoch = settings, platform, key, epoch
+        self.draining = False
+        self.connected = asyncio.Event()
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._applied: OrderedDict[str, Envelope | None] = OrderedDict()  # id -> outcome
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._active: set[str] = set()
+
+    # -- connection loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stay connected until cancelled; raise FatalAgentError when refused for good."""
+        attempt = 0
+        watcher = asyncio.create_task(self._watch_platform(), name="platform-watch")
+        try:
+            await self._load_active()
+            while True:
+                try:
+                    await self._connect_once()
+                    attempt = 0
+                except FatalAgentError:
+                    raise
+                except (TimeoutError, OSError, ConnectionClosed, InvalidStatus) as exc:
+                    log.warning("agent %s: connection lost (%s)", self.settings.agent_id, exc)
+                delay = self._backoff(attempt)
+                attempt += 1
+                log.info(
+                    "agent %s: reconnect in %.1f s (attempt %d)",
+                    self.settings.agent_id,
+                    delay,
+                    attempt,
+                )
+                await asyncio.sleep(delay)
+        finally:
+            watcher.cancel()
+            for task in list(self._running):
+                task.cancel()
+
+    def _backoff(self, attempt: int) -> float:
+        cap = self.settings.reconnect_max_backoff
+        return float(random.uniform(0.5, 1.0) * min(cap, 0.5 * 2**attempt))
+
+    async def _connect_once(self) -> None:
+        url = f"{self.settings.ws_base_url}/api/v1/agents/connect?agent_id={self.settings.agent_id}"
+        headers = {
+            "X-Agent-API-Key": self.key,
+            "X-Agent-Epoch": str(self.epoch),
+            "X-StreamSpace-Protocol": str(PROTOCOL_VERSION),
+        }
+        async with websockets.connect(
+            url,
+            additional_headers=headers,
+            max_size=MAX_MESSAGE_BYTES,
+            open_timeout=10,
+            ping_interval=20,
+            ping_timeout=20,
+        ) as ws:
+            log.info(
+                "agent %s: connected to %s (epoch %d); reconnect complete",
+                self.settings.agent_id,
+                self.settings.control_plane_url,
+                self.epoch,
+            )
+            self.connected.set()
+            try:
+                await self._session(ws)
+            finally:
+                self.connected.clear()
+        self._raise_if_fatal(ws)
+
+    def _raise_if_fatal(self, ws: ClientConnection) -> None:
+        code, reason = ws.close_code, ws.close_reason or ""
+        if code in FATAL_CLOSES or (code == CONFLICT and "stale" in reason):
+            raise FatalAgentError(f"control plane closed the connection: {code} {reason}")
+        if code == CONFLICT:
+            raise FatalAgentError(f"displaced by another connection for this agent: {reason}")
+
+    async def _session(self, ws: ClientConnection) -> None:
+        await self._report_all()
+        tasks = [
+            asyncio.create_task(self._writer(ws)),
+            asyncio.create_task(self._heartbeats()),
+            asyncio.create_task(self._reader(ws)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.exception() and not isinstance(task.exception(), ConnectionClosed):
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _writer(self, ws: ClientConnection) -> None:
+        while True:
+            frame = await self._outbox.get()
+            try:
+                await ws.send(frame)
+            except ConnectionClosed:
+                self._outbox.put_nowait(frame)  # keep it for the next connection
+                raise
+
+    async def _reader(self, ws: ClientConnection) -> None:
+        async for frame in ws:
+            try:
+                envelope = decode(frame)
+            except StreamSpaceError as exc:
+                log.warning("agent: ignoring a bad frame from the control plane: %s", exc.message)
+                continue
+            if envelope.type == "command":
+                self._on_command(envelope)
+            elif envelope.type == "ping":
+                self.send("pong", {})
+            elif envelope.type == "shutdown":
+                log.info(
+                    "agent: control plane asked us to shut down: %s",
+                    envelope.payload.get("reason", ""),
+                )
+                raise FatalAgentError("shutdown requested by the control plane")
+
+    def send(self, type_: Any, payload: dict[str, Any]) -> None:
+        self._outbox.put_nowait(encode(make(type_, payload, epoch=self.epoch)))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            self.send(
+                "heartbeat",
+                {
+                    "activeSessions": len(self._active),
+                    "draining": self.draining,
+                    "capacity": {"maxSessions": self.settings.max_sessions},
+                },
+            )
+            log.info(
+                "agent %s: heartbeat sent (%d active sessions)",
+                self.settings.agent_id,
+                len(self._active),
+            )
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def _on_command(self, envelope: Envelope) -> None:
+        try:
+            command = CommandPayload.model_validate(envelope.payload)
+        except ValueError as exc:
+            log.warning("agent: ignoring an invalid command: %s", exc)
+            return
+        if command.command_id in self._applied:  # a re-delivery: never apply twice
+            self.send("ack", {"commandId": command.command_id})
+            outcome = self._applied[command.command_id]
+            if outcome is not None:
+                self._outbox.put_nowait(encode(outcome))
+            return
+        self._applied[command.command_id] = None
+        while len(self._applied) > APPLIED_MEMORY:
+            self._applied.popitem(last=False)
+        self.send("ack", {"commandId": command.command_id})
+        task = asyncio.create_task(self._execute(command), name=f"cmd-{command.command_id}")
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _execute(self, command: CommandPayload) -> None:
+        session_id = command.session_id or str(command.spec.get("session_id", ""))
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:  # commands for one session run in order; others run concurrently
+            try:
+                result = await self._apply(command, session_id)
+                outcome = make(
+                    "complete",
+                    {"commandId": command.command_id, "result": result},
+                    epoch=self.epoch,
+                )
+            except Exception as exc:
+                message = exc.message if isinstance(exc, StreamSpaceError) else repr(exc)
+                log.warning("agent: %s %s failed: %s", command.action, session_id, message)
+                outcome = make(
+                    "failed", {"commandId": command.command_id, "error": message}, epoch=self.epoch
+                )
+        self._applied[command.command_id] = outcome
+        self._outbox.put_nowait(encode(outcome))
+
+    async def _apply(self, command: CommandPayload, session_id: str) -> dict[str, Any]:
+        if command.action == "start_session":
+            if session_id not in self._active and len(self._active) >= self.settings.max_sessions:
+                raise StreamSpaceError(
+                    f"agent at capacity ({len(self._active)}/"
+                    f"{self.settings.max_sessions} sessions)",
+                    code="capacity",
+                )
+            spec = SessionSpec(
+                **{k: v for k, v in command.spec.items() if k in SessionSpec.__dataclass_fields__}
+            )
+            self._active.add(session_id)
+            try:
+                return self._result(await self.platform.start(spec))
+            except Exception:
+                self._active.discard(session_id)
+                raise
+        if command.action == "wake_session":
+            observed = await self.platform.wake(session_id)
+            self._active.add(session_id)
+            return self._result(observed)
+        if command.action == "hibernate_session":
+            await self.platform.hibernate(session_id)
+        else:
+            await self.platform.stop(session_id)
+        self._active.discard(session_id)
+        return {"sessionId": session_id}
+
+    @staticmethod
+    def _result(observed: ObservedSession) -> dict[str, Any]:
+        return {
+            "sessionId": observed.session_id,
+            "state": observed.state,
+            "vncHost": observed.vnc_host,
+            "vncPort": observed.vnc_port,
+        }
+
+    # -- observed status ---------------------------------------------------------------------
+
+    async def _load_active(self) -> None:
+        with contextlib.suppress(Exception):
+            self._active = {
+                s.session_id
+                for s in await self.platform.list_sessions()
+                if s.state in ("running", "starting")
+            }
+
+    async def _report_all(self) -> None:
+        """After every (re)connect, tell the control plane what this agent really runs."""
+        try:
+            sessions = await self.platform.list_sessions()
+        except Exception as exc:
+            log.warning("agent: could not list sessions to report: %s", exc)
+            return
+        self._active = {s.session_id for s in sessions if s.state in ("running", "starting")}
+        for observed in sessions:
+            self._report(observed)
+
+    def _report(self, observed: ObservedSession) -> None:
+        self.send(
+            "status",
+            {
+                "sessionId": observed.session_id,
+                "state": observed.state,
+                "detail": observed.detail,
+                "vncHost": observed.vnc_host,
+                "vncPort": observed.vnc_port,
+            },
+        )
+
+    async def _watch_platform(self) -> None:
+        while True:
+            try:
+                async for observed in self.platform.watch():
+                    if observed.state in ("failed", "missing"):
+                        self._active.discard(observed.session_id)
+                    self._report(observed)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("agent: platform watch failed; restarting it")
+                await asyncio.sleep(1)

@@ -1,0 +1,107 @@
+"""Three real replicas sharing PostgreSQL and Redis: an agent on replica B gets commands issued
+through replica A, and the owner's UI socket on replica C sees every state change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.support.cluster import Cluster, cluster, eventually
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+async def collect_events(url: str, token: str, sink: list[dict[str, object]]) -> None:
+    async with websockets.connect(f"{url}/api/v1/ws/events?token={token}") as ws:
+        async for frame in ws:
+            sink.append(json.loads(frame))
+
+
+async def test_cross_pod_command_routing_and_events(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as c:
+        a, b, cc = c.replica("api-a"), c.replica("api-b"), c.replica("api-c")
+        admin = await c.token(a.url)
+        journal = tmp_path / "journal.txt"
+        c.agent("mem-agent-1", url=b.url, extra={"MEMORY_PLATFORM_JOURNAL": str(journal)})
+        await c.approve("mem-agent-1", admin)
+        info = await c.wait_online("mem-agent-1", admin, pod="api-b")
+        assert info["approval_status"] == "approved"
+        key_file = tmp_path / "mem-agent-1.key"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert (
+            "[AgentHub] Agent registered: mem-agent-1 (platform: memory, region: default)"
+            in b.log()
+        )
+
+        r = await c.call(
+            a.url,
+            "POST",
+            "/api/v1/users",
+            admin,
+            json={"username": "ursula", "password": "ursula-pass-1"},
+        )
+        assert r.status_code == 201
+        user = await c.token(cc.url, "ursula", "ursula-pass-1")
+        events: list[dict[str, object]] = []
+        listener = asyncio.create_task(
+            collect_events(cc.url.replace("http", "ws"), user["Authorization"].split()[1], events)
+        )
+        await eventually(lambda: _async(len(events) > 0), what="events socket hello")
+
+        created = await c.call(
+            a.url, "POST", "/api/v1/sessions", user, json={"template": "terminal"}
+        )
+        assert created.status_code == 202, created.text
+        sid = created.json()["id"]
+        await c.wait_state(sid, "running", user)
+        assert "Published command" in a.log()
+
+        for action, state in (("hibernate", "hibernated"), ("resume", "running")):
+            r = await c.call(a.url, "POST", f"/api/v1/sessions/{sid}/{action}", user)
+            assert r.status_code == 202, r.text
+            await c.wait_state(sid, state, user)
+        assert (await c.call(cc.url, "DELETE", f"/api/v1/sessions/{sid}", user)).status_code == 202
+        await c.wait_state(sid, "terminated", user)
+
+        def seen() -> list[object]:
+            return [e["data"]["state"] for e in events if e.get("kind") == "session"]  # type: ignore[index]
+
+        await eventually(lambda: _async(seen()[-1:] == ["terminated"]), what="terminated event")
+        states = seen()
+        for expected in (
+            "pending",
+            "starting",
+            "running",
+            "hibernating",
+            "hibernated",
+            "waking",
+            "terminating",
+            "terminated",
+        ):
+            assert expected in states, (expected, states)
+        listener.cancel()
+        ops = journal.read_text().split()
+        assert ops == ["start", sid, "hibernate", sid, "wake", sid, "stop", sid]
+
+
+async def _async(value: object) -> object:
+    return value
+
+
+async def test_metrics_on_every_replica(tmp_path: Path) -> None:
+    async with cluster(tmp_path, replicas=2, lb=False) as c:
+        admin = await c.token(c.replicas[0].url)
+        c.agent("mem-agent-m", url=c.replicas[1].url)
+        await c.approve("mem-agent-m", admin)
+        await c.wait_online("mem-agent-m", admin)
+        for replica in c.replicas:
+            text = (await c.call(replica.url, "GET", "/api/v1/metrics", {})).text
+            assert "streamspace_agents_connected 1.0" in text
+        pods = (await c.call(c.replicas[0].url, "GET", "/api/v1/pods", admin)).json()
+        assert {p["pod_name"] for p in pods} == {"api-a", "api-b"}
+        assert sum(p["connected_agents"] for p in pods) == 1

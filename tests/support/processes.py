@@ -1,0 +1,221 @@
+"""Real processes for multi-replica tests: `streamspace api` replicas, agents, a private
+redis-server and an haproxy load balancer, all on loopback. Each logs to a file to grep."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate, *, timeout: float = 20.0, interval: float = 0.1, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what or predicate}")
+
+
+class Proc:
+    def __init__(self, *, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name, self.args, self.env = name, args, env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                self.args,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def send_signal(self, sig: int) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class ApiReplica(Proc):
+    def __init__(
+        self, *, pod: str, env: dict[str, str], log_dir: Path, port: int | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.pod = pod
+        super().__init__(
+            name=pod,
+            log_dir=log_dir,
+            args=[str(VENV_BIN / "streamspace"), "api"],
+            env={
+                **env,
+                "POD_NAME": pod,
+                "STREAMSPACE_PORT": str(self.port),
+                "STREAMSPACE_HOST": "127.0.0.1",
+            },
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ApiReplica:
+        super().start()
+        wait_until(self.healthy, timeout=60, what=f"{self.pod} /health")
+        return self
+
+    def healthy(self) -> bool:
+        if not self.alive:
+            raise RuntimeError(f"{self.pod} exited:\n{self.log()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class RedisServer(Proc):
+    def __init__(self, *, log_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        super().__init__(
+            name=f"redis-{self.port}",
+            log_dir=log_dir,
+            env={},
+            args=[
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+        )
+
+    def start(self) -> RedisServer:
+        super().start()
+        wait_until(self.ready, timeout=10, what="redis")
+        return self
+
+    def ready(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+class LoadBalancer(Proc):
+    """haproxy in TCP mode with health checks: what agents and browsers dial in the tests."""
+
+    def __init__(self, *, backends: list[ApiReplica], log_dir: Path) -> None:
+        self.port = free_port()
+        config = log_dir / f"haproxy-{self.port}.cfg"
+        servers = "\n".join(
+            f"    server {b.pod} 127.0.0.1:{b.port} check inter 500 fall 2 rise 1" for b in backends
+        )
+        config.write_text(f"""global
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+frontend fe
+    bind 127.0.0.1:{self.port}
+    default_backend apis
+backend apis
+    balance roundrobin
+    option httpchk GET /health
+{servers}
+""")
+        super().__init__(
+            name=f"haproxy-{self.port}",
+            log_dir=log_dir,
+            env={},
+            args=[shutil.which("haproxy") or "/usr/sbin/haproxy", "-db", "-f", str(config)],
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LoadBalancer:
+        super().start()
+        wait_until(lambda: _answers(self.url), timeout=15, what="haproxy")
+        return self
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def agent_process(
+    *,
+    agent_id: str,
+    url: str,
+    log_dir: Path,
+    key_file: Path,
+    bootstrap_key: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> Proc:
+    env = {
+        "AGENT_ID": agent_id,
+        "CONTROL_PLANE_URL": url,
+        "PLATFORM": "memory",
+        "AGENT_KEY_FILE": str(key_file),
+        "HEARTBEAT_INTERVAL": "1",
+        "APPROVAL_POLL_INTERVAL": "0.3",
+        "RECONNECT_MAX_BACKOFF": "2",
+        "POD_NAME": agent_id,
+        **(extra or {}),
+    }
+    if bootstrap_key:
+        env["AGENT_BOOTSTRAP_KEY"] = bootstrap_key
+    return Proc(
+        name=f"agent-{agent_id}-{free_port()}",
+        log_dir=log_dir,
+        env=env,
+        args=[str(VENV_BIN / "streamspace"), "agent"],
+    )
