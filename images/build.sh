@@ -115,10 +115,22 @@ build_base() {
   log "base: built $BASE_IMAGE ($(image_size "$BASE_IMAGE"))"
 }
 
+# An app image is stale when its first layer is not the current base image's (only) layer.
+built_on_current_base() {
+  local base_layer app_layer
+  base_layer=$(docker image inspect -f '{{index .RootFS.Layers 0}}' "$BASE_IMAGE")
+  app_layer=$(docker image inspect -f '{{index .RootFS.Layers 0}}' "$1")
+  [ "$base_layer" = "$app_layer" ]
+}
+
 build_app() {
   local name=$1 image="streamspace/$1:$SUITE"
-  skip_if_built "$image" && return 0
-  image_exists "$BASE_IMAGE" || die "$BASE_IMAGE is missing; build it first"
+  image_exists "$BASE_IMAGE" || die "$BASE_IMAGE is missing; build it first (images/build.sh base)"
+  if image_exists "$image" && ! built_on_current_base "$image"; then
+    log "$image was built on an older $BASE_IMAGE; rebuilding it"
+  elif skip_if_built "$image"; then
+    return 0
+  fi
   log "$name: docker build FROM $BASE_IMAGE"
   # The Dockerfile goes in on stdin, so the build context is empty and nothing is uploaded.
   DOCKER_BUILDKIT=0 docker build --quiet -t "$image" - <"$HERE/$name/Dockerfile" >/dev/null

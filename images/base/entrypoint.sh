@@ -32,13 +32,21 @@ export HOME="${HOME:-$USER_HOME}" DISPLAY=:1
 GEOMETRY="${SESSION_GEOMETRY:-1280x800x24}"
 APP="${SESSION_APP:-xterm}"
 PORT="${VNC_PORT:-5900}"
+# A woken (restarted) container still has the last run's /tmp: a stale X socket would pass
+# for a ready display, and a stale lock file would stop Xvfb.
+rm -rf /tmp/.X1-lock /tmp/.X11-unix/X1 /tmp/session.*
 RUNTIME_DIR="$(mktemp -d /tmp/session.XXXXXX)"
 
 Xvfb :1 -screen 0 "$GEOMETRY" -nolisten tcp >"$RUNTIME_DIR/xvfb.log" 2>&1 &
+XVFB_PID=$!
 i=0
 while [ ! -S /tmp/.X11-unix/X1 ]; do
   i=$((i + 1))
-  if [ "$i" -gt 100 ]; then echo "Xvfb did not start:" >&2; cat "$RUNTIME_DIR/xvfb.log" >&2; exit 1; fi
+  if [ "$i" -gt 200 ] || ! kill -0 "$XVFB_PID" 2>/dev/null; then
+    cat "$RUNTIME_DIR/xvfb.log" >&2
+    echo "Xvfb did not start (geometry '$GEOMETRY'); its log is above" >&2
+    exit 1
+  fi
   sleep 0.05
 done
 

@@ -107,16 +107,12 @@ class DockerPlatform(Platform):
         container = await self._find(session_id)
         if container is None:
             return
-        try:
-            with _docker_errors(f"removing session {session_id}"):
+        with _docker_errors(f"removing session {session_id}"):
+            try:
                 await container.delete(force=True)
-        except PlatformError as exc:
-            # 404: already gone; 409: a removal is already in progress.
-            if not isinstance(exc.__cause__, aiodocker.DockerError) or exc.__cause__.status not in (
-                404,
-                409,
-            ):
-                raise
+            except aiodocker.DockerError as exc:
+                if exc.status not in (404, 409):  # gone already, or a removal in progress
+                    raise
 
     async def hibernate(self, session_id: str) -> None:
         container = await self._get(session_id)
@@ -215,10 +211,21 @@ class DockerPlatform(Platform):
             try:
                 return await self._create_container(config=config, name=name, image=spec.image)
             except aiodocker.DockerError as exc:
-                existing = await self._find(spec.session_id) if exc.status == 409 else None
-                if existing is None:
+                if exc.status != 409:
                     raise
-                return existing  # a concurrent start of the same session won the name
+                # A concurrent start of the same session won the name; the engine reserves
+                # the name before the container shows up in listings, so look for a moment.
+                return await self._await_concurrent_create(spec.session_id, error=exc)
+
+    async def _await_concurrent_create(
+        self, session_id: str, *, error: aiodocker.DockerError
+    ) -> DockerContainer:
+        for _ in range(100):
+            existing = await self._find(session_id)
+            if existing is not None:
+                return existing
+            await asyncio.sleep(0.05)
+        raise error
 
     async def _create_container(
         self, *, config: dict[str, Any], name: str, image: str
@@ -248,10 +255,11 @@ class DockerPlatform(Platform):
     ) -> ObservedSession:
         with _docker_errors(f"starting session {session_id}"):
             info = await container.show()
-            if not info["State"]["Running"]:
-                await container.start()
+            # Rename before starting, so a crash while starting is reported as failed.
             if is_hibernated_name(info["Name"]):
                 await container.rename(container_name(session_id))
+            if not info["State"]["Running"]:
+                await container.start()
             info = await container.show()
         host = self._address(info, session_id=session_id)
         port = int(info["Config"]["Labels"].get(LABEL_VNC_PORT, "5900"))

@@ -51,7 +51,8 @@ def is_hibernated_name(name: str) -> bool:
     Renaming is atomic in the engine, survives agent restarts and moves between agent
     replicas, and shows in `docker ps -a`. `hibernate` renames *before* stopping, so the die
     event of a hibernation already sees the hibernated name, and an agent crash between the
-    two steps leaves a running container that is reported as running.
+    two steps leaves a running container that is reported as running. Waking renames back
+    before starting, so a session that crashes while waking is reported as failed.
     """
     return name.lstrip("/").endswith(HIBERNATED_SUFFIX)
 
