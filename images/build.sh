@@ -133,7 +133,12 @@ build_app() {
   fi
   log "$name: docker build FROM $BASE_IMAGE"
   # The Dockerfile goes in on stdin, so the build context is empty and nothing is uploaded.
-  DOCKER_BUILDKIT=0 docker build --quiet -t "$image" - <"$HERE/$name/Dockerfile" >/dev/null
+  # The legacy builder (no buildx here) warns that it is deprecated: keep its output for errors.
+  local out
+  if ! out=$(DOCKER_BUILDKIT=0 docker build -t "$image" - <"$HERE/$name/Dockerfile" 2>&1); then
+    printf '%s\n' "$out" | tail -n 30 >&2
+    die "docker build of $image failed (output above)"
+  fi
   log "$name: built $image ($(image_size "$image"))"
 }
 
