@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import aiodocker
@@ -51,7 +51,12 @@ def _docker_errors(action: str) -> Iterator[None]:
 
 
 class DockerPlatform(Platform):
-    """Runs each session as one labelled container, its home on a per-user-and-template volume."""
+    """Runs each session as one labelled container, its home on a per-user-and-template volume.
+
+    The agent connects to container addresses on the sessions' network, so it runs on the
+    Docker host (or with host networking); with `isolate_sessions=False` it may instead be a
+    container attached to that network.
+    """
 
     name = "docker"
 
@@ -142,11 +147,13 @@ class DockerPlatform(Platform):
         """
         since = _docker_time(time.time_ns())
         while True:
-            async for event in self._events(since=since):
-                since = _docker_time(int(event.get("timeNano", time.time_ns())) + 1)
-                observed = await self._observe_event(event)
-                if observed is not None:
-                    yield observed
+            # aclosing: when the consumer stops watching, the engine stream closes right away.
+            async with contextlib.aclosing(self._events(since=since)) as events:
+                async for event in events:
+                    since = _docker_time(int(event.get("timeNano", time.time_ns())) + 1)
+                    observed = await self._observe_event(event)
+                    if observed is not None:
+                        yield observed
             await asyncio.sleep(self._watch_retry)
 
     async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -316,7 +323,7 @@ class DockerPlatform(Platform):
 
     # -- events ------------------------------------------------------------------------------
 
-    async def _events(self, *, since: str) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, *, since: str) -> AsyncGenerator[dict[str, Any], None]:
         filters = {
             "type": ["container"],
             "event": ["die"],
