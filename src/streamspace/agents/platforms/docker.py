@@ -1,0 +1,374 @@
+"""DockerPlatform: sessions as containers on one Docker engine, reached by the agent on a
+private bridge network (no published host ports). Owns the Docker agent's aiodocker calls;
+names, labels and container config live in docker_model, the RFB probe in rfb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.containers import DockerContainer
+from aiodocker.events import DockerEvents
+
+from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.agents.platforms.docker_model import (
+    LABEL_AGENT,
+    LABEL_SESSION,
+    LABEL_VNC_PORT,
+    container_config,
+    container_name,
+    exit_detail,
+    hibernated_name,
+    is_hibernated_name,
+    network_config,
+    observed_from_summary,
+    volume_config,
+)
+from streamspace.agents.platforms.rfb import read_rfb_banner
+from streamspace.config.agent import AgentSettings
+from streamspace.errors import NotFound, PlatformError
+
+_SUMMARY_KEYS = ("Id", "Names", "Image", "State", "Status", "Labels", "NetworkSettings")
+_LOG_LINES = 20
+
+
+@contextlib.contextmanager
+def _docker_errors(action: str) -> Iterator[None]:
+    """Turn engine failures into PlatformError, so callers see one error family."""
+    try:
+        yield
+    except aiodocker.DockerError as exc:
+        raise PlatformError(f"docker: {action} failed: {exc.message}") from exc
+    except aiohttp.ClientError as exc:
+        raise PlatformError(f"docker: {action} failed: cannot reach the engine ({exc})") from exc
+
+
+class DockerPlatform(Platform):
+    """Runs each session as one labelled container, its home on a per-user-and-template volume.
+
+    The agent connects to container addresses on the sessions' network, so it runs on the
+    Docker host (or with host networking); with `isolate_sessions=False` it may instead be a
+    container attached to that network.
+    """
+
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        network: str = "streamspace-sessions",
+        docker_url: str | None = None,
+        ready_timeout: float = 30.0,
+        stop_timeout: int = 5,
+        isolate_sessions: bool = True,
+        watch_retry: float = 1.0,
+    ) -> None:
+        self._agent_id = agent_id
+        self._network = network
+        self._docker_url = docker_url
+        self._ready_timeout = ready_timeout
+        self._stop_timeout = stop_timeout
+        self._isolate_sessions = isolate_sessions
+        self._watch_retry = watch_retry
+        self._client: aiodocker.Docker | None = None
+        self._network_ready = False
+        self._network_lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: AgentSettings) -> DockerPlatform:
+        """The platform `streamspace agent` builds when PLATFORM=docker."""
+        return cls(agent_id=settings.agent_id, network=settings.docker_network)
+
+    @property
+    def _docker(self) -> aiodocker.Docker:
+        # Created on first use, inside the running loop that will own its HTTP session.
+        if self._client is None:
+            self._client = aiodocker.Docker(url=self._docker_url)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- the Platform contract ---------------------------------------------------------------
+
+    async def start(self, spec: SessionSpec) -> ObservedSession:
+        await self._ensure_network()
+        container = await self._find(spec.session_id)
+        if container is None:
+            container = await self._create(spec)
+        return await self._run_until_ready(container, session_id=spec.session_id)
+
+    async def stop(self, session_id: str) -> None:
+        container = await self._find(session_id)
+        if container is None:
+            return
+        with _docker_errors(f"removing session {session_id}"):
+            try:
+                await container.delete(force=True)
+            except aiodocker.DockerError as exc:
+                if exc.status not in (404, 409):  # gone already, or a removal in progress
+                    raise
+
+    async def hibernate(self, session_id: str) -> None:
+        container = await self._get(session_id)
+        with _docker_errors(f"hibernating session {session_id}"):
+            # Rename first: the die event of the stop must already see the hibernated name.
+            if not is_hibernated_name(container["Names"][0]):
+                await container.rename(hibernated_name(session_id))
+            if container["State"] in ("running", "restarting", "paused", "created"):
+                await container.stop(t=self._stop_timeout)
+
+    async def wake(self, session_id: str) -> ObservedSession:
+        container = await self._get(session_id)
+        await self._ensure_network()
+        return await self._run_until_ready(container, session_id=session_id)
+
+    async def list_sessions(self) -> list[ObservedSession]:
+        containers = await self._list()
+        return [observed_from_summary(_summary(c), network=self._network) for c in containers]
+
+    async def watch(self) -> AsyncIterator[ObservedSession]:
+        """Sessions that stop or fail on their own, from the engine's `die` events.
+
+        `die` follows every way a container ends (its process exiting, `docker kill`, the
+        OOM killer, `docker stop`, removal); inspecting the container then tells which:
+        hibernated (our rename), missing (removed), or failed (with exit code / OOM).
+        On a broken event stream it reconnects and resumes from the last event seen.
+        """
+        since = _docker_time(time.time_ns())
+        while True:
+            # aclosing: when the consumer stops watching, the engine stream closes right away.
+            async with contextlib.aclosing(self._events(since=since)) as events:
+                async for event in events:
+                    since = _docker_time(int(event.get("timeNano", time.time_ns())) + 1)
+                    observed = await self._observe_event(event)
+                    if observed is not None:
+                        yield observed
+            await asyncio.sleep(self._watch_retry)
+
+    async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        container = await self._get(session_id)
+        observed = observed_from_summary(_summary(container), network=self._network)
+        if observed.state != "running" or observed.vnc_host is None or observed.vnc_port is None:
+            raise PlatformError(
+                f"session {session_id} is {observed.state}; its VNC server runs only while it runs",
+                code="session_not_running",
+            )
+        try:
+            async with asyncio.timeout(5):
+                return await asyncio.open_connection(observed.vnc_host, observed.vnc_port)
+        except (OSError, TimeoutError) as exc:
+            raise PlatformError(
+                f"session {session_id}: cannot connect to VNC at "
+                f"{observed.vnc_host}:{observed.vnc_port} ({exc!r})"
+            ) from exc
+
+    # -- finding and creating ----------------------------------------------------------------
+
+    async def _list(self, *, session_id: str | None = None) -> list[DockerContainer]:
+        labels = [f"{LABEL_AGENT}={self._agent_id}"]
+        if session_id is not None:
+            labels.append(f"{LABEL_SESSION}={session_id}")
+        with _docker_errors("listing sessions"):
+            return await self._docker.containers.list(
+                all=True, filters=json.dumps({"label": labels})
+            )
+
+    async def _find(self, session_id: str) -> DockerContainer | None:
+        found = await self._list(session_id=session_id)
+        return found[0] if found else None
+
+    async def _get(self, session_id: str) -> DockerContainer:
+        container = await self._find(session_id)
+        if container is None:
+            raise NotFound(f"session {session_id} has no container on agent {self._agent_id}")
+        return container
+
+    async def _ensure_network(self) -> None:
+        async with self._network_lock:
+            if self._network_ready:
+                return
+            with _docker_errors(f"creating network {self._network}"):
+                try:
+                    await self._docker.networks.get(self._network)
+                except aiodocker.DockerError as exc:
+                    if exc.status != 404:
+                        raise
+                    config = network_config(self._network, isolate_sessions=self._isolate_sessions)
+                    await self._docker.networks.create(config)
+            self._network_ready = True
+
+    async def _create(self, spec: SessionSpec) -> DockerContainer:
+        config = container_config(spec=spec, agent_id=self._agent_id, network=self._network)
+        name = container_name(spec.session_id)
+        with _docker_errors(f"creating session {spec.session_id}"):
+            if spec.persistent_home:
+                volume = volume_config(spec=spec, agent_id=self._agent_id)
+                await self._docker.volumes.create(volume)  # type: ignore[no-untyped-call]
+            try:
+                return await self._create_container(config=config, name=name, image=spec.image)
+            except aiodocker.DockerError as exc:
+                if exc.status != 409:
+                    raise
+                # A concurrent start of the same session won the name; the engine reserves
+                # the name before the container shows up in listings, so look for a moment.
+                return await self._await_concurrent_create(spec.session_id, error=exc)
+
+    async def _await_concurrent_create(
+        self, session_id: str, *, error: aiodocker.DockerError
+    ) -> DockerContainer:
+        for _ in range(100):
+            existing = await self._find(session_id)
+            if existing is not None:
+                return existing
+            await asyncio.sleep(0.05)
+        raise error
+
+    async def _create_container(
+        self, *, config: dict[str, Any], name: str, image: str
+    ) -> DockerContainer:
+        try:
+            return await self._docker.containers.create(config, name=name)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404 or "image" not in exc.message.lower():
+                raise
+        await self._pull(image)
+        return await self._docker.containers.create(config, name=name)
+
+    async def _pull(self, image: str) -> None:
+        try:
+            await self._docker.images.pull(image)
+        except aiodocker.DockerError as exc:
+            raise PlatformError(
+                f"image {image} is not on this Docker host and could not be pulled "
+                f"({exc.message}); build it locally with images/build.sh",
+                code="image_not_found",
+            ) from exc
+
+    # -- running and readiness ---------------------------------------------------------------
+
+    async def _run_until_ready(
+        self, container: DockerContainer, *, session_id: str
+    ) -> ObservedSession:
+        with _docker_errors(f"starting session {session_id}"):
+            info = await container.show()
+            # Rename before starting, so a crash while starting is reported as failed.
+            if is_hibernated_name(info["Name"]):
+                await container.rename(container_name(session_id))
+            if not info["State"]["Running"]:
+                await container.start()
+            info = await container.show()
+        host = self._address(info, session_id=session_id)
+        port = int(info["Config"]["Labels"].get(LABEL_VNC_PORT, "5900"))
+        await self._wait_for_vnc(container, host=host, port=port, session_id=session_id)
+        return ObservedSession(
+            session_id=session_id,
+            state="running",
+            vnc_host=host,
+            vnc_port=port,
+            metadata={"container_id": info["Id"], "container_name": info["Name"].lstrip("/")},
+        )
+
+    def _address(self, info: dict[str, Any], *, session_id: str) -> str:
+        networks = info["NetworkSettings"].get("Networks") or {}
+        address: str = (networks.get(self._network) or {}).get("IPAddress") or ""
+        if not address:
+            raise PlatformError(
+                f"session {session_id}: container has no address on network {self._network}"
+            )
+        return address
+
+    async def _wait_for_vnc(
+        self, container: DockerContainer, *, host: str, port: int, session_id: str
+    ) -> None:
+        """Poll the RFB banner; fail fast if the container exits, or after ready_timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ready_timeout
+        next_liveness_check = loop.time() + 1.0
+        while await read_rfb_banner(host=host, port=port) is None:
+            now = loop.time()
+            if now >= deadline:
+                reason = f"VNC at {host}:{port} did not answer RFB within {self._ready_timeout:g} s"
+                raise await self._startup_error(container, session_id=session_id, reason=reason)
+            if now >= next_liveness_check:
+                state = (await container.show())["State"]
+                if not state["Running"]:
+                    reason = f"container stopped before VNC was ready ({exit_detail(state)})"
+                    raise await self._startup_error(container, session_id=session_id, reason=reason)
+                next_liveness_check = now + 1.0
+            await asyncio.sleep(0.05)
+
+    async def _startup_error(
+        self, container: DockerContainer, *, session_id: str, reason: str
+    ) -> PlatformError:
+        try:
+            lines = await container.log(stdout=True, stderr=True, tail=_LOG_LINES)
+            logs = "".join(lines).rstrip() or "(no output)"
+        except (aiodocker.DockerError, aiohttp.ClientError) as exc:
+            logs = f"(logs unavailable: {exc})"
+        return PlatformError(
+            f"session {session_id} failed to start: {reason}; last log lines:\n{logs}",
+            code="session_start_failed",
+        )
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def _events(self, *, since: str) -> AsyncGenerator[dict[str, Any], None]:
+        filters = {
+            "type": ["container"],
+            "event": ["die"],
+            "label": [f"{LABEL_AGENT}={self._agent_id}"],
+        }
+        # aiodocker's events API is untyped; each watch owns its own stream.
+        events = DockerEvents(self._docker)  # type: ignore[no-untyped-call]
+        subscriber = events.subscribe(  # type: ignore[no-untyped-call]
+            since=since, filters=json.dumps(filters)
+        )
+        try:
+            while (event := await subscriber.get()) is not None:
+                yield event
+        finally:
+            # stop() re-raises what ended the stream (say, the engine restarting); the
+            # caller reconnects either way.
+            with contextlib.suppress(Exception):
+                await events.stop()  # type: ignore[no-untyped-call]
+
+    async def _observe_event(self, event: dict[str, Any]) -> ObservedSession | None:
+        actor = event.get("Actor") or {}
+        session_id = (actor.get("Attributes") or {}).get(LABEL_SESSION)
+        if not session_id:
+            return None
+        try:
+            info = await self._docker.containers.get(actor.get("ID", ""))
+        except aiodocker.DockerError as exc:
+            if exc.status == 404:
+                return ObservedSession(session_id=session_id, state="missing", detail="removed")
+            raise PlatformError(f"docker: inspecting session {session_id}: {exc.message}") from exc
+        state = info["State"]
+        if state["Running"]:
+            return None  # started again since (a wake); the die is history
+        if state.get("Status") == "removing":
+            return ObservedSession(session_id=session_id, state="missing", detail="removed")
+        if is_hibernated_name(info["Name"]):
+            return ObservedSession(session_id=session_id, state="hibernated")
+        return ObservedSession(session_id=session_id, state="failed", detail=exit_detail(state))
+
+
+def _summary(container: DockerContainer) -> dict[str, Any]:
+    """The `GET /containers/json` entry a listed container was built from."""
+    return {key: container[key] for key in _SUMMARY_KEYS if key in container}
+
+
+def _docker_time(nanoseconds: int) -> str:
+    """Docker's `since` format: seconds with a nanosecond fraction."""
+    return f"{nanoseconds // 1_000_000_000}.{nanoseconds % 1_000_000_000:09d}"
