@@ -176,5 +176,27 @@ async def cluster(
         finally:
             for proc in [*c.others, *([c.lb] if c.lb else []), *c.replicas]:
                 proc.kill()
-            if redis_server is not None:
-                redis_server.kill()
+            for server in {redis_server, c.redis} - {None}:
+                server.kill()  # type: ignore[union-attr]
+
+
+async def enroll_agent(
+    base: str,
+    admin: dict[str, str],
+    agent_id: str,
+    *,
+    platform: str = "memory",
+    max_sessions: int = 10,
+) -> str:
+    """Register with the bootstrap key, approve as admin, collect the agent's own key."""
+    body = {"agentId": agent_id, "platform": platform, "capacity": {"maxSessions": max_sessions}}
+    boot = {"X-Agent-API-Key": BOOTSTRAP_KEY}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        assert (
+            await client.post("/api/v1/agents/register", json=body, headers=boot)
+        ).status_code == 202
+        approved = await client.post(f"/api/v1/admin/agents/{agent_id}/approve", headers=admin)
+        assert approved.status_code == 200, approved.text
+        r = await client.post("/api/v1/agents/register", json=body, headers=boot)
+        assert r.status_code == 200, r.text
+        return str(r.json()["apiKey"])

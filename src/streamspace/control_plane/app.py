@@ -102,7 +102,7 @@ async def _auth_stores(
     except Exception as exc:
         log.warning("Redis cache enabled but not reachable yet (%s); logins fail until it is", exc)
     return (
-        RedisLoginSessionStore(client=client),
+        RedisLoginSessionStore(client=client, database=DatabaseLoginSessionStore(sessions=db)),
         RedisLoginThrottle(client=client, max_failures=limit, window=window),
         client,
     )

@@ -6,10 +6,12 @@ logout at once. `LoginSessionStore` is the contract; tests run it against both.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -71,40 +73,56 @@ class DatabaseLoginSessionStore(LoginSessionStore):
                 .values(revoked=True)
             )
 
-    async def count_active(self, *, user_id: str) -> int:
+    async def token_ids(self, *, user_id: str) -> list[str]:
         async with self._sessions() as db:
             rows = await db.scalars(
                 select(LoginSessionRecord.id).where(
                     LoginSessionRecord.user_id == user_id, LoginSessionRecord.revoked.is_(False)
                 )
             )
-            return len(rows.all())
+            return list(rows.all())
 
 
 class RedisLoginSessionStore(LoginSessionStore):
-    """Keys `login:{token_id}` -> user id (TTL = token lifetime); `login:user:{id}` indexes them."""
+    """Redis DB 0 in front of the database: `login:{token_id}` marks a live login (short TTL),
+    the database stays the source of truth. A logout deletes the key at once, so every
+    replica sees it; while Redis is down checks fall back to the database instead of
+    locking everybody out (the original's global-401 defect)."""
 
     backend = "redis"
 
-    def __init__(self, *, client: aioredis.Redis) -> None:
+    def __init__(
+        self, *, client: aioredis.Redis, database: DatabaseLoginSessionStore, cache_ttl: int = 60
+    ) -> None:
         self._redis = client
+        self._db = database
+        self._ttl = cache_ttl
 
     async def create(self, *, token_id: str, user_id: str, expires_at: float) -> None:
-        ttl = max(int(expires_at - datetime.now(UTC).timestamp()), 1)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"login:{token_id}", user_id, ex=ttl)
-            pipe.sadd(f"login:user:{user_id}", token_id)
-            pipe.expire(f"login:user:{user_id}", ttl, gt=True)
-            pipe.expire(f"login:user:{user_id}", ttl, nx=True)
-            await pipe.execute()
+        await self._db.create(token_id=token_id, user_id=user_id, expires_at=expires_at)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.set(f"login:{token_id}", user_id, ex=self._ttl)
 
     async def is_active(self, *, token_id: str) -> bool:
-        return bool(await self._redis.exists(f"login:{token_id}"))
+        try:
+            if await self._redis.exists(f"login:{token_id}"):
+                return True
+        except (RedisError, OSError):
+            return await self._db.is_active(token_id=token_id)
+        active = await self._db.is_active(token_id=token_id)
+        if active:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.set(f"login:{token_id}", "1", ex=self._ttl)
+        return active
 
     async def revoke(self, *, token_id: str) -> None:
-        await self._redis.delete(f"login:{token_id}")
+        await self._db.revoke(token_id=token_id)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(f"login:{token_id}")
 
     async def revoke_user(self, *, user_id: str) -> None:
-        token_ids = await self._redis.smembers(f"login:user:{user_id}")
-        keys = [f"login:{t.decode() if isinstance(t, bytes) else t}" for t in token_ids]
-        await self._redis.delete(*keys, f"login:user:{user_id}")
+        token_ids = await self._db.token_ids(user_id=user_id)
+        await self._db.revoke_user(user_id=user_id)
+        if token_ids:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.delete(*(f"login:{t}" for t in token_ids))

@@ -5,10 +5,12 @@ Counted in Redis DB 0 when enabled (shared by all replicas), else in this proces
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 
 class LoginThrottle(ABC):
@@ -61,11 +63,31 @@ class MemoryLoginThrottle(LoginThrottle):
 
 
 class RedisLoginThrottle(LoginThrottle):
+    """Shared counters in Redis; this replica's own counters while Redis is unreachable."""
+
     def __init__(self, *, client: aioredis.Redis, max_failures: int, window: float) -> None:
         super().__init__(max_failures=max_failures, window=window)
         self._redis = client
+        self._local = MemoryLoginThrottle(max_failures=max_failures, window=window)
 
     async def retry_after(self, *, keys: list[str]) -> int:
+        try:
+            return await self._shared_retry_after(keys)
+        except (RedisError, OSError):
+            return await self._local.retry_after(keys=keys)
+
+    async def record_failure(self, *, keys: list[str]) -> None:
+        try:
+            await self._shared_record(keys)
+        except (RedisError, OSError):
+            await self._local.record_failure(keys=keys)
+
+    async def reset(self, *, keys: list[str]) -> None:
+        await self._local.reset(keys=keys)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(*(f"loginfail:{k}" for k in keys))
+
+    async def _shared_retry_after(self, keys: list[str]) -> int:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.get(f"loginfail:{key}")
@@ -78,12 +100,9 @@ class RedisLoginThrottle(LoginThrottle):
         ]
         return max(waits, default=0)
 
-    async def record_failure(self, *, keys: list[str]) -> None:
+    async def _shared_record(self, keys: list[str]) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             for key in keys:
                 pipe.incr(f"loginfail:{key}")
                 pipe.expire(f"loginfail:{key}", int(self.window), nx=True)
             await pipe.execute()
-
-    async def reset(self, *, keys: list[str]) -> None:
-        await self._redis.delete(*(f"loginfail:{k}" for k in keys))
