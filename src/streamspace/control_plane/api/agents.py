@@ -47,6 +47,7 @@ class AgentRead(BaseModel):
     draining: bool
     max_sessions: int
     active_sessions: int
+    reported_sessions: int = 0
     capacity: dict[str, Any]
     last_heartbeat: datetime | None
 
@@ -82,7 +83,11 @@ async def list_agents(admin: Admin, ctx: Ctx) -> list[AgentRead]:
         loads = await agent_loads(db)
     return [
         AgentRead.model_validate(a).model_copy(
-            update={"connected": a.status == "online", "active_sessions": loads.get(a.id, 0)}
+            update={
+                "connected": a.status == "online",
+                "active_sessions": loads.get(a.id, 0),
+                "reported_sessions": a.active_sessions,
+            }
         )
         for a in agents
     ]
