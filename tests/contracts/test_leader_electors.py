@@ -15,17 +15,22 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
 
+from streamspace.config.agent import AgentSettings
+from streamspace.leader.base import LeaderElector
+from streamspace.leader.factory import build_elector
 from streamspace.leader.redis import leader_key
 from streamspace.leader.testing import (
     CandidatePool,
     Timings,
     backend_env,
     create_label_service,
+    isolated_redis_url,
     remove_service,
     single_leader_violations,
     swarm_ready,
@@ -45,36 +50,99 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@dataclass
+class Backend:
+    """One backend's shared state for a test: where the lease lives."""
+
+    name: str
+    agent_id: str
+    workdir: Path
+    redis_url: str | None = None
+    swarm_service: str | None = None
+
+    def env(self) -> dict[str, str]:
+        return backend_env(backend=self.name, agent_id=self.agent_id, workdir=self.workdir,
+                           timings=TIMINGS, redis_url=self.redis_url,
+                           swarm_service=self.swarm_service)
+
+    def elector(self, identity: str) -> LeaderElector:
+        return build_elector(AgentSettings(**{**self.env(), "POD_NAME": identity}))
+
+    def forget(self) -> None:
+        """Lose every trace of the lease, as a flushed Redis or a redeployed stack would."""
+        if self.name == "file":
+            Path(self.env()["LOCK_FILE_PATH"]).unlink()
+        if self.redis_url:
+            with redis.Redis.from_url(self.redis_url) as client:
+                client.delete(leader_key(self.agent_id), f"{leader_key(self.agent_id)}:epoch")
+        if self.swarm_service:
+            remove_service(self.swarm_service)
+            create_label_service(self.swarm_service)
+
+
 @pytest.fixture(params=["file", "redis", "swarm"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    setup = Backend(name=request.param, agent_id=f"contract-{uuid.uuid4().hex[:10]}",
+                    workdir=tmp_path)
+    if setup.name == "redis":
+        url = os.environ.get("STREAMSPACE_TEST_REDIS_URL")
+        if not url:
+            _unavailable("STREAMSPACE_TEST_REDIS_URL is not set: no Redis for the redis backend")
+        setup.redis_url = isolated_redis_url(str(url))
+    if setup.name == "swarm":
+        if not swarm_ready():
+            _unavailable("no Docker engine reachable for the swarm backend")
+        setup.swarm_service = f"streamspace-leader-test-{setup.agent_id}"
+        create_label_service(setup.swarm_service)
+    try:
+        yield setup
+    finally:
+        if setup.swarm_service:
+            remove_service(setup.swarm_service)
+        if setup.redis_url:
+            with redis.Redis.from_url(setup.redis_url) as client:
+                client.delete(leader_key(setup.agent_id), f"{leader_key(setup.agent_id)}:epoch")
 
 
 @pytest.fixture
-def pool(backend: str, tmp_path: Path) -> Iterator[CandidatePool]:
-    agent_id = f"contract-{uuid.uuid4().hex[:10]}"
-    redis_url = swarm_service = None
-    if backend == "redis":
-        redis_url = os.environ.get("STREAMSPACE_TEST_REDIS_URL")
-        if not redis_url:
-            _unavailable("STREAMSPACE_TEST_REDIS_URL is not set: no Redis for the redis backend")
-    if backend == "swarm":
-        if not swarm_ready():
-            _unavailable("no Docker engine reachable for the swarm backend")
-        swarm_service = f"streamspace-leader-test-{agent_id}"
-        create_label_service(swarm_service)
-    env = backend_env(backend=backend, agent_id=agent_id, workdir=tmp_path, timings=TIMINGS,
-                      redis_url=redis_url, swarm_service=swarm_service)
-    candidates = CandidatePool(env=env, workdir=tmp_path)
+def pool(backend: Backend) -> Iterator[CandidatePool]:
+    candidates = CandidatePool(env=backend.env(), workdir=backend.workdir)
     try:
         yield candidates
     finally:
         candidates.stop_all()
-        if swarm_service:
-            remove_service(swarm_service)
-        if redis_url:
-            with redis.Redis.from_url(redis_url) as client:
-                client.delete(leader_key(agent_id), f"{leader_key(agent_id)}:epoch")
+
+
+async def test_a_held_lease_excludes_others_until_released(backend: Backend) -> None:
+    a, b = backend.elector("a"), backend.elector("b")
+    try:
+        first = await a.try_acquire()
+        assert first is not None
+        assert await b.try_acquire() is None
+        assert await a.renew()
+        assert await b.current_holder() == "a"
+        await a.release()
+        second = await b.try_acquire()
+        assert second is not None and second > first
+        assert not await a.renew()
+        assert await a.current_holder() == "b"
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_epochs_keep_increasing_after_the_backend_forgets(backend: Backend) -> None:
+    a, b = backend.elector("a"), backend.elector("b")
+    try:
+        first = await a.try_acquire()
+        assert first is not None
+        await a.release()
+        backend.forget()
+        second = await b.try_acquire()
+        assert second is not None and second > first
+    finally:
+        await a.close()
+        await b.close()
 
 
 def _assert_one_leader_at_a_time(pool: CandidatePool) -> None:
@@ -131,12 +199,12 @@ def test_sigterm_hands_over_sooner_than_a_lease(pool: CandidatePool) -> None:
     _assert_one_leader_at_a_time(pool)
 
 
-def test_paused_leader_does_not_act_after_resuming(backend: str, pool: CandidatePool) -> None:
+def test_paused_leader_does_not_act_after_resuming(backend: Backend, pool: CandidatePool) -> None:
     pool.start("a")
     pool.start("b")
     old = pool.wait_for_leader(timeout=START_UP)
     pool.signal(old.identity, signal.SIGSTOP)
-    if backend == "file":
+    if backend.name == "file":
         _assert_flock_survives_a_pause(pool, old.epoch)
     else:
         new = pool.wait_for_leader(above_epoch=old.epoch, timeout=WAIT)

@@ -6,7 +6,18 @@ loop in leader/loop.py turns them into "run this coroutine only while leader".
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+
+
+def epoch_seed() -> int:
+    """Where a new epoch counter starts: unix time in milliseconds.
+
+    A backend that loses its state (Redis flushed or restarted without persistence, a stack
+    redeploy replacing the service labels, a deleted lock file) then still hands out epochs
+    above every earlier one, so fencing never sees an epoch go back.
+    """
+    return int(time.time() * 1000)
 
 
 class LeaderElector(ABC):

@@ -12,7 +12,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streamspace.leader.base import LeaderElector
+from streamspace.leader.base import LeaderElector, epoch_seed
 
 # The file is a few bytes on a local disk: the calls below are done inline, not in a thread.
 
@@ -110,9 +110,9 @@ def _read_text(fd: int) -> dict[str, str]:
 
 
 def _read_epoch(fd: int) -> int:
-    """The generation counter kept in the file; 0 for a new or unreadable file."""
+    """The generation counter kept in the file; a fresh seed for a new or unreadable file."""
     value = _read_text(fd).get("epoch", "")
-    return int(value) if value.isdigit() else 0
+    return int(value) if value.isdigit() else epoch_seed()
 
 
 def _write_fields(fd: int, fields: dict[str, str]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import aiodocker
 
 from streamspace.errors import ConfigError, Unavailable
-from streamspace.leader.base import LeaderElector
+from streamspace.leader.base import LeaderElector, epoch_seed
 
 _CONFLICT_RETRIES = 3
 
@@ -71,7 +71,7 @@ class SwarmLeaderElector(LeaderElector):
         now = self._wall()
         if record is not None and record.held_at(now):
             return self._epoch if self._is_mine(record) and await self.renew() else None
-        epoch = (record.epoch if record else 0) + 1
+        epoch = (record.epoch if record else epoch_seed()) + 1
         new = LeaderRecord(holder=self.identity, epoch=epoch, expires=now + self.lease_duration)
         if not await self._write(service, new):
             return None

@@ -15,8 +15,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 POLL = 0.02
+# Other suites FLUSHDB their own databases on the shared test Redis; leader tests keep apart.
+LEADER_TEST_REDIS_DB = 13
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,12 @@ class CandidatePool:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def isolated_redis_url(url: str, *, db: int = LEADER_TEST_REDIS_DB) -> str:
+    """`url` pointed at database `db`, so that another suite's FLUSHDB cannot touch our keys."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{db}"))
 
 
 def swarm_ready() -> bool:
