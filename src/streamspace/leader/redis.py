@@ -14,12 +14,12 @@ from redis.asyncio import Redis
 from streamspace.leader.base import LeaderElector
 
 # Atomic so that a failed attempt never burns an epoch: INCR only when the key is free.
-# A missing counter starts at the server's unix time in ms (see base.epoch_seed).
+# A missing counter starts at the server's unix time in microseconds (see base.epoch_seed).
 _ACQUIRE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 if redis.call('EXISTS', KEYS[2]) == 0 then
   local now = redis.call('TIME')
-  redis.call('SET', KEYS[2], string.format('%.0f', now[1] * 1000 + math.floor(now[2] / 1000)))
+  redis.call('SET', KEYS[2], string.format('%.0f', now[1] * 1000000 + now[2]))
 end
 local epoch = redis.call('INCR', KEYS[2])
 local value = cjson.encode({holder = ARGV[1], epoch = epoch})
