@@ -53,7 +53,7 @@ async def settle() -> None:
 class ScriptedElector(LeaderElector):
     """Answers from a script; `renew_with` is True, False, "hang" or an exception."""
 
-    def __init__(self, *acquires: int | None | Exception) -> None:
+    def __init__(self, *acquires: int | Exception | None) -> None:
         super().__init__(agent_id="agent-1", identity="replica-a", lease_duration=LEASE)
         self.acquires = deque(acquires)
         self.renew_with: bool | str | Exception = True
