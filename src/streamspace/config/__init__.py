@@ -3,4 +3,4 @@
 from streamspace.config.agent import AgentSettings, load_agent_settings
 from streamspace.config.control_plane import ControlPlaneSettings, load_settings
 
-__all__ = ["AgentSettings", "load_agent_settings", "ControlPlaneSettings", "load_settings"]
+__all__ = ["AgentSettings", "ControlPlaneSettings", "load_agent_settings", "load_settings"]

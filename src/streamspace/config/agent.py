@@ -29,7 +29,8 @@ class AgentSettings(BaseSettings):
 
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
-    agent_id: str = Field(..., min_length=3, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    agent_id: str = Field(..., min_length=3, max_length=100,
+                          pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
                           validation_alias=_env("AGENT_ID"),
                           description="Unique id of this logical agent (one per cluster or host).")
     control_plane_url: str = Field(

@@ -48,7 +48,8 @@ class ControlPlaneSettings(BaseSettings):
         description="Share the AgentHub through Redis DB 1 (multi-pod mode).")
     cache_enabled: bool = Field(
         False, validation_alias=_env("CACHE_ENABLED"),
-        description="Keep login sessions and cache in Redis DB 0 (implied by AGENTHUB_REDIS_ENABLED).")
+        description=("Keep login sessions and cache in Redis DB 0 "
+                     "(implied by AGENTHUB_REDIS_ENABLED)."))
     redis_host: str = Field("localhost", validation_alias=_env("REDIS_HOST"),
                             description="Redis server address.")
     redis_port: int = Field(6379, ge=1, le=65535, validation_alias=_env("REDIS_PORT"),
@@ -66,7 +67,8 @@ class ControlPlaneSettings(BaseSettings):
         description="Recycle database connections older than this (e.g. '5m').")
     jwt_secret: str | None = Field(
         None, min_length=32, validation_alias=_env("STREAMSPACE_JWT_SECRET"),
-        description="Secret signing login tokens; default: generated once and kept in the database.")
+        description=("Secret signing login tokens; "
+                     "default: generated once and kept in the database."))
     access_token_ttl: Seconds = Field(
         3600.0 * 12, gt=0, validation_alias=_env("STREAMSPACE_TOKEN_TTL"),
         description="Lifetime of a login token.")
@@ -84,7 +86,8 @@ class ControlPlaneSettings(BaseSettings):
     login_failure_window: Seconds = Field(
         300.0, gt=0, validation_alias=_env("STREAMSPACE_LOGIN_FAILURE_WINDOW"),
         description="Window over which failed logins are counted.")
-    max_body_bytes: int = Field(1 << 20, ge=1024, validation_alias=_env("STREAMSPACE_MAX_BODY_BYTES"),
+    max_body_bytes: int = Field(1 << 20, ge=1024,
+                                validation_alias=_env("STREAMSPACE_MAX_BODY_BYTES"),
                                 description="Largest accepted request body.")
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"),
                                                 description="Log output: text or json.")
