@@ -48,8 +48,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--retry", type=float, default=2.0, help="RETRY_PERIOD, seconds")
     parser.add_argument("--quick", action="store_true", help="lease 3, deadline 2, retry 0.5")
     parser.add_argument("--backends", default="file,redis,swarm", help="comma-separated")
-    parser.add_argument("--redis-url", default=os.environ.get("STREAMSPACE_TEST_REDIS_URL"),
-                        help="Redis for the redis backend (default STREAMSPACE_TEST_REDIS_URL)")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("STREAMSPACE_TEST_REDIS_URL"),
+        help="Redis for the redis backend (default STREAMSPACE_TEST_REDIS_URL)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill-phase jitter")
     args = parser.parse_args(argv)
     if args.quick:
@@ -72,8 +75,14 @@ def backend_pool(
             stack.callback(remove_service, service)
         if backend == "redis" and redis_url:
             stack.callback(_forget_redis_keys, redis_url, agent_id)
-        env = backend_env(backend=backend, agent_id=agent_id, workdir=Path(tmp), timings=timings,
-                          redis_url=redis_url, swarm_service=service)
+        env = backend_env(
+            backend=backend,
+            agent_id=agent_id,
+            workdir=Path(tmp),
+            timings=timings,
+            redis_url=redis_url,
+            swarm_service=service,
+        )
         pool = CandidatePool(env=env, workdir=Path(tmp))
         stack.callback(pool.stop_all)
         yield pool
@@ -84,8 +93,13 @@ def _forget_redis_keys(url: str, agent_id: str) -> None:
         client.delete(leader_key(agent_id), f"{leader_key(agent_id)}:epoch")
 
 
-def measure(*, pool: CandidatePool, timings: Timings, runs: int, rng: random.Random,
-            ) -> dict[str, list[float]]:
+def measure(
+    *,
+    pool: CandidatePool,
+    timings: Timings,
+    runs: int,
+    rng: random.Random,
+) -> dict[str, list[float]]:
     """Alternate crash and graceful kills of the leader; seconds until the successor acts."""
     names = (f"r{i}" for i in range(10_000))
     for _ in range(REPLICAS):
@@ -115,8 +129,10 @@ def report(*, backend: str, results: dict[str, list[float]], timings: Timings) -
         p50, worst = statistics.median(values), max(values)
         op = "<=" if mode == "crash" else "<"
         ok = worst <= targets[mode] if mode == "crash" else worst < targets[mode]
-        rows.append(f"| {backend} | {mode} | {len(values)} | {p50:.2f} | {worst:.2f} "
-                    f"| {op} {targets[mode]:.1f} | {'met' if ok else 'MISSED'} |")
+        rows.append(
+            f"| {backend} | {mode} | {len(values)} | {p50:.2f} | {worst:.2f} "
+            f"| {op} {targets[mode]:.1f} | {'met' if ok else 'MISSED'} |"
+        )
     return rows
 
 
@@ -124,10 +140,14 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     timings = Timings(lease=args.lease, renew_deadline=args.renew_deadline, retry=args.retry)
     rng = random.Random(args.seed)
-    table = ["| backend | kill | runs | p50 s | max s | target s | |",
-             "|---|---|---|---|---|---|---|"]
-    print(f"lease {timings.lease} s, renew deadline {timings.renew_deadline} s, "
-          f"retry {timings.retry} s, {args.runs} runs of each kind, {REPLICAS} replicas")
+    table = [
+        "| backend | kill | runs | p50 s | max s | target s | |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    print(
+        f"lease {timings.lease} s, renew deadline {timings.renew_deadline} s, "
+        f"retry {timings.retry} s, {args.runs} runs of each kind, {REPLICAS} replicas"
+    )
     for backend in args.backends.split(","):
         if backend == "redis" and not args.redis_url:
             print("redis: skipped (no --redis-url / STREAMSPACE_TEST_REDIS_URL)")

@@ -61,9 +61,14 @@ class Backend:
     swarm_service: str | None = None
 
     def env(self) -> dict[str, str]:
-        return backend_env(backend=self.name, agent_id=self.agent_id, workdir=self.workdir,
-                           timings=TIMINGS, redis_url=self.redis_url,
-                           swarm_service=self.swarm_service)
+        return backend_env(
+            backend=self.name,
+            agent_id=self.agent_id,
+            workdir=self.workdir,
+            timings=TIMINGS,
+            redis_url=self.redis_url,
+            swarm_service=self.swarm_service,
+        )
 
     def elector(self, identity: str) -> LeaderElector:
         return build_elector(AgentSettings(**{**self.env(), "POD_NAME": identity}))
@@ -82,8 +87,9 @@ class Backend:
 
 @pytest.fixture(params=["file", "redis", "swarm"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    setup = Backend(name=request.param, agent_id=f"contract-{uuid.uuid4().hex[:10]}",
-                    workdir=tmp_path)
+    setup = Backend(
+        name=request.param, agent_id=f"contract-{uuid.uuid4().hex[:10]}", workdir=tmp_path
+    )
     if setup.name == "redis":
         url = os.environ.get("STREAMSPACE_TEST_REDIS_URL")
         if not url:
@@ -157,9 +163,14 @@ def test_one_leader_at_a_time_under_churn(pool: CandidatePool) -> None:
         pool.start(next(names))
     leader = pool.wait_for_leader(timeout=START_UP)
     leader_changes = 0
-    for target, signum in [("leader", signal.SIGKILL), ("standby", signal.SIGKILL),
-                           ("leader", signal.SIGTERM), ("leader", signal.SIGKILL),
-                           ("leader", signal.SIGTERM), ("new leader", signal.SIGKILL)]:
+    for target, signum in [
+        ("leader", signal.SIGKILL),
+        ("standby", signal.SIGKILL),
+        ("leader", signal.SIGTERM),
+        ("leader", signal.SIGKILL),
+        ("leader", signal.SIGTERM),
+        ("new leader", signal.SIGKILL),
+    ]:
         leader = pool.latest()
         standbys = [name for name in pool.alive() if name != leader.identity]
         pool.signal(leader.identity if "leader" in target else rng.choice(standbys), signum)

@@ -114,8 +114,11 @@ def clock() -> VirtualClock:
 
 def start(elector: ScriptedElector, work: Work, clock: VirtualClock) -> asyncio.Task[None]:
     elector.clock = clock
-    return asyncio.create_task(run_as_leader(elector=elector, work=work, retry_period=RETRY,
-                                             renew_deadline=DEADLINE, clock=clock))
+    return asyncio.create_task(
+        run_as_leader(
+            elector=elector, work=work, retry_period=RETRY, renew_deadline=DEADLINE, clock=clock
+        )
+    )
 
 
 async def stop(task: asyncio.Task[None]) -> None:
@@ -237,8 +240,11 @@ async def test_crashed_work_releases_and_campaigns_again(clock: VirtualClock) ->
         await clock.sleep(1e9)
 
     elector.clock = clock
-    task = asyncio.create_task(run_as_leader(elector=elector, work=crash, retry_period=RETRY,
-                                             renew_deadline=DEADLINE, clock=clock))
+    task = asyncio.create_task(
+        run_as_leader(
+            elector=elector, work=crash, retry_period=RETRY, renew_deadline=DEADLINE, clock=clock
+        )
+    )
     await clock.advance(RETRY)
     assert crashes == [2, 3] and elector.releases == 1
     await stop(task)

@@ -30,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     if not log_file:
         print("usage: python -m streamspace.leader.candidate LOG_FILE", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(process)d %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(process)d %(name)s %(message)s"
+    )
     try:
         settings = load_agent_settings()
     except ConfigError as exc:
@@ -54,8 +55,12 @@ async def _run(*, settings: AgentSettings, log_path: Path) -> None:
 
     try:
         with contextlib.suppress(asyncio.CancelledError):
-            await run_as_leader(elector=elector, work=beat, retry_period=settings.retry_period,
-                                renew_deadline=settings.renew_deadline)
+            await run_as_leader(
+                elector=elector,
+                work=beat,
+                retry_period=settings.retry_period,
+                renew_deadline=settings.renew_deadline,
+            )
     finally:
         await elector.close()
 

@@ -17,22 +17,34 @@ def build_elector(settings: AgentSettings) -> LeaderElector:
     if backend == "file":
         from streamspace.leader.file import FileLeaderElector
 
-        return FileLeaderElector(agent_id=settings.agent_id, identity=settings.pod_name,
-                                 lease_duration=settings.lease_duration,
-                                 path=settings.lock_file_path)
+        return FileLeaderElector(
+            agent_id=settings.agent_id,
+            identity=settings.pod_name,
+            lease_duration=settings.lease_duration,
+            path=settings.lock_file_path,
+        )
     if backend == "redis":
         from streamspace.leader.redis import RedisLeaderElector
 
-        return RedisLeaderElector.from_url(url=settings.redis_url, agent_id=settings.agent_id,
-                                           identity=settings.pod_name,
-                                           lease_duration=settings.lease_duration)
+        return RedisLeaderElector.from_url(
+            url=settings.redis_url,
+            agent_id=settings.agent_id,
+            identity=settings.pod_name,
+            lease_duration=settings.lease_duration,
+        )
     if backend == "swarm":
         import aiodocker
 
         from streamspace.leader.swarm import SwarmLeaderElector
 
-        return SwarmLeaderElector(agent_id=settings.agent_id, identity=settings.pod_name,
-                                  lease_duration=settings.lease_duration,
-                                  docker=aiodocker.Docker(), service=settings.swarm_service)
-    raise ConfigError(f"LEADER_ELECTION_BACKEND={backend!r} is not available in this build yet; "
-                      "use file, redis or swarm")
+        return SwarmLeaderElector(
+            agent_id=settings.agent_id,
+            identity=settings.pod_name,
+            lease_duration=settings.lease_duration,
+            docker=aiodocker.Docker(),
+            service=settings.swarm_service,
+        )
+    raise ConfigError(
+        f"LEADER_ELECTION_BACKEND={backend!r} is not available in this build yet; "
+        "use file, redis or swarm"
+    )

@@ -92,8 +92,13 @@ class FileLeaderElector(LeaderElector):
             self._fd = None
 
     def _describe(self, *, holder: str, event: str) -> dict[str, str]:
-        return {"agent_id": self.agent_id, "holder": holder, "epoch": str(self._epoch),
-                "pid": str(os.getpid()), event: datetime.now(UTC).isoformat(timespec="seconds")}
+        return {
+            "agent_id": self.agent_id,
+            "holder": holder,
+            "epoch": str(self._epoch),
+            "pid": str(os.getpid()),
+            event: datetime.now(UTC).isoformat(timespec="seconds"),
+        }
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -62,8 +62,9 @@ async def run_as_leader(
     """
     clock = clock or MonotonicClock()
     while True:
-        term = await _campaign(elector=elector, clock=clock, retry_period=retry_period,
-                               renew_deadline=renew_deadline)
+        term = await _campaign(
+            elector=elector, clock=clock, retry_period=retry_period, renew_deadline=renew_deadline
+        )
         log.info("leader election: became leader of %s (epoch %d)", term.agent_id, term.epoch)
         outcome = await _lead(elector=elector, term=term, work=work, retry_period=retry_period)
         if outcome == "finished":
@@ -77,11 +78,17 @@ async def _campaign(
     """Try to acquire every `retry_period` until it works."""
     while True:
         started = clock.monotonic()
-        epoch = await _call(elector.try_acquire(), clock=clock, seconds=renew_deadline,
-                            what="acquire")
+        epoch = await _call(
+            elector.try_acquire(), clock=clock, seconds=renew_deadline, what="acquire"
+        )
         if epoch is not None:
-            return LeaderTerm(agent_id=elector.agent_id, epoch=epoch, last_renewed=started,
-                              renew_deadline=renew_deadline, clock=clock)
+            return LeaderTerm(
+                agent_id=elector.agent_id,
+                epoch=epoch,
+                last_renewed=started,
+                renew_deadline=renew_deadline,
+                clock=clock,
+            )
         await clock.sleep(retry_period)
 
 
@@ -92,22 +99,30 @@ async def _lead(
     work_task = asyncio.create_task(_run_work(work, term), name=f"leader-work-{term.epoch}")
     outcome: Outcome | None = None
     try:
-        outcome = await _keep_renewing(elector=elector, term=term, work_task=work_task,
-                                       retry_period=retry_period)
+        outcome = await _keep_renewing(
+            elector=elector, term=term, work_task=work_task, retry_period=retry_period
+        )
         return outcome
     finally:
         await _stop(work_task)
         if outcome in ("lost", "deadline"):
             why = "renew refused" if outcome == "lost" else "no renew within the renew deadline"
-            log.warning("leader election: lost leadership of %s (epoch %d): %s",
-                        term.agent_id, term.epoch, why)
+            log.warning(
+                "leader election: lost leadership of %s (epoch %d): %s",
+                term.agent_id,
+                term.epoch,
+                why,
+            )
         if outcome != "lost":
             # After a missed deadline the lease is probably gone: release quietly, in case not.
             await _release(elector=elector, term=term, announce=outcome != "deadline")
 
 
 async def _keep_renewing(
-    *, elector: LeaderElector, term: LeaderTerm, work_task: asyncio.Task[Outcome],
+    *,
+    elector: LeaderElector,
+    term: LeaderTerm,
+    work_task: asyncio.Task[Outcome],
     retry_period: float,
 ) -> Outcome:
     """Renew every `retry_period`; give up once no renew succeeded within the deadline."""
@@ -121,8 +136,9 @@ async def _keep_renewing(
         started = clock.monotonic()
         if started >= deadline:
             return "deadline"
-        renewed = await _call(elector.renew(), clock=clock, seconds=deadline - started,
-                              what="renew")
+        renewed = await _call(
+            elector.renew(), clock=clock, seconds=deadline - started, what="renew"
+        )
         if renewed is False:
             return "lost"
         if renewed:
@@ -173,11 +189,11 @@ async def _stop(task: asyncio.Future[Any]) -> None:
 
 async def _release(*, elector: LeaderElector, term: LeaderTerm, announce: bool) -> None:
     """Give the lease back (best effort, bounded) so a standby takes over at once."""
-    released = await _call(_release_ok(elector), clock=term.clock,
-                           seconds=term.renew_deadline, what="release")
+    released = await _call(
+        _release_ok(elector), clock=term.clock, seconds=term.renew_deadline, what="release"
+    )
     if released and announce:
-        log.info("leader election: released leadership of %s (epoch %d)", term.agent_id,
-                 term.epoch)
+        log.info("leader election: released leadership of %s (epoch %d)", term.agent_id, term.epoch)
 
 
 async def _release_ok(elector: LeaderElector) -> bool:

@@ -65,8 +65,9 @@ class RedisLeaderElector(LeaderElector):
         """A client whose socket timeouts stay well inside one lease."""
         timeout = max(lease_duration / 3, 0.5)
         client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        return cls(agent_id=agent_id, identity=identity, lease_duration=lease_duration,
-                   client=client)
+        return cls(
+            agent_id=agent_id, identity=identity, lease_duration=lease_duration, client=client
+        )
 
     @property
     def _lease_ms(self) -> int:
@@ -75,8 +76,9 @@ class RedisLeaderElector(LeaderElector):
     async def try_acquire(self) -> int | None:
         if self._value is not None and await self.renew():
             return _decode(self._value)[1]
-        result: Any = await self._acquire(keys=[self._key, self._epoch_key],
-                                          args=[self.identity, self._lease_ms])
+        result: Any = await self._acquire(
+            keys=[self._key, self._epoch_key], args=[self.identity, self._lease_ms]
+        )
         if not result:
             return None
         epoch, value = int(result[0]), _text(result[1])

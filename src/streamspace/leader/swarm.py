@@ -42,8 +42,9 @@ class LeaderRecord:
     def from_label(cls, text: str | None) -> LeaderRecord | None:
         try:
             data = json.loads(text or "")
-            return cls(holder=str(data["holder"]), epoch=int(data["epoch"]),
-                       expires=float(data["expires"]))
+            return cls(
+                holder=str(data["holder"]), epoch=int(data["epoch"]), expires=float(data["expires"])
+            )
         except (ValueError, KeyError, TypeError):
             return None
 
@@ -55,8 +56,14 @@ class SwarmLeaderElector(LeaderElector):
     """Leadership = the service label names us and has not expired."""
 
     def __init__(
-        self, *, agent_id: str, identity: str, lease_duration: float, docker: aiodocker.Docker,
-        service: str | None, wall: Callable[[], float] = time.time,
+        self,
+        *,
+        agent_id: str,
+        identity: str,
+        lease_duration: float,
+        docker: aiodocker.Docker,
+        service: str | None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(agent_id=agent_id, identity=identity, lease_duration=lease_duration)
         self._docker = docker
@@ -86,8 +93,9 @@ class SwarmLeaderElector(LeaderElector):
             if record is None or not self._is_mine(record):
                 self._epoch = None
                 return False
-            extended = LeaderRecord(holder=self.identity, epoch=record.epoch,
-                                    expires=self._wall() + self.lease_duration)
+            extended = LeaderRecord(
+                holder=self.identity, epoch=record.epoch, expires=self._wall() + self.lease_duration
+            )
             if await self._write(service, extended):
                 return True
         raise Unavailable(f"swarm service {self._service!r} kept changing while renewing")
@@ -132,8 +140,11 @@ class SwarmLeaderElector(LeaderElector):
         spec["Labels"] = {**(spec.get("Labels") or {}), self._label: record.to_label()}
         try:
             await self._docker._query_json(
-                f"services/{service['ID']}/update", method="POST",
-                params={"version": service["Version"]["Index"]}, data=json.dumps(spec))
+                f"services/{service['ID']}/update",
+                method="POST",
+                params={"version": service["Version"]["Index"]},
+                data=json.dumps(spec),
+            )
         except aiodocker.DockerError as exc:
             if "update out of sequence" in str(exc.message):
                 return False

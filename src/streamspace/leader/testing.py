@@ -67,23 +67,35 @@ def single_leader_violations(beats: Iterable[Beat]) -> list[str]:
         if owner != beat.identity:
             problems.append(f"epoch {beat.epoch} held by both {owner} and {beat.identity}")
         if latest is not None and beat.epoch < latest.epoch:
-            problems.append(f"{beat.identity} acted with epoch {beat.epoch} at {beat.at:.3f}, "
-                            f"after {latest.identity} acted with epoch {latest.epoch} "
-                            f"at {latest.at:.3f}")
+            problems.append(
+                f"{beat.identity} acted with epoch {beat.epoch} at {beat.at:.3f}, "
+                f"after {latest.identity} acted with epoch {latest.epoch} "
+                f"at {latest.at:.3f}"
+            )
         latest = beat if latest is None or beat.epoch >= latest.epoch else latest
     return problems
 
 
 def backend_env(
-    *, backend: str, agent_id: str, workdir: Path, timings: Timings, redis_url: str | None = None,
+    *,
+    backend: str,
+    agent_id: str,
+    workdir: Path,
+    timings: Timings,
+    redis_url: str | None = None,
     swarm_service: str | None = None,
 ) -> dict[str, str]:
     """The agent environment the candidates of one test share."""
-    env = {"AGENT_ID": agent_id, "CONTROL_PLANE_URL": "http://127.0.0.1:1",
-           "ENABLE_HA": "true", "LEADER_ELECTION_BACKEND": backend,
-           "LOCK_FILE_PATH": str(workdir / "locks" / "agent.lock"),
-           "LEASE_DURATION": str(timings.lease), "RENEW_DEADLINE": str(timings.renew_deadline),
-           "RETRY_PERIOD": str(timings.retry)}
+    env = {
+        "AGENT_ID": agent_id,
+        "CONTROL_PLANE_URL": "http://127.0.0.1:1",
+        "ENABLE_HA": "true",
+        "LEADER_ELECTION_BACKEND": backend,
+        "LOCK_FILE_PATH": str(workdir / "locks" / "agent.lock"),
+        "LEASE_DURATION": str(timings.lease),
+        "RENEW_DEADLINE": str(timings.renew_deadline),
+        "RETRY_PERIOD": str(timings.retry),
+    }
     if redis_url:
         env["REDIS_URL"] = redis_url
     if swarm_service:
@@ -104,7 +116,10 @@ class CandidatePool:
         err = (self.workdir / f"{identity}.err").open("wb")
         self.processes[identity] = subprocess.Popen(
             [sys.executable, "-m", "streamspace.leader.candidate", str(self.log_path)],
-            env={**self.env, "POD_NAME": identity}, stdout=subprocess.DEVNULL, stderr=err)
+            env={**self.env, "POD_NAME": identity},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         err.close()
 
     def alive(self) -> list[str]:
@@ -130,8 +145,9 @@ class CandidatePool:
                 first_epoch = min(b.epoch for b in newer)
                 return min((b for b in newer if b.epoch == first_epoch), key=lambda b: b.at)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no leader above epoch {above_epoch} within {timeout}s\n"
-                                   + self.stderr_tail())
+                raise TimeoutError(
+                    f"no leader above epoch {above_epoch} within {timeout}s\n" + self.stderr_tail()
+                )
             time.sleep(POLL)
 
     def latest(self) -> Beat:
@@ -144,8 +160,10 @@ class CandidatePool:
         return (self.workdir / f"{identity}.err").read_text(errors="replace")
 
     def stderr_tail(self, lines: int = 5) -> str:
-        tails = (f"--- {name}\n" + "\n".join(self.stderr_of(name).splitlines()[-lines:])
-                 for name in self.processes)
+        tails = (
+            f"--- {name}\n" + "\n".join(self.stderr_of(name).splitlines()[-lines:])
+            for name in self.processes
+        )
         return "\n".join(tails)
 
     def stop_all(self) -> None:
@@ -170,21 +188,44 @@ def isolated_redis_url(url: str, *, db: int = LEADER_TEST_REDIS_DB) -> str:
 def swarm_ready() -> bool:
     """Make this Docker engine a single-node swarm if it is not one; False without Docker."""
     try:
-        info = subprocess.run(["docker", "info", "--format", "{{json .Swarm}}"],
-                              capture_output=True, text=True, timeout=30, check=True)
+        info = subprocess.run(
+            ["docker", "info", "--format", "{{json .Swarm}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     if json.loads(info.stdout).get("LocalNodeState") != "active":
-        subprocess.run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
-                       capture_output=True, timeout=60, check=True)
+        subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
     return True
 
 
 def create_label_service(name: str) -> None:
     """A service with no replicas: it runs nothing and only carries labels."""
-    subprocess.run(["docker", "service", "create", "--name", name, "--replicas", "0", "--detach",
-                    "--no-resolve-image", "streamspace/leader-election-probe:none"],
-                   capture_output=True, timeout=60, check=True)
+    subprocess.run(
+        [
+            "docker",
+            "service",
+            "create",
+            "--name",
+            name,
+            "--replicas",
+            "0",
+            "--detach",
+            "--no-resolve-image",
+            "streamspace/leader-election-probe:none",
+        ],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
 
 
 def remove_service(name: str) -> None:
