@@ -9,6 +9,7 @@ import contextlib
 import logging
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import websockets
@@ -225,6 +226,8 @@ class AgentRuntime:
         self._outbox.put_nowait(encode(outcome))
 
     async def _apply(self, command: CommandPayload, session_id: str) -> dict[str, Any]:
+        if not self.still_leader():
+            raise FatalAgentError("lost leadership before acting; another replica leads now")
         if command.action == "start_session":
             if session_id not in self._active and len(self._active) >= self.settings.max_sessions:
                 raise StreamSpaceError(

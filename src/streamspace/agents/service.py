@@ -64,10 +64,16 @@ async def _work(settings: AgentSettings, platform: Platform, key: str) -> None:
         await AgentRuntime(settings=settings, platform=platform, key=key).run()
         return
     from streamspace.leader.factory import build_elector
-    from streamspace.leader.loop import run_as_leader
+    from streamspace.leader.loop import LeaderTerm, run_as_leader
 
-    async def lead(epoch: int) -> None:
-        await AgentRuntime(settings=settings, platform=platform, key=key, epoch=epoch).run()
+    async def lead(term: LeaderTerm) -> None:
+        await AgentRuntime(
+            settings=settings,
+            platform=platform,
+            key=key,
+            epoch=term.epoch,
+            still_leader=term.still_leader,
+        ).run()
 
     elector = build_elector(settings)
     try:

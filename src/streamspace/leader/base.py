@@ -6,7 +6,19 @@ loop in leader/loop.py turns them into "run this coroutine only while leader".
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
+
+
+def epoch_seed() -> int:
+    """Where a new epoch counter starts: unix time in microseconds.
+
+    A backend that loses its state (Redis flushed or restarted without persistence, a stack
+    redeploy replacing the service labels, a deleted lock file) then still hands out epochs
+    above every earlier one: a counter grows by one per change of holder, each of which takes
+    far longer than a microsecond, so it never catches up with this clock.
+    """
+    return time.time_ns() // 1000
 
 
 class LeaderElector(ABC):

@@ -9,7 +9,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -131,7 +142,7 @@ class AgentRecord(Base):
     pending_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="offline")
     pod_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
     draining: Mapped[bool] = mapped_column(Boolean, default=False)
     active_sessions: Mapped[int] = mapped_column(Integer, default=0)
     last_heartbeat: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("pending_key", sa.String(length=128), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("pod_name", sa.String(length=255), nullable=True),
-        sa.Column("epoch", sa.Integer(), nullable=False),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
         sa.Column("draining", sa.Boolean(), nullable=False),
         sa.Column("active_sessions", sa.Integer(), nullable=False),
         sa.Column("last_heartbeat", sa.DateTime(timezone=True), nullable=True),

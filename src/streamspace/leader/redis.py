@@ -1,0 +1,116 @@
+"""Redis backend: `SET NX PX` on `streamspace:agent:leader:{agentId}`, for replicas on many hosts.
+
+The key's value names the holder and epoch; the epoch comes from INCR on `...:{agentId}:epoch`.
+Renew and release are Lua scripts that act only while the caller still holds the key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from streamspace.leader.base import LeaderElector
+
+# Atomic so that a failed attempt never burns an epoch: INCR only when the key is free.
+# A missing counter starts at the server's unix time in microseconds (see base.epoch_seed).
+_ACQUIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[2], string.format('%.0f', now[1] * 1000000 + now[2]))
+end
+local epoch = redis.call('INCR', KEYS[2])
+local value = cjson.encode({holder = ARGV[1], epoch = epoch})
+redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[2])
+return {epoch, value}
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def leader_key(agent_id: str) -> str:
+    """The key the guide tells operators to GET."""
+    return f"streamspace:agent:leader:{agent_id}"
+
+
+class RedisLeaderElector(LeaderElector):
+    """Leadership = owning the leader key, whose TTL is the lease."""
+
+    def __init__(
+        self, *, agent_id: str, identity: str, lease_duration: float, client: Redis
+    ) -> None:
+        super().__init__(agent_id=agent_id, identity=identity, lease_duration=lease_duration)
+        self._client = client
+        self._key = leader_key(agent_id)
+        self._epoch_key = f"{self._key}:epoch"
+        self._value: str | None = None
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_url(
+        cls, *, url: str, agent_id: str, identity: str, lease_duration: float
+    ) -> RedisLeaderElector:
+        """A client whose socket timeouts stay well inside one lease."""
+        timeout = max(lease_duration / 3, 0.5)
+        client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return cls(
+            agent_id=agent_id, identity=identity, lease_duration=lease_duration, client=client
+        )
+
+    @property
+    def _lease_ms(self) -> int:
+        return max(int(self.lease_duration * 1000), 1)
+
+    async def try_acquire(self) -> int | None:
+        if self._value is not None and await self.renew():
+            return _decode(self._value)[1]
+        result: Any = await self._acquire(
+            keys=[self._key, self._epoch_key], args=[self.identity, self._lease_ms]
+        )
+        if not result:
+            return None
+        epoch, value = int(result[0]), _text(result[1])
+        self._value = value
+        return epoch
+
+    async def renew(self) -> bool:
+        if self._value is None:
+            return False
+        renewed = await self._renew(keys=[self._key], args=[self._value, self._lease_ms])
+        if not renewed:
+            self._value = None
+        return bool(renewed)
+
+    async def release(self) -> None:
+        if self._value is None:
+            return
+        value, self._value = self._value, None
+        await self._release(keys=[self._key], args=[value])
+
+    async def current_holder(self) -> str | None:
+        raw = await self._client.get(self._key)
+        return None if raw is None else _decode(_text(raw))[0]
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _decode(value: str) -> tuple[str, int]:
+    data = json.loads(value)
+    return str(data["holder"]), int(data["epoch"])
