@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import websockets
 
-from tests.support.cluster import Cluster, cluster, eventually
+from tests.support.cluster import cluster, eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

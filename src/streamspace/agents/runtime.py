@@ -39,9 +39,16 @@ class FatalAgentError(StreamSpaceError):
 
 class AgentRuntime:
     def __init__(
-        self, *, settings: AgentSettings, platform: Platform, key: str, epoch: int = 0
+        self,
+        *,
+        settings: AgentSettings,
+        platform: Platform,
+        key: str,
+        epoch: int = 0,
+        still_leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings, self.platform, self.key, self.epoch = settings, platform, key, epoch
+        self.still_leader = still_leader  # checked before every action (local fencing)
         self.draining = False
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[str] = asyncio.Queue()
