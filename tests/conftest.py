@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.docker import session_image  # noqa: F401 - shared fixture
 from tests.support.services import flush_redis, fresh_postgres
 
 

@@ -100,7 +100,13 @@ def up(
     if generated:
         typer.echo(f"  (password kept in {pw_file}; it applies when the admin is first created)")
     typer.echo(f"  API docs: {url}/api/docs   data: {settings.data_dir.resolve()}")
-    _serve(settings)
+    from streamspace.control_plane.logs import configure_logging
+    from streamspace.embedded import serve_embedded
+
+    configure_logging(fmt=settings.log_format, level=settings.log_level, pod_name=settings.pod_name)
+    asyncio.run(
+        serve_embedded(settings, with_agent=os.environ.get("STREAMSPACE_LOCAL_AGENT", "1") != "0")
+    )
 
 
 def _default_ui_dir() -> Path | None:

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,49 +19,11 @@ from streamspace.agents.platforms.base import ObservedSession, SessionSpec
 from streamspace.agents.platforms.docker import DockerPlatform
 from streamspace.agents.platforms.rfb import RFB_BANNER
 from streamspace.errors import NotFound, PlatformError
+from tests.support.docker import IMAGE, cleanup, docker_cli
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
-IMAGE = "streamspace/terminal:bookworm"
 USER = f"alice-{uuid.uuid4().hex[:8]}"  # homes are per user: keep this run's apart
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("STREAMSPACE_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (STREAMSPACE_TEST_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def session_image() -> str:
-    """The terminal image, built once by images/build.sh (a no-op when already built)."""
-    if shutil.which("docker") is None:
-        _unavailable("docker CLI not installed")
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode != 0:
-        _unavailable("Docker engine not reachable")
-    build = subprocess.run(
-        [str(REPO / "images" / "build.sh"), "base", "terminal"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    if build.returncode != 0:
-        _unavailable(f"images/build.sh failed:\n{build.stderr[-2000:]}")
-    return IMAGE
-
-
-def _cleanup(agent_id: str, network: str) -> None:
-    label = f"label=streamspace.agent={agent_id}"
-    for listing, remove in (
-        (["docker", "ps", "-aq", "--filter", label], ["docker", "rm", "-f"]),
-        (["docker", "volume", "ls", "-q", "--filter", label], ["docker", "volume", "rm", "-f"]),
-    ):
-        ids = subprocess.run(listing, capture_output=True, text=True, check=False).stdout.split()
-        if ids:
-            subprocess.run([*remove, *ids], capture_output=True, check=False)
-    subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -77,7 +35,7 @@ async def platform(session_image: str) -> AsyncIterator[DockerPlatform]:
         yield docker
     finally:
         await docker.close()
-        await asyncio.to_thread(_cleanup, agent_id, network)
+        await asyncio.to_thread(cleanup, agent_id, network)
 
 
 def make_spec(**overrides: Any) -> SessionSpec:
@@ -89,15 +47,6 @@ def make_spec(**overrides: Any) -> SessionSpec:
     }
     fields.update(overrides)
     return SessionSpec(**fields)
-
-
-async def docker_cli(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "docker", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, f"docker {' '.join(args)}: {err.decode()}"
-    return out.decode()
 
 
 async def inspect(container: str) -> Any:

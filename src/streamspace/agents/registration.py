@@ -92,5 +92,7 @@ async def _register_until_approved(
                 announced = True
             await asyncio.sleep(settings.approval_poll_interval)
             continue
+        if response.status_code == 403 and key is None and read_key(settings):
+            continue  # another replica of this agent just received and stored the key
         message = answer.get("error", {}).get("message", response.text)
         raise PermissionDenied(f"registration refused ({response.status_code}): {message}")
