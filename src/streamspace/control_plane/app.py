@@ -123,7 +123,12 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     backend = _hub_backend(settings)
     event_hub = EventHub(backend=backend)
     hub = AgentHub(
-        backend=backend, db=db, settings=settings, metrics=metrics, on_event=event_hub.on_message
+        backend=backend,
+        db=db,
+        settings=settings,
+        metrics=metrics,
+        on_event=event_hub.on_message,
+        announce=event_hub.publish,
     )
     liveness = settings.heartbeat_interval * settings.heartbeat_missed_limit
     session_service = SessionService(

@@ -81,12 +81,14 @@ class AgentHub:
         settings: ControlPlaneSettings,
         metrics: Metrics,
         on_event: Callable[[bytes], Awaitable[None]],
+        announce: Callable[..., Awaitable[None]] | None = None,
     ) -> None:
         self.backend = backend
         self._db = db
         self._settings = settings
         self._metrics = metrics
         self._on_event = on_event
+        self._announce = announce  # EventHub.publish: agent changes for admins' UI sockets
         self.pod = settings.pod_name
         self.local: dict[str, AgentConnection] = {}
         self._epochs: dict[str, int] = {}
@@ -203,6 +205,7 @@ class AgentHub:
             conn.platform,
             conn.region,
         )
+        await self._agent_event(conn, "online")
 
     async def _displace_local(self, *, agent_id: str, epoch: int, keep: str) -> None:
         old = self.local.get(agent_id)
@@ -226,6 +229,22 @@ class AgentHub:
             if agent is not None and agent.pod_name == self.pod and agent.epoch == conn.epoch:
                 agent.status = "offline"
         log.info("[AgentHub] Agent disconnected: %s", conn.agent_id)
+        await self._agent_event(conn, "offline")
+
+    async def _agent_event(self, conn: AgentConnection, status: str) -> None:
+        if self._announce is not None:
+            with contextlib.suppress(Exception):
+                await self._announce(
+                    kind="agent",
+                    org_id=None,
+                    user_id=None,
+                    data={
+                        "id": conn.agent_id,
+                        "status": status,
+                        "pod_name": self.pod,
+                        "epoch": conn.epoch,
+                    },
+                )
 
     def is_current(self, conn: AgentConnection) -> bool:
         """False for a closed or displaced connection: its messages are dropped."""
