@@ -130,7 +130,7 @@ async def test_refusals_are_clear_and_change_nothing(tmp_path: Path) -> None:
             (frame("teleport", {}), close_codes.PROTOCOL, "invalid message"),
             (frame("complete", {"result": {}}), close_codes.PROTOCOL, "invalid complete payload"),
             ("x" * 300_000, close_codes.TOO_BIG, "larger than"),
-            (b"\x00\x01", close_codes.PROTOCOL, "JSON text frames"),
+            (b"\x00\x01", close_codes.PROTOCOL, "shorter than its stream header"),
         ]
         for data, want_code, want_reason in cases:
             ws = await connect(base, key)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 from collections import OrderedDict
@@ -17,6 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.agents.streams import AgentStreams
 from streamspace.config import AgentSettings
 from streamspace.errors import StreamSpaceError
 from streamspace.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, make
@@ -27,6 +29,7 @@ from streamspace.protocol.close_codes import (
     UNSUPPORTED_VERSION,
 )
 from streamspace.protocol.messages import CommandPayload
+from streamspace.protocol.streams import unpack
 
 log = logging.getLogger(__name__)
 FATAL_CLOSES = {UNAUTHENTICATED, FORBIDDEN, UNSUPPORTED_VERSION}
@@ -51,7 +54,12 @@ class AgentRuntime:
         self.still_leader = still_leader  # checked before every action (local fencing)
         self.draining = False
         self.connected = asyncio.Event()
-        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        # control frames (priority 0) go before VNC data (priority 1); data is bounded by credit
+        self._outbox: asyncio.PriorityQueue[tuple[int, int, str | bytes]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
+        self.streams = AgentStreams(
+            platform=platform, send_control=self.send, send_data=self._send_data
+        )
         self._applied: OrderedDict[str, Envelope | None] = OrderedDict()  # id -> outcome
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[asyncio.Task[None]] = set()
@@ -117,6 +125,7 @@ class AgentRuntime:
                 await self._session(ws)
             finally:
                 self.connected.clear()
+                self.streams.close_all()  # streams do not survive a reconnect; viewers reopen
         self._raise_if_fatal(ws)
 
     def _raise_if_fatal(self, ws: ClientConnection) -> None:
@@ -143,17 +152,30 @@ class AgentRuntime:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _queue(self, frame: str | bytes) -> None:
+        self._outbox.put_nowait((1 if isinstance(frame, bytes) else 0, next(self._seq), frame))
+
+    def _send_data(self, frame: bytes) -> None:
+        self._queue(frame)
+
     async def _writer(self, ws: ClientConnection) -> None:
         while True:
-            frame = await self._outbox.get()
+            _, _, frame = await self._outbox.get()
             try:
                 await ws.send(frame)
             except ConnectionClosed:
-                self._outbox.put_nowait(frame)  # keep it for the next connection
+                if isinstance(frame, str):
+                    self._queue(frame)  # keep control frames for the next connection
                 raise
 
     async def _reader(self, ws: ClientConnection) -> None:
         async for frame in ws:
+            if isinstance(frame, bytes):
+                try:
+                    self.streams.on_data(*unpack(frame))
+                except StreamSpaceError as exc:
+                    log.warning("agent: bad stream frame from the control plane: %s", exc.message)
+                continue
             try:
                 envelope = decode(frame)
             except StreamSpaceError as exc:
@@ -161,6 +183,8 @@ class AgentRuntime:
                 continue
             if envelope.type == "command":
                 self._on_command(envelope)
+            elif envelope.type.startswith("stream_"):
+                self.streams.on_control(envelope.type, envelope.payload)
             elif envelope.type == "ping":
                 self.send("pong", {})
             elif envelope.type == "shutdown":
@@ -171,7 +195,7 @@ class AgentRuntime:
                 raise FatalAgentError("shutdown requested by the control plane")
 
     def send(self, type_: Any, payload: dict[str, Any]) -> None:
-        self._outbox.put_nowait(encode(make(type_, payload, epoch=self.epoch)))
+        self._queue(encode(make(type_, payload, epoch=self.epoch)))
 
     async def _heartbeats(self) -> None:
         while True:
@@ -202,7 +226,7 @@ class AgentRuntime:
             self.send("ack", {"commandId": command.command_id})
             outcome = self._applied[command.command_id]
             if outcome is not None:
-                self._outbox.put_nowait(encode(outcome))
+                self._queue(encode(outcome))
             return
         self._applied[command.command_id] = None
         while len(self._applied) > APPLIED_MEMORY:
@@ -230,7 +254,7 @@ class AgentRuntime:
                     "failed", {"commandId": command.command_id, "error": message}, epoch=self.epoch
                 )
         self._applied[command.command_id] = outcome
-        self._outbox.put_nowait(encode(outcome))
+        self._queue(encode(outcome))
 
     async def _apply(self, command: CommandPayload, session_id: str) -> dict[str, Any]:
         if not self.still_leader():

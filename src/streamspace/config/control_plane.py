@@ -190,6 +190,18 @@ class ControlPlaneSettings(BaseSettings):
         validation_alias=_env("STREAMSPACE_SWEEP_INTERVAL"),
         description="How often the cluster-wide sweeper runs.",
     )
+    reaper_interval: Seconds = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("STREAMSPACE_REAPER_INTERVAL"),
+        description="How often the cluster-wide idle reaper looks for idle or overdue sessions.",
+    )
+    activity_flush_interval: Seconds = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("STREAMSPACE_ACTIVITY_FLUSH_INTERVAL"),
+        description="How often viewer activity is written to the sessions (batched).",
+    )
     ui_dir: Path | None = Field(
         None,
         validation_alias=_env("STREAMSPACE_UI_DIR"),

@@ -20,7 +20,8 @@ from streamspace.agent_hub.base import HubBackend
 from streamspace.agent_hub.memory import MemoryHubBackend
 from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.config import ControlPlaneSettings
-from streamspace.control_plane.api import agents, auth, health, sessions, templates, users
+from streamspace.control_plane.activity import ActivityTracker
+from streamspace.control_plane.api import agents, auth, health, sessions, stream, templates, users
 from streamspace.control_plane.api.errors import install_error_handlers
 from streamspace.control_plane.auth.login_store import (
     DatabaseLoginSessionStore,
@@ -33,6 +34,7 @@ from streamspace.control_plane.auth.throttle import (
     RedisLoginThrottle,
 )
 from streamspace.control_plane.auth.tokens import TokenCodec
+from streamspace.control_plane.background.reaper import IdleReaper
 from streamspace.control_plane.background.sweeper import Sweeper
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db import migrate
@@ -46,7 +48,7 @@ from streamspace.control_plane.services import templates as template_service
 from streamspace.control_plane.services import users as user_service
 from streamspace.control_plane.services.agents import AgentService
 from streamspace.control_plane.services.sessions import SessionService
-from streamspace.control_plane.ws import agent_gateway, events
+from streamspace.control_plane.ws import agent_gateway, events, vnc
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         events=event_hub,
         session_service=session_service,
         agent_service=agent_service,
+        activity=ActivityTracker(db=db, interval=settings.activity_flush_interval),
         cache_redis=cache,
     )
 
@@ -176,7 +179,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sweeper = Sweeper(
         db=ctx.db, hub=ctx.hub, settings=settings, metrics=ctx.metrics, sessions=ctx.session_service
     )
-    tasks = [asyncio.create_task(sweeper.run(), name="sweeper")]
+    tasks = [
+        asyncio.create_task(sweeper.run(), name="sweeper"),
+        asyncio.create_task(ctx.activity.run(), name="activity"),
+        asyncio.create_task(
+            IdleReaper(
+                db=ctx.db, settings=settings, pod=settings.pod_name, sessions=ctx.session_service
+            ).run(),
+            name="reaper",
+        ),
+    ]
     log.info(
         "control plane %s ready (pod %s, database %s, hub %s)",
         __version__,
@@ -207,10 +219,11 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (health, auth, users, templates, sessions, agents):
+    for module in (health, auth, users, templates, sessions, stream, agents):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)
     app.include_router(events.router)
+    app.include_router(vnc.router)
     app.state.metrics = Metrics()
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, max_body=settings.max_body_bytes

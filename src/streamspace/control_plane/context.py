@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.activity import ActivityTracker
 from streamspace.control_plane.auth.login_store import LoginSessionStore
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
@@ -34,6 +35,7 @@ class AppContext:
     events: EventHub
     session_service: SessionService
     agent_service: AgentService
+    activity: ActivityTracker
     cache_redis: aioredis.Redis | None = None
 
     @property

@@ -22,16 +22,18 @@ from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.services import commands
+from streamspace.control_plane.streams import AgentStream, StreamTable
 from streamspace.errors import Conflict, Unavailable
 from streamspace.protocol import close_codes, encode, make
 
 log = logging.getLogger(__name__)
-SEND_QUEUE = 1024
+SEND_QUEUE = 4096
 REPLICA_BEAT = 10.0
 
 
 class Socket(Protocol):
     async def send_text(self, data: str) -> None: ...
+    async def send_bytes(self, data: bytes) -> None: ...
     async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
 
 
@@ -45,9 +47,10 @@ class AgentConnection:
     conn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+    streams: StreamTable = field(default_factory=StreamTable)
+    queue: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
 
-    def send(self, text: str) -> bool:
+    def send(self, text: str | bytes) -> bool:
         """Queue a frame; a connection that cannot keep up is closed (commands are durable)."""
         if self.closed:
             return False
@@ -62,7 +65,11 @@ class AgentConnection:
 
     async def run_writer(self) -> None:
         while not self.closed:
-            await self.socket.send_text(await self.queue.get())
+            frame = await self.queue.get()
+            if isinstance(frame, bytes):
+                await self.socket.send_bytes(frame)
+            else:
+                await self.socket.send_text(frame)
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
@@ -220,6 +227,7 @@ class AgentHub:
 
     async def detach(self, conn: AgentConnection) -> None:
         conn.closed = True
+        conn.streams.close_all("the agent disconnected")
         if self.local.get(conn.agent_id) is not conn:
             return
         del self.local[conn.agent_id]
@@ -269,6 +277,23 @@ class AgentHub:
                     await self.detach(conn)
 
     # -- commands ----------------------------------------------------------------------------
+
+    async def open_stream(self, agent_id: str, session_id: str) -> AgentStream:
+        """A VNC stream to a session through the agent connected here."""
+        conn = self.local.get(agent_id)
+        if conn is None or conn.closed:
+            raise Unavailable(
+                f"agent {agent_id} is not connected to this replica", code="agent_not_here"
+            )
+        return await conn.streams.open(conn, session_id)
+
+    def close_stream(self, stream: AgentStream, reason: str) -> None:
+        conn = self.local.get(stream.conn.agent_id)
+        table = conn.streams if conn is not None else None
+        if table is not None:
+            table.close(stream, reason, notify=True)
+        else:
+            stream.ended(reason)
 
     async def ensure_reachable(self, agent_id: str) -> None:
         if agent_id in self.local:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import logging
 import sys
 from datetime import UTC, datetime
 
 from streamspace.control_plane.middleware import request_id_var
+
+
+_SECRET = re.compile(r"(token=)[^&\s\"']+")
 
 
 class _ContextFilter(logging.Filter):
@@ -18,6 +22,9 @@ class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.pod_name = self.pod_name
         record.request_id = request_id_var.get()
+        message = record.getMessage()
+        if "token=" in message:  # stream/login tokens ride in WebSocket URLs: never log them
+            record.msg, record.args = _SECRET.sub(r"\1[redacted]", message), None
         return True
 
 

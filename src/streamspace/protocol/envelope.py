@@ -23,6 +23,11 @@ MessageType = Literal[
     "ping",
     "shutdown",
     "welcome",
+    # either direction: VNC data streams (bytes travel in binary frames, see protocol/streams.py)
+    "stream_open",
+    "stream_opened",
+    "stream_credit",
+    "stream_close",
     # agent -> control plane
     "heartbeat",
     "ack",

@@ -27,6 +27,7 @@ from streamspace.protocol.messages import (
     HeartbeatPayload,
     StatusPayload,
 )
+from streamspace.protocol.streams import unpack
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -100,16 +101,21 @@ async def agent_connect(ws: WebSocket) -> None:
 
 
 async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> None:
+    envelope: Envelope | None = None
     while True:
         try:
-            frame = await ws.receive_text()
+            message = await ws.receive()
         except (WebSocketDisconnect, RuntimeError):
             return
-        except KeyError:  # a binary frame on the control socket
-            await conn.close(close_codes.PROTOCOL, "control messages must be JSON text frames")
+        if message["type"] == "websocket.disconnect":
             return
         try:
-            envelope = decode(frame)
+            if message.get("bytes") is not None:
+                stream_id, data = unpack(message["bytes"])
+                if ctx.hub.is_current(conn):
+                    conn.streams.on_data(stream_id, data)
+                continue
+            envelope = decode(message.get("text") or "")
             if not ctx.hub.is_current(conn):
                 continue  # displaced or stale epoch: ignored
             ctx.hub.touch(conn)
@@ -120,13 +126,14 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
             await conn.close(code, exc.message[:120])
             return
         except ValidationError as exc:
+            kind = envelope.type if envelope else "unknown"
             log.warning(
                 "agent %s sent an invalid %s payload: %s",
                 conn.agent_id,
-                envelope.type,
+                kind,
                 exc.errors()[0]["msg"],
             )
-            await conn.close(close_codes.PROTOCOL, f"invalid {envelope.type} payload")
+            await conn.close(close_codes.PROTOCOL, f"invalid {kind} payload")
             return
 
 
@@ -134,7 +141,9 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
     svc, p = ctx.agent_service, envelope.payload
     if envelope.epoch and envelope.epoch != conn.epoch:
         return  # a frame stamped with another epoch than its connection: ignore
-    if envelope.type == "heartbeat":
+    if envelope.type.startswith("stream_"):
+        conn.streams.on_control(envelope.type, p)
+    elif envelope.type == "heartbeat":
         hb = HeartbeatPayload.model_validate(p)
         log.info(
             "[AgentHub] heartbeat from %s (active sessions: %d%s)",

@@ -1,0 +1,47 @@
+"""`POST /api/v1/sessions/{id}/stream`: a short-lived token scoped to one session's VNC stream.
+
+The token can open that session's viewer socket and nothing else (not the REST API)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from streamspace.control_plane.api.deps import Ctx, User
+from streamspace.errors import NotFound
+
+router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+STREAM_TOKEN_TTL = 60.0
+
+
+class StreamRequest(BaseModel):
+    as_admin: bool = False
+
+
+class StreamGrant(BaseModel):
+    token: str
+    url: str
+    expires_in: int
+
+
+@router.post("/{session_id}/stream", response_model=StreamGrant)
+async def stream_token(
+    session_id: str, principal: User, ctx: Ctx, body: StreamRequest | None = None
+) -> StreamGrant:
+    session = await ctx.session_service.get(principal=principal, session_id=session_id)
+    if session.user_id != principal.user_id and not (principal.is_admin and body and body.as_admin):
+        raise NotFound("session not found")  # admins view others' sessions only when they ask
+    token, _ = ctx.tokens.issue(
+        subject=principal.user_id,
+        purpose="stream",
+        ttl=STREAM_TOKEN_TTL,
+        sid=session_id,
+        org=principal.org_id,
+        usr=principal.username,
+        role=principal.role,
+    )
+    return StreamGrant(
+        token=token,
+        url=f"/api/v1/sessions/{session_id}/vnc?token={token}",
+        expires_in=int(STREAM_TOKEN_TTL),
+    )

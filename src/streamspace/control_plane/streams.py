@@ -1,0 +1,165 @@
+"""Control-plane side of VNC data streams to agents, and the relay to a viewer socket.
+
+One `AgentStream` per viewer: its own credit window both ways, so a slow viewer stalls only
+itself. Browser-facing endpoints live in ws/vnc.py; this module owns no HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from streamspace.errors import Unavailable
+from streamspace.protocol import encode, make
+from streamspace.protocol.envelope import MessageType
+from streamspace.protocol.streams import WINDOW, Credit, Receipts, chunks, pack
+
+log = logging.getLogger(__name__)
+OPEN_TIMEOUT = 20.0
+_ids = itertools.count(1)
+
+
+class Connection(Protocol):
+    agent_id: str
+    epoch: int
+
+    def send(self, text: str | bytes) -> bool: ...
+
+
+@dataclass(eq=False)
+class AgentStream:
+    conn: Connection
+    session_id: str
+    id: int = field(default_factory=lambda: next(_ids))
+    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    credit: Credit = field(default_factory=lambda: Credit(0))
+    receipts: Receipts = field(default_factory=lambda: Receipts(WINDOW))
+    opened: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    close_reason: str = ""
+
+    def control(self, type_: MessageType, payload: dict[str, object]) -> None:
+        body = {"streamId": self.id, **payload}
+        self.conn.send(encode(make(type_, body, epoch=self.conn.epoch)))
+
+    async def send(self, data: bytes) -> bool:
+        """Forward viewer bytes to the agent within the agent's credit."""
+        for chunk in chunks(data):
+            if not await self.credit.take(len(chunk)):
+                return False
+            if not self.conn.send(pack(self.id, chunk)):
+                return False
+        return True
+
+    async def recv(self) -> bytes | None:
+        return await self.inbound.get()
+
+    def consumed(self, n: int) -> None:
+        grant = self.receipts.consumed(n)
+        if grant:
+            self.control("stream_credit", {"bytes": grant})
+
+    def ended(self, reason: str) -> None:
+        if not self.close_reason:
+            self.close_reason = reason or "stream closed"
+        self.credit.close()
+        self.inbound.put_nowait(None)
+        if not self.opened.done():
+            self.opened.set_exception(Unavailable(self.close_reason, code="stream_failed"))
+
+
+class StreamTable:
+    """The streams of one agent connection; fed by the gateway's read loop."""
+
+    def __init__(self) -> None:
+        self.streams: dict[int, AgentStream] = {}
+
+    async def open(self, conn: Connection, session_id: str) -> AgentStream:
+        stream = AgentStream(conn=conn, session_id=session_id)
+        self.streams[stream.id] = stream
+        stream.control("stream_open", {"sessionId": session_id, "window": WINDOW})
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                await stream.opened
+        except TimeoutError as exc:
+            self.close(stream, "agent did not open the stream in time", notify=True)
+            raise Unavailable(
+                "the agent did not open the VNC stream in time", code="stream_timeout"
+            ) from exc
+        except Unavailable:
+            self.streams.pop(stream.id, None)
+            raise
+        return stream
+
+    def on_data(self, stream_id: int, data: bytes) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            return  # late bytes for a stream already closed
+        stream.receipts.received(len(data))
+        stream.inbound.put_nowait(data)
+
+    def on_control(self, type_: str, payload: dict[str, object]) -> None:
+        stream = self.streams.get(int(str(payload.get("streamId", 0)) or 0))
+        if stream is None:
+            return
+        if type_ == "stream_opened":
+            stream.credit.grant(int(str(payload.get("window", WINDOW))))
+            if not stream.opened.done():
+                stream.opened.set_result(None)
+        elif type_ == "stream_credit":
+            stream.credit.grant(int(str(payload.get("bytes", 0))))
+        elif type_ == "stream_close":
+            self.streams.pop(stream.id, None)
+            stream.ended(str(payload.get("reason", "closed by the agent")))
+
+    def close(self, stream: AgentStream, reason: str, *, notify: bool) -> None:
+        if self.streams.pop(stream.id, None) is not None and notify:
+            stream.control("stream_close", {"reason": reason})
+        stream.ended(reason)
+
+    def close_all(self, reason: str) -> None:
+        for stream in list(self.streams.values()):
+            self.close(stream, reason, notify=False)
+
+
+class Viewer(Protocol):
+    """A viewer-side socket (browser or peer replica), reduced to what the relay needs."""
+
+    async def receive_bytes(self) -> bytes | None: ...
+    async def send_bytes(self, data: bytes) -> None: ...
+
+
+async def relay(
+    viewer: Viewer, stream: AgentStream, *, on_input: Callable[[int], None] | None = None
+) -> str:
+    """Pump bytes both ways until either side ends; returns the reason."""
+
+    async def to_viewer() -> str:
+        while (chunk := await stream.recv()) is not None:
+            await viewer.send_bytes(chunk)
+            stream.consumed(len(chunk))
+        return stream.close_reason or "stream closed"
+
+    async def to_agent() -> str:
+        while (data := await viewer.receive_bytes()) is not None:
+            if on_input is not None:
+                on_input(len(data))
+            if not await stream.send(data):
+                return stream.close_reason or "stream closed"
+        return "viewer disconnected"
+
+    tasks = [asyncio.create_task(to_viewer()), asyncio.create_task(to_agent())]
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    first = done.pop()
+    with contextlib.suppress(Exception):
+        return str(first.result())
+    exc = first.exception()
+    return f"relay error: {exc}" if exc else "stream closed"

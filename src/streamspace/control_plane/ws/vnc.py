@@ -1,0 +1,206 @@
+"""Viewer sockets: `GET /api/v1/sessions/{id}/vnc?token=` for browsers (binary frames, stock
+noVNC, `binary` subprotocol) and the internal peer endpoint a browser's replica uses to reach
+the replica holding the agent. VNC bytes never go through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+import websockets
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from websockets.exceptions import ConnectionClosed
+
+from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.principal import Principal
+from streamspace.control_plane.streams import relay
+from streamspace.errors import NotFound, StreamSpaceError, Unauthenticated, Unavailable
+from streamspace.protocol import close_codes
+
+router = APIRouter()
+log = logging.getLogger(__name__)
+WAKE_TIMEOUT = 180.0
+PEER_TOKEN_TTL = 30.0
+
+
+class BrowserViewer:
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    async def receive_bytes(self) -> bytes | None:
+        while True:
+            try:
+                message = await self.ws.receive()
+            except (WebSocketDisconnect, RuntimeError):
+                return None
+            if message["type"] == "websocket.disconnect":
+                return None
+            if message.get("bytes") is not None:
+                return bytes(message["bytes"])
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.close(code=code, reason=reason[:120])
+
+
+def _close_code(exc: StreamSpaceError) -> int:
+    if isinstance(exc, Unauthenticated):
+        return close_codes.UNAUTHENTICATED
+    if isinstance(exc, NotFound):
+        return close_codes.NOT_FOUND
+    if isinstance(exc, Unavailable):
+        return close_codes.UNAVAILABLE
+    return close_codes.CONFLICT
+
+
+def _principal(ctx: AppContext, token: str, session_id: str, purpose: str) -> Principal:
+    claims = ctx.tokens.decode(token, purpose=purpose)
+    if claims.extra.get("sid") != session_id:
+        raise Unauthenticated("token is for another session", code="token_wrong_session")
+    return Principal(
+        user_id=claims.subject,
+        org_id=str(claims.extra.get("org", "")),
+        username=str(claims.extra.get("usr", "")),
+        role=str(claims.extra.get("role", "user")),
+    )
+
+
+@router.websocket("/api/v1/sessions/{session_id}/vnc")
+async def browser_vnc(ws: WebSocket, session_id: str) -> None:
+    ctx: AppContext = ws.app.state.ctx
+    wants_binary = "binary" in ws.scope.get("subprotocols", [])
+    await ws.accept(subprotocol="binary" if wants_binary else None)
+    try:
+        principal = _principal(ctx, ws.query_params.get("token", ""), session_id, "stream")
+        agent_id = await _ensure_running(ctx, principal, session_id)
+        reason = await _stream(ctx, ws, session_id, agent_id, principal)
+    except StreamSpaceError as exc:
+        log.info("viewer for session %s refused: %s", session_id, exc.message)
+        await _close(ws, _close_code(exc), exc.message)
+        return
+    await _close(ws, close_codes.NORMAL, reason)
+
+
+async def _ensure_running(ctx: AppContext, principal: Principal, session_id: str) -> str:
+    """Wake a hibernated session and wait for it; return its agent id."""
+    svc = ctx.session_service
+    session = await svc.get(principal=principal, session_id=session_id)
+    if session.state == "hibernated":
+        log.info("viewer opened hibernated session %s; waking it", session_id)
+        session = await svc.act(principal=principal, session_id=session_id, action="resume")
+    deadline = time.monotonic() + WAKE_TIMEOUT
+    while session.state != "running":
+        if session.state not in ("pending", "starting", "waking", "hibernating"):
+            raise Unavailable(f"session is {session.state}", code="session_not_running")
+        if time.monotonic() > deadline:
+            raise Unavailable("session did not become ready in time", code="session_not_ready")
+        await asyncio.sleep(0.5)
+        session = await svc.get(principal=principal, session_id=session_id)
+    if session.agent_id is None:
+        raise Unavailable("session has no agent", code="session_not_running")
+    return session.agent_id
+
+
+async def _stream(
+    ctx: AppContext, ws: WebSocket, session_id: str, agent_id: str, principal: Principal
+) -> str:
+    def on_input(_: int) -> None:
+        ctx.activity.touch(session_id)
+
+    if agent_id in ctx.hub.local:
+        return await _local(ctx, BrowserViewer(ws), session_id, agent_id, on_input)
+    url = await _owner_url(ctx, agent_id)
+    return await _via_peer(ctx, ws, url, session_id, principal, on_input)
+
+
+async def _local(
+    ctx: AppContext, viewer: BrowserViewer, session_id: str, agent_id: str, on_input: object = None
+) -> str:
+    stream = await ctx.hub.open_stream(agent_id, session_id)
+    try:
+        return await relay(viewer, stream, on_input=on_input)  # type: ignore[arg-type]
+    finally:
+        ctx.hub.close_stream(stream, "viewer disconnected")
+
+
+async def _owner_url(ctx: AppContext, agent_id: str) -> str:
+    for _ in range(20):  # the agent may be reconnecting right now
+        pod = await ctx.hub.backend.lookup(agent_id=agent_id)
+        if pod is not None:
+            info = (await ctx.hub.replicas()).get(pod)
+            if info is not None and json.loads(info)["alive"]:
+                return str(json.loads(info)["internal_url"])
+        await asyncio.sleep(0.5)
+    raise Unavailable(f"agent {agent_id} is not connected to any replica", code="agent_offline")
+
+
+async def _via_peer(
+    ctx: AppContext,
+    ws: WebSocket,
+    base: str,
+    session_id: str,
+    principal: Principal,
+    on_input: object,
+) -> str:
+    token, _ = ctx.tokens.issue(
+        subject=principal.user_id,
+        purpose="peer",
+        ttl=PEER_TOKEN_TTL,
+        sid=session_id,
+        org=principal.org_id,
+        usr=principal.username,
+        role=principal.role,
+    )
+    url = (
+        base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
+    )
+    viewer = BrowserViewer(ws)
+    try:
+        async with websockets.connect(url, max_size=None, open_timeout=10) as peer:
+
+            async def up() -> str:
+                while (data := await viewer.receive_bytes()) is not None:
+                    ctx.activity.touch(session_id)
+                    await peer.send(data)
+                return "viewer disconnected"
+
+            async def down() -> str:
+                async for data in peer:
+                    if isinstance(data, bytes):
+                        await viewer.send_bytes(data)
+                return peer.close_reason or "stream closed"
+
+            tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            return str(done.pop().result())
+    except (OSError, ConnectionClosed, websockets.InvalidStatus) as exc:
+        raise Unavailable(
+            f"cannot reach the replica holding the agent: {exc}", code="peer_unreachable"
+        ) from exc
+
+
+@router.websocket("/api/v1/internal/sessions/{session_id}/vnc")
+async def peer_vnc(ws: WebSocket, session_id: str) -> None:
+    """Another replica relaying a viewer: authenticated by a short-lived peer token."""
+    ctx: AppContext = ws.app.state.ctx
+    await ws.accept()
+    try:
+        principal = _principal(ctx, ws.query_params.get("token", ""), session_id, "peer")
+        session = await ctx.session_service.get(principal=principal, session_id=session_id)
+        if session.agent_id is None or session.agent_id not in ctx.hub.local:
+            raise Unavailable("the agent is not connected to this replica", code="agent_not_here")
+        reason = await _local(ctx, BrowserViewer(ws), session_id, session.agent_id)
+    except StreamSpaceError as exc:
+        await _close(ws, _close_code(exc), exc.message)
+        return
+    await _close(ws, close_codes.NORMAL, reason)

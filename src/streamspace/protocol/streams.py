@@ -1,0 +1,85 @@
+"""VNC data streams multiplexed on the agent's WebSocket, with per-stream credit flow control.
+
+Bytes travel in binary frames: a 4-byte big-endian stream id, then at most CHUNK bytes.
+Control travels in JSON envelopes: `stream_open {streamId, sessionId, window}` (control plane ->
+agent), `stream_opened {streamId, window}`, `stream_credit {streamId, bytes}` and
+`stream_close {streamId, reason}` (either way). A sender may have at most the receiver's
+granted window in flight; the receiver grants credit back as its consumer takes the bytes, so
+a slow viewer only ever stalls its own stream. No I/O here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from streamspace.errors import ProtocolError
+
+HEADER = struct.Struct(">I")
+CHUNK = 64 * 1024
+WINDOW = 256 * 1024
+
+
+def pack(stream_id: int, data: bytes) -> bytes:
+    return HEADER.pack(stream_id) + data
+
+
+def unpack(frame: bytes) -> tuple[int, bytes]:
+    if len(frame) < HEADER.size:
+        raise ProtocolError("binary frame shorter than its stream header", code="bad_frame")
+    if len(frame) > HEADER.size + CHUNK:
+        raise ProtocolError(f"binary frame over {CHUNK} bytes of data", code="message_too_big")
+    return HEADER.unpack_from(frame)[0], frame[HEADER.size :]
+
+
+def chunks(data: bytes) -> list[bytes]:
+    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)] or [b""]
+
+
+class Credit:
+    """Bytes we may still send; `take` waits until the peer grants enough."""
+
+    def __init__(self, initial: int) -> None:
+        self._available = initial
+        self._changed = asyncio.Event()
+        self.closed = False
+
+    async def take(self, n: int) -> bool:
+        while self._available < n and not self.closed:
+            self._changed.clear()
+            await self._changed.wait()
+        if self.closed:
+            return False
+        self._available -= n
+        return True
+
+    def grant(self, n: int) -> None:
+        self._available += n
+        self._changed.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._changed.set()
+
+
+class Receipts:
+    """Bytes received but not yet granted back; says when to send a credit message."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.outstanding = 0  # received, not yet consumed, from the sender's point of view
+        self._consumed = 0
+
+    def received(self, n: int) -> None:
+        self.outstanding += n
+        if self.outstanding > self.window:
+            raise ProtocolError("stream peer sent beyond its credit window", code="flow_control")
+
+    def consumed(self, n: int) -> int:
+        """Record consumption; returns bytes to grant now (0 to wait for more)."""
+        self._consumed += n
+        if self._consumed < self.window // 4:
+            return 0
+        grant, self._consumed = self._consumed, 0
+        self.outstanding -= grant
+        return grant
