@@ -15,7 +15,14 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --quiet
 	@touch $@
 
-setup: $(VENV)/.synced
+NOVNC := web/viewer/node_modules/@novnc/novnc/core/rfb.js
+
+$(NOVNC): web/viewer/package.json web/viewer/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm)
+	npm ci --prefix web/viewer --no-audit --no-fund --silent
+	@touch $@
+
+setup: $(VENV)/.synced $(NOVNC)
 
 run: setup
 	$(VENV)/bin/streamspace up

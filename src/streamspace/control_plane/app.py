@@ -48,6 +48,7 @@ from streamspace.control_plane.services import templates as template_service
 from streamspace.control_plane.services import users as user_service
 from streamspace.control_plane.services.agents import AgentService
 from streamspace.control_plane.services.sessions import SessionService
+from streamspace.control_plane.viewer_page import mount_viewer
 from streamspace.control_plane.ws import agent_gateway, events, vnc
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.include_router(agent_gateway.router)
     app.include_router(events.router)
     app.include_router(vnc.router)
+    mount_viewer(app)
     app.state.metrics = Metrics()
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, max_body=settings.max_body_bytes

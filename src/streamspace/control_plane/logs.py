@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 from streamspace.control_plane.middleware import request_id_var
-
 
 _SECRET = re.compile(r"(token=)[^&\s\"']+")
 

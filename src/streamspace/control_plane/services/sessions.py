@@ -35,6 +35,8 @@ def set_state(
     session.updated_at = now
     if state == "terminated":
         session.terminated_at = now
+    if state in ("running", "waking"):  # a fresh start is activity: idle time counts from here
+        session.last_activity_at = now
 
 
 def session_event(session: SessionRecord) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+// The session viewer: gets a short-lived stream token, connects noVNC to the control plane,
+// wakes hibernated sessions, reconnects on transient drops, and shows what is happening.
+import RFB from '/static/novnc/core/rfb.js';
+
+const sessionId = decodeURIComponent(location.pathname.split('/')[2] || '');
+const $ = (id) => document.getElementById(id);
+let rfb = null;
+let attempts = 0;
+let reconnectTimer = null;
+let ended = false;
+
+function setState(state, text) {
+  document.body.dataset.state = state;
+  $('status').textContent = text;
+}
+
+function loginToken() { return localStorage.getItem('streamspace_token'); }
+
+async function api(path, options = {}) {
+  const headers = { 'Content-Type': 'application/json', ...(options.headers || {}) };
+  const token = loginToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { ...options, headers });
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error(body?.error?.message || `HTTP ${response.status}`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function showLogin(message = '') {
+  $('login').hidden = false;
+  $('login-error').textContent = message;
+  setState('disconnected', 'Sign in required');
+}
+
+$('login').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    const body = await api('/api/v1/auth/login', {
+      method: 'POST',
+      body: JSON.stringify({ username: $('username').value, password: $('password').value }),
+    });
+    localStorage.setItem('streamspace_token', body.access_token);
+    $('login').hidden = true;
+    connect();
+  } catch (error) {
+    $('login-error').textContent = error.status === 429 ? `Too many attempts: ${error.message}` : error.message;
+  }
+});
+
+function watchEvents() {
+  const token = loginToken();
+  if (!token) return;
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/ws/events?token=${encodeURIComponent(token)}`);
+  socket.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    if (event.kind !== 'session' || event.data.id !== sessionId) return;
+    if (['waking', 'starting', 'pending'].includes(event.data.state)) setState('waking', `Session ${event.data.state}…`);
+    if (['terminated', 'failed'].includes(event.data.state)) finish(`Session ${event.data.state}${event.data.reason ? ': ' + event.data.reason : ''}`);
+  };
+  socket.onclose = () => { if (!ended) setTimeout(watchEvents, 3000); };
+}
+
+function finish(text) {
+  ended = true;
+  clearTimeout(reconnectTimer);
+  if (rfb) { rfb.disconnect(); rfb = null; }
+  setState('ended', text);
+}
+
+async function connect() {
+  clearTimeout(reconnectTimer);
+  if (!loginToken()) return showLogin();
+  let session;
+  try {
+    session = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}`);
+  } catch (error) {
+    if (error.status === 401) return showLogin('Your login has ended; sign in again.');
+    if (error.status === 404) return finish('Session not found');
+    return scheduleReconnect(`Cannot reach StreamSpace (${error.message})`);
+  }
+  $('title').textContent = `${session.template} · ${session.id.slice(0, 8)}`;
+  if (['terminated', 'failed', 'terminating'].includes(session.state)) {
+    return finish(`Session ${session.state}${session.state_reason ? ': ' + session.state_reason : ''}`);
+  }
+  const waking = session.state !== 'running';
+  setState(waking ? 'waking' : 'connecting', waking ? `Waking the session (${session.state})…` : 'Connecting…');
+  const grant = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}/stream`, { method: 'POST' });
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  if (rfb) rfb.disconnect();
+  rfb = new RFB($('screen'), `${scheme}://${location.host}${grant.url}`, { wsProtocols: ['binary'] });
+  rfb.scaleViewport = true;
+  rfb.addEventListener('connect', () => { attempts = 0; setState('connected', 'Connected'); rfb.focus(); });
+  rfb.addEventListener('disconnect', () => { if (!ended) scheduleReconnect('Disconnected'); });
+  rfb.addEventListener('clipboard', (event) => { $('clipboard-text').value = event.detail.text; });
+  window.streamspaceRfb = rfb;
+}
+
+function scheduleReconnect(reason) {
+  attempts += 1;
+  const delay = Math.min(10000, 500 * 2 ** Math.min(attempts, 5)) * (0.5 + Math.random() / 2);
+  setState('disconnected', `${reason}; reconnecting in ${Math.round(delay / 1000)} s…`);
+  reconnectTimer = setTimeout(() => connect().catch((error) => scheduleReconnect(error.message)), delay);
+}
+
+$('reconnect').addEventListener('click', () => { ended = false; attempts = 0; connect(); });
+$('fullscreen').addEventListener('click', () => document.documentElement.requestFullscreen?.());
+$('clipboard-toggle').addEventListener('click', () => {
+  const panel = $('clipboard');
+  panel.hidden = !panel.hidden;
+  $('clipboard-toggle').setAttribute('aria-expanded', String(!panel.hidden));
+});
+$('clipboard-send').addEventListener('click', () => rfb?.clipboardPasteFrom($('clipboard-text').value));
+
+watchEvents();
+connect().catch((error) => scheduleReconnect(error.message));
