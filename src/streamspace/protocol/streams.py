@@ -17,7 +17,7 @@ from streamspace.errors import ProtocolError
 
 HEADER = struct.Struct(">I")
 CHUNK = 64 * 1024
-WINDOW = 256 * 1024
+WINDOW = 512 * 1024
 
 
 def pack(stream_id: int, data: bytes) -> bytes:
@@ -78,7 +78,7 @@ class Receipts:
     def consumed(self, n: int) -> int:
         """Record consumption; returns bytes to grant now (0 to wait for more)."""
         self._consumed += n
-        if self._consumed < self.window // 4:
+        if self._consumed < self.window // 8:
             return 0
         grant, self._consumed = self._consumed, 0
         self.outstanding -= grant

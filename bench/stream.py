@@ -1,0 +1,226 @@
+"""Streaming benchmark: VNC throughput and added round-trip latency through the full StreamSpace
+path (browser socket -> control plane -> agent -> session container), on the agent's replica and
+across replicas, side by side with websockify proxying the same VNC server directly; CPU per MB
+moved; and replica memory per viewer with 50 concurrent slow viewers.
+
+    PYTHONPATH=. .venv/bin/python bench/stream.py [--seconds 8] [--viewers 50]
+
+Needs what `make test` starts (PostgreSQL, Docker, the session image). Loopback only; every
+loop is bounded in time and count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import struct
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import websockets
+from tests.support.cluster import Cluster, cluster
+from tests.support.processes import Proc, free_port, wait_until
+from tests.support.vnc import stream_url
+
+WIDTH, HEIGHT = 1280, 800
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def handshake(ws: websockets.ClientConnection) -> None:
+    buffer = bytearray()
+
+    async def read(n: int) -> bytes:
+        while len(buffer) < n:
+            buffer.extend(await ws.recv())  # type: ignore[arg-type]
+        out = bytes(buffer[:n])
+        del buffer[:n]
+        return out
+
+    await read(12)
+    await ws.send(b"RFB 003.008\n")
+    count = (await read(1))[0]
+    await read(count)
+    await ws.send(b"\x01")
+    await read(4)
+    await ws.send(b"\x01")  # shared
+    header = await read(24)
+    await read(struct.unpack(">I", header[20:24])[0])
+    await ws.send(struct.pack(">BxHi", 2, 1, 0))  # SetEncodings: Raw only
+    ws.pending = buffer  # type: ignore[attr-defined]
+
+
+async def frame(ws: websockets.ClientConnection, w: int, h: int) -> int:
+    """Request a non-incremental update of w x h and read it whole; returns bytes."""
+    await ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
+    want, got = 4 + 12 + w * h * 4, len(ws.pending)  # type: ignore[attr-defined]
+    ws.pending = bytearray()  # type: ignore[attr-defined]
+    while got < want:
+        got += len(await ws.recv())
+    return want
+
+
+async def measure(url: str, seconds: float, pid: int | None) -> dict[str, float]:
+    async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:  # type: ignore[list-item]
+        await handshake(ws)
+        for _ in range(3):
+            await frame(ws, WIDTH, HEIGHT)
+        rtts = []
+        for _ in range(300):
+            start = time.perf_counter()
+            await frame(ws, 1, 1)
+            rtts.append((time.perf_counter() - start) * 1e6)
+        cpu0 = cpu_seconds(pid) if pid else 0.0
+        moved, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            moved += await frame(ws, WIDTH, HEIGHT)
+        elapsed = time.perf_counter() - start
+        cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
+    rtts.sort()
+    mb = moved / 1e6
+    return {
+        "mb_s": mb / elapsed,
+        "p50_us": statistics.median(rtts),
+        "p99_us": rtts[int(len(rtts) * 0.99)],
+        "cpu_ms_per_mb": cpu * 1000 / mb if pid else 0,
+    }
+
+
+async def slow_viewers(url_for, pid: int, count: int) -> float:  # type: ignore[no-untyped-def]
+    """Open `count` viewers that request full frames and never read: replica KiB per viewer."""
+    before = rss_kib(pid)
+    sockets = []
+    for _ in range(count):
+        ws = await websockets.connect(
+            await url_for(), subprotocols=["binary"], max_size=None, max_queue=1
+        )  # type: ignore[list-item]
+        await handshake(ws)
+        for _ in range(4):
+            await ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, WIDTH, HEIGHT))
+        sockets.append(ws)
+    await asyncio.sleep(5)
+    grown = rss_kib(pid) - before
+    for ws in sockets:
+        await ws.close()
+    return grown / count
+
+
+async def run(args: argparse.Namespace) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-stream-"))
+    agent_id = f"bench-stream-{uuid.uuid4().hex[:6]}"
+    network = f"streamspace-bench-{agent_id}"
+    async with cluster(tmp, replicas=2, redis=True, lb=False) as c:
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        c.agent(
+            agent_id,
+            url=a.url,
+            extra={"PLATFORM": "docker", "DOCKER_NETWORK": network, "LOG_LEVEL": "WARNING"},
+        )
+        await c.approve(agent_id, admin)
+        await c.wait_online(agent_id, admin)
+        sid = await start_session(c, admin)
+        info = json.loads(subprocess.check_output(["docker", "inspect", f"ss-{sid}"]))[0]
+        ip = info["NetworkSettings"]["Networks"][network]["IPAddress"]
+        port = free_port()
+        ws_proxy = Proc(
+            name="websockify",
+            log_dir=tmp,
+            env={},
+            args=["websockify", f"127.0.0.1:{port}", f"{ip}:5900"],
+        ).start()
+        wait_until(lambda: _listening(port), what="websockify")
+        try:
+            assert a.proc is not None and b.proc is not None
+            results = {
+                "websockify (baseline)": await measure(
+                    f"ws://127.0.0.1:{port}/", args.seconds, None
+                ),
+                "StreamSpace, same replica": await measure(
+                    await stream_url(a.url, sid, admin), args.seconds, a.proc.pid
+                ),
+                "StreamSpace, cross-replica": await measure(
+                    await stream_url(b.url, sid, admin), args.seconds, b.proc.pid
+                ),
+            }
+            per_viewer = await slow_viewers(
+                lambda: stream_url(a.url, sid, admin), a.proc.pid, args.viewers
+            )
+        finally:
+            ws_proxy.kill()
+            subprocess.run(["docker", "rm", "-f", f"ss-{sid}"], capture_output=True, check=False)
+            subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+        report(results, per_viewer, args)
+
+
+async def start_session(c: Cluster, admin: dict[str, str]) -> str:
+    r = await c.call(
+        c.replicas[0].url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"}
+    )
+    sid = str(r.json()["id"])
+    await c.wait_state(sid, "running", admin, timeout=90)
+    return sid
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def report(
+    results: dict[str, dict[str, float]], per_viewer: float, args: argparse.Namespace
+) -> None:
+    base = results["websockify (baseline)"]
+    print(
+        f"\nVNC stream, {WIDTH}x{HEIGHT} raw frames, {args.seconds:.0f} s per path, "
+        f"{os.cpu_count()} cores\n"
+    )
+    print(
+        f"{'path':30} {'MB/s':>8} {'vs base':>8} {'RTT p50 µs':>11} {'p99 µs':>8} "
+        f"{'added p50 µs':>13} {'replica CPU ms/MB':>18}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:30} {r['mb_s']:8.0f} {r['mb_s'] / base['mb_s']:8.2f} {r['p50_us']:11.0f} "
+            f"{r['p99_us']:8.0f} {r['p50_us'] - base['p50_us']:13.0f} "
+            f"{r['cpu_ms_per_mb'] or float('nan'):18.2f}"
+        )
+    cross = results["StreamSpace, cross-replica"]
+    print(
+        f"\n{args.viewers} slow viewers on one replica: {per_viewer:.0f} KiB of replica memory each"
+    )
+    print(
+        "\ntargets: cross-replica >= 50% of websockify throughput "
+        f"({cross['mb_s'] / base['mb_s']:.0%}); added latency p50 < 2 ms "
+        f"({(cross['p50_us'] - base['p50_us']) / 1000:.2f} ms); < 1 MiB per viewer "
+        f"({per_viewer / 1024:.2f} MiB)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--viewers", type=int, default=50)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
