@@ -194,3 +194,37 @@ async def test_viewer_page_in_chromium(streaming: tuple[Cluster, str, dict[str, 
     assert distinct > 2  # the remote desktop was drawn, not a blank canvas
     out = await docker_cli("exec", f"ss-{sid}", "cat", f"/tmp/{marker}")
     assert out.strip() == marker  # the keystrokes reached the session
+
+
+async def test_a_stalled_viewer_stalls_only_itself(
+    streaming: tuple[Cluster, str, dict[str, str]],
+) -> None:
+    c, agent_id, admin = streaming
+    sid, other = await running_session(c, admin), await running_session(c, admin)
+    base = c.replicas[0].url
+    stalled = await websockets_connect(await stream_url(base, sid, admin))
+    await stalled.recv()  # banner; from now on it never reads again
+    await stalled.send(b"RFB 003.008\n")
+    await asyncio.sleep(0.2)
+    await stalled.send(b"\x01")
+    await stalled.send(b"\x01")
+    for _ in range(6):  # ask for ~24 MB of frames it will never read
+        await stalled.send(bytes([3, 0, 0, 0, 0, 0, 5, 0, 3, 32]))
+    try:
+        # another viewer of the same session and a viewer of another session keep streaming
+        for target in (sid, other):
+            async with vnc_client(await stream_url(base, target, admin)) as client:
+                assert await framebuffer_update(client) == (1280, 800)
+        # and the agent's control messages still flow: a hibernate completes
+        r = await c.call(base, "POST", f"/api/v1/sessions/{other}/hibernate", admin)
+        assert r.status_code == 202
+        await c.wait_state(other, "hibernated", admin, timeout=30)
+        assert (await c.wait_online(agent_id, admin))["status"] == "online"
+    finally:
+        await stalled.close()
+
+
+async def websockets_connect(url: str):  # type: ignore[no-untyped-def]
+    import websockets
+
+    return await websockets.connect(url, subprotocols=["binary"], max_size=None, max_queue=1)  # type: ignore[list-item]
