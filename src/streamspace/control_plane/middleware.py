@@ -21,7 +21,7 @@ class _TooLarge(Exception):
 
 class RequestMiddleware:
     """Tags each HTTP request with an id (X-Request-ID), times it, and refuses oversized bodies
-    with 413 before a handler reads them."""
+    with 413 before a handler reads them, and URLs carrying NUL with 400."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body: int) -> None:
         self.app, self.metrics, self.max_body = app, metrics, max_body
@@ -55,19 +55,17 @@ class RequestMiddleware:
         try:
             if declared.isdigit() and int(declared) > self.max_body:
                 raise _TooLarge
+            if _nul_in_url(scope):
+                status = 400
+                await _send_json(
+                    send, 400, _error("bad_request", "NUL (%00) is not allowed in URLs")
+                )
+                return
             await self.app(scope, limited_receive, send_with_id)
         except _TooLarge:
             status = 413
-            await _send_json(
-                send,
-                413,
-                {
-                    "error": {
-                        "code": "payload_too_large",
-                        "message": f"request body over {self.max_body} bytes",
-                    }
-                },
-            )
+            message = f"request body over {self.max_body} bytes"
+            await _send_json(send, 413, _error("payload_too_large", message))
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -75,6 +73,16 @@ class RequestMiddleware:
                 method=scope["method"], route=path, status=str(status)
             ).observe(time.perf_counter() - start)
             request_id_var.reset(token)
+
+
+def _nul_in_url(scope: Scope) -> bool:
+    """PostgreSQL refuses NUL in text, so a NUL in a path or query parameter is refused here."""
+    query: bytes = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"\x00" in query or b"%00" in query
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:

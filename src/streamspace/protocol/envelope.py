@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from streamspace.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
+MAX_DEPTH = 32  # nesting of objects/arrays in a frame; real payloads use fewer than 6
 
 MessageType = Literal[
     # control plane -> agent
@@ -66,6 +68,33 @@ def encode(envelope: Envelope) -> str:
     return envelope.model_dump_json()
 
 
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    """NaN and infinities would be re-encoded as null, so a frame would not survive a relay."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _too_deep(data: dict[str, Any]) -> bool:
+    """Deep nesting would fail later, when the envelope is encoded again to be relayed."""
+    level: list[Any] = [data]
+    for _ in range(MAX_DEPTH):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
+
+
 def decode(frame: str | bytes) -> Envelope:
     """Parse one frame; raise ProtocolError naming what is wrong."""
     if len(frame) > MAX_MESSAGE_BYTES:
@@ -73,11 +102,15 @@ def decode(frame: str | bytes) -> Envelope:
             f"message larger than {MAX_MESSAGE_BYTES} bytes", code="message_too_big"
         )
     try:
-        data = json.loads(frame)
+        data = json.loads(frame, parse_constant=_not_json, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("frame is not valid JSON", code="bad_frame") from exc
+    except RecursionError as exc:
+        raise ProtocolError("frame is nested too deeply", code="bad_frame") from exc
     if not isinstance(data, dict):
         raise ProtocolError("frame must be a JSON object", code="bad_frame")
+    if _too_deep(data):
+        raise ProtocolError(f"frame nested deeper than {MAX_DEPTH} levels", code="bad_frame")
     if data.get("v") not in (None, PROTOCOL_VERSION):
         raise ProtocolError(
             f"unsupported protocol version {data.get('v')!r}; "

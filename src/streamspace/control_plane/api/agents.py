@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from streamspace.control_plane.api.deps import Admin, Ctx
+from streamspace.control_plane.api.schemas import StrictBody
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.services.scheduler import agent_loads
 
@@ -25,8 +26,7 @@ class CapacityIn(BaseModel):
     memory: str | None = Field(None, max_length=32)
 
 
-class AgentRegistration(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AgentRegistration(StrictBody):
     agentId: str = Field(..., min_length=3, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     platform: Literal["kubernetes", "docker", "memory"]
     region: str | None = Field(None, min_length=1, max_length=50)

@@ -5,16 +5,45 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
-class _Strict(BaseModel):
+def storable_text(value: Any) -> bool:
+    """False if any string in `value` (nested keys included) has a NUL or a lone surrogate:
+    PostgreSQL refuses NUL in text and neither database driver can encode a surrogate."""
+    if isinstance(value, str):
+        return "\x00" not in value and (value.isascii() or _encodes(value))
+    if isinstance(value, dict):
+        return all(storable_text(k) and storable_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(storable_text(v) for v in value)
+    return True
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class StrictBody(BaseModel):
+    """A request body: unknown fields and unstorable text are a 422, never a database error."""
+
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        if not storable_text(data):
+            raise ValueError("text must not contain NUL characters or unpaired surrogates")
+        return data
 
-class LoginRequest(_Strict):
+
+class LoginRequest(StrictBody):
     username: str = Field(..., min_length=1, max_length=64)
     password: str = Field(..., min_length=1, max_length=1024)
 
@@ -34,18 +63,18 @@ class UserRead(BaseModel):
     disabled: bool
 
 
-class UserCreate(_Strict):
+class UserCreate(StrictBody):
     username: str = Field(..., min_length=2, max_length=63)
     password: str = Field(..., min_length=8, max_length=1024)
     role: Literal["admin", "user"] = "user"
 
 
-class UserUpdate(_Strict):
+class UserUpdate(StrictBody):
     disabled: bool | None = None
     role: Literal["admin", "user"] | None = None
 
 
-class TemplateFields(_Strict):
+class TemplateFields(StrictBody):
     display_name: str = Field(..., min_length=1, max_length=100)
     description: str = Field("", max_length=2000)
     category: str = Field("General", min_length=1, max_length=50)
@@ -64,7 +93,20 @@ class TemplateCreate(TemplateFields):
     name: str = Field(..., min_length=1, max_length=63, pattern=NAME_PATTERN)
 
 
-class TemplateUpdate(_Strict):
+_NULLABLE = frozenset({"cpu_limit", "memory_limit_mb"})
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    for name, prop in schema.get("properties", {}).items():
+        if name not in _NULLABLE and "anyOf" in prop:
+            prop["anyOf"] = [s for s in prop["anyOf"] if s.get("type") != "null"]
+            prop.pop("default", None)
+
+
+class TemplateUpdate(StrictBody):
+    """Omitted fields keep their value; only the limits may be set to null (no limit)."""
+
+    model_config = ConfigDict(json_schema_extra=_drop_null)
     display_name: str | None = Field(None, min_length=1, max_length=100)
     description: str | None = Field(None, max_length=2000)
     category: str | None = Field(None, min_length=1, max_length=50)
@@ -78,6 +120,13 @@ class TemplateUpdate(_Strict):
     idle_timeout_s: int | None = Field(None, ge=60, le=7 * 24 * 3600)
     max_duration_s: int | None = Field(None, ge=60, le=30 * 24 * 3600)
 
+    @model_validator(mode="after")
+    def _no_null_for_required_columns(self) -> TemplateUpdate:
+        nulls = sorted(n for n in self.model_fields_set - _NULLABLE if getattr(self, n) is None)
+        if nulls:
+            raise ValueError(f"{', '.join(nulls)} may be omitted but not null")
+        return self
+
 
 class TemplateRead(TemplateCreate):
     model_config = ConfigDict(from_attributes=True)
@@ -86,7 +135,7 @@ class TemplateRead(TemplateCreate):
     updated_at: datetime
 
 
-class SessionCreate(_Strict):
+class SessionCreate(StrictBody):
     template: str = Field(..., min_length=1, max_length=63)
     region: str | None = Field(None, max_length=50)
     platform: Literal["docker", "kubernetes", "memory"] | None = None

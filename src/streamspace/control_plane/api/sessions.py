@@ -41,7 +41,10 @@ async def list_sessions(
     rows = await ctx.session_service.list(
         principal=principal, all_users=all, state=state, include_terminated=include_terminated
     )
-    owners = await ctx.session_service.owners(user_ids={s.user_id for s in rows})
+    user_ids = {s.user_id for s in rows} - {principal.user_id}
+    # Usually every row is the caller's own: no need to look up their name.
+    owners = await ctx.session_service.owners(user_ids=user_ids) if user_ids else {}
+    owners[principal.user_id] = principal.username
     return [_read(s, owners.get(s.user_id)) for s in rows]
 
 
