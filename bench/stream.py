@@ -17,7 +17,6 @@ import json
 import os
 import statistics
 import struct
-import subprocess
 import tempfile
 import time
 import uuid
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import websockets
 from tests.support.cluster import Cluster, cluster
+from tests.support.docker import cleanup, docker_cli
 from tests.support.processes import Proc, free_port, wait_until
 from tests.support.vnc import stream_url
 
@@ -136,7 +136,7 @@ async def run(args: argparse.Namespace) -> None:
         await c.approve(agent_id, admin)
         await c.wait_online(agent_id, admin)
         sid = await start_session(c, admin)
-        info = json.loads(subprocess.check_output(["docker", "inspect", f"ss-{sid}"]))[0]
+        info = json.loads(await docker_cli("inspect", f"ss-{sid}"))[0]
         ip = info["NetworkSettings"]["Networks"][network]["IPAddress"]
         port = free_port()
         ws_proxy = Proc(
@@ -164,8 +164,7 @@ async def run(args: argparse.Namespace) -> None:
             )
         finally:
             ws_proxy.kill()
-            subprocess.run(["docker", "rm", "-f", f"ss-{sid}"], capture_output=True, check=False)
-            subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+            await asyncio.to_thread(cleanup, agent_id, network)
         report(results, per_viewer, args)
 
 
