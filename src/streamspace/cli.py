@@ -45,17 +45,10 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
 def _serve(settings) -> None:  # type: ignore[no-untyped-def]
     from streamspace.control_plane.app import create_app
     from streamspace.control_plane.logs import configure_logging
+    from streamspace.embedded import server_config
 
     configure_logging(fmt=settings.log_format, level=settings.log_level, pod_name=settings.pod_name)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=1 << 20,
-        timeout_graceful_shutdown=10,
-        proxy_headers=True,
-    )
+    uvicorn.Server(server_config(create_app(settings), settings)).run()
 
 
 @app.command()

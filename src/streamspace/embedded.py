@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from streamspace.config import AgentSettings, ControlPlaneSettings
 from streamspace.control_plane.app import create_app
@@ -112,16 +113,21 @@ async def run_local_agent(settings: ControlPlaneSettings) -> None:
         await platform.close()
 
 
-async def serve_embedded(settings: ControlPlaneSettings, *, with_agent: bool = True) -> None:
-    config = uvicorn.Config(
-        create_app(settings),
+def server_config(app: FastAPI, settings: ControlPlaneSettings) -> uvicorn.Config:
+    """How every StreamSpace HTTP server runs (api and up alike)."""
+    return uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         ws_max_size=1 << 20,
         timeout_graceful_shutdown=10,
+        proxy_headers=True,
     )
-    server = uvicorn.Server(config)
+
+
+async def serve_embedded(settings: ControlPlaneSettings, *, with_agent: bool = True) -> None:
+    server = uvicorn.Server(server_config(create_app(settings), settings))
     serving = asyncio.create_task(server.serve())
     agent: asyncio.Task[None] | None = None
     while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event

@@ -13,7 +13,7 @@ from typing import Any
 
 from streamspace.agents.platforms.base import Platform
 from streamspace.errors import StreamSpaceError
-from streamspace.protocol.streams import CHUNK, WINDOW, Credit, Receipts, pack
+from streamspace.protocol.streams import CHUNK, WINDOW, Credit, Receipts, pack, race
 
 log = logging.getLogger(__name__)
 SendControl = Callable[[Any, dict[str, Any]], None]
@@ -113,12 +113,7 @@ class AgentStreams:
                     self._control("stream_credit", {"streamId": stream.id, "bytes": grant})
             return "viewer closed the stream"
 
-        tasks = [asyncio.create_task(from_vnc()), asyncio.create_task(to_vnc())]
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        first = done.pop()
-        if first.exception() is not None:
-            return f"stream error: {first.exception()}"
-        return str(first.result())
+        try:
+            return await race(from_vnc(), to_vnc())
+        except (OSError, StreamSpaceError) as exc:
+            return f"stream error: {exc}"

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamspace.config.control_plane import describe_validation_error
-from streamspace.config.durations import parse_duration
+from streamspace.config.durations import Seconds, env
 from streamspace.errors import ConfigError
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(name, name.lower())
 
 
 class AgentSettings(BaseSettings):
@@ -34,116 +28,116 @@ class AgentSettings(BaseSettings):
         min_length=3,
         max_length=100,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
-        validation_alias=_env("AGENT_ID"),
+        validation_alias=env("AGENT_ID"),
         description="Unique id of this logical agent (one per cluster or host).",
     )
     control_plane_url: str = Field(
         ...,
         pattern=r"^(wss?|https?)://",
-        validation_alias=_env("CONTROL_PLANE_URL"),
+        validation_alias=env("CONTROL_PLANE_URL"),
         description="Control plane base URL (ws://, wss://, http:// or https://).",
     )
     platform: Literal["docker", "kubernetes", "memory"] = Field(
         "docker",
-        validation_alias=_env("PLATFORM"),
+        validation_alias=env("PLATFORM"),
         description="Where sessions run: docker, kubernetes, or memory (tests).",
     )
     region: str = Field(
         "default",
         max_length=50,
-        validation_alias=_env("REGION"),
+        validation_alias=env("REGION"),
         description="Region reported to the scheduler.",
     )
     max_sessions: int = Field(
         20,
         ge=1,
-        validation_alias=_env("MAX_SESSIONS"),
+        validation_alias=env("MAX_SESSIONS"),
         description="Sessions this agent accepts at most.",
     )
     bootstrap_key: str | None = Field(
         None,
-        validation_alias=_env("AGENT_BOOTSTRAP_KEY"),
+        validation_alias=env("AGENT_BOOTSTRAP_KEY"),
         description="Shared key for first registration.",
     )
     api_key: str | None = Field(
         None,
-        validation_alias=_env("AGENT_API_KEY"),
+        validation_alias=env("AGENT_API_KEY"),
         description="This agent's own key (else read from AGENT_KEY_FILE).",
     )
     key_file: Path = Field(
         Path("/var/lib/streamspace/agent.key"),
-        validation_alias=_env("AGENT_KEY_FILE"),
+        validation_alias=env("AGENT_KEY_FILE"),
         description="Where the agent keeps the key it receives on approval.",
     )
     heartbeat_interval: Seconds = Field(
         30.0,
         gt=0,
-        validation_alias=_env("HEARTBEAT_INTERVAL"),
+        validation_alias=env("HEARTBEAT_INTERVAL"),
         description="Seconds between heartbeats.",
     )
     approval_poll_interval: Seconds = Field(
         10.0,
         gt=0,
-        validation_alias=_env("APPROVAL_POLL_INTERVAL"),
+        validation_alias=env("APPROVAL_POLL_INTERVAL"),
         description="Seconds between registration retries while pending approval.",
     )
     reconnect_max_backoff: Seconds = Field(
         30.0,
         gt=0,
-        validation_alias=_env("RECONNECT_MAX_BACKOFF"),
+        validation_alias=env("RECONNECT_MAX_BACKOFF"),
         description="Cap of the reconnect backoff.",
     )
     enable_ha: bool = Field(
         False,
-        validation_alias=_env("ENABLE_HA"),
+        validation_alias=env("ENABLE_HA"),
         description="Run active/standby with leader election.",
     )
     leader_election_backend: Literal["file", "redis", "swarm", "kubernetes"] = Field(
         "file",
-        validation_alias=_env("LEADER_ELECTION_BACKEND"),
+        validation_alias=env("LEADER_ELECTION_BACKEND"),
         description="Leader election backend.",
     )
     lock_file_path: Path = Field(
         Path("/var/run/streamspace/agent.lock"),
-        validation_alias=_env("LOCK_FILE_PATH"),
+        validation_alias=env("LOCK_FILE_PATH"),
         description="Lock file for the file backend.",
     )
     redis_url: str = Field(
         "redis://localhost:6379/0",
-        validation_alias=_env("REDIS_URL"),
+        validation_alias=env("REDIS_URL"),
         description="Redis for the redis backend.",
     )
     swarm_service: str | None = Field(
         None,
-        validation_alias=_env("SWARM_SERVICE_NAME"),
+        validation_alias=env("SWARM_SERVICE_NAME"),
         description="Swarm service carrying the leader label (default: this task's service).",
     )
     pod_name: str = Field(
         default_factory=socket.gethostname,
-        validation_alias=_env("POD_NAME"),
+        validation_alias=env("POD_NAME"),
         description="Identity of this replica in leader election.",
     )
     lease_duration: Seconds = Field(
         15.0,
         gt=0,
-        validation_alias=_env("LEASE_DURATION"),
+        validation_alias=env("LEASE_DURATION"),
         description="How long a leader holds the lease.",
     )
     renew_deadline: Seconds = Field(
         10.0,
         gt=0,
-        validation_alias=_env("RENEW_DEADLINE"),
+        validation_alias=env("RENEW_DEADLINE"),
         description="A leader that cannot renew within this stops.",
     )
     retry_period: Seconds = Field(
         2.0,
         gt=0,
-        validation_alias=_env("RETRY_PERIOD"),
+        validation_alias=env("RETRY_PERIOD"),
         description="How often candidates try to acquire.",
     )
     docker_network: str = Field(
         "streamspace-sessions",
-        validation_alias=_env("DOCKER_NETWORK"),
+        validation_alias=env("DOCKER_NETWORK"),
         description="Docker network the session containers join.",
     )
 

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamspace.config.durations import parse_duration
+from streamspace.config.durations import Seconds, env
 from streamspace.errors import ConfigError
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(name, name.lower())
 
 
 class ControlPlaneSettings(BaseSettings):
@@ -30,181 +24,181 @@ class ControlPlaneSettings(BaseSettings):
 
     host: str = Field(
         "127.0.0.1",
-        validation_alias=_env("STREAMSPACE_HOST"),
+        validation_alias=env("STREAMSPACE_HOST"),
         description="Address the HTTP server binds to.",
     )
     port: int = Field(
         8080,
         ge=1,
         le=65535,
-        validation_alias=_env("STREAMSPACE_PORT"),
+        validation_alias=env("STREAMSPACE_PORT"),
         description="Port the HTTP server listens on.",
     )
     data_dir: Path = Field(
         Path("./data"),
-        validation_alias=_env("STREAMSPACE_DATA_DIR"),
+        validation_alias=env("STREAMSPACE_DATA_DIR"),
         description="Directory for the embedded SQLite database and secrets.",
     )
     database_url: str | None = Field(
         None,
-        validation_alias=_env("DATABASE_URL"),
+        validation_alias=env("DATABASE_URL"),
         description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://user:pw@host/db."
         " Default: a SQLite file in the data directory.",
     )
     pod_name: str = Field(
         default_factory=socket.gethostname,
-        validation_alias=_env("POD_NAME"),
+        validation_alias=env("POD_NAME"),
         description="Name of this replica; used for pub/sub routing.",
     )
     internal_url: str | None = Field(
         None,
-        validation_alias=_env("STREAMSPACE_INTERNAL_URL"),
+        validation_alias=env("STREAMSPACE_INTERNAL_URL"),
         description="URL other replicas use to reach this one (default http://<host>:<port>).",
     )
     agenthub_redis_enabled: bool = Field(
         False,
-        validation_alias=_env("AGENTHUB_REDIS_ENABLED"),
+        validation_alias=env("AGENTHUB_REDIS_ENABLED"),
         description="Share the AgentHub through Redis DB 1 (multi-pod mode).",
     )
     cache_enabled: bool = Field(
         False,
-        validation_alias=_env("CACHE_ENABLED"),
+        validation_alias=env("CACHE_ENABLED"),
         description="Keep login sessions and cache in Redis DB 0 (implied by AGENTHUB_REDIS_ENABLED).",
     )
     redis_host: str = Field(
-        "localhost", validation_alias=_env("REDIS_HOST"), description="Redis server address."
+        "localhost", validation_alias=env("REDIS_HOST"), description="Redis server address."
     )
     redis_port: int = Field(
-        6379, ge=1, le=65535, validation_alias=_env("REDIS_PORT"), description="Redis server port."
+        6379, ge=1, le=65535, validation_alias=env("REDIS_PORT"), description="Redis server port."
     )
     redis_password: str | None = Field(
-        None, validation_alias=_env("REDIS_PASSWORD"), description="Redis password, if any."
+        None, validation_alias=env("REDIS_PASSWORD"), description="Redis password, if any."
     )
     redis_pool_size: int = Field(
         10,
         ge=1,
-        validation_alias=_env("REDIS_POOL_SIZE"),
+        validation_alias=env("REDIS_POOL_SIZE"),
         description="Redis connections per replica and database.",
     )
     db_max_open_conns: int = Field(
         25,
         ge=1,
-        validation_alias=_env("DB_MAX_OPEN_CONNS"),
+        validation_alias=env("DB_MAX_OPEN_CONNS"),
         description="Maximum database connections per replica.",
     )
     db_max_idle_conns: int = Field(
         5,
         ge=0,
-        validation_alias=_env("DB_MAX_IDLE_CONNS"),
+        validation_alias=env("DB_MAX_IDLE_CONNS"),
         description="Database connections kept open when idle.",
     )
     db_conn_max_lifetime: Seconds = Field(
         300.0,
         gt=0,
-        validation_alias=_env("DB_CONN_MAX_LIFETIME"),
+        validation_alias=env("DB_CONN_MAX_LIFETIME"),
         description="Recycle database connections older than this (e.g. '5m').",
     )
     jwt_secret: str | None = Field(
         None,
         min_length=32,
-        validation_alias=_env("STREAMSPACE_JWT_SECRET"),
+        validation_alias=env("STREAMSPACE_JWT_SECRET"),
         description="Secret signing login tokens; default: generated once and kept in the database.",
     )
     access_token_ttl: Seconds = Field(
         3600.0 * 12,
         gt=0,
-        validation_alias=_env("STREAMSPACE_TOKEN_TTL"),
+        validation_alias=env("STREAMSPACE_TOKEN_TTL"),
         description="Lifetime of a login token.",
     )
     admin_username: str = Field(
         "admin",
-        validation_alias=_env("STREAMSPACE_ADMIN_USERNAME"),
+        validation_alias=env("STREAMSPACE_ADMIN_USERNAME"),
         description="Admin created on first start.",
     )
     admin_password: str | None = Field(
         None,
-        validation_alias=_env("STREAMSPACE_ADMIN_PASSWORD"),
+        validation_alias=env("STREAMSPACE_ADMIN_PASSWORD"),
         description="Password of the first admin; `up` generates one when unset.",
     )
     agent_bootstrap_key: str | None = Field(
         None,
         min_length=16,
-        validation_alias=_env("AGENT_BOOTSTRAP_KEY"),
+        validation_alias=env("AGENT_BOOTSTRAP_KEY"),
         description="Shared key that admits an agent's first registration (pending approval).",
     )
     login_max_failures: int = Field(
         5,
         ge=1,
-        validation_alias=_env("STREAMSPACE_LOGIN_MAX_FAILURES"),
+        validation_alias=env("STREAMSPACE_LOGIN_MAX_FAILURES"),
         description="Failed logins per username or client address before 429.",
     )
     login_failure_window: Seconds = Field(
         300.0,
         gt=0,
-        validation_alias=_env("STREAMSPACE_LOGIN_FAILURE_WINDOW"),
+        validation_alias=env("STREAMSPACE_LOGIN_FAILURE_WINDOW"),
         description="Window over which failed logins are counted.",
     )
     max_body_bytes: int = Field(
         1 << 20,
         ge=1024,
-        validation_alias=_env("STREAMSPACE_MAX_BODY_BYTES"),
+        validation_alias=env("STREAMSPACE_MAX_BODY_BYTES"),
         description="Largest accepted request body.",
     )
     log_format: Literal["text", "json"] = Field(
-        "text", validation_alias=_env("LOG_FORMAT"), description="Log output: text or json."
+        "text", validation_alias=env("LOG_FORMAT"), description="Log output: text or json."
     )
-    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"), description="Log level.")
+    log_level: str = Field("INFO", validation_alias=env("LOG_LEVEL"), description="Log level.")
     heartbeat_interval: Seconds = Field(
         30.0,
         gt=0,
-        validation_alias=_env("AGENT_HEARTBEAT_INTERVAL"),
+        validation_alias=env("AGENT_HEARTBEAT_INTERVAL"),
         description="Heartbeat interval agents are told to use.",
     )
     heartbeat_missed_limit: int = Field(
         3,
         ge=1,
-        validation_alias=_env("AGENT_HEARTBEAT_MISSED_LIMIT"),
+        validation_alias=env("AGENT_HEARTBEAT_MISSED_LIMIT"),
         description="Missed heartbeats before an agent is marked offline.",
     )
     command_ack_timeout: Seconds = Field(
         10.0,
         gt=0,
-        validation_alias=_env("COMMAND_ACK_TIMEOUT"),
+        validation_alias=env("COMMAND_ACK_TIMEOUT"),
         description="Resend a command not acknowledged within this time.",
     )
     command_deadline: Seconds = Field(
         300.0,
         gt=0,
-        validation_alias=_env("COMMAND_DEADLINE"),
+        validation_alias=env("COMMAND_DEADLINE"),
         description="A command not completed within this time is timed out.",
     )
     session_start_deadline: Seconds = Field(
         300.0,
         gt=0,
-        validation_alias=_env("SESSION_START_DEADLINE"),
+        validation_alias=env("SESSION_START_DEADLINE"),
         description="A session stuck in pending/starting longer than this is failed.",
     )
     sweep_interval: Seconds = Field(
         5.0,
         gt=0,
-        validation_alias=_env("STREAMSPACE_SWEEP_INTERVAL"),
+        validation_alias=env("STREAMSPACE_SWEEP_INTERVAL"),
         description="How often the cluster-wide sweeper runs.",
     )
     reaper_interval: Seconds = Field(
         30.0,
         gt=0,
-        validation_alias=_env("STREAMSPACE_REAPER_INTERVAL"),
+        validation_alias=env("STREAMSPACE_REAPER_INTERVAL"),
         description="How often the cluster-wide idle reaper looks for idle or overdue sessions.",
     )
     activity_flush_interval: Seconds = Field(
         10.0,
         gt=0,
-        validation_alias=_env("STREAMSPACE_ACTIVITY_FLUSH_INTERVAL"),
+        validation_alias=env("STREAMSPACE_ACTIVITY_FLUSH_INTERVAL"),
         description="How often viewer activity is written to the sessions (batched).",
     )
     ui_dir: Path | None = Field(
         None,
-        validation_alias=_env("STREAMSPACE_UI_DIR"),
+        validation_alias=env("STREAMSPACE_UI_DIR"),
         description="Built web UI to serve at / (embedded mode).",
     )
     embedded: bool = Field(False, description="Set by `streamspace up`: single-process mode.")

@@ -6,7 +6,6 @@ itself. Browser-facing endpoints live in ws/vnc.py; this module owns no HTTP."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Protocol
 from streamspace.errors import Unavailable
 from streamspace.protocol import encode, make
 from streamspace.protocol.envelope import MessageType
-from streamspace.protocol.streams import WINDOW, Credit, Receipts, chunks, pack
+from streamspace.protocol.streams import WINDOW, Credit, Receipts, chunks, pack, race
 
 log = logging.getLogger(__name__)
 OPEN_TIMEOUT = 20.0
@@ -153,13 +152,7 @@ async def relay(
                 return stream.close_reason or "stream closed"
         return "viewer disconnected"
 
-    tasks = [asyncio.create_task(to_viewer()), asyncio.create_task(to_agent())]
-    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    first = done.pop()
-    with contextlib.suppress(Exception):
-        return str(first.result())
-    exc = first.exception()
-    return f"relay error: {exc}" if exc else "stream closed"
+    try:
+        return await race(to_viewer(), to_agent())
+    except Exception as exc:  # the viewer socket died mid-send: end this stream only
+        return f"relay error: {exc}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Coroutine
+from typing import Any
 
 from streamspace.errors import ProtocolError
 
@@ -83,3 +85,16 @@ class Receipts:
         grant, self._consumed = self._consumed, 0
         self.outstanding -= grant
         return grant
+
+
+async def race(*coroutines: Coroutine[Any, Any, str]) -> str:
+    """Run the two pumps of a stream until one ends; cancel the other; return the first's
+    result (its exception propagates)."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return next(iter(done)).result()

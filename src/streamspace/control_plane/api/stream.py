@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from streamspace.control_plane.api.deps import Ctx, User
+from streamspace.control_plane.auth.tokens import session_token
 from streamspace.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
@@ -31,14 +32,12 @@ async def stream_token(
     session = await ctx.session_service.get(principal=principal, session_id=session_id)
     if session.user_id != principal.user_id and not (principal.is_admin and body and body.as_admin):
         raise NotFound("session not found")  # admins view others' sessions only when they ask
-    token, _ = ctx.tokens.issue(
-        subject=principal.user_id,
+    token = session_token(
+        ctx.tokens,
+        principal=principal,
+        session_id=session_id,
         purpose="stream",
         ttl=STREAM_TOKEN_TTL,
-        sid=session_id,
-        org=principal.org_id,
-        usr=principal.username,
-        role=principal.role,
     )
     return StreamGrant(
         token=token,

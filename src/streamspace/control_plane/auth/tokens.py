@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 
+from streamspace.control_plane.principal import Principal
 from streamspace.errors import Unauthenticated
 
 _ALGORITHM = "HS256"
@@ -74,3 +75,32 @@ class TokenCodec:
             expires_at=float(payload["exp"]),
             extra=extra,
         )
+
+
+def session_token(
+    codec: TokenCodec, *, principal: Principal, session_id: str, purpose: str, ttl: float
+) -> str:
+    """A token for one session's stream (`stream`) or a replica-to-replica relay (`peer`)."""
+    token, _ = codec.issue(
+        subject=principal.user_id,
+        purpose=purpose,
+        ttl=ttl,
+        sid=session_id,
+        org=principal.org_id,
+        usr=principal.username,
+        role=principal.role,
+    )
+    return token
+
+
+def session_principal(codec: TokenCodec, token: str, *, session_id: str, purpose: str) -> Principal:
+    """Who a session token speaks for; refuses tokens of another purpose or session."""
+    claims = codec.decode(token, purpose=purpose)
+    if claims.extra.get("sid") != session_id:
+        raise Unauthenticated("token is for another session", code="token_wrong_session")
+    return Principal(
+        user_id=claims.subject,
+        org_id=str(claims.extra.get("org", "")),
+        username=str(claims.extra.get("usr", "")),
+        role=str(claims.extra.get("role", "user")),
+    )

@@ -14,11 +14,13 @@ import websockets
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed
 
+from streamspace.control_plane.auth.tokens import session_principal, session_token
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.principal import Principal
 from streamspace.control_plane.streams import relay
 from streamspace.errors import NotFound, StreamSpaceError, Unauthenticated, Unavailable
 from streamspace.protocol import close_codes
+from streamspace.protocol.streams import race
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -60,25 +62,15 @@ def _close_code(exc: StreamSpaceError) -> int:
     return close_codes.CONFLICT
 
 
-def _principal(ctx: AppContext, token: str, session_id: str, purpose: str) -> Principal:
-    claims = ctx.tokens.decode(token, purpose=purpose)
-    if claims.extra.get("sid") != session_id:
-        raise Unauthenticated("token is for another session", code="token_wrong_session")
-    return Principal(
-        user_id=claims.subject,
-        org_id=str(claims.extra.get("org", "")),
-        username=str(claims.extra.get("usr", "")),
-        role=str(claims.extra.get("role", "user")),
-    )
-
-
 @router.websocket("/api/v1/sessions/{session_id}/vnc")
 async def browser_vnc(ws: WebSocket, session_id: str) -> None:
     ctx: AppContext = ws.app.state.ctx
     wants_binary = "binary" in ws.scope.get("subprotocols", [])
     await ws.accept(subprotocol="binary" if wants_binary else None)
     try:
-        principal = _principal(ctx, ws.query_params.get("token", ""), session_id, "stream")
+        principal = session_principal(
+            ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="stream"
+        )
         agent_id = await _ensure_running(ctx, principal, session_id)
         reason = await _stream(ctx, ws, session_id, agent_id, principal)
     except StreamSpaceError as exc:
@@ -149,14 +141,8 @@ async def _via_peer(
     principal: Principal,
     on_input: object,
 ) -> str:
-    token, _ = ctx.tokens.issue(
-        subject=principal.user_id,
-        purpose="peer",
-        ttl=PEER_TOKEN_TTL,
-        sid=session_id,
-        org=principal.org_id,
-        usr=principal.username,
-        role=principal.role,
+    token = session_token(
+        ctx.tokens, principal=principal, session_id=session_id, purpose="peer", ttl=PEER_TOKEN_TTL
     )
     url = (
         base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
@@ -177,12 +163,7 @@ async def _via_peer(
                         await viewer.send_bytes(data)
                 return peer.close_reason or "stream closed"
 
-            tasks = [asyncio.create_task(up()), asyncio.create_task(down())]
-            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            return str(done.pop().result())
+            return await race(up(), down())
     except (OSError, ConnectionClosed, websockets.InvalidStatus) as exc:
         raise Unavailable(
             f"cannot reach the replica holding the agent: {exc}", code="peer_unreachable"
@@ -195,7 +176,9 @@ async def peer_vnc(ws: WebSocket, session_id: str) -> None:
     ctx: AppContext = ws.app.state.ctx
     await ws.accept()
     try:
-        principal = _principal(ctx, ws.query_params.get("token", ""), session_id, "peer")
+        principal = session_principal(
+            ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="peer"
+        )
         session = await ctx.session_service.get(principal=principal, session_id=session_id)
         if session.agent_id is None or session.agent_id not in ctx.hub.local:
             raise Unavailable("the agent is not connected to this replica", code="agent_not_here")
