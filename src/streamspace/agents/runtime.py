@@ -162,7 +162,7 @@ class AgentRuntime:
             if envelope.type == "command":
                 self._on_command(envelope)
             elif envelope.type == "ping":
-                self.send("pong", {})
+                self.send("pong", {"pingId": envelope.id})
             elif envelope.type == "shutdown":
                 log.info(
                     "agent: control plane asked us to shut down: %s",

@@ -25,6 +25,7 @@ from streamspace.protocol.messages import (
     CompletePayload,
     FailedPayload,
     HeartbeatPayload,
+    PongPayload,
     StatusPayload,
 )
 
@@ -175,6 +176,9 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
             status="failed",
             error=failed.error,
         )
+    elif envelope.type == "pong":
+        pong = PongPayload.model_validate(p)
+        await ctx.hub.observe_pong(agent_id=conn.agent_id, ping_id=pong.ping_id)
     elif envelope.type == "status":
         st = StatusPayload.model_validate(p)
         verdict = await svc.observed(
