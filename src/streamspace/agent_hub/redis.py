@@ -163,6 +163,18 @@ class RedisHubBackend(HubBackend):
                 lambda: self._refresh(keys=list(_keys(agent_id)), args=[pod_name, AGENT_KEY_TTL]),
             )
 
+    async def refresh_many(self, *, agent_ids: list[str], pod_name: str) -> None:
+        async def pipeline() -> object:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for agent_id in agent_ids:
+                    pod_key, connected_key = _keys(agent_id)
+                    pipe.set(pod_key, pod_name, ex=AGENT_KEY_TTL)
+                    pipe.set(connected_key, "1", ex=AGENT_KEY_TTL)
+                return await pipe.execute()
+
+        with contextlib.suppress(Unavailable):  # re-claimed by on_connected when Redis returns
+            await self._guard("record the agents' pod", pipeline)
+
     async def release(self, *, agent_id: str, pod_name: str) -> bool:
         try:
             done = await self._guard(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from streamspace.agent_hub.base import CONTROL_CHANNEL, EVENTS_CHANNEL, HubBackend, pod_channel
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.db.records import AgentRecord
+from streamspace.control_plane.heartbeats import HeartbeatWriter
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.pings import PingBook
 from streamspace.control_plane.services import commands
@@ -93,6 +94,9 @@ class AgentHub:
         self._epochs: dict[str, int] = {}
         self._sent_at: dict[str, tuple[float, str]] = {}
         self._pings = PingBook()
+        self.heartbeats = HeartbeatWriter(
+            db=db, backend=backend, pod=self.pod, interval=min(settings.heartbeat_interval / 4, 1.0)
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False
 
@@ -109,6 +113,7 @@ class AgentHub:
         await self._beat_replica()
         self._tasks.append(asyncio.create_task(self._liveness_loop(), name="hub-liveness"))
         self._tasks.append(asyncio.create_task(self._replica_loop(), name="hub-replica"))
+        self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="hub-heartbeats"))
         self.running = True
 
     async def stop(self) -> None:
@@ -116,6 +121,8 @@ class AgentHub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.heartbeats.flush()
         for conn in list(self.local.values()):
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
             await self.detach(conn)
@@ -222,6 +229,7 @@ class AgentHub:
         if self.local.get(conn.agent_id) is not conn:
             return
         del self.local[conn.agent_id]
+        await self.heartbeats.forget(conn.agent_id)
         await self.backend.release(agent_id=conn.agent_id, pod_name=self.pod)
         async with self._db.begin() as db:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)

@@ -143,14 +143,13 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
             hb.active_sessions,
             ", draining" if hb.draining else "",
         )
-        await svc.heartbeat(
+        ctx.hub.heartbeats.record(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
             active=hb.active_sessions,
             draining=hb.draining,
             capacity=hb.capacity.model_dump(by_alias=True) if hb.capacity else None,
         )
-        await ctx.hub.backend.refresh(agent_id=conn.agent_id, pod_name=ctx.hub.pod)
     elif envelope.type == "ack":
         ack = AckPayload.model_validate(p)
         ctx.hub.observe_ack(ack.command_id)
