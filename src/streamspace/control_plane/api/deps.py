@@ -15,7 +15,9 @@ from streamspace.errors import PermissionDenied, Unauthenticated
 _bearer = HTTPBearer(auto_error=False, description="Login token from POST /api/v1/auth/login")
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread
+    # hop on every request just to read an attribute
     ctx: AppContext = request.app.state.ctx
     return ctx
 
