@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
@@ -13,6 +13,7 @@ from streamspace.control_plane.auth.login_store import LoginSessionStore
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
 from streamspace.control_plane.metrics import Metrics
+from streamspace.control_plane.principal import PrincipalCache
 
 if TYPE_CHECKING:
     from streamspace.control_plane.events import EventHub
@@ -35,6 +36,7 @@ class AppContext:
     session_service: SessionService
     agent_service: AgentService
     cache_redis: aioredis.Redis | None = None
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
     @property
     def agent_liveness(self) -> float:
