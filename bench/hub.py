@@ -21,6 +21,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ from streamspace.control_plane.services.agents import hash_key
 
 REPLICAS = 3
 CLIENTS = 2
+POOL = 32  # keep-alive connections per replica for the ping driver
 ADMIN_PASSWORD = "bench-admin-password-1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -120,7 +122,7 @@ async def seed_agents(db_url: str, count: int) -> list[tuple[str, str, int]]:
     return agents
 
 
-def replica_env(*, db_url: str, redis_port: int, log_level: str) -> dict[str, str]:
+def replica_env(*, db_url: str, redis_port: int, log_level: str, db_idle: int) -> dict[str, str]:
     return {
         "DATABASE_URL": db_url,
         "STREAMSPACE_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -129,7 +131,7 @@ def replica_env(*, db_url: str, redis_port: int, log_level: str) -> dict[str, st
         "REDIS_PORT": str(redis_port),
         "LOG_LEVEL": log_level,
         "DB_MAX_OPEN_CONNS": "20",
-        "DB_MAX_IDLE_CONNS": "5",
+        "DB_MAX_IDLE_CONNS": str(db_idle),
     }
 
 
@@ -219,7 +221,7 @@ async def login(port: int) -> dict[str, str]:
 @dataclass
 class PingRun:
     samples: list[tuple[str, float, float]]  # agent, sent (monotonic), answered (monotonic)
-    errors: Counter[int]
+    errors: Counter[int | str]
     late: int
     wall: float
 
@@ -237,23 +239,32 @@ async def ping_run(
     pools: list[asyncio.Queue[HttpConn]] = []
     for replica in replicas:
         pool: asyncio.Queue[HttpConn] = asyncio.Queue()
-        for _ in range(24):
+        for _ in range(POOL):
             pool.put_nowait(await HttpConn.open(replica.port))
         pools.append(pool)
     run = PingRun(samples=[], errors=Counter(), late=0, wall=0.0)
 
     async def one(agent_id: str, via: int) -> None:
+        if pools[via].empty():  # every connection busy: saturated, do not queue without end
+            run.errors["skipped"] += 1
+            return
         conn = await pools[via].get()
         sent = time.monotonic()
         try:
-            status, _ = await conn.request(
-                "POST", f"/api/v1/admin/agents/{agent_id}/ping?timeout=5", headers
+            status, body = await asyncio.wait_for(
+                conn.request("POST", f"/api/v1/admin/agents/{agent_id}/ping?timeout=5", headers),
+                10,
             )
-        finally:
-            pools[via].put_nowait(conn)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            conn.close()  # not returned to the pool
+            run.errors["client timeout"] += 1
+            return
+        pools[via].put_nowait(conn)
         if status == 200:
             run.samples.append((agent_id, sent, time.monotonic()))
         else:
+            if not run.errors:
+                print(f"  first error: {status} {body[:300]!r}")
             run.errors[status] += 1
 
     total, tasks, began = int(rate * seconds), [], time.monotonic()
@@ -265,7 +276,7 @@ async def ping_run(
         elif delay < -0.005:
             run.late += 1
         tasks.append(asyncio.create_task(one(agent_id, (home + 1) % REPLICAS if cross else home)))
-    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    await asyncio.gather(*tasks)
     run.wall = time.monotonic() - began
     for pool in pools:
         while not pool.empty():
@@ -276,22 +287,27 @@ async def ping_run(
 def ping_report(run: PingRun, receipts: dict[str, list[float]], label: str) -> dict[str, float]:
     rtt = [(done - sent) * 1000 for _, sent, done in run.samples]
     there: list[float] = []
+    back: list[float] = []
     for agent_id, sent, done in run.samples:
         hit = [t for t in receipts.get(agent_id, []) if sent <= t <= done]
         if hit:
             there.append((hit[0] - sent) * 1000)
+            back.append((done - hit[0]) * 1000)
     figures = {
         "p50": percentile(rtt, 0.5),
         "p99": percentile(rtt, 0.99),
         "to_agent_p50": percentile(there, 0.5),
         "to_agent_p99": percentile(there, 0.99),
+        "back_p50": percentile(back, 0.5),
+        "back_p99": percentile(back, 0.99),
         "rate": len(run.samples) / run.wall,
     }
     print(
         f"  {label:<10} ok {len(run.samples):>6}  errors {dict(run.errors) or 0}  late {run.late}  "
         f"achieved {figures['rate']:7.1f}/s  round trip p50 {figures['p50']:6.2f} ms "
         f"p99 {figures['p99']:6.2f} ms  | request->agent p50 {figures['to_agent_p50']:6.2f} "
-        f"p99 {figures['to_agent_p99']:6.2f} ms"
+        f"p99 {figures['to_agent_p99']:6.2f} ms | agent->response p50 {figures['back_p50']:6.2f} "
+        f"p99 {figures['back_p99']:6.2f} ms"
     )
     return figures
 
@@ -425,7 +441,9 @@ async def run_level(args: Any, n: int) -> Level:
     async with fresh_database(args.pg_url) as db_url:
         redis = RedisServer(log_dir=tmp).start()
         try:
-            env = replica_env(db_url=db_url, redis_port=redis.port, log_level=args.log_level)
+            env = replica_env(
+                db_url=db_url, redis_port=redis.port, log_level=args.log_level, db_idle=args.db_idle
+            )
             for i in range(REPLICAS):
                 replica = ApiReplica(pod=f"bench-api-{i}", env=env, log_dir=tmp)
                 if args.profile and i == 0:
@@ -459,7 +477,9 @@ async def run_level(args: Any, n: int) -> Level:
                 if not r.alive:
                     raise RuntimeError(f"{r.pod} died: {r.log()[-2000:]}")
             if args.profile:
-                replicas[0].stop()  # SIGTERM: cProfile writes its file on a clean exit
+                for client in clients:
+                    await client.stop()
+                replicas[0].stop(signal.SIGINT, timeout=60)  # cProfile writes its file on exit
                 print_profile(tmp / "api.prof")
             return Level(n, per_agent, hb_ms, projected, pings, baseline)
         finally:
@@ -524,8 +544,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hb-interval", type=float, default=5.0, help="accelerated, seconds")
     parser.add_argument("--hb-seconds", type=float, default=20.0, help="heartbeat window")
     parser.add_argument("--idle-seconds", type=float, default=8.0, help="idle CPU window")
-    parser.add_argument("--rates", default="200,1000", help="pings/s, comma-separated; 0: none")
+    parser.add_argument("--rates", default="50,200,1000", help="pings/s, comma-separated; 0: none")
     parser.add_argument("--ping-seconds", type=float, default=10.0, help="per rate and route")
+    parser.add_argument("--db-idle", type=int, default=20, help="replicas' DB_MAX_IDLE_CONNS")
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--profile", action="store_true", help="cProfile replica 0")
     parser.add_argument("--max-seconds", type=float, default=1500, help="give up after this")
