@@ -55,6 +55,12 @@ class Unavailable(StreamSpaceError):
     code = "unavailable"
 
 
+class TimedOut(Unavailable):
+    """A peer (an agent, another replica) did not answer in time."""
+
+    code = "timeout"
+
+
 class ProtocolError(StreamSpaceError):
     code = "protocol_error"
 

@@ -47,6 +47,11 @@ class HubBackend(ABC):
     async def refresh(self, *, agent_id: str, pod_name: str) -> None:
         """Heartbeat: extend the TTL, re-creating the keys if they vanished."""
 
+    async def refresh_many(self, *, agent_ids: list[str], pod_name: str) -> None:
+        """`refresh` for a batch of agents (one round trip where the backend allows it)."""
+        for agent_id in agent_ids:
+            await self.refresh(agent_id=agent_id, pod_name=pod_name)
+
     @abstractmethod
     async def release(self, *, agent_id: str, pod_name: str) -> bool:
         """Delete the agent's keys only if they still point at `pod_name`."""

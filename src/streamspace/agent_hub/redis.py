@@ -41,13 +41,17 @@ class RedisHubBackend(HubBackend):
     name = "redis"
 
     def __init__(self, *, url: str, pool_size: int, retry_interval: float = 1.0) -> None:
-        self._client = aioredis.Redis.from_url(
+        # Blocking pool: a burst waits for a free connection instead of failing with "Too many
+        # connections", which would flip the whole replica into single-pod mode.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=pool_size + 2,
+            timeout=2.0,
             socket_timeout=2.0,
             socket_connect_timeout=2.0,
             health_check_interval=10,
         )
+        self._client = aioredis.Redis(connection_pool=pool)
         self._url = url
         self._retry = retry_interval
         self._available = False
@@ -105,6 +109,8 @@ class RedisHubBackend(HubBackend):
             await on_connected()
             while True:
                 message = await pubsub.get_message(timeout=1.0)
+                if not self._available:
+                    await self._recover(on_connected)
                 if message is None:
                     continue
                 channel = message["channel"]
@@ -116,6 +122,14 @@ class RedisHubBackend(HubBackend):
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _recover(self, on_connected: Callable[[], Awaitable[None]]) -> None:
+        """A command failed but the subscription is alive: back to multi-pod once Redis
+        answers again (raises, so the supervisor reconnects, if it does not)."""
+        await self._client.ping()
+        self._available = True
+        log.info("AgentHub Redis answers again - multi-pod support re-enabled")
+        await on_connected()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -130,6 +144,10 @@ class RedisHubBackend(HubBackend):
         try:
             return await op()
         except (RedisError, OSError) as exc:
+            if self._available:
+                log.warning(
+                    "AgentHub Redis command failed (%s); single-pod mode until it answers", exc
+                )
             self._available = False
             raise Unavailable(
                 f"Redis is unavailable; cannot {what}: {exc}", code="redis_unavailable"
@@ -144,6 +162,18 @@ class RedisHubBackend(HubBackend):
                 "record the agent's pod",
                 lambda: self._refresh(keys=list(_keys(agent_id)), args=[pod_name, AGENT_KEY_TTL]),
             )
+
+    async def refresh_many(self, *, agent_ids: list[str], pod_name: str) -> None:
+        async def pipeline() -> object:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for agent_id in agent_ids:
+                    pod_key, connected_key = _keys(agent_id)
+                    pipe.set(pod_key, pod_name, ex=AGENT_KEY_TTL)
+                    pipe.set(connected_key, "1", ex=AGENT_KEY_TTL)
+                return await pipe.execute()
+
+        with contextlib.suppress(Unavailable):  # re-claimed by on_connected when Redis returns
+            await self._guard("record the agents' pod", pipeline)
 
     async def release(self, *, agent_id: str, pod_name: str) -> bool:
         try:

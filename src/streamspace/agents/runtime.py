@@ -186,7 +186,7 @@ class AgentRuntime:
             elif envelope.type.startswith("stream_"):
                 self.streams.on_control(envelope.type, envelope.payload)
             elif envelope.type == "ping":
-                self.send("pong", {})
+                self.send("pong", {"pingId": envelope.id})
             elif envelope.type == "shutdown":
                 log.info(
                     "agent: control plane asked us to shut down: %s",

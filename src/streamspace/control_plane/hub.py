@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from streamspace.agent_hub.base import CONTROL_CHANNEL, EVENTS_CHANNEL, HubBackend, pod_channel
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.db.records import AgentRecord
+from streamspace.control_plane.heartbeats import HeartbeatWriter
 from streamspace.control_plane.metrics import Metrics
+from streamspace.control_plane.pings import PingBook
 from streamspace.control_plane.services import commands
 from streamspace.control_plane.streams import AgentStream, StreamTable
-from streamspace.errors import Conflict, Unavailable
+from streamspace.errors import Conflict, TimedOut, Unavailable
 from streamspace.protocol import close_codes, encode, make
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,10 @@ class AgentHub:
         self.local: dict[str, AgentConnection] = {}
         self._epochs: dict[str, int] = {}
         self._sent_at: dict[str, tuple[float, str]] = {}
+        self._pings = PingBook()
+        self.heartbeats = HeartbeatWriter(
+            db=db, backend=backend, pod=self.pod, interval=min(settings.heartbeat_interval / 4, 1.0)
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False
 
@@ -116,6 +122,7 @@ class AgentHub:
         await self._beat_replica()
         self._tasks.append(asyncio.create_task(self._liveness_loop(), name="hub-liveness"))
         self._tasks.append(asyncio.create_task(self._replica_loop(), name="hub-replica"))
+        self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="hub-heartbeats"))
         self.running = True
 
     async def stop(self) -> None:
@@ -123,6 +130,8 @@ class AgentHub:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.heartbeats.flush()
         for conn in list(self.local.values()):
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
             await self.detach(conn)
@@ -231,6 +240,7 @@ class AgentHub:
         if self.local.get(conn.agent_id) is not conn:
             return
         del self.local[conn.agent_id]
+        await self.heartbeats.forget(conn.agent_id)
         await self.backend.release(agent_id=conn.agent_id, pod_name=self.pod)
         async with self._db.begin() as db:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
@@ -381,6 +391,9 @@ class AgentHub:
                 self._epochs[agent_id] = max(self._epochs.get(agent_id, 0), epoch)
                 await self._displace_local(agent_id=agent_id, epoch=epoch, keep=message["conn_id"])
             return
+        if message.get("type") in ("ping", "pong"):
+            await self._on_ping_bus(message)
+            return
         conn = self.local.get(message.get("agent_id", ""))
         if conn is not None:
             self._send_local(
@@ -388,6 +401,85 @@ class AgentHub:
                 message["commands"],
                 route="cross_pod",
                 sent=float(message.get("sent", time.time())),
+            )
+
+    # -- pings -------------------------------------------------------------------------------
+
+    async def ping(self, agent_id: str, *, wait: float) -> str:
+        """Round-trip a `ping` envelope to the agent, here or via its replica; returns the route.
+        Unavailable if it is connected nowhere, TimedOut if no pong comes back in time."""
+        ping_id = uuid.uuid4().hex
+        waiter = self._pings.expect(ping_id=ping_id, agent_id=agent_id)
+        try:
+            conn = self.local.get(agent_id)
+            if conn is not None:
+                self._send_ping(conn, ping_id)
+            else:
+                await self._ping_via_pod(agent_id, ping_id)
+            try:
+                async with asyncio.timeout(wait):
+                    await waiter
+            except TimeoutError:
+                raise TimedOut(
+                    f"agent {agent_id} did not answer a ping within {wait:g} s",
+                    code="ping_timeout",
+                ) from None
+            return "local" if conn is not None else "cross_pod"
+        finally:
+            self._pings.forget(ping_id)
+
+    def _send_ping(self, conn: AgentConnection, ping_id: str) -> None:
+        if not conn.send(encode(make("ping", {}, epoch=conn.epoch, id_=ping_id))):
+            raise Unavailable(f"agent {conn.agent_id} is disconnecting", code="agent_offline")
+
+    async def _ping_via_pod(self, agent_id: str, ping_id: str) -> None:
+        try:
+            pod = await self.backend.lookup(agent_id=agent_id)
+        except Unavailable:
+            raise Unavailable(
+                f"agent {agent_id} is not connected to this replica ({self.pod}) and Redis is "
+                "unavailable, so the ping cannot be routed",
+                code="agent_unreachable",
+            ) from None
+        if pod is None or pod == self.pod:
+            raise Unavailable(f"agent {agent_id} is not connected", code="agent_offline")
+        message = {"type": "ping", "agent_id": agent_id, "ping_id": ping_id, "origin": self.pod}
+        if not await self.backend.publish(
+            channel=pod_channel(pod), data=json.dumps(message).encode()
+        ):
+            raise Unavailable(
+                f"replica {pod}, which holds agent {agent_id}, is not listening",
+                code="agent_unreachable",
+            )
+
+    async def _on_ping_bus(self, message: dict[str, Any]) -> None:
+        ping_id, agent_id = str(message["ping_id"]), str(message["agent_id"])
+        if message["type"] == "pong":
+            self._pings.settle(ping_id=ping_id, error=str(message.get("error") or ""))
+            return
+        origin = str(message["origin"])
+        conn = self.local.get(agent_id)
+        if conn is None or not conn.send(encode(make("ping", {}, epoch=conn.epoch, id_=ping_id))):
+            error = f"agent {agent_id} is not connected to replica {self.pod}"
+            await self._reply_pong(origin=origin, agent_id=agent_id, ping_id=ping_id, error=error)
+            return
+        self._pings.forward(ping_id=ping_id, agent_id=agent_id, origin=origin)
+
+    async def observe_pong(self, *, agent_id: str, ping_id: str | None) -> None:
+        """An agent's pong: wake the local waiter, or send it back to the replica that asked."""
+        if ping_id is None or self._pings.settle(ping_id=ping_id, agent_id=agent_id):
+            return
+        origin = self._pings.origin_of(ping_id=ping_id, agent_id=agent_id)
+        if origin is not None:
+            await self._reply_pong(origin=origin, agent_id=agent_id, ping_id=ping_id)
+
+    async def _reply_pong(
+        self, *, origin: str, agent_id: str, ping_id: str, error: str = ""
+    ) -> None:
+        message = {"type": "pong", "agent_id": agent_id, "ping_id": ping_id, "error": error}
+        with contextlib.suppress(Unavailable):  # the asker times out with a clear 504
+            await self.backend.publish(
+                channel=pod_channel(origin), data=json.dumps(message).encode()
             )
 
     async def stop_orphan(self, agent_id: str, session_id: str) -> None:

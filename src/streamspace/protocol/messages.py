@@ -53,5 +53,11 @@ class StatusPayload(_Payload):
     vnc_port: int | None = Field(None, alias="vncPort")
 
 
+class PongPayload(_Payload):
+    """Answers a `ping`; echoes the ping envelope's id so concurrent pings are told apart."""
+
+    ping_id: str | None = Field(None, alias="pingId", max_length=64)
+
+
 class ShutdownPayload(_Payload):
     reason: str = ""

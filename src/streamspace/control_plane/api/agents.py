@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -56,6 +57,13 @@ class AgentKey(BaseModel):
     agentId: str
     apiKey: str
     message: str
+
+
+class PingRead(BaseModel):
+    agentId: str
+    route: Literal["local", "cross_pod"]
+    replica: str = Field(description="the replica that served this request")
+    rttMs: float = Field(description="request received -> agent's pong back on this replica")
 
 
 class ReplicaRead(BaseModel):
@@ -114,6 +122,30 @@ async def rotate_key(agent_id: str, admin: Admin, ctx: Ctx) -> AgentKey:
         agentId=agent_id,
         apiKey=key,
         message="the old key stopped working; this key is shown only once",
+    )
+
+
+@router.post(
+    "/api/v1/admin/agents/{agent_id}/ping",
+    response_model=PingRead,
+    responses={503: {"description": "agent not connected"}, 504: {"description": "no pong"}},
+)
+async def ping(
+    agent_id: str,
+    admin: Admin,
+    ctx: Ctx,
+    wait: Annotated[
+        float, Query(alias="timeout", gt=0, le=30, description="seconds to wait for the pong")
+    ] = 5.0,
+) -> PingRead:
+    """Round-trip a `ping` through the hub to the agent, on whichever replica holds it."""
+    started = time.perf_counter()
+    route = await ctx.hub.ping(agent_id, wait=wait)
+    return PingRead(
+        agentId=agent_id,
+        route=route,
+        replica=ctx.settings.pod_name,
+        rttMs=round((time.perf_counter() - started) * 1000, 3),
     )
 
 

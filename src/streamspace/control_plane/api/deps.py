@@ -15,7 +15,9 @@ from streamspace.errors import PermissionDenied, Unauthenticated
 _bearer = HTTPBearer(auto_error=False, description="Login token from POST /api/v1/auth/login")
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread
+    # hop on every request just to read an attribute
     ctx: AppContext = request.app.state.ctx
     return ctx
 
@@ -28,17 +30,22 @@ async def principal_from_token(ctx: AppContext, token: str) -> Principal:
     claims = ctx.tokens.decode(token, purpose="login")
     if not await ctx.login_store.is_active(token_id=claims.token_id):
         raise Unauthenticated("session has ended; log in again", code="session_revoked")
+    cached = ctx.principals.find(claims.token_id)
+    if cached is not None:
+        return cached
     async with ctx.db() as db:
         user = await db.get(UserRecord, claims.subject)
     if user is None or user.disabled:
         raise Unauthenticated("account is disabled or no longer exists", code="account_disabled")
-    return Principal(
+    principal = Principal(
         user_id=user.id,
         org_id=user.org_id,
         username=user.username,
         role=user.role,
         token_id=claims.token_id,
     )
+    ctx.principals.keep(principal)
+    return principal
 
 
 async def current_principal(

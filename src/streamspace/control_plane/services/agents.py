@@ -205,25 +205,6 @@ class AgentService:
 
     # -- messages from agents ----------------------------------------------------------------
 
-    async def heartbeat(
-        self,
-        *,
-        agent_id: str,
-        epoch: int,
-        active: int,
-        draining: bool,
-        capacity: dict[str, Any] | None,
-    ) -> None:
-        async with self._sessions.begin() as db:
-            agent = await db.get(AgentRecord, agent_id)
-            if agent is None or agent.epoch != epoch:
-                return
-            agent.last_heartbeat, agent.status = datetime.now(UTC), "online"
-            agent.active_sessions, agent.draining = active, draining
-            if capacity:
-                agent.capacity = capacity
-                agent.max_sessions = int(capacity.get("maxSessions", agent.max_sessions))
-
     async def command_outcome(
         self,
         *,

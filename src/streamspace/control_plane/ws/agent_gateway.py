@@ -25,6 +25,7 @@ from streamspace.protocol.messages import (
     CompletePayload,
     FailedPayload,
     HeartbeatPayload,
+    PongPayload,
     StatusPayload,
 )
 from streamspace.protocol.streams import unpack
@@ -151,14 +152,13 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
             hb.active_sessions,
             ", draining" if hb.draining else "",
         )
-        await svc.heartbeat(
+        ctx.hub.heartbeats.record(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
             active=hb.active_sessions,
             draining=hb.draining,
             capacity=hb.capacity.model_dump(by_alias=True) if hb.capacity else None,
         )
-        await ctx.hub.backend.refresh(agent_id=conn.agent_id, pod_name=ctx.hub.pod)
     elif envelope.type == "ack":
         ack = AckPayload.model_validate(p)
         ctx.hub.observe_ack(ack.command_id)
@@ -184,6 +184,9 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
             status="failed",
             error=failed.error,
         )
+    elif envelope.type == "pong":
+        pong = PongPayload.model_validate(p)
+        await ctx.hub.observe_pong(agent_id=conn.agent_id, ping_id=pong.ping_id)
     elif envelope.type == "status":
         st = StatusPayload.model_validate(p)
         verdict = await svc.observed(

@@ -1,0 +1,62 @@
+"""`POST /api/v1/admin/agents/{id}/ping` on two replicas: a pong comes back whether the agent
+is on the replica asked (local) or on the other one (cross-pod, over Redis); an agent that is
+not connected is a 503 and one that does not answer a 504."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+
+from tests.multipod.test_agent_protocol import connect, frame
+from tests.support.cluster import cluster, enroll_agent
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+async def answer_pings(ws: ClientConnection, seen: list[str]) -> None:
+    async for raw in ws:
+        envelope = json.loads(raw)
+        if envelope["type"] == "ping":
+            seen.append(envelope["id"])
+            await ws.send(frame("pong", {"pingId": envelope["id"]}))
+
+
+async def test_ping_round_trips_locally_and_across_replicas(tmp_path: Path) -> None:
+    async with cluster(tmp_path, replicas=2, lb=False) as c:
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        key = await enroll_agent(a.url, admin, "pinged-1")
+        silent_key = await enroll_agent(a.url, admin, "silent-1")
+        ws = await connect(b.url, key)
+        await ws.recv()  # welcome
+        seen: list[str] = []
+        responder = asyncio.create_task(answer_pings(ws, seen))
+        path = "/api/v1/admin/agents/pinged-1/ping"
+        local = await c.call(b.url, "POST", path, admin)
+        assert local.status_code == 200, local.text
+        assert local.json()["route"] == "local" and local.json()["replica"] == b.pod
+        remote = await c.call(a.url, "POST", path, admin)
+        assert remote.status_code == 200, remote.text
+        assert remote.json()["route"] == "cross_pod" and remote.json()["replica"] == a.pod
+        assert len(seen) == 2 and remote.json()["rttMs"] > 0
+
+        offline = await c.call(a.url, "POST", "/api/v1/admin/agents/nobody/ping", admin)
+        assert offline.status_code == 503
+        assert offline.json()["error"]["code"] == "agent_offline"
+
+        silent = await connect(b.url, silent_key)
+        await silent.recv()
+        for base in (a.url, b.url):
+            r = await c.call(base, "POST", "/api/v1/admin/agents/silent-1/ping?timeout=0.5", admin)
+            assert r.status_code == 504, r.text
+            assert r.json()["error"]["code"] == "ping_timeout"
+        # only admins may ping
+        r = await c.call(a.url, "POST", path, {})
+        assert r.status_code == 401
+        responder.cancel()
+        await ws.close()
+        await silent.close()
