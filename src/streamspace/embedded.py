@@ -123,6 +123,9 @@ def server_config(app: FastAPI, settings: ControlPlaneSettings) -> uvicorn.Confi
         ws_max_size=1 << 20,
         timeout_graceful_shutdown=10,
         proxy_headers=True,
+        # VNC data is binary and mostly incompressible or already compressed: deflate would
+        # cost more CPU than the whole relay.
+        ws_per_message_deflate=False,
     )
 
 

@@ -111,6 +111,7 @@ class AgentRuntime:
             additional_headers=headers,
             max_size=MAX_MESSAGE_BYTES,
             open_timeout=10,
+            compression=None,
             ping_interval=20,
             ping_timeout=20,
         ) as ws:

@@ -17,15 +17,18 @@ class MemoryKnobs:
     delay: float = 0.0  # seconds every operation takes
     fail: set[str] = field(default_factory=set)  # operations that raise PlatformError
     hang: set[str] = field(default_factory=set)  # operations that never finish
+    vnc: str | None = None  # "host:port" of a TCP server standing in for every session's VNC
 
     @classmethod
     def parse(cls, text: str) -> MemoryKnobs:
-        """From 'delay=0.5,fail=start+wake,hang=stop' (the MEMORY_PLATFORM env var)."""
+        """From 'delay=0.5,fail=start+wake,hang=stop,vnc=127.0.0.1:5999' (MEMORY_PLATFORM)."""
         knobs = cls()
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, _, value = part.partition("=")
             if key == "delay":
                 knobs.delay = float(value)
+            elif key == "vnc":
+                knobs.vnc = value
             elif key in ("fail", "hang"):
                 getattr(knobs, key).update(filter(None, value.split("+")))
             else:
@@ -99,4 +102,7 @@ class MemoryPlatform(Platform):
         self._events.put_nowait(observed)
 
     async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        raise PlatformError("the memory platform has no VNC server")
+        if self.knobs.vnc is None or session_id not in self.sessions:
+            raise PlatformError("the memory platform has no VNC server for this session")
+        host, _, port = self.knobs.vnc.rpartition(":")
+        return await asyncio.open_connection(host, int(port))

@@ -149,7 +149,9 @@ async def _via_peer(
     )
     viewer = BrowserViewer(ws)
     try:
-        async with websockets.connect(url, max_size=None, open_timeout=10) as peer:
+        async with websockets.connect(
+            url, max_size=None, open_timeout=10, compression=None
+        ) as peer:
 
             async def up() -> str:
                 while (data := await viewer.receive_bytes()) is not None:
