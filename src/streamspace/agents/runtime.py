@@ -29,7 +29,7 @@ from streamspace.protocol.close_codes import (
     UNSUPPORTED_VERSION,
 )
 from streamspace.protocol.messages import CommandPayload
-from streamspace.protocol.streams import unpack
+from streamspace.protocol.streams import CHUNK, HEADER, unpack
 
 log = logging.getLogger(__name__)
 FATAL_CLOSES = {UNAUTHENTICATED, FORBIDDEN, UNSUPPORTED_VERSION}
@@ -109,7 +109,7 @@ class AgentRuntime:
         async with websockets.connect(
             url,
             additional_headers=headers,
-            max_size=MAX_MESSAGE_BYTES,
+            max_size=max(MAX_MESSAGE_BYTES, CHUNK + HEADER.size),
             open_timeout=10,
             compression=None,
             ping_interval=20,

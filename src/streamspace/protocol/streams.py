@@ -18,8 +18,8 @@ from typing import Any
 from streamspace.errors import ProtocolError
 
 HEADER = struct.Struct(">I")
-CHUNK = 64 * 1024
-WINDOW = 512 * 1024
+CHUNK = 256 * 1024
+WINDOW = 768 * 1024
 
 
 def pack(stream_id: int, data: bytes) -> bytes:
