@@ -12,12 +12,11 @@ from pydantic import ValidationError
 
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.hub import AgentConnection
+from streamspace.control_plane.ws.close import close_with
 from streamspace.errors import (
-    Conflict,
     PermissionDenied,
     ProtocolError,
     StreamSpaceError,
-    Unauthenticated,
 )
 from streamspace.protocol import PROTOCOL_VERSION, Envelope, close_codes, decode, encode, make
 from streamspace.protocol.messages import (
@@ -32,22 +31,6 @@ from streamspace.protocol.streams import unpack
 
 router = APIRouter()
 log = logging.getLogger(__name__)
-
-
-def close_code_for(exc: StreamSpaceError) -> int:
-    if isinstance(exc, Unauthenticated):
-        return close_codes.UNAUTHENTICATED
-    if isinstance(exc, PermissionDenied):
-        return close_codes.FORBIDDEN
-    if isinstance(exc, Conflict):
-        return close_codes.CONFLICT
-    if isinstance(exc, ProtocolError):
-        return (
-            close_codes.UNSUPPORTED_VERSION
-            if exc.code == "unsupported_version"
-            else close_codes.PROTOCOL
-        )
-    return close_codes.UNAVAILABLE
 
 
 def _handshake(ws: WebSocket) -> tuple[str, int, str | None]:
@@ -76,7 +59,7 @@ async def agent_connect(ws: WebSocket) -> None:
         conn = AgentConnection(agent_id=agent.id, epoch=epoch, socket=ws)
         await ctx.hub.attach(conn)
     except StreamSpaceError as exc:
-        await ws.close(code=close_code_for(exc), reason=exc.message[:120])
+        await close_with(ws, exc)
         return
     writer = asyncio.create_task(conn.run_writer(), name=f"agent-writer-{agent.id}")
     try:

@@ -18,7 +18,8 @@ from streamspace.control_plane.auth.tokens import session_principal, session_tok
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.principal import Principal
 from streamspace.control_plane.streams import relay
-from streamspace.errors import NotFound, StreamSpaceError, Unauthenticated, Unavailable
+from streamspace.control_plane.ws.close import close_with
+from streamspace.errors import StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
 from streamspace.protocol.streams import race
 
@@ -52,16 +53,6 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
         await ws.close(code=code, reason=reason[:120])
 
 
-def _close_code(exc: StreamSpaceError) -> int:
-    if isinstance(exc, Unauthenticated):
-        return close_codes.UNAUTHENTICATED
-    if isinstance(exc, NotFound):
-        return close_codes.NOT_FOUND
-    if isinstance(exc, Unavailable):
-        return close_codes.UNAVAILABLE
-    return close_codes.CONFLICT
-
-
 @router.websocket("/api/v1/sessions/{session_id}/vnc")
 async def browser_vnc(ws: WebSocket, session_id: str) -> None:
     ctx: AppContext = ws.app.state.ctx
@@ -75,7 +66,7 @@ async def browser_vnc(ws: WebSocket, session_id: str) -> None:
         reason = await _stream(ctx, ws, session_id, agent_id, principal)
     except StreamSpaceError as exc:
         log.info("viewer for session %s refused: %s", session_id, exc.message)
-        await _close(ws, _close_code(exc), exc.message)
+        await close_with(ws, exc)
         return
     await _close(ws, close_codes.NORMAL, reason)
 
@@ -186,6 +177,6 @@ async def peer_vnc(ws: WebSocket, session_id: str) -> None:
             raise Unavailable("the agent is not connected to this replica", code="agent_not_here")
         reason = await _local(ctx, BrowserViewer(ws), session_id, session.agent_id)
     except StreamSpaceError as exc:
-        await _close(ws, _close_code(exc), exc.message)
+        await close_with(ws, exc)
         return
     await _close(ws, close_codes.NORMAL, reason)

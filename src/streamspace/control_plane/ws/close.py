@@ -1,0 +1,39 @@
+"""The one place that maps domain errors to WebSocket close codes (protocol/close_codes.py)."""
+
+from __future__ import annotations
+
+import contextlib
+
+from fastapi import WebSocket
+
+from streamspace.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ProtocolError,
+    StreamSpaceError,
+    Unauthenticated,
+)
+from streamspace.protocol import close_codes
+
+
+def close_code_for(exc: StreamSpaceError) -> int:
+    if isinstance(exc, Unauthenticated):
+        return close_codes.UNAUTHENTICATED
+    if isinstance(exc, PermissionDenied):
+        return close_codes.FORBIDDEN
+    if isinstance(exc, NotFound):
+        return close_codes.NOT_FOUND
+    if isinstance(exc, Conflict):
+        return close_codes.CONFLICT
+    if isinstance(exc, ProtocolError):
+        if exc.code == "unsupported_version":
+            return close_codes.UNSUPPORTED_VERSION
+        return close_codes.PROTOCOL
+    return close_codes.UNAVAILABLE
+
+
+async def close_with(ws: WebSocket, exc: StreamSpaceError) -> None:
+    """Close with the error's code and message (trimmed to fit a close frame)."""
+    with contextlib.suppress(Exception):
+        await ws.close(code=close_code_for(exc), reason=exc.message[:120])
