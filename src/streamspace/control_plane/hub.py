@@ -11,74 +11,25 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.agent_hub.base import CONTROL_CHANNEL, EVENTS_CHANNEL, HubBackend, pod_channel
 from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.connection import AgentConnection
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.heartbeats import HeartbeatWriter
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.pings import PingBook
+from streamspace.control_plane.replicas import ReplicaDirectory
 from streamspace.control_plane.services import commands
-from streamspace.control_plane.streams import AgentStream, StreamTable
+from streamspace.control_plane.streams import AgentStream
 from streamspace.errors import Conflict, TimedOut, Unavailable
 from streamspace.protocol import close_codes, encode, make
 
 log = logging.getLogger(__name__)
-SEND_QUEUE = 4096
-REPLICA_BEAT = 10.0
-
-
-class Socket(Protocol):
-    async def send_text(self, data: str) -> None: ...
-    async def send_bytes(self, data: bytes) -> None: ...
-    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
-
-
-@dataclass(eq=False, kw_only=True)
-class AgentConnection:
-    agent_id: str
-    epoch: int
-    socket: Socket
-    platform: str = ""
-    region: str = ""
-    conn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    last_seen: float = field(default_factory=time.monotonic)
-    closed: bool = False
-    streams: StreamTable = field(default_factory=StreamTable)
-    queue: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
-
-    def send(self, text: str | bytes) -> bool:
-        """Queue a frame; a connection that cannot keep up is closed (commands are durable)."""
-        if self.closed:
-            return False
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            asyncio.get_running_loop().create_task(
-                self.close(close_codes.POLICY, "send queue full")
-            )
-            return False
-        return True
-
-    async def run_writer(self) -> None:
-        while not self.closed:
-            frame = await self.queue.get()
-            if isinstance(frame, bytes):
-                await self.socket.send_bytes(frame)
-            else:
-                await self.socket.send_text(frame)
-
-    async def close(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(Exception):
-            await self.socket.close(code=code, reason=reason)
 
 
 class AgentHub:
@@ -106,6 +57,9 @@ class AgentHub:
         self.heartbeats = HeartbeatWriter(
             db=db, backend=backend, pod=self.pod, interval=min(settings.heartbeat_interval / 4, 1.0)
         )
+        self.replicas = ReplicaDirectory(
+            db=db, pod=self.pod, internal_url=settings.effective_internal_url
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False
 
@@ -119,9 +73,9 @@ class AgentHub:
             handler=self._on_bus,
             on_connected=self._reclaim,
         )
-        await self._beat_replica()
+        await self.replicas.beat()
         self._tasks.append(asyncio.create_task(self._liveness_loop(), name="hub-liveness"))
-        self._tasks.append(asyncio.create_task(self._replica_loop(), name="hub-replica"))
+        self._tasks.append(asyncio.create_task(self.replicas.run(), name="hub-replica"))
         self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="hub-heartbeats"))
         self.running = True
 
@@ -136,47 +90,6 @@ class AgentHub:
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
             await self.detach(conn)
         await self.backend.close()
-
-    async def _beat_replica(self) -> None:
-        from streamspace import __version__
-        from streamspace.control_plane.db.records import ReplicaRecord
-
-        async with self._db.begin() as db:
-            row = await db.get(ReplicaRecord, self.pod)
-            if row is None:
-                row = ReplicaRecord(pod_name=self.pod, started_at=datetime.now(UTC))
-                db.add(row)
-            row.internal_url = self._settings.effective_internal_url
-            row.version, row.last_seen = __version__, datetime.now(UTC)
-
-    async def _replica_loop(self) -> None:
-        while True:
-            await asyncio.sleep(REPLICA_BEAT)
-            try:
-                await self._beat_replica()
-            except Exception:
-                log.exception("could not record this replica's heartbeat")
-
-    async def replicas(self) -> dict[str, str]:
-        """Known replicas -> JSON info (internal_url, version, alive)."""
-        from sqlalchemy import select
-
-        from streamspace.control_plane.db.records import ReplicaRecord
-
-        now = datetime.now(UTC)
-        async with self._db() as db:
-            rows = (await db.scalars(select(ReplicaRecord))).all()
-        return {
-            r.pod_name: json.dumps(
-                {
-                    "internal_url": r.internal_url,
-                    "version": r.version,
-                    "alive": (now - r.last_seen).total_seconds() < REPLICA_BEAT * 3,
-                }
-            )
-            for r in rows
-            if (now - r.last_seen).total_seconds() < 3600
-        }
 
     async def _reclaim(self) -> None:
         for agent_id in list(self.local):

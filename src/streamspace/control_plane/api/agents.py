@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -151,7 +150,7 @@ async def ping(
 
 @router.get("/api/v1/pods", response_model=list[ReplicaRead])
 async def list_pods(admin: Admin, ctx: Ctx) -> list[ReplicaRead]:
-    replicas = await ctx.hub.replicas()
+    replicas = await ctx.hub.replicas.known()
     async with ctx.db() as db:
         rows = (
             (await db.execute(select(AgentRecord.pod_name).where(AgentRecord.status == "online")))
@@ -160,6 +159,12 @@ async def list_pods(admin: Admin, ctx: Ctx) -> list[ReplicaRead]:
         )
     counts = {pod: rows.count(pod) for pod in set(rows)}
     return [
-        ReplicaRead(pod_name=name, connected_agents=counts.get(name, 0), **json.loads(info))
-        for name, info in sorted(replicas.items())
+        ReplicaRead(
+            pod_name=name,
+            internal_url=r.internal_url,
+            version=r.version,
+            alive=r.alive,
+            connected_agents=counts.get(name, 0),
+        )
+        for name, r in sorted(replicas.items())
     ]

@@ -10,8 +10,8 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from streamspace.control_plane.connection import AgentConnection
 from streamspace.control_plane.context import AppContext
-from streamspace.control_plane.hub import AgentConnection
 from streamspace.control_plane.ws.close import close_with
 from streamspace.errors import (
     PermissionDenied,

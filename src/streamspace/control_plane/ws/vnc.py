@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 
@@ -117,9 +116,9 @@ async def _owner_url(ctx: AppContext, agent_id: str) -> str:
     for _ in range(20):  # the agent may be reconnecting right now
         pod = await ctx.hub.backend.lookup(agent_id=agent_id)
         if pod is not None:
-            info = (await ctx.hub.replicas()).get(pod)
-            if info is not None and json.loads(info)["alive"]:
-                return str(json.loads(info)["internal_url"])
+            replica = (await ctx.hub.replicas.known()).get(pod)
+            if replica is not None and replica.alive:
+                return replica.internal_url
         await asyncio.sleep(0.5)
     raise Unavailable(f"agent {agent_id} is not connected to any replica", code="agent_offline")
 

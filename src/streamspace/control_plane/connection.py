@@ -1,0 +1,63 @@
+"""One agent's WebSocket on this replica: its epoch, its send queue and writer, its streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from streamspace.control_plane.streams import StreamTable
+from streamspace.protocol import close_codes
+
+SEND_QUEUE = 4096
+
+
+class Socket(Protocol):
+    async def send_text(self, data: str) -> None: ...
+    async def send_bytes(self, data: bytes) -> None: ...
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+@dataclass(eq=False, kw_only=True)
+class AgentConnection:
+    agent_id: str
+    epoch: int
+    socket: Socket
+    platform: str = ""
+    region: str = ""
+    conn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    last_seen: float = field(default_factory=time.monotonic)
+    closed: bool = False
+    streams: StreamTable = field(default_factory=StreamTable)
+    queue: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+
+    def send(self, text: str | bytes) -> bool:
+        """Queue a frame; a connection that cannot keep up is closed (commands are durable)."""
+        if self.closed:
+            return False
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            asyncio.get_running_loop().create_task(
+                self.close(close_codes.POLICY, "send queue full")
+            )
+            return False
+        return True
+
+    async def run_writer(self) -> None:
+        while not self.closed:
+            frame = await self.queue.get()
+            if isinstance(frame, bytes):
+                await self.socket.send_bytes(frame)
+            else:
+                await self.socket.send_text(frame)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self.socket.close(code=code, reason=reason)
