@@ -1,6 +1,6 @@
 """`POST /api/v1/admin/agents/{id}/ping` on two replicas: a pong comes back whether the agent
 is on the replica asked (local) or on the other one (cross-pod, over Redis); an agent that is
-not connected is a 503 and one that does not answer a 504."""
+not connected is a 503, an unknown one a 404, and one that does not answer a 504."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ async def test_ping_round_trips_locally_and_across_replicas(tmp_path: Path) -> N
         assert remote.json()["route"] == "cross_pod" and remote.json()["replica"] == a.pod
         assert len(seen) == 2 and remote.json()["rttMs"] > 0
 
-        offline = await c.call(a.url, "POST", "/api/v1/admin/agents/nobody/ping", admin)
+        unknown = await c.call(a.url, "POST", "/api/v1/admin/agents/nobody/ping", admin)
+        assert unknown.status_code == 404
+        # registered but not connected anywhere yet: 503
+        offline = await c.call(a.url, "POST", "/api/v1/admin/agents/silent-1/ping", admin)
         assert offline.status_code == 503
         assert offline.json()["error"]["code"] == "agent_offline"
 

@@ -15,6 +15,7 @@ from streamspace.control_plane.api.deps import Admin, Ctx
 from streamspace.control_plane.api.schemas import StrictBody
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.services.scheduler import agent_loads
+from streamspace.errors import NotFound
 
 router = APIRouter(tags=["agents"])
 
@@ -138,6 +139,9 @@ async def ping(
     ] = 5.0,
 ) -> PingRead:
     """Round-trip a `ping` through the hub to the agent, on whichever replica holds it."""
+    async with ctx.db() as db:
+        if await db.get(AgentRecord, agent_id) is None:
+            raise NotFound(f"agent {agent_id} not found")
     started = time.perf_counter()
     route = await ctx.hub.ping(agent_id, wait=wait)
     return PingRead(
