@@ -25,20 +25,18 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support.processes import ApiReplica, RedisServer
+from tests.support.services import fresh_postgres
 
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.services.agents import hash_key
@@ -74,20 +72,6 @@ def pid_of(proc: Any) -> int:
 
 
 # -- the cluster ------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def fresh_database(base_url: str) -> AsyncIterator[str]:
-    name = f"ss_hubbench_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 async def seed_agents(db_url: str, count: int) -> list[tuple[str, str, int]]:
@@ -438,7 +422,7 @@ async def run_level(args: Any, n: int) -> Level:
     tmp = Path(tempfile.mkdtemp(prefix="hubbench-"))
     replicas: list[ApiReplica] = []
     clients: list[Client] = []
-    async with fresh_database(args.pg_url) as db_url:
+    async with fresh_postgres(args.pg_url) as db_url:
         redis = RedisServer(log_dir=tmp).start()
         try:
             env = replica_env(

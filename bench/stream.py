@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import websockets
@@ -83,17 +84,35 @@ async def measure(url: str, seconds: float, pid: int | None) -> dict[str, float]
         await handshake(ws)
         for _ in range(3):
             await frame(ws, WIDTH, HEIGHT)
-        rtts = []
-        for _ in range(300):
-            start = time.perf_counter()
-            await frame(ws, 1, 1)
-            rtts.append((time.perf_counter() - start) * 1e6)
-        cpu0 = cpu_seconds(pid) if pid else 0.0
-        moved, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            moved += await frame(ws, WIDTH, HEIGHT)
-        elapsed = time.perf_counter() - start
-        cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
+        return await timed(
+            small=lambda: frame(ws, 1, 1),
+            bulk=lambda: frame(ws, WIDTH, HEIGHT),
+            rounds=300,
+            seconds=seconds,
+            pid=pid,
+        )
+
+
+async def timed(
+    *,
+    small: Callable[[], Awaitable[object]],
+    bulk: Callable[[], Awaitable[int]],
+    rounds: int,
+    seconds: float,
+    pid: int | None,
+) -> dict[str, float]:
+    """Round trips of `small`, then `bulk` transfers for `seconds`; replica CPU per MB."""
+    rtts = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await small()
+        rtts.append((time.perf_counter() - start) * 1e6)
+    cpu0 = cpu_seconds(pid) if pid else 0.0
+    moved, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        moved += await bulk()
+    elapsed = time.perf_counter() - start
+    cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
     rtts.sort()
     mb = moved / 1e6
     return {
@@ -114,28 +133,15 @@ async def measure_relay(url: str, seconds: float, pid: int | None) -> dict[str, 
             while got < n:
                 got += len(await ws.recv())
 
+        async def ask_bulk() -> int:
+            await ask(4 << 20)
+            return 4 << 20
+
         for _ in range(50):
             await ask(1)
-        rtts = []
-        for _ in range(1000):
-            start = time.perf_counter()
-            await ask(1)
-            rtts.append((time.perf_counter() - start) * 1e6)
-        cpu0 = cpu_seconds(pid) if pid else 0.0
-        moved, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            await ask(4 << 20)
-            moved += 4 << 20
-        elapsed = time.perf_counter() - start
-        cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
-    rtts.sort()
-    mb = moved / 1e6
-    return {
-        "mb_s": mb / elapsed,
-        "p50_us": statistics.median(rtts),
-        "p99_us": rtts[int(len(rtts) * 0.99)],
-        "cpu_ms_per_mb": cpu * 1000 / mb if pid else 0,
-    }
+        return await timed(
+            small=lambda: ask(1), bulk=ask_bulk, rounds=1000, seconds=seconds, pid=pid
+        )
 
 
 async def run_relay(args: argparse.Namespace) -> dict[str, dict[str, float]]:

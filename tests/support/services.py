@@ -29,9 +29,10 @@ def need(value: str, what: str) -> str:
 
 
 @asynccontextmanager
-async def fresh_postgres() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database; dropped afterwards."""
-    base = need(PG_URL, "PostgreSQL")
+async def fresh_postgres(server_url: str | None = None) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on `server_url` (default: the test server); dropped
+    afterwards."""
+    base = server_url or need(PG_URL, "PostgreSQL")
     name = f"ss_test_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
     try:
