@@ -1,4 +1,5 @@
-"""`streamspace` command line: api | up | agent | db upgrade | users create | agents create."""
+"""`streamspace` command line: api | up | agent | openapi | db upgrade | users create |
+agents create."""
 
 from __future__ import annotations
 
@@ -105,6 +106,24 @@ def up(
 def _default_ui_dir() -> Path | None:
     candidate = Path(__file__).resolve().parents[2] / "ui" / "dist"
     return candidate if candidate.is_dir() else None
+
+
+@app.command()
+def openapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")
+    ] = None,
+) -> None:
+    """Print the control plane's OpenAPI document (the UI's types are generated from it)."""
+    import json
+
+    from streamspace.control_plane.app import create_app
+
+    text = json.dumps(create_app(_settings()).openapi(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
 
 
 @app.command()

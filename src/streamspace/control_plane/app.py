@@ -21,7 +21,16 @@ from streamspace.agent_hub.memory import MemoryHubBackend
 from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.activity import ActivityTracker
-from streamspace.control_plane.api import agents, auth, health, sessions, stream, templates, users
+from streamspace.control_plane.api import (
+    agents,
+    auth,
+    health,
+    overview,
+    sessions,
+    stream,
+    templates,
+    users,
+)
 from streamspace.control_plane.api.errors import install_error_handlers
 from streamspace.control_plane.auth.login_store import (
     DatabaseLoginSessionStore,
@@ -220,7 +229,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (health, auth, users, templates, sessions, stream, agents):
+    for module in (health, auth, users, templates, sessions, stream, agents, overview):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)
     app.include_router(events.router)
