@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import httpx
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -58,6 +59,7 @@ class Phase:
     errors: dict[str, int] = field(default_factory=dict)
     wall: float = 0.0
     max_send_lag: float = 0.0
+    server_cpu: float = 0.0  # CPU seconds the api process used during the phase
 
     @property
     def sent(self) -> int:
@@ -71,7 +73,7 @@ class Phase:
         return 1000 * ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-Send = Callable[[int], Awaitable[httpx.Response]]
+Send = Callable[[int], Awaitable[int]]  # request i -> HTTP status
 
 
 async def open_loop(*, name: str, send: Send, rate: float, duration: float) -> Phase:
@@ -83,14 +85,14 @@ async def open_loop(*, name: str, send: Send, rate: float, duration: float) -> P
     async def one(i: int, due: float) -> None:
         phase.max_send_lag = max(phase.max_send_lag, loop.time() - due)
         try:
-            response = await send(i)
-        except httpx.HTTPError as exc:
+            status = await send(i)
+        except (aiohttp.ClientError, TimeoutError) as exc:
             key = type(exc).__name__
         else:
-            if response.status_code < 400:
+            if status < 400:
                 phase.latencies.append(loop.time() - due)
                 return
-            key = f"HTTP {response.status_code}"
+            key = f"HTTP {status}"
         phase.errors[key] = phase.errors.get(key, 0) + 1
 
     tasks = []
@@ -117,8 +119,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def api_process(*, database_url: str, log_dir: Path) -> Iterator[str]:
+def api_process(*, database_url: str, log_dir: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -137,7 +145,7 @@ def api_process(*, database_url: str, log_dir: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc=proc, log_path=log_path)
-        yield url
+        yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -231,33 +239,42 @@ async def insert_sessions(database_url: str, *, per_user: int) -> int:
 # --- the run -----------------------------------------------------------------------------
 
 
-async def measure(url: str, args: argparse.Namespace, *, database: str) -> list[Phase]:
-    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=64)
-    timeout = httpx.Timeout(30.0)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+async def measure(url: str, pid: int, args: argparse.Namespace, *, database: str) -> list[Phase]:
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
         names = await make_users(client, count=args.users)
         sessions = await insert_sessions(args.database_url, per_user=args.sessions_per_user)
         tokens = [await login(client, name, USER_PASSWORD) for name in names]
         auth = [{"Authorization": f"Bearer {t}"} for t in tokens]
         listed = (await client.get("/api/v1/sessions", headers=auth[0])).json()
-        print(
-            f"[{database}] {len(names)} users, {sessions} sessions inserted; "
-            f"a user lists {len(listed)} sessions",
-            flush=True,
-        )
+    print(
+        f"[{database}] {len(names)} users, {sessions} sessions inserted; "
+        f"a user lists {len(listed)} sessions",
+        flush=True,
+    )
+    # The load itself goes through aiohttp: about a third of httpx's CPU per request, which
+    # matters when the client shares the server's two cores (with httpx the client, not the
+    # server, fell behind first, even on GET /health).
+    connector = aiohttp.TCPConnector(limit=args.connections)
+    timeout = aiohttp.ClientTimeout(total=30.0)
+    async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as load:
 
-        def health(i: int) -> Awaitable[httpx.Response]:
-            return client.get("/health")
+        async def call(method: str, path: str, **kwargs: object) -> int:
+            async with load.request(method, path, **kwargs) as response:  # type: ignore[arg-type]
+                await response.read()
+                return response.status
 
-        def login_(i: int) -> Awaitable[httpx.Response]:
+        def health(i: int) -> Awaitable[int]:
+            return call("GET", "/health")
+
+        def login_(i: int) -> Awaitable[int]:
             body = {"username": names[i % len(names)], "password": USER_PASSWORD}
-            return client.post("/api/v1/auth/login", json=body)
+            return call("POST", "/api/v1/auth/login", json=body)
 
-        def list_sessions(i: int) -> Awaitable[httpx.Response]:
-            return client.get("/api/v1/sessions", headers=auth[i % len(auth)])
+        def list_sessions(i: int) -> Awaitable[int]:
+            return call("GET", "/api/v1/sessions", headers=auth[i % len(auth)])
 
-        def get_template(i: int) -> Awaitable[httpx.Response]:
-            return client.get("/api/v1/templates/terminal", headers=auth[i % len(auth)])
+        def get_template(i: int) -> Awaitable[int]:
+            return call("GET", "/api/v1/templates/terminal", headers=auth[i % len(auth)])
 
         plan: list[tuple[str, Send, float]] = [
             ("GET /health (baseline)", health, args.rate),
@@ -269,7 +286,9 @@ async def measure(url: str, args: argparse.Namespace, *, database: str) -> list[
             await asyncio.gather(*(send(i) for i in range(10)))
         phases = []
         for name, send, rate in plan:
+            cpu = cpu_seconds(pid)
             phase = await open_loop(name=name, send=send, rate=rate, duration=args.duration)
+            phase.server_cpu = cpu_seconds(pid) - cpu
             print(f"[{database}] {name}: done ({phase.sent} requests)", flush=True)
             phases.append(phase)
             await asyncio.sleep(1)
@@ -279,7 +298,8 @@ async def measure(url: str, args: argparse.Namespace, *, database: str) -> list[
 def table(results: dict[str, list[Phase]]) -> str:
     head = (
         f"{'database':<9} {'endpoint':<31} {'rate/s':>6} {'sent':>5} {'errors':>6} "
-        f"{'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99/base':>8}"
+        f"{'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'p99/base':>8} "
+        f"{'cpu ms/req':>10}"
     )
     lines = [head, "-" * len(head)]
     for database, phases in results.items():
@@ -290,7 +310,8 @@ def table(results: dict[str, list[Phase]]) -> str:
             lines.append(
                 f"{database:<9} {p.name:<31} {p.rate:>6.0f} {p.sent:>5} {errors:>6} "
                 f"{len(p.latencies) / p.wall:>10.1f} {p.percentile_ms(0.5):>8.1f} "
-                f"{p99:>8.1f} {p.percentile_ms(1.0):>8.1f} {p99 / base:>8.1f}"
+                f"{p99:>8.1f} {p.percentile_ms(1.0):>8.1f} {p99 / base:>8.1f} "
+                f"{1000 * p.server_cpu / max(p.sent, 1):>10.2f}"
             )
             if p.errors:
                 lines.append(f"{'':<9}   errors: {p.errors}")
@@ -320,8 +341,8 @@ async def run_database(database: str, args: argparse.Namespace, log_dir: Path) -
             raise SystemExit("--pg-url (or STREAMSPACE_TEST_PG_URL) is needed for postgres")
         args.database_url = await create_postgres(args.pg_url)
     try:
-        with api_process(database_url=args.database_url, log_dir=log_dir) as url:
-            return await measure(url, args, database=database)
+        with api_process(database_url=args.database_url, log_dir=log_dir) as (url, pid):
+            return await measure(url, pid, args, database=database)
     finally:
         if database == "postgres":
             await drop_postgres(args.pg_url, args.database_url)
@@ -336,7 +357,8 @@ async def main(args: argparse.Namespace) -> None:
     print()
     print(
         f"open loop, {args.duration:.0f} s per endpoint, one `streamspace api` replica, "
-        f"latency from each request's due time; p99/base = p99 over GET /health's p99"
+        f"latency from each request's due time; p99/base = p99 over GET /health's p99; "
+        "cpu ms/req = the api process's CPU time per request (independent of other load)"
     )
     print(table(results))
     print(

@@ -101,3 +101,21 @@ async def test_users_cannot_administer(app_client: tuple[FastAPI, httpx.AsyncCli
         "/api/v1/users", headers=admin, json={"username": "carol", "password": "another-pass"}
     )
     assert dup.status_code == 409
+
+
+async def test_a_role_change_applies_to_live_logins_at_once(
+    app_client: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    """Logins are cached (in the process, or in Redis): promoting or demoting a user must
+    still take effect on their very next request, without logging them out."""
+    _, client = app_client
+    admin = await login(client)
+    dave = await make_user(client, admin, "dave")
+    assert (await client.get("/api/v1/users", headers=dave)).status_code == 403
+    me = (await client.get("/api/v1/auth/me", headers=dave)).json()
+    r = await client.patch(f"/api/v1/users/{me['id']}", headers=admin, json={"role": "admin"})
+    assert r.status_code == 200
+    assert (await client.get("/api/v1/users", headers=dave)).status_code == 200
+    assert (await client.get("/api/v1/auth/me", headers=dave)).json()["role"] == "admin"
+    r = await client.patch(f"/api/v1/users/{me['id']}", headers=admin, json={"role": "user"})
+    assert (await client.get("/api/v1/users", headers=dave)).status_code == 403

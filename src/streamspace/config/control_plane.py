@@ -87,10 +87,13 @@ class ControlPlaneSettings(BaseSettings):
         description="Maximum database connections per replica.",
     )
     db_max_idle_conns: int = Field(
-        5,
+        10,
         ge=0,
         validation_alias=env("DB_MAX_IDLE_CONNS"),
-        description="Database connections kept open when idle.",
+        description=(
+            "Database connections kept open when idle (more are opened up to "
+            "DB_MAX_OPEN_CONNS under load and closed after use)."
+        ),
     )
     db_conn_max_lifetime: Seconds = Field(
         300.0,

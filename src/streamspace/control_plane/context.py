@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
@@ -14,7 +14,6 @@ from streamspace.control_plane.auth.login_store import LoginSessionStore
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
 from streamspace.control_plane.metrics import Metrics
-from streamspace.control_plane.principal import PrincipalCache
 
 if TYPE_CHECKING:
     from streamspace.control_plane.events import EventHub
@@ -38,7 +37,6 @@ class AppContext:
     agent_service: AgentService
     activity: ActivityTracker
     cache_redis: aioredis.Redis | None = None
-    principals: PrincipalCache = field(default_factory=PrincipalCache)
 
     @property
     def agent_liveness(self) -> float:

@@ -52,6 +52,12 @@ async def logout(principal: User, ctx: Ctx) -> None:
 
 
 @router.get("/me", response_model=UserRead)
-async def me(principal: User, ctx: Ctx) -> UserRead:
-    async with ctx.db() as db:
-        return UserRead.model_validate(await users.get_user(db, user_id=principal.user_id))
+async def me(principal: User) -> UserRead:
+    # The login check just read the user (enabled, role): no second query.
+    return UserRead(
+        id=principal.user_id,
+        username=principal.username,
+        role=principal.role,
+        org_id=principal.org_id,
+        disabled=False,
+    )

@@ -8,7 +8,6 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from streamspace.control_plane.context import AppContext
-from streamspace.control_plane.db.records import UserRecord
 from streamspace.control_plane.principal import Principal
 from streamspace.errors import PermissionDenied, Unauthenticated
 
@@ -28,24 +27,7 @@ Ctx = Annotated[AppContext, Depends(get_context)]
 async def principal_from_token(ctx: AppContext, token: str) -> Principal:
     """Check a login token: signature, expiry, server-side session, and the user still enabled."""
     claims = ctx.tokens.decode(token, purpose="login")
-    if not await ctx.login_store.is_active(token_id=claims.token_id):
-        raise Unauthenticated("session has ended; log in again", code="session_revoked")
-    cached = ctx.principals.find(claims.token_id)
-    if cached is not None:
-        return cached
-    async with ctx.db() as db:
-        user = await db.get(UserRecord, claims.subject)
-    if user is None or user.disabled:
-        raise Unauthenticated("account is disabled or no longer exists", code="account_disabled")
-    principal = Principal(
-        user_id=user.id,
-        org_id=user.org_id,
-        username=user.username,
-        role=user.role,
-        token_id=claims.token_id,
-    )
-    ctx.principals.keep(principal)
-    return principal
+    return await ctx.login_store.principal(token_id=claims.token_id)
 
 
 async def current_principal(

@@ -24,9 +24,9 @@ async def list_templates(
 
 @router.get("/{name}", response_model=TemplateRead)
 async def get_template(name: str, principal: User, ctx: Ctx) -> TemplateRead:
-    async with ctx.db() as db:
+    async with ctx.engine.connect() as conn:
         return TemplateRead.model_validate(
-            await templates.get_template(db, org_id=principal.org_id, name=name)
+            await templates.read_template(conn, org_id=principal.org_id, name=name)
         )
 
 

@@ -47,4 +47,6 @@ async def update_user(user_id: str, body: UserUpdate, admin: Admin, ctx: Ctx) ->
             user.role = body.role
     if user.disabled:
         await ctx.login_store.revoke_user(user_id=user.id)
+    elif body.role is not None:
+        await ctx.login_store.refresh_user(user_id=user.id)
     return UserRead.model_validate(user)

@@ -1,13 +1,17 @@
 """Server-side login sessions: a login token is valid only while its session is here.
 
-Redis DB 0 when Redis is enabled, the database otherwise; either way every replica sees a
-logout at once. `LoginSessionStore` is the contract; tests run it against both.
+Redis DB 0 when Redis is enabled, the database otherwise (one replica: the live logins'
+principals are then cached in the process); either way every replica sees a logout at once.
+`LoginSessionStore` is the contract; tests run it against both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import time
 from abc import ABC, abstractmethod
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -15,7 +19,12 @@ from redis.exceptions import RedisError
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from streamspace.control_plane.db.records import LoginSessionRecord
+from streamspace.control_plane.db.records import LoginSessionRecord, UserRecord
+from streamspace.control_plane.principal import Principal
+from streamspace.errors import Unauthenticated
+
+SESSION_ENDED = "session has ended; log in again"
+ACCOUNT_DISABLED = "account is disabled or no longer exists"
 
 
 class LoginSessionStore(ABC):
@@ -25,7 +34,17 @@ class LoginSessionStore(ABC):
     async def create(self, *, token_id: str, user_id: str, expires_at: float) -> None: ...
 
     @abstractmethod
-    async def is_active(self, *, token_id: str) -> bool: ...
+    async def principal(self, *, token_id: str) -> Principal:
+        """Who a live login is: raises Unauthenticated (`session_revoked` or
+        `account_disabled`) when the login ended or its user may no longer sign in. On the
+        hot path of every request, so one lookup: one query, or one Redis read."""
+
+    async def is_active(self, *, token_id: str) -> bool:
+        try:
+            await self.principal(token_id=token_id)
+        except Unauthenticated:
+            return False
+        return True
 
     @abstractmethod
     async def revoke(self, *, token_id: str) -> None: ...
@@ -33,6 +52,10 @@ class LoginSessionStore(ABC):
     @abstractmethod
     async def revoke_user(self, *, user_id: str) -> None:
         """End every login of a user (disabled, password changed)."""
+
+    async def refresh_user(self, *, user_id: str) -> None:  # noqa: B027 - a no-op by default
+        """The user's role or name changed: logins stay, cached principals go (the database
+        store caches nothing, so nothing to do there)."""
 
 
 class DatabaseLoginSessionStore(LoginSessionStore):
@@ -52,10 +75,35 @@ class DatabaseLoginSessionStore(LoginSessionStore):
                 delete(LoginSessionRecord).where(LoginSessionRecord.expires_at < datetime.now(UTC))
             )
 
-    async def is_active(self, *, token_id: str) -> bool:
+    async def principal(self, *, token_id: str) -> Principal:
+        # Core, not the ORM, and one statement: this runs on every authenticated request.
         async with self._sessions() as db:
-            row = await db.get(LoginSessionRecord, token_id)
-            return row is not None and not row.revoked and row.expires_at > datetime.now(UTC)
+            row = (
+                await db.execute(
+                    select(
+                        LoginSessionRecord.revoked,
+                        LoginSessionRecord.expires_at,
+                        UserRecord.id,
+                        UserRecord.org_id,
+                        UserRecord.username,
+                        UserRecord.role,
+                        UserRecord.disabled,
+                    )
+                    .join(UserRecord, UserRecord.id == LoginSessionRecord.user_id)
+                    .where(LoginSessionRecord.id == token_id)
+                )
+            ).first()
+        if row is None or row.revoked or row.expires_at <= datetime.now(UTC):
+            raise Unauthenticated(SESSION_ENDED, code="session_revoked")
+        if row.disabled:
+            raise Unauthenticated(ACCOUNT_DISABLED, code="account_disabled")
+        return Principal(
+            user_id=row.id,
+            org_id=row.org_id,
+            username=row.username,
+            role=row.role,
+            token_id=token_id,
+        )
 
     async def revoke(self, *, token_id: str) -> None:
         async with self._sessions.begin() as db:
@@ -84,8 +132,9 @@ class DatabaseLoginSessionStore(LoginSessionStore):
 
 
 class RedisLoginSessionStore(LoginSessionStore):
-    """Redis DB 0 in front of the database: `login:{token_id}` marks a live login (short TTL),
-    the database stays the source of truth. A logout deletes the key at once, so every
+    """Redis DB 0 in front of the database: `login:{token_id}` holds a live login's principal
+    (short TTL), so a request is checked with one Redis read; the database stays the source
+    of truth. A logout deletes the key at once, so every
     replica sees it; while Redis is down checks fall back to the database instead of
     locking everybody out (the original's global-401 defect)."""
 
@@ -100,20 +149,20 @@ class RedisLoginSessionStore(LoginSessionStore):
 
     async def create(self, *, token_id: str, user_id: str, expires_at: float) -> None:
         await self._db.create(token_id=token_id, user_id=user_id, expires_at=expires_at)
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.set(f"login:{token_id}", user_id, ex=self._ttl)
 
-    async def is_active(self, *, token_id: str) -> bool:
+    async def principal(self, *, token_id: str) -> Principal:
+        key = f"login:{token_id}"
         try:
-            if await self._redis.exists(f"login:{token_id}"):
-                return True
+            cached = await self._redis.get(key)
         except (RedisError, OSError):
-            return await self._db.is_active(token_id=token_id)
-        active = await self._db.is_active(token_id=token_id)
-        if active:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.set(f"login:{token_id}", "1", ex=self._ttl)
-        return active
+            return await self._db.principal(token_id=token_id)
+        if cached:
+            with contextlib.suppress(ValueError, TypeError):
+                return Principal(**json.loads(cached))
+        principal = await self._db.principal(token_id=token_id)
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.set(key, json.dumps(asdict(principal)), ex=self._ttl)
+        return principal
 
     async def revoke(self, *, token_id: str) -> None:
         await self._db.revoke(token_id=token_id)
@@ -123,6 +172,57 @@ class RedisLoginSessionStore(LoginSessionStore):
     async def revoke_user(self, *, user_id: str) -> None:
         token_ids = await self._db.token_ids(user_id=user_id)
         await self._db.revoke_user(user_id=user_id)
+        await self._forget(token_ids)
+
+    async def refresh_user(self, *, user_id: str) -> None:
+        await self._forget(await self._db.token_ids(user_id=user_id))
+
+    async def _forget(self, token_ids: list[str]) -> None:
         if token_ids:
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.delete(*(f"login:{t}" for t in token_ids))
+
+
+class CachingLoginSessionStore(LoginSessionStore):
+    """The database store with the principals of live logins kept in this process, for the
+    one-replica deployments (no Redis; multi-pod needs Redis, per the guide). Every logout,
+    disable and role change goes through this process and drops its entries at once; `ttl`
+    only bounds how long a change made behind its back (straight in the database) can go
+    unseen."""
+
+    def __init__(
+        self, *, database: DatabaseLoginSessionStore, ttl: float = 5.0, limit: int = 100_000
+    ) -> None:
+        self.backend = database.backend
+        self._db = database
+        self._ttl = ttl
+        self._limit = limit
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    async def create(self, *, token_id: str, user_id: str, expires_at: float) -> None:
+        await self._db.create(token_id=token_id, user_id=user_id, expires_at=expires_at)
+
+    async def principal(self, *, token_id: str) -> Principal:
+        entry = self._entries.get(token_id)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        principal = await self._db.principal(token_id=token_id)
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[token_id] = (time.monotonic() + self._ttl, principal)
+        return principal
+
+    async def revoke(self, *, token_id: str) -> None:
+        self._entries.pop(token_id, None)
+        await self._db.revoke(token_id=token_id)
+
+    async def revoke_user(self, *, user_id: str) -> None:
+        self._drop_user(user_id)
+        await self._db.revoke_user(user_id=user_id)
+
+    async def refresh_user(self, *, user_id: str) -> None:
+        self._drop_user(user_id)
+
+    def _drop_user(self, user_id: str) -> None:
+        for token_id in [t for t, (_, p) in self._entries.items() if p.user_id == user_id]:
+            del self._entries[token_id]

@@ -3,10 +3,11 @@ report. Each method owns its transaction and publishes events after commit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
@@ -139,8 +140,14 @@ class SessionService:
         all_users: bool = False,
         state: str | None = None,
         include_terminated: bool = False,
-    ) -> list[SessionRecord]:
-        query = select(SessionRecord).where(SessionRecord.org_id == principal.org_id)
+    ) -> Sequence[Row[Any]]:
+        """Read-only rows (record columns plus `owner`, the username) in one query: this is
+        the UI's most frequent call."""
+        query = (
+            select(SessionRecord.__table__, UserRecord.username.label("owner"))
+            .join(UserRecord, UserRecord.id == SessionRecord.user_id)
+            .where(SessionRecord.org_id == principal.org_id)
+        )
         if not (all_users and principal.is_admin):
             query = query.where(SessionRecord.user_id == principal.user_id)
         if state:
@@ -148,14 +155,7 @@ class SessionService:
         elif not include_terminated:
             query = query.where(SessionRecord.state != "terminated")
         async with self._sessions() as db:
-            return list((await db.scalars(query.order_by(SessionRecord.created_at.desc()))).all())
-
-    async def owners(self, *, user_ids: set[str]) -> dict[str, str]:
-        async with self._sessions() as db:
-            rows = await db.execute(
-                select(UserRecord.id, UserRecord.username).where(UserRecord.id.in_(user_ids))
-            )
-            return {user_id: name for user_id, name in rows.all()}
+            return (await db.execute(query.order_by(SessionRecord.created_at.desc()))).all()
 
     async def act(self, *, principal: Principal, session_id: str, action: str) -> SessionRecord:
         """hibernate | resume | terminate, guarded by the state machine (409 when impossible)."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import TemplateRecord
 from streamspace.errors import Conflict, NotFound
@@ -68,6 +68,21 @@ async def get_template(db: AsyncSession, *, org_id: str, name: str) -> TemplateR
     if template is None:
         raise NotFound(f"template {name!r} not found")
     return template
+
+
+async def read_template(conn: AsyncConnection, *, org_id: str, name: str) -> Row[Any]:
+    """`get_template` for a read-only request: a Core row (attribute access like the record),
+    no ORM session."""
+    row = (
+        await conn.execute(
+            select(TemplateRecord.__table__).where(
+                TemplateRecord.org_id == org_id, TemplateRecord.name == name
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"template {name!r} not found")
+    return row
 
 
 async def create_template(
