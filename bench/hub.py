@@ -4,6 +4,7 @@ admin ping round trips (local vs cross-pod) against a plain Redis PUBLISH->subsc
 
     .venv/bin/python bench/hub.py                        # 1,000 then 5,000 agents
     .venv/bin/python bench/hub.py --agents 1000 --log-level INFO --rates 0
+    .venv/bin/python bench/hub.py --agents 5000 --rates 1000 --batch 25  # fleet pings
 
 Agents are created approved, with known keys, directly in the database (AgentRecord with
 api_key_hash = sha256 hex of the key, as services/agents.py hash_key stores it): enrolling
@@ -218,8 +219,12 @@ async def ping_run(
     rate: int,
     seconds: float,
     headers: dict[str, str],
+    batch: int = 1,
 ) -> PingRun:
-    """Open loop at `rate`/s: agent i is pinged through its own replica or the next one."""
+    """Open loop at `rate` pings/s: agent i is pinged through its own replica (local) or the
+    next one (cross-pod). With `batch` > 1, the pings go `batch` at a time in one
+    POST /api/v1/admin/agents/ping to a replica, each agent's still its own routed command;
+    every ping of a batch counts from the request's send to its response (an upper bound)."""
     pools: list[asyncio.Queue[HttpConn]] = []
     for replica in replicas:
         pool: asyncio.Queue[HttpConn] = asyncio.Queue()
@@ -228,38 +233,60 @@ async def ping_run(
         pools.append(pool)
     run = PingRun(samples=[], errors=Counter(), late=0, wall=0.0)
 
-    async def one(agent_id: str, via: int) -> None:
+    async def one(agent_ids: list[str], via: int) -> None:
         if pools[via].empty():  # every connection busy: saturated, do not queue without end
-            run.errors["skipped"] += 1
+            run.errors["skipped"] += len(agent_ids)
             return
         conn = await pools[via].get()
+        if batch == 1:
+            path, body = f"/api/v1/admin/agents/{agent_ids[0]}/ping?timeout=5", b""
+        else:
+            path, body = (
+                "/api/v1/admin/agents/ping?timeout=5",
+                json.dumps({"agents": agent_ids}).encode(),
+            )
         sent = time.monotonic()
         try:
-            status, body = await asyncio.wait_for(
-                conn.request("POST", f"/api/v1/admin/agents/{agent_id}/ping?timeout=5", headers),
+            status, raw = await asyncio.wait_for(
+                conn.request("POST", path, {**headers, "Content-Type": "application/json"}, body),
                 10,
             )
         except (TimeoutError, OSError, asyncio.IncompleteReadError):
             conn.close()  # not returned to the pool
-            run.errors["client timeout"] += 1
+            run.errors["client timeout"] += len(agent_ids)
             return
+        done = time.monotonic()
         pools[via].put_nowait(conn)
-        if status == 200:
-            run.samples.append((agent_id, sent, time.monotonic()))
-        else:
+        if status != 200:
             if not run.errors:
-                print(f"  first error: {status} {body[:300]!r}")
-            run.errors[status] += 1
+                print(f"  first error: {status} {raw[:300]!r}")
+            run.errors[status] += len(agent_ids)
+            return
+        if batch == 1:
+            run.samples.append((agent_ids[0], sent, done))
+            return
+        for result in json.loads(raw)["results"]:
+            if "error" in result:
+                run.errors[result["error"]["code"]] += 1
+            else:
+                run.samples.append((result["agentId"], sent, done))
 
-    total, tasks, began = int(rate * seconds), [], time.monotonic()
+    # the agents each replica reaches locally, and those it reaches cross-pod
+    reach = [
+        [a for a, _, home in agents if (home != via if cross else home == via)]
+        for via in range(REPLICAS)
+    ]
+    total, tasks, began = int(rate * seconds / batch), [], time.monotonic()
     for i in range(total):
-        agent_id, _, home = agents[i % len(agents)]
-        delay = began + i / rate - time.monotonic()
+        via = i % REPLICAS
+        pool_ids = reach[via]
+        picked = [pool_ids[(i * batch + k) % len(pool_ids)] for k in range(batch)]
+        delay = began + i * batch / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         elif delay < -0.005:
             run.late += 1
-        tasks.append(asyncio.create_task(one(agent_id, (home + 1) % REPLICAS if cross else home)))
+        tasks.append(asyncio.create_task(one(picked, via)))
     await asyncio.gather(*tasks)
     run.wall = time.monotonic() - began
     for pool in pools:
@@ -406,6 +433,7 @@ async def measure_pings(
                 rate=rate,
                 seconds=args.ping_seconds,
                 headers=headers,
+                batch=args.batch,
             )
             cpu_ms = (sum(cpu_seconds(p) for p in pids) - cpu0) * 1000 / max(len(run.samples), 1)
             receipts: dict[str, list[float]] = {}
@@ -529,6 +557,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--hb-seconds", type=float, default=20.0, help="heartbeat window")
     parser.add_argument("--idle-seconds", type=float, default=8.0, help="idle CPU window")
     parser.add_argument("--rates", default="50,200,1000", help="pings/s, comma-separated; 0: none")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="pings per request (POST /api/v1/admin/agents/ping)"
+    )
     parser.add_argument("--ping-seconds", type=float, default=10.0, help="per rate and route")
     parser.add_argument("--db-idle", type=int, default=20, help="replicas' DB_MAX_IDLE_CONNS")
     parser.add_argument("--keep-logs", action="store_true")

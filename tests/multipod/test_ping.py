@@ -57,6 +57,23 @@ async def test_ping_round_trips_locally_and_across_replicas(tmp_path: Path) -> N
             r = await c.call(base, "POST", "/api/v1/admin/agents/silent-1/ping?timeout=0.5", admin)
             assert r.status_code == 504, r.text
             assert r.json()["error"]["code"] == "ping_timeout"
+        # many at once: one answer per agent, in order, failures named instead of failing all
+        many = await c.call(
+            a.url,
+            "POST",
+            "/api/v1/admin/agents/ping?timeout=0.5",
+            admin,
+            json={"agents": ["pinged-1", "nobody", "silent-1", "pinged-1"]},
+        )
+        assert many.status_code == 200, many.text
+        results = many.json()["results"]
+        assert [r["agentId"] for r in results] == ["pinged-1", "nobody", "silent-1", "pinged-1"]
+        assert results[0]["route"] == "cross_pod" and results[3]["route"] == "cross_pod"
+        assert results[1]["error"]["code"] == "not_found"
+        assert results[2]["error"]["code"] == "ping_timeout"
+        assert len(seen) == 4
+        empty = await c.call(a.url, "POST", "/api/v1/admin/agents/ping", admin, json={"agents": []})
+        assert empty.status_code == 422
         # only admins may ping
         r = await c.call(a.url, "POST", path, {})
         assert r.status_code == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -13,9 +14,10 @@ from sqlalchemy import select
 
 from streamspace.control_plane.api.deps import Admin, Ctx
 from streamspace.control_plane.api.schemas import StrictBody
+from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.services.scheduler import agent_loads
-from streamspace.errors import NotFound
+from streamspace.errors import NotFound, StreamSpaceError, Unavailable
 
 router = APIRouter(tags=["agents"])
 
@@ -125,31 +127,68 @@ async def rotate_key(agent_id: str, admin: Admin, ctx: Ctx) -> AgentKey:
     )
 
 
-@router.post(
-    "/api/v1/admin/agents/{agent_id}/ping",
-    response_model=PingRead,
-    responses={503: {"description": "agent not connected"}, 504: {"description": "no pong"}},
-)
-async def ping(
-    agent_id: str,
-    admin: Admin,
-    ctx: Ctx,
-    wait: Annotated[
-        float, Query(alias="timeout", gt=0, le=30, description="seconds to wait for the pong")
-    ] = 5.0,
-) -> PingRead:
-    """Round-trip a `ping` through the hub to the agent, on whichever replica holds it."""
-    async with ctx.db() as db:
-        if await db.get(AgentRecord, agent_id) is None:
-            raise NotFound(f"agent {agent_id} not found")
+async def _ping(ctx: AppContext, agent_id: str, wait: float) -> PingRead:
     started = time.perf_counter()
-    route = await ctx.hub.ping(agent_id, wait=wait)
+    try:
+        route = await ctx.hub.ping(agent_id, wait=wait)
+    except Unavailable:
+        # Only on failure: is it an agent we do not know (404) or one not connected (503)?
+        async with ctx.db() as db:
+            if await db.get(AgentRecord, agent_id) is None:
+                raise NotFound(f"agent {agent_id} not found") from None
+        raise
     return PingRead(
         agentId=agent_id,
         route=route,
         replica=ctx.settings.pod_name,
         rttMs=round((time.perf_counter() - started) * 1000, 3),
     )
+
+
+WaitParam = Annotated[
+    float, Query(alias="timeout", gt=0, le=30, description="seconds to wait for the pong")
+]
+
+
+@router.post(
+    "/api/v1/admin/agents/{agent_id}/ping",
+    response_model=PingRead,
+    responses={
+        404: {"description": "unknown agent"},
+        503: {"description": "agent not connected"},
+        504: {"description": "no pong"},
+    },
+)
+async def ping(agent_id: str, admin: Admin, ctx: Ctx, wait: WaitParam = 5.0) -> PingRead:
+    """Round-trip a `ping` through the hub to the agent, on whichever replica holds it."""
+    return await _ping(ctx, agent_id, wait)
+
+
+class PingMany(StrictBody):
+    agents: list[str] = Field(..., min_length=1, max_length=1000)
+
+
+class PingFailure(BaseModel):
+    agentId: str
+    error: dict[str, str] = Field(description="{code, message}, as in an error response")
+
+
+class PingManyRead(BaseModel):
+    results: list[PingRead | PingFailure]
+
+
+@router.post("/api/v1/admin/agents/ping", response_model=PingManyRead)
+async def ping_many(body: PingMany, admin: Admin, ctx: Ctx, wait: WaitParam = 5.0) -> PingManyRead:
+    """Ping many agents at once (a fleet check): each ping is its own command, routed to
+    whichever replica holds that agent; one answer per agent, in the order asked."""
+
+    async def one(agent_id: str) -> PingRead | PingFailure:
+        try:
+            return await _ping(ctx, agent_id, wait)
+        except StreamSpaceError as exc:
+            return PingFailure(agentId=agent_id, error={"code": exc.code, "message": exc.message})
+
+    return PingManyRead(results=list(await asyncio.gather(*(one(a) for a in body.agents))))
 
 
 @router.get("/api/v1/pods", response_model=list[ReplicaRead])
