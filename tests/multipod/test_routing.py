@@ -93,15 +93,53 @@ async def _async(value: object) -> object:
     return value
 
 
-async def test_metrics_on_every_replica(tmp_path: Path) -> None:
+async def test_metrics_overview_and_agent_events_on_every_replica(tmp_path: Path) -> None:
     async with cluster(tmp_path, replicas=2, lb=False) as c:
-        admin = await c.token(c.replicas[0].url)
-        c.agent("mem-agent-m", url=c.replicas[1].url)
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        r = await c.call(
+            a.url,
+            "POST",
+            "/api/v1/users",
+            admin,
+            json={"username": "uma", "password": "uma-pass-1"},
+        )
+        assert r.status_code == 201
+        user = await c.token(a.url, "uma", "uma-pass-1")
+        admin_events: list[dict[str, object]] = []
+        user_events: list[dict[str, object]] = []
+        ws_url = b.url.replace("http", "ws")
+        listeners = [
+            asyncio.create_task(collect_events(ws_url, t["Authorization"].split()[1], sink))
+            for t, sink in ((admin, admin_events), (user, user_events))
+        ]
+        await eventually(
+            lambda: _async(bool(admin_events) and bool(user_events)), what="events hello"
+        )
+
+        c.agent("mem-agent-m", url=b.url)
         await c.approve("mem-agent-m", admin)
         await c.wait_online("mem-agent-m", admin)
         for replica in c.replicas:
             text = (await c.call(replica.url, "GET", "/api/v1/metrics", {})).text
             assert "streamspace_agents_connected 1.0" in text
-        pods = (await c.call(c.replicas[0].url, "GET", "/api/v1/pods", admin)).json()
+            overview = (await c.call(replica.url, "GET", "/api/v1/admin/overview", admin)).json()
+            assert overview["agents_connected"] == 1 and overview["agents_pending"] == 0
+            assert len(overview["series"]) == 30
+        assert (await c.call(a.url, "GET", "/api/v1/admin/overview", user)).status_code == 403
+        pods = (await c.call(a.url, "GET", "/api/v1/pods", admin)).json()
         assert {p["pod_name"] for p in pods} == {"api-a", "api-b"}
         assert sum(p["connected_agents"] for p in pods) == 1
+
+        def agent_events() -> list[dict[str, object]]:
+            return [e["data"] for e in admin_events if e.get("kind") == "agent"]  # type: ignore[misc]
+
+        await eventually(
+            lambda: _async(any(e.get("status") == "online" for e in agent_events())),
+            what="agent online event",
+        )
+        approvals = [e.get("approval_status") for e in agent_events()]
+        assert "pending" in approvals and "approved" in approvals, agent_events()
+        assert not [e for e in user_events if e.get("kind") == "agent"]  # admins only
+        for listener in listeners:
+            listener.cancel()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from streamspace import __version__
@@ -59,6 +58,7 @@ from streamspace.control_plane.services import templates as template_service
 from streamspace.control_plane.services import users as user_service
 from streamspace.control_plane.services.agents import AgentService
 from streamspace.control_plane.services.sessions import SessionService
+from streamspace.control_plane.ui import mount_ui
 from streamspace.control_plane.viewer_page import mount_viewer
 from streamspace.control_plane.ws import agent_gateway, events, vnc
 
@@ -150,7 +150,10 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         sessions=db, router=hub, events=event_hub, agent_liveness=liveness
     )
     agent_service = AgentService(
-        sessions=db, bootstrap_key=settings.agent_bootstrap_key, announce=session_service.announce
+        sessions=db,
+        bootstrap_key=settings.agent_bootstrap_key,
+        announce=session_service.announce,
+        events=event_hub,
     )
     return AppContext(
         settings=settings,
@@ -248,6 +251,6 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, max_body=settings.max_body_bytes
     )
-    if settings.ui_dir and Path(settings.ui_dir).is_dir():
-        app.mount("/", StaticFiles(directory=settings.ui_dir, html=True), name="ui")
+    if settings.ui_dir:
+        mount_ui(app, Path(settings.ui_dir))
     return app

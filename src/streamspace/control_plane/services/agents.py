@@ -3,6 +3,7 @@ delivered once), and applying what agents report (heartbeats, command results, s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import AgentRecord, AuditEventRecord, SessionRecord
 from streamspace.control_plane.services import commands
+from streamspace.control_plane.services.ports import EventSink
 from streamspace.control_plane.services.sessions import set_state
 from streamspace.control_plane.services.states import can_transition
 from streamspace.errors import Conflict, NotFound, PermissionDenied, Unauthenticated
@@ -54,10 +56,29 @@ class AgentService:
         sessions: async_sessionmaker[AsyncSession],
         bootstrap_key: str | None,
         announce: Any,
+        events: EventSink | None = None,
     ) -> None:
         self._sessions = sessions
         self._bootstrap = bootstrap_key
         self._announce = announce  # async (SessionRecord) -> None
+        self._events = events
+
+    async def _agent_changed(self, agent: AgentRecord) -> None:
+        """Admins' UI sockets hear of a new, approved or rejected agent at once."""
+        if self._events is not None:
+            with contextlib.suppress(Exception):
+                await self._events.publish(
+                    kind="agent",
+                    org_id=None,
+                    user_id=None,
+                    data={
+                        "id": agent.id,
+                        "status": agent.status,
+                        "approval_status": agent.approval_status,
+                        "pod_name": agent.pod_name,
+                        "epoch": agent.epoch,
+                    },
+                )
 
     def is_bootstrap(self, key: str) -> bool:
         return bool(self._bootstrap) and hmac.compare_digest(key, str(self._bootstrap))
@@ -99,6 +120,7 @@ class AgentService:
             )
             if not own and not self.is_bootstrap(key):
                 raise Unauthenticated("invalid agent key", code="invalid_agent_key")
+            new = agent is None
             if agent is None:
                 agent = AgentRecord(id=agent_id, approval_status="pending", status="offline")
                 db.add(agent)
@@ -109,7 +131,10 @@ class AgentService:
                 )
                 log.info("agent %s registered with the bootstrap key; pending approval", agent_id)
             self._apply_fields(agent, fields)
-            return self._registration_answer(agent, own=own)
+            answer = self._registration_answer(agent, own=own)
+        if new:
+            await self._agent_changed(agent)
+        return answer
 
     @staticmethod
     def _apply_fields(agent: AgentRecord, fields: dict[str, Any]) -> None:
@@ -154,6 +179,7 @@ class AgentService:
             )
             agent.approved_by, agent.approved_at = admin, datetime.now(UTC)
             db.add(AuditEventRecord(actor=admin, action="agent.approve", target=agent_id))
+        await self._agent_changed(agent)
         return agent
 
     async def reject(self, *, agent_id: str, admin: str) -> AgentRecord:
@@ -161,6 +187,7 @@ class AgentService:
             agent = await self._get(db, agent_id)
             agent.approval_status, agent.api_key_hash, agent.pending_key = "rejected", None, None
             db.add(AuditEventRecord(actor=admin, action="agent.reject", target=agent_id))
+        await self._agent_changed(agent)
         return agent
 
     async def create_with_key(
