@@ -6,7 +6,7 @@ export STREAMSPACE_HOST ?= 127.0.0.1
 export STREAMSPACE_PORT ?= 8080
 export STREAMSPACE_DATA_DIR ?= ./data
 
-.PHONY: run test setup services check lint typecheck clean images
+.PHONY: run test setup services check lint typecheck clean images ui
 
 $(UV):
 	@scripts/bootstrap-tools.sh
@@ -22,7 +22,25 @@ $(NOVNC): web/viewer/package.json web/viewer/package-lock.json
 	npm ci --prefix web/viewer --no-audit --no-fund --silent
 	@touch $@
 
-setup: $(VENV)/.synced $(NOVNC)
+# The web UI (ui/): dependencies when the lockfile changes, a build when any source is newer
+# than the last one, so `make run` always serves the UI of the checkout.
+UI_DEPS := ui/node_modules/.installed
+UI_BUILD := ui/dist/index.html
+UI_SOURCES := $(shell find ui/src ui/public -type f 2>/dev/null) ui/index.html ui/vite.config.ts \
+	$(wildcard ui/tsconfig*.json) ui/package.json
+
+$(UI_DEPS): ui/package.json ui/package-lock.json
+	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm)
+	npm ci --prefix ui --no-audit --no-fund --silent
+	@touch $@
+
+$(UI_BUILD): $(UI_DEPS) $(UI_SOURCES)
+	npm --prefix ui run build --silent
+	@touch $@
+
+ui: $(UI_BUILD)
+
+setup: $(VENV)/.synced $(NOVNC) $(UI_BUILD)
 
 run: setup
 	$(VENV)/bin/streamspace up
@@ -43,4 +61,4 @@ images:
 	images/build.sh
 
 clean:
-	rm -rf $(VENV) .tools data .pytest_cache
+	rm -rf $(VENV) .tools data .pytest_cache ui/dist ui/node_modules

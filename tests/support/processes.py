@@ -219,3 +219,71 @@ def agent_process(
         env=env,
         args=[str(VENV_BIN / "streamspace"), "agent"],
     )
+
+
+NGINX_DIR = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
+
+
+class Nginx(Proc):
+    """nginx with the shipped deploy/nginx config: only the upstream servers, the listen port
+    and the UI root are the test's own."""
+
+    def __init__(self, *, backends: list[ApiReplica], ui_dir: Path, log_dir: Path) -> None:
+        self.port = free_port()
+        work = log_dir / f"nginx-{self.port}"
+        work.mkdir(parents=True, exist_ok=True)
+        site = (NGINX_DIR / "streamspace.conf").read_text()
+        for shipped, ours in (
+            ("listen 8080;", f"listen 127.0.0.1:{self.port};"),
+            ("root /usr/share/streamspace/ui;", f"root {ui_dir};"),
+        ):
+            assert shipped in site, f"deploy/nginx/streamspace.conf no longer has {shipped!r}"
+            site = site.replace(shipped, ours)
+        (work / "streamspace.conf").write_text(site)
+        servers = "\n".join(
+            f"    server 127.0.0.1:{b.port} max_fails=2 fail_timeout=5s;" for b in backends
+        )
+        (work / "upstream.conf").write_text(
+            f"upstream streamspace_api {{\n    least_conn;\n{servers}\n    keepalive 32;\n}}\n"
+        )
+        temp = " ".join(
+            f"{kind}_temp_path {work / kind};"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (work / "nginx.conf").write_text(
+            f"""daemon off;
+pid {work / "nginx.pid"};
+error_log stderr warn;
+events {{}}
+http {{
+    include /etc/nginx/mime.types;
+    access_log off;
+    {temp}
+    include {work / "upstream.conf"};
+    include {work / "streamspace.conf"};
+}}
+"""
+        )
+        super().__init__(
+            name=f"nginx-{self.port}",
+            log_dir=log_dir,
+            env={},
+            args=[shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(work / "nginx.conf")],
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Nginx:
+        super().start()
+        wait_until(self.ready, timeout=10, what="nginx")
+        return self
+
+    def ready(self) -> bool:
+        if not self.alive:
+            raise RuntimeError(f"nginx exited:\n{self.log()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
