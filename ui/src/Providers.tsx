@@ -24,9 +24,9 @@ export function makeQueryClient(): QueryClient {
 const colorSchemeManager = localStorageColorSchemeManager({ key: 'streamspace-color-scheme' });
 
 /** Everything but the router (tests wrap this in a MemoryRouter). */
-export function Providers({ children, client }: { children: ReactNode; client: QueryClient }) {
+export function Providers({ children, client, env }: { children: ReactNode; client: QueryClient; env?: 'test' }) {
   return (
-    <MantineProvider theme={theme} defaultColorScheme="auto" colorSchemeManager={colorSchemeManager}>
+    <MantineProvider theme={theme} defaultColorScheme="auto" colorSchemeManager={colorSchemeManager} env={env}>
       <QueryClientProvider client={client}>
         <ModalsProvider>
           <Notifications position="top-right" limit={4} />

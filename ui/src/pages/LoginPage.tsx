@@ -90,7 +90,6 @@ export function LoginPage() {
             <TextInput
               label="Username"
               autoComplete="username"
-              required
               value={username}
               onChange={(e) => setUsername(e.currentTarget.value)}
               data-autofocus
@@ -99,7 +98,6 @@ export function LoginPage() {
             <PasswordInput
               label="Password"
               autoComplete="current-password"
-              required
               value={password}
               onChange={(e) => setPassword(e.currentTarget.value)}
             />

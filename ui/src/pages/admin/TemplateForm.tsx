@@ -145,13 +145,13 @@ export function TemplateForm({ template, onSubmit, onCancel }: Props) {
           </Alert>
         )}
         <SimpleGrid cols={{ base: 1, sm: 2 }}>
-          <TextInput label="Name" withAsterisk disabled={editing} description="Used in URLs and the API" {...form.getInputProps('name')} />
-          <TextInput label="Display name" withAsterisk {...form.getInputProps('display_name')} />
-          <TextInput label="Category" withAsterisk {...form.getInputProps('category')} />
+          <TextInput label="Name" disabled={editing} description="Used in URLs and the API" {...form.getInputProps('name')} />
+          <TextInput label="Display name" {...form.getInputProps('display_name')} />
+          <TextInput label="Category" {...form.getInputProps('category')} />
           <TextInput label="Icon" description='A name like "terminal" or an image URL' {...form.getInputProps('icon')} />
         </SimpleGrid>
         <Textarea label="Description" autosize minRows={2} maxRows={5} {...form.getInputProps('description')} />
-        <TextInput label="Image" withAsterisk description="Container image" {...form.getInputProps('image')} />
+        <TextInput label="Image" description="Container image" {...form.getInputProps('image')} />
         <SimpleGrid cols={{ base: 1, sm: 3 }}>
           <NumberInput label="VNC port" min={1} max={65535} allowDecimal={false} {...form.getInputProps('vnc_port')} />
           <NumberInput label="CPU limit" min={0} max={256} decimalScale={2} placeholder="No limit" {...form.getInputProps('cpu_limit')} />

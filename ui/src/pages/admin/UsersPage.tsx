@@ -46,8 +46,8 @@ function NewUserForm({ onDone }: { onDone: () => void }) {
             {serverError}
           </Alert>
         )}
-        <TextInput label="Username" withAsterisk autoComplete="off" {...form.getInputProps('username')} />
-        <PasswordInput label="Password" withAsterisk autoComplete="new-password" {...form.getInputProps('password')} />
+        <TextInput label="Username" autoComplete="off" {...form.getInputProps('username')} />
+        <PasswordInput label="Password" autoComplete="new-password" {...form.getInputProps('password')} />
         <NativeSelect label="Role" data={ROLES} {...form.getInputProps('role')} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onDone}>
