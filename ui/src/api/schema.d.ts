@@ -4,6 +4,27 @@
  */
 
 export interface paths {
+    "/api/v1/admin/agents/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ping Many
+         * @description Ping many agents at once (a fleet check): each ping is its own command, routed to
+         *     whichever replica holds that agent; one answer per agent, in the order asked.
+         */
+        post: operations["ping_many_api_v1_admin_agents_ping_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/agents/{agent_id}/approve": {
         parameters: {
             query?: never;
@@ -545,6 +566,28 @@ export interface components {
              */
             t: string;
         };
+        /** PingFailure */
+        PingFailure: {
+            /** Agentid */
+            agentId: string;
+            /**
+             * Error
+             * @description {code, message}, as in an error response
+             */
+            error: {
+                [key: string]: string;
+            };
+        };
+        /** PingMany */
+        PingMany: {
+            /** Agents */
+            agents: string[];
+        };
+        /** PingManyRead */
+        PingManyRead: {
+            /** Results */
+            results: (components["schemas"]["PingRead"] | components["schemas"]["PingFailure"])[];
+        };
         /** PingRead */
         PingRead: {
             /** Agentid */
@@ -870,6 +913,42 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    ping_many_api_v1_admin_agents_ping_post: {
+        parameters: {
+            query?: {
+                /** @description seconds to wait for the pong */
+                timeout?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PingMany"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PingManyRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     approve_api_v1_admin_agents__agent_id__approve_post: {
         parameters: {
             query?: never;
@@ -923,6 +1002,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["PingRead"];
                 };
+            };
+            /** @description unknown agent */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
