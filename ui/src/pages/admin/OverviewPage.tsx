@@ -1,3 +1,4 @@
+import '@mantine/charts/styles.css';
 import { AreaChart, LineChart } from '@mantine/charts';
 import { Card, Group, Paper, SimpleGrid, Skeleton, Stack, Text, Title } from '@mantine/core';
 import { useOverview } from '../../api/queries';
