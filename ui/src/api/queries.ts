@@ -1,0 +1,217 @@
+import { useMutation, useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
+import { api, unwrap } from './client';
+import type {
+  Agent,
+  AgentKey,
+  Overview,
+  Replica,
+  Session,
+  Template,
+  TemplateCreate,
+  TemplateUpdate,
+  User,
+  UserCreate,
+  UserUpdate,
+} from './types';
+
+export const keys = {
+  me: ['me'] as const,
+  templates: ['templates'] as const,
+  sessions: ['sessions'] as const,
+  sessionList: (opts: SessionListOptions) => ['sessions', opts] as const,
+  session: (id: string) => ['session', id] as const,
+  agents: ['agents'] as const,
+  pods: ['pods'] as const,
+  users: ['users'] as const,
+  overview: ['overview'] as const,
+};
+
+export interface SessionListOptions {
+  all?: boolean;
+  includeTerminated?: boolean;
+  state?: string;
+}
+
+// --- queries ---------------------------------------------------------------
+
+export function useMe(enabled = true) {
+  return useQuery({
+    queryKey: keys.me,
+    queryFn: () => unwrap(api.GET('/api/v1/auth/me')),
+    enabled,
+    staleTime: 60_000,
+  });
+}
+
+export function useTemplates() {
+  return useQuery({
+    queryKey: keys.templates,
+    queryFn: (): Promise<Template[]> => unwrap(api.GET('/api/v1/templates')),
+  });
+}
+
+export function useSessions(opts: SessionListOptions, refetchInterval: number | false = false) {
+  return useQuery({
+    queryKey: keys.sessionList(opts),
+    queryFn: (): Promise<Session[]> =>
+      unwrap(
+        api.GET('/api/v1/sessions', {
+          params: {
+            query: {
+              all: opts.all || undefined,
+              include_terminated: opts.includeTerminated || undefined,
+              state: opts.state || undefined,
+            },
+          },
+        }),
+      ),
+    refetchInterval,
+  });
+}
+
+export function useSession(id: string, refetchInterval: number | false | ((s: Session | undefined) => number | false)) {
+  return useQuery({
+    queryKey: keys.session(id),
+    queryFn: (): Promise<Session> =>
+      unwrap(api.GET('/api/v1/sessions/{session_id}', { params: { path: { session_id: id } } })),
+    refetchInterval:
+      typeof refetchInterval === 'function' ? (q) => refetchInterval(q.state.data) : refetchInterval,
+  });
+}
+
+export function useAgents() {
+  return useQuery({
+    queryKey: keys.agents,
+    queryFn: (): Promise<Agent[]> => unwrap(api.GET('/api/v1/agents')),
+    refetchInterval: 30_000,
+  });
+}
+
+export function usePods() {
+  return useQuery({
+    queryKey: keys.pods,
+    queryFn: (): Promise<Replica[]> => unwrap(api.GET('/api/v1/pods')),
+    refetchInterval: 30_000,
+  });
+}
+
+export function useUsers() {
+  return useQuery({
+    queryKey: keys.users,
+    queryFn: (): Promise<User[]> => unwrap(api.GET('/api/v1/users')),
+  });
+}
+
+export function useOverview(minutes = 60, buckets = 30) {
+  return useQuery({
+    queryKey: [...keys.overview, minutes, buckets],
+    queryFn: (): Promise<Overview> =>
+      unwrap(api.GET('/api/v1/admin/overview', { params: { query: { minutes, buckets } } })),
+    refetchInterval: 15_000,
+  });
+}
+
+// --- mutations -------------------------------------------------------------
+
+/** Put a session the server returned into the cache and refresh every list that may show it. */
+export function storeSession(qc: QueryClient, session: Session): void {
+  qc.setQueryData(keys.session(session.id), session);
+  void qc.invalidateQueries({ queryKey: keys.sessions });
+}
+
+export function useLaunchSession() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (template: string): Promise<Session> =>
+      unwrap(api.POST('/api/v1/sessions', { body: { template } })),
+    onSuccess: (session) => storeSession(qc, session),
+  });
+}
+
+export type SessionAction = 'hibernate' | 'resume' | 'terminate';
+
+export function useSessionAction() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, action }: { id: string; action: SessionAction }): Promise<Session> => {
+      const path = { params: { path: { session_id: id } } };
+      switch (action) {
+        case 'hibernate':
+          return unwrap(api.POST('/api/v1/sessions/{session_id}/hibernate', path));
+        case 'resume':
+          return unwrap(api.POST('/api/v1/sessions/{session_id}/resume', path));
+        case 'terminate':
+          return unwrap(api.DELETE('/api/v1/sessions/{session_id}', path));
+      }
+    },
+    onSuccess: (session) => storeSession(qc, session),
+  });
+}
+
+export type AgentAction = 'approve' | 'reject';
+
+export function useAgentAction() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, action }: { id: string; action: AgentAction }): Promise<Agent> => {
+      const path = { params: { path: { agent_id: id } } };
+      return action === 'approve'
+        ? unwrap(api.POST('/api/v1/admin/agents/{agent_id}/approve', path))
+        : unwrap(api.POST('/api/v1/admin/agents/{agent_id}/reject', path));
+    },
+    onSuccess: (agent) => {
+      qc.setQueryData<Agent[]>(keys.agents, (old) => old?.map((a) => (a.id === agent.id ? agent : a)));
+      void qc.invalidateQueries({ queryKey: keys.agents });
+      void qc.invalidateQueries({ queryKey: keys.overview });
+    },
+  });
+}
+
+export function useRotateKey() {
+  return useMutation({
+    mutationFn: (id: string): Promise<AgentKey> =>
+      unwrap(api.POST('/api/v1/admin/agents/{agent_id}/rotate-key', { params: { path: { agent_id: id } } })),
+  });
+}
+
+export function useSaveTemplate() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (
+      input: { mode: 'create'; body: TemplateCreate } | { mode: 'edit'; name: string; body: TemplateUpdate },
+    ): Promise<Template> =>
+      input.mode === 'create'
+        ? unwrap(api.POST('/api/v1/templates', { body: input.body }))
+        : unwrap(api.PATCH('/api/v1/templates/{name}', { params: { path: { name: input.name } }, body: input.body })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.templates }),
+  });
+}
+
+export function useDeleteTemplate() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (name: string): Promise<unknown> =>
+      unwrap(api.DELETE('/api/v1/templates/{name}', { params: { path: { name } } })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.templates }),
+  });
+}
+
+export function useCreateUser() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: UserCreate): Promise<User> => unwrap(api.POST('/api/v1/users', { body })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.users }),
+  });
+}
+
+export function useUpdateUser() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ id, body }: { id: string; body: UserUpdate }): Promise<User> =>
+      unwrap(api.PATCH('/api/v1/users/{user_id}', { params: { path: { user_id: id } }, body })),
+    onSuccess: (user) => {
+      qc.setQueryData<User[]>(keys.users, (old) => old?.map((u) => (u.id === user.id ? user : u)));
+      void qc.invalidateQueries({ queryKey: keys.users });
+    },
+  });
+}

@@ -1,0 +1,32 @@
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
+
+export type Session = Schemas['SessionRead'];
+export type Template = Schemas['TemplateRead'];
+export type TemplateCreate = Schemas['TemplateCreate'];
+export type TemplateUpdate = Schemas['TemplateUpdate'];
+export type Agent = Schemas['AgentRead'];
+export type AgentKey = Schemas['AgentKey'];
+export type Replica = Schemas['ReplicaRead'];
+export type User = Schemas['UserRead'];
+export type UserCreate = Schemas['UserCreate'];
+export type UserUpdate = Schemas['UserUpdate'];
+export type Overview = Schemas['Overview'];
+export type OverviewPoint = Schemas['OverviewPoint'];
+export type TokenResponse = Schemas['TokenResponse'];
+
+export type Role = 'admin' | 'user';
+
+export const SESSION_STATES = [
+  'pending',
+  'starting',
+  'running',
+  'hibernating',
+  'hibernated',
+  'waking',
+  'terminating',
+  'terminated',
+  'failed',
+] as const;
+export type SessionState = (typeof SESSION_STATES)[number];

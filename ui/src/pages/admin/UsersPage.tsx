@@ -1,0 +1,162 @@
+import { Alert, Badge, Button, Group, Modal, NativeSelect, PasswordInput, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { useForm } from '@mantine/form';
+import { notifications } from '@mantine/notifications';
+import { IconPlus } from '@tabler/icons-react';
+import { useState } from 'react';
+import { errorMessage } from '../../api/client';
+import { useCreateUser, useMe, useUpdateUser, useUsers } from '../../api/queries';
+import type { Role, User } from '../../api/types';
+import { EmptyState, ErrorState, LoadingRows } from '../../components/QueryState';
+
+const ROLES = [
+  { value: 'user', label: 'user' },
+  { value: 'admin', label: 'admin' },
+];
+
+function NewUserForm({ onDone }: { onDone: () => void }) {
+  const create = useCreateUser();
+  const [serverError, setServerError] = useState<string | null>(null);
+  const form = useForm({
+    initialValues: { username: '', password: '', role: 'user' as Role },
+    validate: {
+      username: (v: string) => (v.trim().length < 2 ? 'At least 2 characters' : v.length > 63 ? 'At most 63 characters' : null),
+      password: (v: string) => (v.length < 8 ? 'At least 8 characters' : v.length > 1024 ? 'At most 1024 characters' : null),
+    },
+  });
+  return (
+    <form
+      noValidate
+      onSubmit={form.onSubmit((values) => {
+        setServerError(null);
+        create.mutate(
+          { ...values, username: values.username.trim() },
+          {
+            onSuccess: (user) => {
+              notifications.show({ color: 'green', title: 'User created', message: user.username });
+              onDone();
+            },
+            onError: (err) => setServerError(errorMessage(err)),
+          },
+        );
+      })}
+    >
+      <Stack>
+        {serverError && (
+          <Alert color="red" role="alert" title="Could not create the user">
+            {serverError}
+          </Alert>
+        )}
+        <TextInput label="Username" autoComplete="off" {...form.getInputProps('username')} />
+        <PasswordInput label="Password" autoComplete="new-password" {...form.getInputProps('password')} />
+        <NativeSelect label="Role" data={ROLES} {...form.getInputProps('role')} />
+        <Group justify="flex-end">
+          <Button variant="default" onClick={onDone}>
+            Cancel
+          </Button>
+          <Button type="submit" loading={create.isPending}>
+            Create user
+          </Button>
+        </Group>
+      </Stack>
+    </form>
+  );
+}
+
+export function UsersPage() {
+  const users = useUsers();
+  const me = useMe();
+  const update = useUpdateUser();
+  const [creating, setCreating] = useState(false);
+
+  const change = (u: User, body: { disabled?: boolean; role?: Role }, what: string) =>
+    update.mutate(
+      { id: u.id, body },
+      {
+        onSuccess: () => notifications.show({ color: 'green', title: what, message: u.username }),
+        onError: (err) => notifications.show({ color: 'red', title: `Could not update ${u.username}`, message: errorMessage(err) }),
+      },
+    );
+
+  const list = [...(users.data ?? [])].sort((a, b) => a.username.localeCompare(b.username));
+
+  return (
+    <Stack>
+      <Group justify="space-between">
+        <Title order={2}>Users</Title>
+        <Button leftSection={<IconPlus size={16} />} onClick={() => setCreating(true)}>
+          New user
+        </Button>
+      </Group>
+      {users.isPending ? (
+        <LoadingRows />
+      ) : users.isError ? (
+        <ErrorState error={users.error} onRetry={() => void users.refetch()} title="Could not load users" />
+      ) : list.length === 0 ? (
+        <EmptyState title="No users" />
+      ) : (
+        <Table.ScrollContainer minWidth={600}>
+          <Table striped verticalSpacing="sm">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th scope="col">Username</Table.Th>
+                <Table.Th scope="col">Role</Table.Th>
+                <Table.Th scope="col">Status</Table.Th>
+                <Table.Th scope="col">Actions</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {list.map((u) => {
+                const self = u.id === me.data?.id;
+                return (
+                  <Table.Tr key={u.id} data-username={u.username}>
+                    <Table.Td>
+                      <Text size="sm" fw={500}>
+                        {u.username}
+                        {self && (
+                          <Text span size="xs" c="dimmed">
+                            {' '}
+                            (you)
+                          </Text>
+                        )}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>
+                      <NativeSelect
+                        aria-label={`Role for ${u.username}`}
+                        data={ROLES}
+                        value={u.role}
+                        size="xs"
+                        w={110}
+                        disabled={update.isPending && update.variables?.id === u.id}
+                        onChange={(e) => change(u, { role: e.currentTarget.value as Role }, 'Role changed')}
+                      />
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge color={u.disabled ? 'red' : 'green'} variant="light">
+                        {u.disabled ? 'disabled' : 'active'}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td>
+                      <Button
+                        size="xs"
+                        variant={u.disabled ? 'light' : 'default'}
+                        color={u.disabled ? 'green' : undefined}
+                        loading={update.isPending && update.variables?.id === u.id && update.variables.body.disabled !== undefined}
+                        onClick={() => change(u, { disabled: !u.disabled }, u.disabled ? 'User enabled' : 'User disabled')}
+                      >
+                        {u.disabled ? 'Enable' : 'Disable'}
+                      </Button>
+                    </Table.Td>
+                  </Table.Tr>
+                );
+              })}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      )}
+      <Modal opened={creating} onClose={() => setCreating(false)} title="New user">
+        {creating && <NewUserForm onDone={() => setCreating(false)} />}
+      </Modal>
+    </Stack>
+  );
+}
