@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import Cluster, cluster
+from tests.support.cluster import Cluster, cluster, eventually
 from tests.support.docker import cleanup, unavailable
 from tests.support.processes import Nginx
 
@@ -186,15 +186,27 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
     sid = user.url.rsplit("/", 1)[1]
     await state_is(user, "running")
     viewer = user.frame_locator('iframe[title="Session desktop"]')
-    await viewer.locator("body[data-state=connected]").wait_for(timeout=SLOW)
-    await asyncio.sleep(1)  # let the first framebuffer update paint
-    distinct = await viewer.locator("#screen canvas").evaluate(
-        """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                  const seen = new Set();
-                  for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
-                  return seen.size; }"""
-    )
-    assert distinct > 2, "the remote desktop was not drawn"
+    try:
+        await viewer.locator("body[data-state=connected]").wait_for(timeout=SLOW)
+    except Exception:
+        await shot(user, site, "viewer-failed")
+        body = viewer.locator("body")
+        raise AssertionError(
+            f"viewer never connected: state {await body.get_attribute('data-state')!r}, "
+            f"{(await body.inner_text())[:300]!r}"
+        ) from None
+    canvas = viewer.locator("#screen canvas")
+
+    async def drawn() -> bool:  # the first framebuffer update has been painted
+        distinct = await canvas.evaluate(
+            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      const seen = new Set();
+                      for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
+                      return seen.size; }"""
+        )
+        return bool(distinct > 2)
+
+    await eventually(drawn, timeout=30, interval=0.5, what="the remote desktop drawn")
     await shot(user, site, "viewer")
 
     # -- hibernate and resume from the session page, terminate from My sessions
