@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import LoginSessionRecord, UserRecord
@@ -25,6 +25,21 @@ from streamspace.errors import Unauthenticated
 
 SESSION_ENDED = "session has ended; log in again"
 ACCOUNT_DISABLED = "account is disabled or no longer exists"
+
+
+_PRINCIPAL = (
+    select(
+        LoginSessionRecord.revoked,
+        LoginSessionRecord.expires_at,
+        UserRecord.id,
+        UserRecord.org_id,
+        UserRecord.username,
+        UserRecord.role,
+        UserRecord.disabled,
+    )
+    .join(UserRecord, UserRecord.id == LoginSessionRecord.user_id)
+    .where(LoginSessionRecord.id == bindparam("token_id"))
+)
 
 
 class LoginSessionStore(ABC):
@@ -76,23 +91,9 @@ class DatabaseLoginSessionStore(LoginSessionStore):
             )
 
     async def principal(self, *, token_id: str) -> Principal:
-        # Core, not the ORM, and one statement: this runs on every authenticated request.
+        # Core, not the ORM, one prebuilt statement: this runs on every authenticated request.
         async with self._sessions() as db:
-            row = (
-                await db.execute(
-                    select(
-                        LoginSessionRecord.revoked,
-                        LoginSessionRecord.expires_at,
-                        UserRecord.id,
-                        UserRecord.org_id,
-                        UserRecord.username,
-                        UserRecord.role,
-                        UserRecord.disabled,
-                    )
-                    .join(UserRecord, UserRecord.id == LoginSessionRecord.user_id)
-                    .where(LoginSessionRecord.id == token_id)
-                )
-            ).first()
+            row = (await db.execute(_PRINCIPAL, {"token_id": token_id})).first()
         if row is None or row.revoked or row.expires_at <= datetime.now(UTC):
             raise Unauthenticated(SESSION_ENDED, code="session_revoked")
         if row.disabled:

@@ -28,8 +28,13 @@ class TokenClaims:
 class TokenCodec:
     """Issues and checks tokens with the cluster-wide secret."""
 
-    def __init__(self, *, secret: str) -> None:
+    def __init__(self, *, secret: str, cache_size: int = 10_000) -> None:
         self._secret = secret
+        # Verified tokens: a client sends the same token on every request, and checking the
+        # signature again costs more than the rest of the auth path. Expiry and purpose are
+        # still checked on every use; the signature of a given string cannot change.
+        self._verified: dict[str, TokenClaims] = {}
+        self._cache_size = cache_size
 
     def issue(
         self, *, subject: str, purpose: str, ttl: float, **extra: Any
@@ -54,6 +59,21 @@ class TokenCodec:
 
     def decode(self, token: str, *, purpose: str) -> TokenClaims:
         """Verify signature, expiry and purpose; raise Unauthenticated with a clear reason."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() >= cached.expires_at:
+                del self._verified[token]
+                raise Unauthenticated("token expired", code="token_expired")
+            if cached.purpose != purpose:
+                raise Unauthenticated("token not valid for this use", code="invalid_token")
+            return cached
+        claims = self._verify(token, purpose=purpose)
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str, *, purpose: str) -> TokenClaims:
         try:
             payload = jwt.decode(
                 token,

@@ -3,11 +3,12 @@ report. Each method owns its transaction and publishes events after commit."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
@@ -49,6 +50,23 @@ def session_event(session: SessionRecord) -> dict[str, Any]:
         "agent_id": session.agent_id,
         "updated_at": session.updated_at.isoformat(),
     }
+
+
+@functools.cache
+def _list_query(*, own: bool, by_state: bool, include_terminated: bool) -> Select[Any]:
+    """The session list statements, built once (building one costs more than running it)."""
+    query = (
+        select(SessionRecord.__table__, UserRecord.username.label("owner"))
+        .join(UserRecord, UserRecord.id == SessionRecord.user_id)
+        .where(SessionRecord.org_id == bindparam("org"))
+    )
+    if own:
+        query = query.where(SessionRecord.user_id == bindparam("user"))
+    if by_state:
+        query = query.where(SessionRecord.state == bindparam("state"))
+    elif not include_terminated:
+        query = query.where(SessionRecord.state != "terminated")
+    return query.order_by(SessionRecord.created_at.desc())
 
 
 class SessionService:
@@ -143,19 +161,18 @@ class SessionService:
     ) -> Sequence[Row[Any]]:
         """Read-only rows (record columns plus `owner`, the username) in one query: this is
         the UI's most frequent call."""
-        query = (
-            select(SessionRecord.__table__, UserRecord.username.label("owner"))
-            .join(UserRecord, UserRecord.id == SessionRecord.user_id)
-            .where(SessionRecord.org_id == principal.org_id)
-        )
-        if not (all_users and principal.is_admin):
-            query = query.where(SessionRecord.user_id == principal.user_id)
+        own = not (all_users and principal.is_admin)
+        params = {"org": principal.org_id}
+        if own:
+            params["user"] = principal.user_id
         if state:
-            query = query.where(SessionRecord.state == state)
-        elif not include_terminated:
-            query = query.where(SessionRecord.state != "terminated")
+            params["state"] = state
+        query: Select[Any] = _list_query(
+            own=own, by_state=bool(state), include_terminated=include_terminated
+        )
         async with self._sessions() as db:
-            return (await db.execute(query.order_by(SessionRecord.created_at.desc()))).all()
+            rows: Sequence[Row[Any]] = (await db.execute(query, params)).all()
+        return rows
 
     async def act(self, *, principal: Principal, session_id: str, action: str) -> SessionRecord:
         """hibernate | resume | terminate, guarded by the state machine (409 when impossible)."""

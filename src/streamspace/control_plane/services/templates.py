@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -70,16 +70,15 @@ async def get_template(db: AsyncSession, *, org_id: str, name: str) -> TemplateR
     return template
 
 
+_TEMPLATE_BY_NAME = select(TemplateRecord.__table__).where(
+    TemplateRecord.org_id == bindparam("org"), TemplateRecord.name == bindparam("name")
+)
+
+
 async def read_template(conn: AsyncConnection, *, org_id: str, name: str) -> Row[Any]:
     """`get_template` for a read-only request: a Core row (attribute access like the record),
     no ORM session."""
-    row = (
-        await conn.execute(
-            select(TemplateRecord.__table__).where(
-                TemplateRecord.org_id == org_id, TemplateRecord.name == name
-            )
-        )
-    ).first()
+    row = (await conn.execute(_TEMPLATE_BY_NAME, {"org": org_id, "name": name})).first()
     if row is None:
         raise NotFound(f"template {name!r} not found")
     return row
