@@ -2,6 +2,11 @@
 
 While Redis is unreachable the backend reports `multi_pod = False`: local work goes on, shared
 operations fail fast with Unavailable, and a supervisor reconnects and resubscribes by itself.
+
+Lookups and publishes issued in the same loop turn are coalesced (coalesce.py): one MGET for
+the lookups, one pipeline for the publishes, and several messages for one channel travel as one
+batch frame (`BATCH_MAGIC`, then each message as a 4-byte big-endian length and its bytes),
+which the listener splits again before the handler sees them.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import struct
+from collections.abc import Awaitable, Callable, Iterator
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from streamspace.agent_hub.base import AGENT_KEY_TTL, Handler, HubBackend
+from streamspace.agent_hub.coalesce import Coalescer
 from streamspace.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,27 @@ return 1
 
 def _keys(agent_id: str) -> tuple[str, str]:
     return f"agent:{agent_id}:pod", f"agent:{agent_id}:connected"
+
+
+BATCH_MAGIC = b"\x00ssbatch1"
+_LENGTH = struct.Struct(">I")
+
+
+def pack_batch(messages: list[bytes]) -> bytes:
+    return BATCH_MAGIC + b"".join(_LENGTH.pack(len(m)) + m for m in messages)
+
+
+def unpack(data: bytes) -> Iterator[bytes]:
+    """The messages in one pub/sub payload: itself, or each message of a batch frame."""
+    if not data.startswith(BATCH_MAGIC):
+        yield data
+        return
+    view, at = memoryview(data), len(BATCH_MAGIC)
+    while at < len(data):
+        (size,) = _LENGTH.unpack_from(view, at)
+        at += _LENGTH.size
+        yield bytes(view[at : at + size])
+        at += size
 
 
 class RedisHubBackend(HubBackend):
@@ -58,6 +87,8 @@ class RedisHubBackend(HubBackend):
         self._task: asyncio.Task[None] | None = None
         self._release = self._client.register_script(_RELEASE)
         self._refresh = self._client.register_script(_REFRESH)
+        self._lookups: Coalescer[str, str | None] = Coalescer(self._lookup_many)
+        self._publishes: Coalescer[tuple[str, bytes], int] = Coalescer(self._publish_many)
 
     @property
     def multi_pod(self) -> bool:
@@ -115,10 +146,11 @@ class RedisHubBackend(HubBackend):
                     continue
                 channel = message["channel"]
                 channel = channel.decode() if isinstance(channel, bytes) else channel
-                try:
-                    await handler(channel, message["data"])
-                except Exception:
-                    log.exception("AgentHub message handler failed on %s", channel)
+                for data in unpack(message["data"]):
+                    try:
+                        await handler(channel, data)
+                    except Exception:
+                        log.exception("AgentHub message handler failed on %s", channel)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -143,15 +175,22 @@ class RedisHubBackend(HubBackend):
             raise Unavailable(f"Redis is unavailable; cannot {what}", code="redis_unavailable")
         try:
             return await op()
-        except (RedisError, OSError) as exc:
-            if self._available:
-                log.warning(
-                    "AgentHub Redis command failed (%s); single-pod mode until it answers", exc
-                )
-            self._available = False
+        except RedisConnectionError as exc:
+            if "No connection available" not in str(exc):
+                raise self._lost(what, exc) from exc
+            # Every pooled connection busy for the whole wait: this replica is overloaded, Redis
+            # is not down; fail this call only, stay in multi-pod mode.
             raise Unavailable(
-                f"Redis is unavailable; cannot {what}: {exc}", code="redis_unavailable"
+                f"Redis connections all busy; cannot {what} now", code="redis_busy"
             ) from exc
+        except (RedisError, OSError) as exc:
+            raise self._lost(what, exc) from exc
+
+    def _lost(self, what: str, exc: Exception) -> Unavailable:
+        if self._available:
+            log.warning("AgentHub Redis command failed (%s); single-pod mode until it answers", exc)
+        self._available = False
+        return Unavailable(f"Redis is unavailable; cannot {what}: {exc}", code="redis_unavailable")
 
     async def claim(self, *, agent_id: str, pod_name: str) -> None:
         await self.refresh(agent_id=agent_id, pod_name=pod_name)
@@ -186,15 +225,36 @@ class RedisHubBackend(HubBackend):
         return bool(done)
 
     async def lookup(self, *, agent_id: str) -> str | None:
-        value = await self._guard(
-            "look up the agent's pod", lambda: self._client.get(_keys(agent_id)[0])
-        )
-        return value.decode() if isinstance(value, bytes) else None
+        return await self._lookups(agent_id)
+
+    async def _lookup_many(self, agent_ids: list[str]) -> list[str | None]:
+        keys = [_keys(agent_id)[0] for agent_id in agent_ids]
+        values = await self._guard("look up the agent's pod", lambda: self._client.mget(keys))
+        assert isinstance(values, list)
+        return [v.decode() if isinstance(v, bytes) else None for v in values]
 
     async def publish(self, *, channel: str, data: bytes) -> int:
-        result = await self._guard("publish", lambda: self._client.publish(channel, data))
-        assert isinstance(result, int)
-        return result
+        return await self._publishes((channel, data))
+
+    async def _publish_many(self, items: list[tuple[str, bytes]]) -> list[int]:
+        """One pipeline; several messages for one channel go as one batch frame. Each caller
+        gets the receiver count of the PUBLISH that carried its message."""
+        by_channel: dict[str, list[bytes]] = {}
+        for channel, data in items:
+            by_channel.setdefault(channel, []).append(data)
+
+        async def pipeline() -> list[object]:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel, messages in by_channel.items():
+                    pipe.publish(
+                        channel, messages[0] if len(messages) == 1 else pack_batch(messages)
+                    )
+                return list(await pipe.execute())
+
+        counts = await self._guard("publish", pipeline)
+        assert isinstance(counts, list)
+        receivers = dict(zip(by_channel, counts, strict=True))
+        return [int(receivers[channel]) for channel, _ in items]
 
     async def register_replica(self, *, pod_name: str, info: bytes, ttl: int) -> None:
         with contextlib.suppress(Unavailable):
