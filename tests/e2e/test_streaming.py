@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from streamspace.control_plane.db.records import TemplateRecord
+from tests.support.browser import ARTIFACTS, DISTINCT_COLOURS, chromium
 from tests.support.cluster import Cluster, cluster, eventually
 from tests.support.docker import cleanup, docker_cli
 from tests.support.vnc import framebuffer_update, stream_url, vnc_client
@@ -154,28 +155,12 @@ async def test_killing_the_agents_replica_mid_stream(
 
 
 async def test_viewer_page_in_chromium(streaming: tuple[Cluster, str, dict[str, str]]) -> None:
-    from playwright.async_api import async_playwright
-
     c, _, admin = streaming
     sid = await running_session(c, admin)
     token = admin["Authorization"].split()[1]
-    artifacts = Path(__file__).resolve().parents[2] / "artifacts"
-    artifacts.mkdir(exist_ok=True)
+    ARTIFACTS.mkdir(exist_ok=True)
     marker = f"typed-{uuid.uuid4().hex[:6]}"
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    async with chromium() as browser:
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
         await page.add_init_script(f"localStorage.setItem('streamspace_token', '{token}')")
         await page.goto(f"{c.replicas[0].url}/sessions/{sid}/view")
@@ -183,14 +168,8 @@ async def test_viewer_page_in_chromium(streaming: tuple[Cluster, str, dict[str, 
         await page.click("#screen canvas")
         await page.keyboard.type(f"echo {marker} > /tmp/{marker}; echo shown-{marker}\n", delay=20)
         await asyncio.sleep(2)
-        await page.screenshot(path=str(artifacts / "viewer-terminal.png"))
-        distinct = await page.evaluate("""() => {
-            const c = document.querySelector('#screen canvas');
-            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            const seen = new Set();
-            for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i + 1] << 8 | d[i + 2]);
-            return seen.size; }""")
-        await browser.close()
+        await page.screenshot(path=str(ARTIFACTS / "viewer-terminal.png"))
+        distinct = await page.locator("#screen canvas").evaluate(DISTINCT_COLOURS)
     assert distinct > 2  # the remote desktop was drawn, not a blank canvas
     out = await docker_cli("exec", f"ss-{sid}", "cat", f"/tmp/{marker}")
     assert out.strip() == marker  # the keystrokes reached the session

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import ARTIFACTS, DISTINCT_COLOURS, chromium
 from tests.support.cluster import Cluster, cluster, eventually
 from tests.support.docker import cleanup, unavailable
 from tests.support.processes import Nginx
@@ -25,16 +26,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 UI_DIST = REPO / "ui" / "dist"
-ARTIFACTS = REPO / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 USER, USER_PASSWORD = "ulla", "ulla-pass-123"
 SLOW = 90_000  # ms: a container start on a busy 2-core machine
 
@@ -75,14 +66,8 @@ async def site(
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def sign_in(browser: Any, site: Site, username: str, password: str) -> Any:
@@ -198,12 +183,7 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
     canvas = viewer.locator("#screen canvas")
 
     async def drawn() -> bool:  # the first framebuffer update has been painted
-        distinct = await canvas.evaluate(
-            """c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                      const seen = new Set();
-                      for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] << 16 | d[i+1] << 8 | d[i+2]);
-                      return seen.size; }"""
-        )
+        distinct = await canvas.evaluate(DISTINCT_COLOURS)
         return bool(distinct > 2)
 
     await eventually(drawn, timeout=30, interval=0.5, what="the remote desktop drawn")
