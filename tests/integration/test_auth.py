@@ -119,3 +119,38 @@ async def test_a_role_change_applies_to_live_logins_at_once(
     assert (await client.get("/api/v1/auth/me", headers=dave)).json()["role"] == "admin"
     r = await client.patch(f"/api/v1/users/{me['id']}", headers=admin, json={"role": "user"})
     assert (await client.get("/api/v1/users", headers=dave)).status_code == 403
+
+
+async def test_expired_logins_are_purged_off_the_login_path(database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select, update
+
+    from streamspace.control_plane.background.sweeper import Sweeper
+    from streamspace.control_plane.db.records import LoginSessionRecord
+    from tests.support.app import context
+
+    async with running_app(database_url=database_url) as (app, client):
+        expired, live = await login(client), await login(client)
+        ctx = context(app)
+        async with ctx.db.begin() as session:
+            first = (await session.scalars(select(LoginSessionRecord.id))).first()
+            await session.execute(
+                update(LoginSessionRecord)
+                .where(LoginSessionRecord.id == first)
+                .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+            )
+        sweeper = Sweeper(
+            db=ctx.db,
+            hub=ctx.hub,
+            settings=ctx.settings,
+            metrics=ctx.metrics,
+            sessions=ctx.session_service,
+        )
+        await sweeper.sweep_once()
+        async with ctx.db() as session:
+            assert first not in list(await session.scalars(select(LoginSessionRecord.id)))
+        statuses = {
+            (await client.get("/api/v1/auth/me", headers=h)).status_code for h in (expired, live)
+        }
+        assert statuses == {200, 401}  # the purged one is refused, the other one still works

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import LoginSessionRecord, UserRecord
@@ -85,9 +85,6 @@ class DatabaseLoginSessionStore(LoginSessionStore):
                 LoginSessionRecord(
                     id=token_id, user_id=user_id, expires_at=datetime.fromtimestamp(expires_at, UTC)
                 )
-            )
-            await db.execute(
-                delete(LoginSessionRecord).where(LoginSessionRecord.expires_at < datetime.now(UTC))
             )
 
     async def principal(self, *, token_id: str) -> Principal:

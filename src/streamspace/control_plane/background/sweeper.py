@@ -1,18 +1,20 @@
 """The command sweeper, one replica at a time: re-sends unacknowledged commands, times out
-commands past their deadline, fails sessions stuck starting, marks silent agents offline."""
+commands past their deadline, fails sessions stuck starting, marks silent agents offline, and
+(once a minute) deletes expired login sessions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.background.lease import try_lease
-from streamspace.control_plane.db.records import AgentRecord, SessionRecord
+from streamspace.control_plane.db.records import AgentRecord, LoginSessionRecord, SessionRecord
 from streamspace.control_plane.hub import AgentHub
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.services import commands
@@ -21,6 +23,7 @@ from streamspace.control_plane.services.states import can_transition
 
 log = logging.getLogger(__name__)
 LEASE = "command-sweeper"
+LOGIN_PURGE_INTERVAL = 60.0  # seconds
 
 
 class Sweeper:
@@ -35,6 +38,7 @@ class Sweeper:
     ) -> None:
         self._db, self._hub, self._settings = db, hub, settings
         self._metrics, self._sessions = metrics, sessions
+        self._logins_purged: float | None = None
 
     async def run(self) -> None:
         interval = self._settings.sweep_interval
@@ -51,6 +55,17 @@ class Sweeper:
         await self._expire_commands()
         await self._fail_stuck_sessions()
         await self._mark_silent_agents()
+        last = self._logins_purged
+        if last is None or time.monotonic() - last >= LOGIN_PURGE_INTERVAL:
+            await self._purge_expired_logins()
+
+    async def _purge_expired_logins(self) -> None:
+        """Expired logins are refused anyway; their rows go here, off the login path."""
+        async with self._db.begin() as db:
+            await db.execute(
+                delete(LoginSessionRecord).where(LoginSessionRecord.expires_at < datetime.now(UTC))
+            )
+        self._logins_purged = time.monotonic()
 
     async def _resend(self) -> None:
         async with self._db() as db:
