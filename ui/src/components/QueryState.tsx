@@ -38,3 +38,33 @@ export function EmptyState({ title, children }: { title: string; children?: Reac
     </Center>
   );
 }
+
+/** What `QueryContent` needs of a TanStack query result. */
+interface QueryLike {
+  isPending: boolean;
+  isError: boolean;
+  error: unknown;
+  refetch: () => unknown;
+}
+
+/**
+ * The three states a list page shows before its content: loading rows while the query is pending,
+ * the error with a Retry button when it failed, and `empty` when it loaded nothing to show.
+ */
+export function QueryContent({
+  query,
+  errorTitle,
+  isEmpty,
+  empty,
+  children,
+}: {
+  query: QueryLike;
+  errorTitle: string;
+  isEmpty: boolean;
+  empty: ReactNode;
+  children: ReactNode;
+}) {
+  if (query.isPending) return <LoadingRows />;
+  if (query.isError) return <ErrorState error={query.error} onRetry={() => void query.refetch()} title={errorTitle} />;
+  return <>{isEmpty ? empty : children}</>;
+}

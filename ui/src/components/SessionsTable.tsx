@@ -3,6 +3,7 @@ import { IconExternalLink, IconPlayerPause, IconPlayerPlay, IconTrash } from '@t
 import { useNavigate } from 'react-router';
 import type { Session } from '../api/types';
 import { sessionActions } from '../lib/sessions';
+import { DataTable } from './DataTable';
 import { RelativeTime } from './RelativeTime';
 import { StateBadge } from './StateBadge';
 import { useSessionActions } from './useSessionActions';
@@ -19,98 +20,86 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
   const { run, confirmTerminate, pending } = useSessionActions();
 
   return (
-    <Table.ScrollContainer minWidth={720}>
-      <Table striped highlightOnHover verticalSpacing="sm">
-        <VisuallyHidden component="caption">{caption}</VisuallyHidden>
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th scope="col">App</Table.Th>
-            {admin && <Table.Th scope="col">Owner</Table.Th>}
-            <Table.Th scope="col">State</Table.Th>
-            <Table.Th scope="col">Age</Table.Th>
-            <Table.Th scope="col">Idle</Table.Th>
-            <Table.Th scope="col">
-              <VisuallyHidden>Actions</VisuallyHidden>
-            </Table.Th>
+    <DataTable
+      minWidth={720}
+      highlightOnHover
+      caption={caption}
+      columns={['App', ...(admin ? ['Owner'] : []), 'State', 'Age', 'Idle', <VisuallyHidden>Actions</VisuallyHidden>]}
+    >
+      {sessions.map((s) => {
+        const can = sessionActions(s.state);
+        const busy = pending?.id === s.id;
+        return (
+          <Table.Tr key={s.id} data-session-id={s.id} data-state={s.state}>
+            <Table.Td>
+              <Text size="sm" fw={500}>
+                {s.template}
+              </Text>
+              <Text size="xs" c="dimmed" ff="monospace">
+                {s.id}
+              </Text>
+            </Table.Td>
+            {admin && <Table.Td>{s.owner ?? s.user_id}</Table.Td>}
+            <Table.Td>
+              <StateBadge state={s.state} title={s.state_reason || undefined} />
+            </Table.Td>
+            <Table.Td>
+              <RelativeTime iso={s.created_at} />
+            </Table.Td>
+            <Table.Td>
+              {can.open ? <RelativeTime iso={s.last_activity_at} mode="duration" /> : <Text size="sm">—</Text>}
+            </Table.Td>
+            <Table.Td>
+              <Group gap="xs" justify="flex-end" wrap="nowrap">
+                {can.open && !admin && (
+                  <Button
+                    size="xs"
+                    variant="light"
+                    leftSection={<IconExternalLink size={14} />}
+                    onClick={() => navigate(`/sessions/${encodeURIComponent(s.id)}`)}
+                  >
+                    Open
+                  </Button>
+                )}
+                {can.hibernate && !admin && (
+                  <Button
+                    size="xs"
+                    variant="default"
+                    leftSection={<IconPlayerPause size={14} />}
+                    loading={busy && pending?.action === 'hibernate'}
+                    onClick={() => run(s, 'hibernate')}
+                  >
+                    Hibernate
+                  </Button>
+                )}
+                {can.resume && !admin && (
+                  <Button
+                    size="xs"
+                    variant="default"
+                    leftSection={<IconPlayerPlay size={14} />}
+                    loading={busy && pending?.action === 'resume'}
+                    onClick={() => run(s, 'resume')}
+                  >
+                    Resume
+                  </Button>
+                )}
+                {can.terminate && (
+                  <Button
+                    size="xs"
+                    color="red"
+                    variant="light"
+                    leftSection={<IconTrash size={14} />}
+                    loading={busy && pending?.action === 'terminate'}
+                    onClick={() => confirmTerminate(s)}
+                  >
+                    Terminate
+                  </Button>
+                )}
+              </Group>
+            </Table.Td>
           </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {sessions.map((s) => {
-            const can = sessionActions(s.state);
-            const busy = pending?.id === s.id;
-            return (
-              <Table.Tr key={s.id} data-session-id={s.id} data-state={s.state}>
-                <Table.Td>
-                  <Text size="sm" fw={500}>
-                    {s.template}
-                  </Text>
-                  <Text size="xs" c="dimmed" ff="monospace">
-                    {s.id}
-                  </Text>
-                </Table.Td>
-                {admin && <Table.Td>{s.owner ?? s.user_id}</Table.Td>}
-                <Table.Td>
-                  <StateBadge state={s.state} title={s.state_reason || undefined} />
-                </Table.Td>
-                <Table.Td>
-                  <RelativeTime iso={s.created_at} />
-                </Table.Td>
-                <Table.Td>
-                  {can.open ? <RelativeTime iso={s.last_activity_at} mode="duration" /> : <Text size="sm">—</Text>}
-                </Table.Td>
-                <Table.Td>
-                  <Group gap="xs" justify="flex-end" wrap="nowrap">
-                    {can.open && !admin && (
-                      <Button
-                        size="xs"
-                        variant="light"
-                        leftSection={<IconExternalLink size={14} />}
-                        onClick={() => navigate(`/sessions/${encodeURIComponent(s.id)}`)}
-                      >
-                        Open
-                      </Button>
-                    )}
-                    {can.hibernate && !admin && (
-                      <Button
-                        size="xs"
-                        variant="default"
-                        leftSection={<IconPlayerPause size={14} />}
-                        loading={busy && pending?.action === 'hibernate'}
-                        onClick={() => run(s, 'hibernate')}
-                      >
-                        Hibernate
-                      </Button>
-                    )}
-                    {can.resume && !admin && (
-                      <Button
-                        size="xs"
-                        variant="default"
-                        leftSection={<IconPlayerPlay size={14} />}
-                        loading={busy && pending?.action === 'resume'}
-                        onClick={() => run(s, 'resume')}
-                      >
-                        Resume
-                      </Button>
-                    )}
-                    {can.terminate && (
-                      <Button
-                        size="xs"
-                        color="red"
-                        variant="light"
-                        leftSection={<IconTrash size={14} />}
-                        loading={busy && pending?.action === 'terminate'}
-                        onClick={() => confirmTerminate(s)}
-                      >
-                        Terminate
-                      </Button>
-                    )}
-                  </Group>
-                </Table.Td>
-              </Table.Tr>
-            );
-          })}
-        </Table.Tbody>
-      </Table>
-    </Table.ScrollContainer>
+        );
+      })}
+    </DataTable>
   );
 }

@@ -3,7 +3,7 @@ import { useState } from 'react';
 import { Link } from 'react-router';
 import { useSessions } from '../api/queries';
 import { useLiveEvents } from '../auth/EventsContext';
-import { EmptyState, ErrorState, LoadingRows } from '../components/QueryState';
+import { EmptyState, QueryContent } from '../components/QueryState';
 import { SessionsTable } from '../components/SessionsTable';
 
 export function MySessionsPage() {
@@ -22,23 +22,24 @@ export function MySessionsPage() {
           onChange={(e) => setShowEnded(e.currentTarget.checked)}
         />
       </Group>
-      {sessions.isPending ? (
-        <LoadingRows />
-      ) : sessions.isError ? (
-        <ErrorState error={sessions.error} onRetry={() => void sessions.refetch()} title="Could not load your sessions" />
-      ) : list.length === 0 ? (
-        <EmptyState title={showEnded ? 'No sessions yet' : 'No active sessions'}>
-          <Text size="sm" c="dimmed">
-            Start one from the{' '}
-            <Anchor component={Link} to="/">
-              catalog
-            </Anchor>
-            .
-          </Text>
-        </EmptyState>
-      ) : (
+      <QueryContent
+        query={sessions}
+        errorTitle="Could not load your sessions"
+        isEmpty={list.length === 0}
+        empty={
+          <EmptyState title={showEnded ? 'No sessions yet' : 'No active sessions'}>
+            <Text size="sm" c="dimmed">
+              Start one from the{' '}
+              <Anchor component={Link} to="/">
+                catalog
+              </Anchor>
+              .
+            </Text>
+          </EmptyState>
+        }
+      >
         <SessionsTable sessions={list} caption="My sessions" />
-      )}
+      </QueryContent>
     </Stack>
   );
 }

@@ -4,7 +4,7 @@ import { useState } from 'react';
 import { useSessions } from '../../api/queries';
 import { SESSION_STATES } from '../../api/types';
 import { useLiveEvents } from '../../auth/EventsContext';
-import { EmptyState, ErrorState, LoadingRows } from '../../components/QueryState';
+import { EmptyState, QueryContent } from '../../components/QueryState';
 import { SessionsTable } from '../../components/SessionsTable';
 import { sessionMatches } from '../../lib/sessions';
 
@@ -38,15 +38,14 @@ export function AdminSessionsPage() {
         />
         <Switch label="Show ended sessions" checked={showEnded} onChange={(e) => setShowEnded(e.currentTarget.checked)} mb={8} />
       </Group>
-      {sessions.isPending ? (
-        <LoadingRows />
-      ) : sessions.isError ? (
-        <ErrorState error={sessions.error} onRetry={() => void sessions.refetch()} title="Could not load sessions" />
-      ) : list.length === 0 ? (
-        <EmptyState title="No sessions match" />
-      ) : (
+      <QueryContent
+        query={sessions}
+        errorTitle="Could not load sessions"
+        isEmpty={list.length === 0}
+        empty={<EmptyState title="No sessions match" />}
+      >
         <SessionsTable sessions={list} admin caption="All sessions in the organisation" />
-      )}
+      </QueryContent>
     </Stack>
   );
 }

@@ -5,7 +5,8 @@ import { IconCheck, IconCopy, IconKey, IconX } from '@tabler/icons-react';
 import { errorMessage } from '../../api/client';
 import { useAgentAction, useAgents, useRotateKey } from '../../api/queries';
 import type { Agent, AgentKey } from '../../api/types';
-import { EmptyState, ErrorState, LoadingRows } from '../../components/QueryState';
+import { DataTable } from '../../components/DataTable';
+import { EmptyState, QueryContent } from '../../components/QueryState';
 import { RelativeTime } from '../../components/RelativeTime';
 
 function StatusBadge({ agent }: { agent: Agent }) {
@@ -68,6 +69,8 @@ function showKey(key: AgentKey) {
   });
 }
 
+const AGENT_COLUMNS = ['Agent', 'Status', 'Platform', 'Region', 'Load', 'Replica', 'Last heartbeat', 'Draining', 'Actions'];
+
 export function AgentsPage() {
   const agents = useAgents();
   const action = useAgentAction();
@@ -104,93 +107,77 @@ export function AgentsPage() {
   return (
     <Stack>
       <Title order={2}>Agents</Title>
-      {agents.isPending ? (
-        <LoadingRows />
-      ) : agents.isError ? (
-        <ErrorState error={agents.error} onRetry={() => void agents.refetch()} title="Could not load agents" />
-      ) : list.length === 0 ? (
-        <EmptyState title="No agents registered">
-          <Text size="sm" c="dimmed">
-            Agents appear here when they register with the control plane.
-          </Text>
-        </EmptyState>
-      ) : (
-        <Table.ScrollContainer minWidth={900}>
-          <Table striped verticalSpacing="sm">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th scope="col">Agent</Table.Th>
-                <Table.Th scope="col">Status</Table.Th>
-                <Table.Th scope="col">Platform</Table.Th>
-                <Table.Th scope="col">Region</Table.Th>
-                <Table.Th scope="col">Load</Table.Th>
-                <Table.Th scope="col">Replica</Table.Th>
-                <Table.Th scope="col">Last heartbeat</Table.Th>
-                <Table.Th scope="col">Draining</Table.Th>
-                <Table.Th scope="col">Actions</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {list.map((a) => (
-                <Table.Tr key={a.id} data-agent-id={a.id}>
-                  <Table.Td>
-                    <Text size="sm" ff="monospace">
-                      {a.id}
-                    </Text>
-                    <Text size="xs" c="dimmed">
-                      epoch {a.epoch}
-                    </Text>
-                  </Table.Td>
-                  <Table.Td>
-                    <StatusBadge agent={a} />
-                  </Table.Td>
-                  <Table.Td>{a.platform}</Table.Td>
-                  <Table.Td>{a.region}</Table.Td>
-                  <Table.Td>
-                    <Load agent={a} />
-                  </Table.Td>
-                  <Table.Td>
-                    <Text size="sm" ff="monospace">
-                      {a.pod_name ?? '—'}
-                    </Text>
-                  </Table.Td>
-                  <Table.Td>
-                    <RelativeTime iso={a.last_heartbeat} />
-                  </Table.Td>
-                  <Table.Td>{a.draining ? <Badge color="orange" variant="light">draining</Badge> : <Text size="sm">no</Text>}</Table.Td>
-                  <Table.Td>
-                    <Group gap="xs" wrap="nowrap">
-                      {a.approval_status === 'pending' && (
-                        <>
-                          <Button size="xs" color="green" leftSection={<IconCheck size={14} />} loading={busy(a.id, 'approve')} onClick={() => decide(a, 'approve')}>
-                            Approve
-                          </Button>
-                          <Button size="xs" color="red" variant="light" leftSection={<IconX size={14} />} loading={busy(a.id, 'reject')} onClick={() => decide(a, 'reject')}>
-                            Reject
-                          </Button>
-                        </>
-                      )}
-                      {a.approval_status === 'approved' && (
-                        <Tooltip label="Issue a new API key for this agent">
-                          <Button
-                            size="xs"
-                            variant="default"
-                            leftSection={<IconKey size={14} />}
-                            loading={rotate.isPending && rotate.variables === a.id}
-                            onClick={() => confirmRotate(a)}
-                          >
-                            Rotate key
-                          </Button>
-                        </Tooltip>
-                      )}
-                    </Group>
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-      )}
+      <QueryContent
+        query={agents}
+        errorTitle="Could not load agents"
+        isEmpty={list.length === 0}
+        empty={
+          <EmptyState title="No agents registered">
+            <Text size="sm" c="dimmed">
+              Agents appear here when they register with the control plane.
+            </Text>
+          </EmptyState>
+        }
+      >
+        <DataTable minWidth={900} columns={AGENT_COLUMNS}>
+          {list.map((a) => (
+            <Table.Tr key={a.id} data-agent-id={a.id}>
+              <Table.Td>
+                <Text size="sm" ff="monospace">
+                  {a.id}
+                </Text>
+                <Text size="xs" c="dimmed">
+                  epoch {a.epoch}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <StatusBadge agent={a} />
+              </Table.Td>
+              <Table.Td>{a.platform}</Table.Td>
+              <Table.Td>{a.region}</Table.Td>
+              <Table.Td>
+                <Load agent={a} />
+              </Table.Td>
+              <Table.Td>
+                <Text size="sm" ff="monospace">
+                  {a.pod_name ?? '—'}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <RelativeTime iso={a.last_heartbeat} />
+              </Table.Td>
+              <Table.Td>{a.draining ? <Badge color="orange" variant="light">draining</Badge> : <Text size="sm">no</Text>}</Table.Td>
+              <Table.Td>
+                <Group gap="xs" wrap="nowrap">
+                  {a.approval_status === 'pending' && (
+                    <>
+                      <Button size="xs" color="green" leftSection={<IconCheck size={14} />} loading={busy(a.id, 'approve')} onClick={() => decide(a, 'approve')}>
+                        Approve
+                      </Button>
+                      <Button size="xs" color="red" variant="light" leftSection={<IconX size={14} />} loading={busy(a.id, 'reject')} onClick={() => decide(a, 'reject')}>
+                        Reject
+                      </Button>
+                    </>
+                  )}
+                  {a.approval_status === 'approved' && (
+                    <Tooltip label="Issue a new API key for this agent">
+                      <Button
+                        size="xs"
+                        variant="default"
+                        leftSection={<IconKey size={14} />}
+                        loading={rotate.isPending && rotate.variables === a.id}
+                        onClick={() => confirmRotate(a)}
+                      >
+                        Rotate key
+                      </Button>
+                    </Tooltip>
+                  )}
+                </Group>
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </DataTable>
+      </QueryContent>
     </Stack>
   );
 }

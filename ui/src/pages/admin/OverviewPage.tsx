@@ -1,8 +1,7 @@
-import '@mantine/charts/styles.css';
-import { AreaChart, LineChart } from '@mantine/charts';
-import { Card, Group, Paper, SimpleGrid, Skeleton, Stack, Text, Title } from '@mantine/core';
+import { Card, SimpleGrid, Skeleton, Stack, Text, Title } from '@mantine/core';
 import { useOverview } from '../../api/queries';
 import { ErrorState } from '../../components/QueryState';
+import { TimeSeriesCard } from '../../components/TimeSeriesCard';
 
 function Stat({ title, value, hint }: { title: string; value: number | string; hint?: string }) {
   return (
@@ -57,53 +56,25 @@ export function OverviewPage() {
         <Stat title="Commands failed" value={o.commands_failed_total} />
       </SimpleGrid>
       <SimpleGrid cols={{ base: 1, lg: 2 }}>
-        <Paper withBorder p="md" radius="md">
-          <Group justify="space-between" mb="sm">
-            <Title order={3} size="h5">
-              Sessions over time
-            </Title>
-            <Text size="xs" c="dimmed">
-              last hour, per {Math.round(o.bucket_seconds / 60)} min
-            </Text>
-          </Group>
-          {series.length === 0 ? (
-            <Text c="dimmed" size="sm">No data yet</Text>
-          ) : (
-            <AreaChart
-              h={220}
-              data={series}
-              dataKey="time"
-              withLegend
-              curveType="monotone"
-              series={[
-                { name: 'sessions_active', label: 'Active', color: 'teal.6' },
-                { name: 'sessions_started', label: 'Started', color: 'blue.6' },
-              ]}
-            />
-          )}
-        </Paper>
-        <Paper withBorder p="md" radius="md">
-          <Group justify="space-between" mb="sm">
-            <Title order={3} size="h5">
-              Commands over time
-            </Title>
-          </Group>
-          {series.length === 0 ? (
-            <Text c="dimmed" size="sm">No data yet</Text>
-          ) : (
-            <LineChart
-              h={220}
-              data={series}
-              dataKey="time"
-              withLegend
-              curveType="monotone"
-              series={[
-                { name: 'commands_dispatched', label: 'Dispatched', color: 'indigo.6' },
-                { name: 'commands_failed', label: 'Failed', color: 'red.6' },
-              ]}
-            />
-          )}
-        </Paper>
+        <TimeSeriesCard
+          title="Sessions over time"
+          note={`last hour, per ${Math.round(o.bucket_seconds / 60)} min`}
+          kind="area"
+          data={series}
+          series={[
+            { name: 'sessions_active', label: 'Active', color: 'teal.6' },
+            { name: 'sessions_started', label: 'Started', color: 'blue.6' },
+          ]}
+        />
+        <TimeSeriesCard
+          title="Commands over time"
+          kind="line"
+          data={series}
+          series={[
+            { name: 'commands_dispatched', label: 'Dispatched', color: 'indigo.6' },
+            { name: 'commands_failed', label: 'Failed', color: 'red.6' },
+          ]}
+        />
       </SimpleGrid>
     </Stack>
   );

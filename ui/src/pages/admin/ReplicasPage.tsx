@@ -1,6 +1,9 @@
 import { Badge, Stack, Table, Text, Title } from '@mantine/core';
 import { usePods } from '../../api/queries';
-import { EmptyState, ErrorState, LoadingRows } from '../../components/QueryState';
+import { DataTable } from '../../components/DataTable';
+import { EmptyState, QueryContent } from '../../components/QueryState';
+
+const REPLICA_COLUMNS = ['Name', 'Status', 'Connected agents', 'Version', 'Internal URL'];
 
 export function ReplicasPage() {
   const pods = usePods();
@@ -8,50 +11,36 @@ export function ReplicasPage() {
   return (
     <Stack>
       <Title order={2}>Replicas</Title>
-      {pods.isPending ? (
-        <LoadingRows />
-      ) : pods.isError ? (
-        <ErrorState error={pods.error} onRetry={() => void pods.refetch()} title="Could not load replicas" />
-      ) : list.length === 0 ? (
-        <EmptyState title="No replicas reported" />
-      ) : (
-        <Table.ScrollContainer minWidth={640}>
-          <Table striped verticalSpacing="sm">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th scope="col">Name</Table.Th>
-                <Table.Th scope="col">Status</Table.Th>
-                <Table.Th scope="col">Connected agents</Table.Th>
-                <Table.Th scope="col">Version</Table.Th>
-                <Table.Th scope="col">Internal URL</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {list.map((p) => (
-                <Table.Tr key={p.pod_name} data-pod-name={p.pod_name}>
-                  <Table.Td>
-                    <Text size="sm" ff="monospace">
-                      {p.pod_name}
-                    </Text>
-                  </Table.Td>
-                  <Table.Td>
-                    <Badge color={p.alive ? 'green' : 'red'} variant="light">
-                      {p.alive ? 'alive' : 'down'}
-                    </Badge>
-                  </Table.Td>
-                  <Table.Td>{p.connected_agents}</Table.Td>
-                  <Table.Td>{p.version}</Table.Td>
-                  <Table.Td>
-                    <Text size="sm" ff="monospace">
-                      {p.internal_url}
-                    </Text>
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-      )}
+      <QueryContent
+        query={pods}
+        errorTitle="Could not load replicas"
+        isEmpty={list.length === 0}
+        empty={<EmptyState title="No replicas reported" />}
+      >
+        <DataTable minWidth={640} columns={REPLICA_COLUMNS}>
+          {list.map((p) => (
+            <Table.Tr key={p.pod_name} data-pod-name={p.pod_name}>
+              <Table.Td>
+                <Text size="sm" ff="monospace">
+                  {p.pod_name}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <Badge color={p.alive ? 'green' : 'red'} variant="light">
+                  {p.alive ? 'alive' : 'down'}
+                </Badge>
+              </Table.Td>
+              <Table.Td>{p.connected_agents}</Table.Td>
+              <Table.Td>{p.version}</Table.Td>
+              <Table.Td>
+                <Text size="sm" ff="monospace">
+                  {p.internal_url}
+                </Text>
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </DataTable>
+      </QueryContent>
     </Stack>
   );
 }

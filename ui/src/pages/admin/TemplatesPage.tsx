@@ -6,11 +6,14 @@ import { useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useDeleteTemplate, useSaveTemplate, useTemplates } from '../../api/queries';
 import type { Template } from '../../api/types';
-import { EmptyState, ErrorState, LoadingRows } from '../../components/QueryState';
+import { DataTable } from '../../components/DataTable';
+import { EmptyState, QueryContent } from '../../components/QueryState';
 import { TemplateIcon } from '../../components/TemplateIcon';
 import { TemplateForm } from './TemplateForm';
 
 type Editing = { mode: 'create' } | { mode: 'edit'; template: Template } | null;
+
+const TEMPLATE_COLUMNS = ['App', 'Name', 'Category', 'Image', 'Limits', 'Actions'];
 
 export function TemplatesPage() {
   const templates = useTemplates();
@@ -41,72 +44,59 @@ export function TemplatesPage() {
           New template
         </Button>
       </Group>
-      {templates.isPending ? (
-        <LoadingRows />
-      ) : templates.isError ? (
-        <ErrorState error={templates.error} onRetry={() => void templates.refetch()} title="Could not load templates" />
-      ) : list.length === 0 ? (
-        <EmptyState title="No templates yet">
-          <Text size="sm" c="dimmed">
-            Create one to put an app in the catalog.
-          </Text>
-        </EmptyState>
-      ) : (
-        <Table.ScrollContainer minWidth={800}>
-          <Table striped verticalSpacing="sm">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th scope="col">App</Table.Th>
-                <Table.Th scope="col">Name</Table.Th>
-                <Table.Th scope="col">Category</Table.Th>
-                <Table.Th scope="col">Image</Table.Th>
-                <Table.Th scope="col">Limits</Table.Th>
-                <Table.Th scope="col">Actions</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {list.map((t) => (
-                <Table.Tr key={t.name} data-template-name={t.name}>
-                  <Table.Td>
-                    <Group gap="sm" wrap="nowrap">
-                      <TemplateIcon icon={t.icon ?? ''} category={t.category ?? ''} size={28} />
-                      <Text size="sm" fw={500}>
-                        {t.display_name}
-                      </Text>
-                    </Group>
-                  </Table.Td>
-                  <Table.Td>
-                    <Text size="sm" ff="monospace">
-                      {t.name}
-                    </Text>
-                  </Table.Td>
-                  <Table.Td>{t.category}</Table.Td>
-                  <Table.Td>
-                    <Text size="sm" ff="monospace" lineClamp={1} title={t.image}>
-                      {t.image}
-                    </Text>
-                  </Table.Td>
-                  <Table.Td>
-                    <Text size="xs">
-                      {t.cpu_limit ?? '∞'} CPU · {t.memory_limit_mb ?? '∞'} MB · idle {Math.round((t.idle_timeout_s ?? 1800) / 60)} min
-                    </Text>
-                  </Table.Td>
-                  <Table.Td>
-                    <Group gap="xs" wrap="nowrap">
-                      <Button size="xs" variant="default" leftSection={<IconPencil size={14} />} onClick={() => setEditing({ mode: 'edit', template: t })}>
-                        Edit
-                      </Button>
-                      <Button size="xs" color="red" variant="light" leftSection={<IconTrash size={14} />} onClick={() => confirmDelete(t)}>
-                        Delete
-                      </Button>
-                    </Group>
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-      )}
+      <QueryContent
+        query={templates}
+        errorTitle="Could not load templates"
+        isEmpty={list.length === 0}
+        empty={
+          <EmptyState title="No templates yet">
+            <Text size="sm" c="dimmed">
+              Create one to put an app in the catalog.
+            </Text>
+          </EmptyState>
+        }
+      >
+        <DataTable minWidth={800} columns={TEMPLATE_COLUMNS}>
+          {list.map((t) => (
+            <Table.Tr key={t.name} data-template-name={t.name}>
+              <Table.Td>
+                <Group gap="sm" wrap="nowrap">
+                  <TemplateIcon icon={t.icon ?? ''} category={t.category ?? ''} size={28} />
+                  <Text size="sm" fw={500}>
+                    {t.display_name}
+                  </Text>
+                </Group>
+              </Table.Td>
+              <Table.Td>
+                <Text size="sm" ff="monospace">
+                  {t.name}
+                </Text>
+              </Table.Td>
+              <Table.Td>{t.category}</Table.Td>
+              <Table.Td>
+                <Text size="sm" ff="monospace" lineClamp={1} title={t.image}>
+                  {t.image}
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <Text size="xs">
+                  {t.cpu_limit ?? '∞'} CPU · {t.memory_limit_mb ?? '∞'} MB · idle {Math.round((t.idle_timeout_s ?? 1800) / 60)} min
+                </Text>
+              </Table.Td>
+              <Table.Td>
+                <Group gap="xs" wrap="nowrap">
+                  <Button size="xs" variant="default" leftSection={<IconPencil size={14} />} onClick={() => setEditing({ mode: 'edit', template: t })}>
+                    Edit
+                  </Button>
+                  <Button size="xs" color="red" variant="light" leftSection={<IconTrash size={14} />} onClick={() => confirmDelete(t)}>
+                    Delete
+                  </Button>
+                </Group>
+              </Table.Td>
+            </Table.Tr>
+          ))}
+        </DataTable>
+      </QueryContent>
 
       <Modal
         opened={editing !== null}

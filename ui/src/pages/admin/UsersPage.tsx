@@ -6,7 +6,8 @@ import { useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useCreateUser, useMe, useUpdateUser, useUsers } from '../../api/queries';
 import type { Role, User } from '../../api/types';
-import { EmptyState, ErrorState, LoadingRows } from '../../components/QueryState';
+import { DataTable } from '../../components/DataTable';
+import { EmptyState, QueryContent } from '../../components/QueryState';
 
 const ROLES = [
   { value: 'user', label: 'user' },
@@ -62,6 +63,8 @@ function NewUserForm({ onDone }: { onDone: () => void }) {
   );
 }
 
+const USER_COLUMNS = ['Username', 'Role', 'Status', 'Actions'];
+
 export function UsersPage() {
   const users = useUsers();
   const me = useMe();
@@ -87,73 +90,55 @@ export function UsersPage() {
           New user
         </Button>
       </Group>
-      {users.isPending ? (
-        <LoadingRows />
-      ) : users.isError ? (
-        <ErrorState error={users.error} onRetry={() => void users.refetch()} title="Could not load users" />
-      ) : list.length === 0 ? (
-        <EmptyState title="No users" />
-      ) : (
-        <Table.ScrollContainer minWidth={600}>
-          <Table striped verticalSpacing="sm">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th scope="col">Username</Table.Th>
-                <Table.Th scope="col">Role</Table.Th>
-                <Table.Th scope="col">Status</Table.Th>
-                <Table.Th scope="col">Actions</Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {list.map((u) => {
-                const self = u.id === me.data?.id;
-                return (
-                  <Table.Tr key={u.id} data-username={u.username}>
-                    <Table.Td>
-                      <Text size="sm" fw={500}>
-                        {u.username}
-                        {self && (
-                          <Text span size="xs" c="dimmed">
-                            {' '}
-                            (you)
-                          </Text>
-                        )}
+      <QueryContent query={users} errorTitle="Could not load users" isEmpty={list.length === 0} empty={<EmptyState title="No users" />}>
+        <DataTable minWidth={600} columns={USER_COLUMNS}>
+          {list.map((u) => {
+            const self = u.id === me.data?.id;
+            return (
+              <Table.Tr key={u.id} data-username={u.username}>
+                <Table.Td>
+                  <Text size="sm" fw={500}>
+                    {u.username}
+                    {self && (
+                      <Text span size="xs" c="dimmed">
+                        {' '}
+                        (you)
                       </Text>
-                    </Table.Td>
-                    <Table.Td>
-                      <NativeSelect
-                        aria-label={`Role for ${u.username}`}
-                        data={ROLES}
-                        value={u.role}
-                        size="xs"
-                        w={110}
-                        disabled={update.isPending && update.variables?.id === u.id}
-                        onChange={(e) => change(u, { role: e.currentTarget.value as Role }, 'Role changed')}
-                      />
-                    </Table.Td>
-                    <Table.Td>
-                      <Badge color={u.disabled ? 'red' : 'green'} variant="light">
-                        {u.disabled ? 'disabled' : 'active'}
-                      </Badge>
-                    </Table.Td>
-                    <Table.Td>
-                      <Button
-                        size="xs"
-                        variant={u.disabled ? 'light' : 'default'}
-                        color={u.disabled ? 'green' : undefined}
-                        loading={update.isPending && update.variables?.id === u.id && update.variables.body.disabled !== undefined}
-                        onClick={() => change(u, { disabled: !u.disabled }, u.disabled ? 'User enabled' : 'User disabled')}
-                      >
-                        {u.disabled ? 'Enable' : 'Disable'}
-                      </Button>
-                    </Table.Td>
-                  </Table.Tr>
-                );
-              })}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-      )}
+                    )}
+                  </Text>
+                </Table.Td>
+                <Table.Td>
+                  <NativeSelect
+                    aria-label={`Role for ${u.username}`}
+                    data={ROLES}
+                    value={u.role}
+                    size="xs"
+                    w={110}
+                    disabled={update.isPending && update.variables?.id === u.id}
+                    onChange={(e) => change(u, { role: e.currentTarget.value as Role }, 'Role changed')}
+                  />
+                </Table.Td>
+                <Table.Td>
+                  <Badge color={u.disabled ? 'red' : 'green'} variant="light">
+                    {u.disabled ? 'disabled' : 'active'}
+                  </Badge>
+                </Table.Td>
+                <Table.Td>
+                  <Button
+                    size="xs"
+                    variant={u.disabled ? 'light' : 'default'}
+                    color={u.disabled ? 'green' : undefined}
+                    loading={update.isPending && update.variables?.id === u.id && update.variables.body.disabled !== undefined}
+                    onClick={() => change(u, { disabled: !u.disabled }, u.disabled ? 'User enabled' : 'User disabled')}
+                  >
+                    {u.disabled ? 'Enable' : 'Disable'}
+                  </Button>
+                </Table.Td>
+              </Table.Tr>
+            );
+          })}
+        </DataTable>
+      </QueryContent>
       <Modal opened={creating} onClose={() => setCreating(false)} title="New user">
         {creating && <NewUserForm onDone={() => setCreating(false)} />}
       </Modal>
