@@ -1,7 +1,8 @@
 """Streaming benchmark: VNC throughput and added round-trip latency through the full StreamSpace
 path (browser socket -> control plane -> agent -> session container), on the agent's replica and
 across replicas, side by side with websockify proxying the same VNC server directly; CPU per MB
-moved; and replica memory per viewer with 50 concurrent slow viewers.
+moved (summed over both replicas and the agent, the figure that stays comparable on a shared
+machine); and replica memory per viewer with 50 concurrent slow viewers.
 
     PYTHONPATH=. .venv/bin/python bench/stream.py [--seconds 8] [--viewers 50]
 
@@ -79,7 +80,7 @@ async def frame(ws: websockets.ClientConnection, w: int, h: int) -> int:
     return want
 
 
-async def measure(url: str, seconds: float, pid: int | None) -> dict[str, float]:
+async def measure(url: str, seconds: float, pids: list[int]) -> dict[str, float]:
     async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:  # type: ignore[list-item]
         await handshake(ws)
         for _ in range(3):
@@ -89,7 +90,7 @@ async def measure(url: str, seconds: float, pid: int | None) -> dict[str, float]
             bulk=lambda: frame(ws, WIDTH, HEIGHT),
             rounds=300,
             seconds=seconds,
-            pid=pid,
+            pids=pids,
         )
 
 
@@ -99,31 +100,31 @@ async def timed(
     bulk: Callable[[], Awaitable[int]],
     rounds: int,
     seconds: float,
-    pid: int | None,
+    pids: list[int],
 ) -> dict[str, float]:
-    """Round trips of `small`, then `bulk` transfers for `seconds`; replica CPU per MB."""
+    """Round trips of `small`, then `bulk` transfers for `seconds`; CPU per MB of `pids`."""
     rtts = []
     for _ in range(rounds):
         start = time.perf_counter()
         await small()
         rtts.append((time.perf_counter() - start) * 1e6)
-    cpu0 = cpu_seconds(pid) if pid else 0.0
+    cpu0 = sum(map(cpu_seconds, pids))
     moved, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         moved += await bulk()
     elapsed = time.perf_counter() - start
-    cpu = (cpu_seconds(pid) - cpu0) if pid else 0.0
+    cpu = sum(map(cpu_seconds, pids)) - cpu0
     rtts.sort()
     mb = moved / 1e6
     return {
         "mb_s": mb / elapsed,
         "p50_us": statistics.median(rtts),
         "p99_us": rtts[int(len(rtts) * 0.99)],
-        "cpu_ms_per_mb": cpu * 1000 / mb if pid else 0,
+        "cpu_ms_per_mb": cpu * 1000 / mb if pids else 0,
     }
 
 
-async def measure_relay(url: str, seconds: float, pid: int | None) -> dict[str, float]:
+async def measure_relay(url: str, seconds: float, pids: list[int]) -> dict[str, float]:
     """Round trips and throughput against bench/tcp_source.py through one WebSocket path."""
     async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:  # type: ignore[list-item]
 
@@ -140,7 +141,7 @@ async def measure_relay(url: str, seconds: float, pid: int | None) -> dict[str, 
         for _ in range(50):
             await ask(1)
         return await timed(
-            small=lambda: ask(1), bulk=ask_bulk, rounds=1000, seconds=seconds, pid=pid
+            small=lambda: ask(1), bulk=ask_bulk, rounds=1000, seconds=seconds, pids=pids
         )
 
 
@@ -166,7 +167,7 @@ async def run_relay(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         async with cluster(tmp, replicas=2, redis=True, lb=False) as c:
             a, b = c.replicas
             admin = await c.token(a.url)
-            c.agent(
+            agent = c.agent(
                 "bench-relay",
                 url=a.url,
                 extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{src_port}", "LOG_LEVEL": "WARNING"},
@@ -174,16 +175,16 @@ async def run_relay(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             await c.approve("bench-relay", admin)
             await c.wait_online("bench-relay", admin)
             sid = await start_session(c, admin)
-            assert a.proc is not None and b.proc is not None
+            pids = _pids(a, b, agent)
             return {
                 "websockify (baseline)": await measure_relay(
-                    f"ws://127.0.0.1:{ws_port}/", args.seconds, None
+                    f"ws://127.0.0.1:{ws_port}/", args.seconds, []
                 ),
                 "StreamSpace, same replica": await measure_relay(
-                    await stream_url(a.url, sid, admin), args.seconds, a.proc.pid
+                    await stream_url(a.url, sid, admin), args.seconds, pids
                 ),
                 "StreamSpace, cross-replica": await measure_relay(
-                    await stream_url(b.url, sid, admin), args.seconds, b.proc.pid
+                    await stream_url(b.url, sid, admin), args.seconds, pids
                 ),
             }
     finally:
@@ -217,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
     async with cluster(tmp, replicas=2, redis=True, lb=False) as c:
         a, b = c.replicas
         admin = await c.token(a.url)
-        c.agent(
+        agent = c.agent(
             agent_id,
             url=a.url,
             extra={"PLATFORM": "docker", "DOCKER_NETWORK": network, "LOG_LEVEL": "WARNING"},
@@ -236,16 +237,15 @@ async def run(args: argparse.Namespace) -> None:
         ).start()
         wait_until(lambda: _listening(port), what="websockify")
         try:
-            assert a.proc is not None and b.proc is not None
+            pids = _pids(a, b, agent)
+            assert a.proc is not None
             results = {
-                "websockify (baseline)": await measure(
-                    f"ws://127.0.0.1:{port}/", args.seconds, None
-                ),
+                "websockify (baseline)": await measure(f"ws://127.0.0.1:{port}/", args.seconds, []),
                 "StreamSpace, same replica": await measure(
-                    await stream_url(a.url, sid, admin), args.seconds, a.proc.pid
+                    await stream_url(a.url, sid, admin), args.seconds, pids
                 ),
                 "StreamSpace, cross-replica": await measure(
-                    await stream_url(b.url, sid, admin), args.seconds, b.proc.pid
+                    await stream_url(b.url, sid, admin), args.seconds, pids
                 ),
             }
             per_viewer = await slow_viewers(
@@ -267,6 +267,12 @@ async def start_session(c: Cluster, admin: dict[str, str]) -> str:
     return sid
 
 
+def _pids(*procs: Proc) -> list[int]:
+    """Both replicas and the agent: every StreamSpace process a stream may cross."""
+    assert all(p.proc is not None for p in procs)
+    return [p.proc.pid for p in procs if p.proc is not None]
+
+
 def _listening(port: int) -> bool:
     import socket
 
@@ -279,13 +285,13 @@ def table(title: str, results: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}\n")
     print(
         f"{'path':30} {'MB/s':>8} {'vs base':>8} {'RTT p50 µs':>11} {'p99 µs':>8} "
-        f"{'added p50 µs':>13} {'replica CPU ms/MB':>18}"
+        f"{'added p50 µs':>13} {'StreamSpace CPU ms/MB':>22}"
     )
     for name, r in results.items():
         print(
             f"{name:30} {r['mb_s']:8.0f} {r['mb_s'] / base['mb_s']:8.2f} {r['p50_us']:11.0f} "
             f"{r['p99_us']:8.0f} {r['p50_us'] - base['p50_us']:13.0f} "
-            f"{r['cpu_ms_per_mb'] or float('nan'):18.2f}"
+            f"{r['cpu_ms_per_mb'] or float('nan'):22.2f}"
         )
 
 

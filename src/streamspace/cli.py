@@ -98,9 +98,23 @@ def up(
     from streamspace.embedded import serve_embedded
 
     configure_logging(fmt=settings.log_format, level=settings.log_level, pod_name=settings.pod_name)
-    asyncio.run(
-        serve_embedded(settings, with_agent=os.environ.get("STREAMSPACE_LOCAL_AGENT", "1") != "0")
-    )
+    with _runner() as runner:
+        runner.run(
+            serve_embedded(
+                settings, with_agent=os.environ.get("STREAMSPACE_LOCAL_AGENT", "1") != "0"
+            )
+        )
+
+
+def _runner() -> asyncio.Runner:
+    """An event loop for the long-running processes: uvloop where it exists (as uvicorn picks
+    for `streamspace api`), else asyncio's own. The agent relays VNC bytes, and uvloop's
+    transports cost it about a fifth less CPU per MB than the selector loop."""
+    try:
+        import uvloop
+    except ImportError:  # not built for every platform (Windows, PyPy)
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
 def _default_ui_dir() -> Path | None:
@@ -143,7 +157,8 @@ def agent() -> None:
         pod_name=settings.pod_name,
     )
     try:
-        asyncio.run(run_agent(settings))
+        with _runner() as runner:
+            runner.run(run_agent(settings))
     except StreamSpaceError as exc:
         raise _fail(exc.message) from exc
 

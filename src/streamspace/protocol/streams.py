@@ -19,7 +19,9 @@ from streamspace.errors import ProtocolError
 
 HEADER = struct.Struct(">I")
 CHUNK = 256 * 1024
-WINDOW = 768 * 1024
+# Bytes a sender may have in flight per stream (also what a stalled viewer can pin in the
+# replica's memory). Credit goes back once half of it is consumed: per 2 chunks, not per chunk.
+WINDOW = 1024 * 1024
 
 
 def pack(stream_id: int, data: bytes) -> bytes:
@@ -80,7 +82,7 @@ class Receipts:
     def consumed(self, n: int) -> int:
         """Record consumption; returns bytes to grant now (0 to wait for more)."""
         self._consumed += n
-        if self._consumed < self.window // 8:
+        if self._consumed < self.window // 2:
             return 0
         grant, self._consumed = self._consumed, 0
         self.outstanding -= grant
