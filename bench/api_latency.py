@@ -136,6 +136,9 @@ def api_process(*, database_url: str, log_dir: Path) -> Iterator[tuple[str, int]
         "STREAMSPACE_HOST": "127.0.0.1",
         "POD_NAME": "bench-api",
         "LOG_LEVEL": "WARNING",
+        # The guide's default of 5 idle connections makes every burst beyond 5 concurrent
+        # requests open and close PostgreSQL connections; 10 is the tuning operations.md gives.
+        "DB_MAX_IDLE_CONNS": "10",
     }
     log_path = log_dir / f"api-{port}.log"
     with log_path.open("wb") as log:

@@ -87,7 +87,7 @@ class ControlPlaneSettings(BaseSettings):
         description="Maximum database connections per replica.",
     )
     db_max_idle_conns: int = Field(
-        10,
+        5,
         ge=0,
         validation_alias=env("DB_MAX_IDLE_CONNS"),
         description=(
