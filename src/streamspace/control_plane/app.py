@@ -143,7 +143,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         settings=settings,
         metrics=metrics,
         on_event=event_hub.on_message,
-        announce=event_hub.publish,
+        events=event_hub,
     )
     liveness = settings.heartbeat_interval * settings.heartbeat_missed_limit
     session_service = SessionService(

@@ -25,6 +25,7 @@ from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.pings import PingBook
 from streamspace.control_plane.replicas import ReplicaDirectory
 from streamspace.control_plane.services import commands
+from streamspace.control_plane.services.ports import EventSink, announce_agent
 from streamspace.control_plane.streams import AgentStream
 from streamspace.errors import Conflict, TimedOut, Unavailable
 from streamspace.protocol import close_codes, encode, make
@@ -41,14 +42,14 @@ class AgentHub:
         settings: ControlPlaneSettings,
         metrics: Metrics,
         on_event: Callable[[bytes], Awaitable[None]],
-        announce: Callable[..., Awaitable[None]] | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.backend = backend
         self._db = db
         self._settings = settings
         self._metrics = metrics
         self._on_event = on_event
-        self._announce = announce  # EventHub.publish: agent changes for admins' UI sockets
+        self._events = events  # agent changes for admins' UI sockets
         self.pod = settings.pod_name
         self.local: dict[str, AgentConnection] = {}
         self._epochs: dict[str, int] = {}
@@ -163,19 +164,10 @@ class AgentHub:
         await self._agent_event(conn, "offline")
 
     async def _agent_event(self, conn: AgentConnection, status: str) -> None:
-        if self._announce is not None:
-            with contextlib.suppress(Exception):
-                await self._announce(
-                    kind="agent",
-                    org_id=None,
-                    user_id=None,
-                    data={
-                        "id": conn.agent_id,
-                        "status": status,
-                        "pod_name": self.pod,
-                        "epoch": conn.epoch,
-                    },
-                )
+        await announce_agent(
+            self._events,
+            {"id": conn.agent_id, "status": status, "pod_name": self.pod, "epoch": conn.epoch},
+        )
 
     def is_current(self, conn: AgentConnection) -> bool:
         """False for a closed or displaced connection: its messages are dropped."""

@@ -54,13 +54,6 @@ class LoginSessionStore(ABC):
         `account_disabled`) when the login ended or its user may no longer sign in. On the
         hot path of every request, so one lookup: one query, or one Redis read."""
 
-    async def is_active(self, *, token_id: str) -> bool:
-        try:
-            await self.principal(token_id=token_id)
-        except Unauthenticated:
-            return False
-        return True
-
     @abstractmethod
     async def revoke(self, *, token_id: str) -> None: ...
 

@@ -3,7 +3,6 @@ delivered once), and applying what agents report (heartbeats, command results, s
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import AgentRecord, AuditEventRecord, SessionRecord
 from streamspace.control_plane.services import commands
-from streamspace.control_plane.services.ports import EventSink
+from streamspace.control_plane.services.ports import EventSink, announce_agent
 from streamspace.control_plane.services.sessions import set_state
 from streamspace.control_plane.services.states import can_transition
 from streamspace.errors import Conflict, NotFound, PermissionDenied, Unauthenticated
@@ -65,20 +64,16 @@ class AgentService:
 
     async def _agent_changed(self, agent: AgentRecord) -> None:
         """Admins' UI sockets hear of a new, approved or rejected agent at once."""
-        if self._events is not None:
-            with contextlib.suppress(Exception):
-                await self._events.publish(
-                    kind="agent",
-                    org_id=None,
-                    user_id=None,
-                    data={
-                        "id": agent.id,
-                        "status": agent.status,
-                        "approval_status": agent.approval_status,
-                        "pod_name": agent.pod_name,
-                        "epoch": agent.epoch,
-                    },
-                )
+        await announce_agent(
+            self._events,
+            {
+                "id": agent.id,
+                "status": agent.status,
+                "approval_status": agent.approval_status,
+                "pod_name": agent.pod_name,
+                "epoch": agent.epoch,
+            },
+        )
 
     def is_bootstrap(self, key: str) -> bool:
         return bool(self._bootstrap) and hmac.compare_digest(key, str(self._bootstrap))

@@ -3,6 +3,7 @@ implement them; tests may pass simple ones)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Protocol
 
 
@@ -19,3 +20,11 @@ class EventSink(Protocol):
         self, *, kind: str, org_id: str | None, user_id: str | None, data: dict[str, Any]
     ) -> None:
         """Tell UI sockets on every replica about a change."""
+
+
+async def announce_agent(events: EventSink | None, data: dict[str, Any]) -> None:
+    """Admins' UI sockets on every replica hear that an agent changed. Best effort: a lost
+    event only delays the console, which refetches on its own."""
+    if events is not None:
+        with contextlib.suppress(Exception):
+            await events.publish(kind="agent", org_id=None, user_id=None, data=data)

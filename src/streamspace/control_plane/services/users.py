@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.auth.passwords import hash_password, verify_password
 from streamspace.control_plane.db.records import OrgRecord, UserRecord
-from streamspace.errors import Conflict, NotFound, ValidationFailed
+from streamspace.errors import Conflict, ValidationFailed
 
 DEFAULT_ORG = "default"
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -72,11 +72,4 @@ async def authenticate(
     ok = await verify_password(user.password_hash if user else None, password)
     if user is None or not ok or user.disabled:
         return None
-    return user
-
-
-async def get_user(db: AsyncSession, *, user_id: str) -> UserRecord:
-    user = await db.get(UserRecord, user_id)
-    if user is None:
-        raise NotFound("user not found")
     return user
