@@ -54,7 +54,7 @@ async def inspect(container: str) -> Any:
 
 
 async def read_banner(platform: DockerPlatform, session_id: str) -> bytes:
-    reader, writer = await platform.open_vnc(session_id)
+    reader, writer = await asyncio.open_connection(*await platform.vnc_address(session_id))
     try:
         return await asyncio.wait_for(reader.readexactly(12), 5)
     finally:
@@ -106,7 +106,7 @@ async def test_hibernate_then_wake(platform: DockerPlatform) -> None:
 
     assert await states(platform) == {spec.session_id: "hibernated"}
     with pytest.raises(PlatformError, match="hibernated"):
-        await platform.open_vnc(spec.session_id)
+        await platform.vnc_address(spec.session_id)
 
     woken = await platform.wake(spec.session_id)
     again = await platform.wake(spec.session_id)
@@ -208,6 +208,6 @@ async def test_a_session_that_cannot_start_fails_fast_with_its_logs(
 async def test_operations_on_unknown_sessions(platform: DockerPlatform) -> None:
     await platform.stop("never-started")
 
-    for operation in (platform.hibernate, platform.wake, platform.open_vnc):
+    for operation in (platform.hibernate, platform.wake, platform.vnc_address):
         with pytest.raises(NotFound):
             await operation("never-started")

@@ -32,6 +32,7 @@ from streamspace.protocol.messages import CommandPayload
 from streamspace.protocol.streams import CHUNK, HEADER, unpack
 
 log = logging.getLogger(__name__)
+Frame = str | bytes | memoryview  # control text, or a binary stream frame (maybe a view)
 FATAL_CLOSES = {UNAUTHENTICATED, FORBIDDEN, UNSUPPORTED_VERSION}
 APPLIED_MEMORY = 5000
 
@@ -55,7 +56,7 @@ class AgentRuntime:
         self.draining = False
         self.connected = asyncio.Event()
         # control frames (priority 0) go before VNC data (priority 1); data is bounded by credit
-        self._outbox: asyncio.PriorityQueue[tuple[int, int, str | bytes]] = asyncio.PriorityQueue()
+        self._outbox: asyncio.PriorityQueue[tuple[int, int, Frame]] = asyncio.PriorityQueue()
         self._seq = itertools.count()
         self.streams = AgentStreams(
             platform=platform, send_control=self.send, send_data=self._send_data
@@ -153,10 +154,10 @@ class AgentRuntime:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _queue(self, frame: str | bytes) -> None:
-        self._outbox.put_nowait((1 if isinstance(frame, bytes) else 0, next(self._seq), frame))
+    def _queue(self, frame: Frame) -> None:
+        self._outbox.put_nowait((0 if isinstance(frame, str) else 1, next(self._seq), frame))
 
-    def _send_data(self, frame: bytes) -> None:
+    def _send_data(self, frame: bytes | memoryview) -> None:
         self._queue(frame)
 
     async def _writer(self, ws: ClientConnection) -> None:

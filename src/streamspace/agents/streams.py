@@ -1,22 +1,107 @@
 """Agent side of VNC data streams: for each `stream_open` the agent opens a TCP connection to
 the session's VNC port on the container network and pumps bytes both ways under credit flow
-control (protocol/streams.py). A slow viewer only stalls its own stream."""
+control (protocol/streams.py). A slow viewer only stalls its own stream.
+
+The VNC server's bytes are read straight into the frame that carries them (stream header
+first, then up to one chunk), so a chunk is not copied on its way from the socket to the
+control plane's WebSocket; reading pauses while the stream's credit is spent."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from streamspace.agents.platforms.base import Platform
 from streamspace.errors import StreamSpaceError
-from streamspace.protocol.streams import CHUNK, WINDOW, Credit, Receipts, pack, race
+from streamspace.protocol.streams import CHUNK, HEADER, WINDOW, Credit, Receipts, race
 
 log = logging.getLogger(__name__)
 SendControl = Callable[[Any, dict[str, Any]], None]
+# Reads smaller than this are copied out so their buffer can be read into again; larger ones
+# keep the buffer (its bytes go out as they are) and the next read gets a fresh one.
+SMALL_READ = 16 * 1024
+# Bytes read from the VNC server but not yet sent (waiting for credit) before reading pauses.
+READ_AHEAD = 2 * CHUNK
+
+
+class VncConnection(asyncio.BufferedProtocol):
+    """One TCP connection to a session's VNC server. Reads become ready-made data frames
+    (`HEADER` + bytes) on `frames`; None there means the server closed or the link failed."""
+
+    def __init__(self, stream_id: int) -> None:
+        self._header = HEADER.pack(stream_id)
+        self._buffer = self._fresh()
+        self.frames: asyncio.Queue[memoryview | bytes | None] = asyncio.Queue()
+        self._unsent = 0
+        self._transport: asyncio.Transport | None = None
+        self._paused = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self.error: str = ""
+
+    def _fresh(self) -> bytearray:
+        buffer = bytearray(HEADER.size + CHUNK)
+        buffer[: HEADER.size] = self._header
+        return buffer
+
+    # -- asyncio.BufferedProtocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._buffer)[HEADER.size :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        end = HEADER.size + nbytes
+        if nbytes < SMALL_READ:
+            frame: memoryview | bytes = bytes(self._buffer[:end])
+        else:
+            frame = memoryview(self._buffer)[:end]
+            self._buffer = self._fresh()
+        self.frames.put_nowait(frame)
+        self._unsent += nbytes
+        if self._unsent >= READ_AHEAD and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+
+    def eof_received(self) -> bool:
+        self.frames.put_nowait(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self.error = str(exc)
+        self.frames.put_nowait(None)
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- used by the stream's pumps ------------------------------------------------------------
+
+    def sent(self, nbytes: int) -> None:
+        self._unsent -= nbytes
+        if self._paused and self._unsent < READ_AHEAD // 2 and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+
+    async def write(self, data: bytes | memoryview) -> None:
+        assert self._transport is not None
+        if self._transport.is_closing():
+            raise ConnectionResetError("the session's VNC connection is closed")
+        self._transport.write(data)
+        await self._writable.wait()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 @dataclass(eq=False)
@@ -25,13 +110,17 @@ class _Stream:
     session_id: str
     credit: Credit
     receipts: Receipts = field(default_factory=lambda: Receipts(WINDOW))
-    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    inbound: asyncio.Queue[bytes | memoryview | None] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
 
 
 class AgentStreams:
     def __init__(
-        self, *, platform: Platform, send_control: SendControl, send_data: Callable[[bytes], None]
+        self,
+        *,
+        platform: Platform,
+        send_control: SendControl,
+        send_data: Callable[[bytes | memoryview], None],
     ) -> None:
         self._platform = platform
         self._control = send_control
@@ -57,7 +146,7 @@ class AgentStreams:
         elif type_ == "stream_close":
             self._end(existing)
 
-    def on_data(self, stream_id: int, data: bytes) -> None:
+    def on_data(self, stream_id: int, data: bytes | memoryview) -> None:
         stream = self._streams.get(stream_id)
         if stream is not None:
             stream.receipts.received(len(data))
@@ -74,7 +163,9 @@ class AgentStreams:
 
     async def _run(self, stream: _Stream) -> None:
         try:
-            reader, writer = await self._platform.open_vnc(stream.session_id)
+            _, vnc = await self._platform.open_vnc(
+                stream.session_id, lambda: VncConnection(stream.id)
+            )
         except (StreamSpaceError, OSError) as exc:
             reason = exc.message if isinstance(exc, StreamSpaceError) else str(exc)
             self._control(
@@ -87,28 +178,29 @@ class AgentStreams:
             self._end(stream)
             return
         self._control("stream_opened", {"streamId": stream.id, "window": WINDOW})
-        reason = await self._pump(stream, reader, writer)
+        try:
+            reason = await self._pump(stream, vnc)
+        finally:
+            vnc.close()
         if stream.id in self._streams:
             self._control("stream_close", {"streamId": stream.id, "reason": reason})
         self._end(stream)
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
 
-    async def _pump(
-        self, stream: _Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> str:
+    async def _pump(self, stream: _Stream, vnc: VncConnection) -> str:
         async def from_vnc() -> str:
-            while data := await reader.read(CHUNK):
-                if not await stream.credit.take(len(data)):
+            while (frame := await vnc.frames.get()) is not None:
+                size = len(frame) - HEADER.size
+                if not await stream.credit.take(size):
                     return "stream closed"
-                self._data(pack(stream.id, data))
+                self._data(frame)
+                vnc.sent(size)
+            if vnc.error:
+                return f"stream error: {vnc.error}"
             return "the session's VNC server closed the connection"
 
         async def to_vnc() -> str:
             while (data := await stream.inbound.get()) is not None:
-                writer.write(data)
-                await writer.drain()
+                await vnc.write(data)
                 if grant := stream.receipts.consumed(len(data)):
                     self._control("stream_credit", {"streamId": stream.id, "bytes": grant})
             return "viewer closed the stream"

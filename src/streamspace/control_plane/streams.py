@@ -18,6 +18,7 @@ from streamspace.protocol.envelope import MessageType
 from streamspace.protocol.streams import WINDOW, Credit, Receipts, chunks, pack, race
 
 log = logging.getLogger(__name__)
+Data = bytes | memoryview  # stream bytes; views of the agent's frames are passed on uncopied
 OPEN_TIMEOUT = 20.0
 _ids = itertools.count(1)
 
@@ -34,7 +35,7 @@ class AgentStream:
     conn: Connection
     session_id: str
     id: int = field(default_factory=lambda: next(_ids))
-    inbound: asyncio.Queue[bytes | None] = field(default_factory=asyncio.Queue)
+    inbound: asyncio.Queue[Data | None] = field(default_factory=asyncio.Queue)
     credit: Credit = field(default_factory=lambda: Credit(0))
     receipts: Receipts = field(default_factory=lambda: Receipts(WINDOW))
     opened: asyncio.Future[None] = field(
@@ -55,7 +56,7 @@ class AgentStream:
                 return False
         return True
 
-    async def recv(self) -> bytes | None:
+    async def recv(self) -> Data | None:
         return await self.inbound.get()
 
     def consumed(self, n: int) -> None:
@@ -95,7 +96,7 @@ class StreamTable:
             raise
         return stream
 
-    def on_data(self, stream_id: int, data: bytes) -> None:
+    def on_data(self, stream_id: int, data: Data) -> None:
         stream = self.streams.get(stream_id)
         if stream is None:
             return  # late bytes for a stream already closed
@@ -130,7 +131,7 @@ class Viewer(Protocol):
     """A viewer-side socket (browser or peer replica), reduced to what the relay needs."""
 
     async def receive_bytes(self) -> bytes | None: ...
-    async def send_bytes(self, data: bytes) -> None: ...
+    async def send_bytes(self, data: Data) -> None: ...
 
 
 async def relay(

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
+from streamspace.errors import PlatformError
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
+VNC_CONNECT_TIMEOUT = 5.0
 ObservedState = Literal["running", "hibernated", "missing", "failed", "starting"]
 
 
@@ -77,8 +81,25 @@ class Platform(ABC):
         """Yield an ObservedSession each time a session changes state on its own (crash, exit)."""
 
     @abstractmethod
-    async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Open a TCP connection to the session's VNC port on the container network."""
+    async def vnc_address(self, session_id: str) -> tuple[str, int]:
+        """Where the session's VNC server listens on the container network (host, port);
+        PlatformError when it is not running, NotFound when there is no such session."""
+
+    async def open_vnc(
+        self, session_id: str, protocol_factory: Callable[[], P]
+    ) -> tuple[asyncio.Transport, P]:
+        """Open a TCP connection to the session's VNC server, driven by `protocol_factory`'s
+        protocol (the agent's streams read straight into their frames: agents/streams.py)."""
+        host, port = await self.vnc_address(session_id)
+        try:
+            async with asyncio.timeout(VNC_CONNECT_TIMEOUT):
+                return await asyncio.get_running_loop().create_connection(
+                    protocol_factory, host, port
+                )
+        except (OSError, TimeoutError) as exc:
+            raise PlatformError(
+                f"session {session_id}: cannot connect to VNC at {host}:{port} ({exc!r})"
+            ) from exc
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients; default does nothing."""

@@ -156,7 +156,7 @@ class DockerPlatform(Platform):
                         yield observed
             await asyncio.sleep(self._watch_retry)
 
-    async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def vnc_address(self, session_id: str) -> tuple[str, int]:
         container = await self._get(session_id)
         observed = observed_from_summary(_summary(container), network=self._network)
         if observed.state != "running" or observed.vnc_host is None or observed.vnc_port is None:
@@ -164,14 +164,7 @@ class DockerPlatform(Platform):
                 f"session {session_id} is {observed.state}; its VNC server runs only while it runs",
                 code="session_not_running",
             )
-        try:
-            async with asyncio.timeout(5):
-                return await asyncio.open_connection(observed.vnc_host, observed.vnc_port)
-        except (OSError, TimeoutError) as exc:
-            raise PlatformError(
-                f"session {session_id}: cannot connect to VNC at "
-                f"{observed.vnc_host}:{observed.vnc_port} ({exc!r})"
-            ) from exc
+        return observed.vnc_host, observed.vnc_port
 
     # -- finding and creating ----------------------------------------------------------------
 

@@ -101,8 +101,8 @@ class MemoryPlatform(Platform):
         self.sessions[session_id] = observed
         self._events.put_nowait(observed)
 
-    async def open_vnc(self, session_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def vnc_address(self, session_id: str) -> tuple[str, int]:
         if self.knobs.vnc is None or session_id not in self.sessions:
             raise PlatformError("the memory platform has no VNC server for this session")
         host, _, port = self.knobs.vnc.rpartition(":")
-        return await asyncio.open_connection(host, int(port))
+        return host, int(port)
