@@ -9,6 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 import websockets
 
 from tests.support.cluster import cluster, eventually
@@ -37,6 +38,13 @@ async def test_cross_pod_command_routing_and_events(tmp_path: Path) -> None:
             "[AgentHub] Agent registered: mem-agent-1 (platform: memory, region: default)"
             in b.log()
         )
+        # Peers find each replica's internal address in Redis, kept alive by a TTL.
+        assert c.redis is not None
+        async with redis.Redis(port=c.redis.port) as r:
+            for replica in (a, b, cc):
+                key = f"streamspace:replica:{replica.pod}"
+                assert (await r.get(key)) == replica.url.encode()
+                assert 0 < await r.ttl(key) <= 30
 
         r = await c.call(
             a.url,

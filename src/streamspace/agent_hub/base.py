@@ -65,10 +65,13 @@ class HubBackend(ABC):
         """Publish; return how many replicas received it. Unavailable if the store is down."""
 
     @abstractmethod
-    async def register_replica(self, *, pod_name: str, info: bytes, ttl: int) -> None: ...
+    async def register_replica(self, *, pod_name: str, address: str, ttl: int) -> None:
+        """Publish this replica's internal address (peers dial it to relay viewer streams),
+        valid for `ttl` seconds unless registered again. Best effort."""
 
     @abstractmethod
-    async def replicas(self) -> dict[str, bytes]: ...
+    async def replica_address(self, pod_name: str) -> str | None:
+        """A live replica's internal address; None once it stopped registering."""
 
     async def ping(self) -> bool:
         return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from streamspace.agent_hub.base import Handler, HubBackend
@@ -17,7 +18,7 @@ class MemoryHubBackend(HubBackend):
         self._pods: dict[str, str] = {}
         self._channels: set[str] = set()
         self._handler: Handler | None = None
-        self._replicas: dict[str, bytes] = {}
+        self._replicas: dict[str, tuple[str, float]] = {}  # pod -> (address, valid until)
 
     @property
     def multi_pod(self) -> bool:
@@ -54,8 +55,9 @@ class MemoryHubBackend(HubBackend):
         await self._handler(channel, data)
         return 1
 
-    async def register_replica(self, *, pod_name: str, info: bytes, ttl: int) -> None:
-        self._replicas[pod_name] = info
+    async def register_replica(self, *, pod_name: str, address: str, ttl: int) -> None:
+        self._replicas[pod_name] = (address, time.monotonic() + ttl)
 
-    async def replicas(self) -> dict[str, bytes]:
-        return dict(self._replicas)
+    async def replica_address(self, pod_name: str) -> str | None:
+        address, until = self._replicas.get(pod_name, ("", 0.0))
+        return address if until > time.monotonic() else None

@@ -45,6 +45,11 @@ def _keys(agent_id: str) -> tuple[str, str]:
     return f"agent:{agent_id}:pod", f"agent:{agent_id}:connected"
 
 
+def replica_key(pod_name: str) -> str:
+    """A replica's internal address (peers dial it to relay viewer streams), with a TTL."""
+    return f"streamspace:replica:{pod_name}"
+
+
 BATCH_MAGIC = b"\x00ssbatch1"
 _LENGTH = struct.Struct(">I")
 
@@ -256,26 +261,18 @@ class RedisHubBackend(HubBackend):
         receivers = dict(zip(by_channel, counts, strict=True))
         return [int(receivers[channel]) for channel, _ in items]
 
-    async def register_replica(self, *, pod_name: str, info: bytes, ttl: int) -> None:
+    async def register_replica(self, *, pod_name: str, address: str, ttl: int) -> None:
         with contextlib.suppress(Unavailable):
             await self._guard(
                 "register the replica",
-                lambda: self._client.set(f"streamspace:replica:{pod_name}", info, ex=ttl),
+                lambda: self._client.set(replica_key(pod_name), address, ex=ttl),
             )
 
-    async def replicas(self) -> dict[str, bytes]:
-        async def scan() -> dict[str, bytes]:
-            found: dict[str, bytes] = {}  # pod -> info
-            async for key in self._client.scan_iter(match="streamspace:replica:*", count=200):
-                value = await self._client.get(key)
-                if isinstance(value, bytes):
-                    name = key.decode() if isinstance(key, bytes) else str(key)
-                    found[name.split(":", 2)[2]] = value
-            return found
-
-        result = await self._guard("list replicas", scan)
-        assert isinstance(result, dict)
-        return result
+    async def replica_address(self, pod_name: str) -> str | None:
+        value = await self._guard(
+            "find the replica's address", lambda: self._client.get(replica_key(pod_name))
+        )
+        return value.decode() if isinstance(value, bytes) else None
 
     async def ping(self) -> bool:
         try:

@@ -59,7 +59,7 @@ class AgentHub:
             db=db, backend=backend, pod=self.pod, interval=min(settings.heartbeat_interval / 4, 1.0)
         )
         self.replicas = ReplicaDirectory(
-            db=db, pod=self.pod, internal_url=settings.effective_internal_url
+            db=db, backend=backend, pod=self.pod, internal_url=settings.effective_internal_url
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False

@@ -1,5 +1,7 @@
-"""Live control-plane replicas: each writes a heartbeat row (pod name, internal URL, version)
-every few seconds; peers read it to relay viewer streams, admins to see the fleet."""
+"""Live control-plane replicas. Each one, every BEAT seconds, registers its internal address in
+the hub backend (Redis: `streamspace:replica:{pod}` with a TTL of 3 beats), where a peer looks
+it up to relay a viewer stream to it, and writes a heartbeat row (pod name, internal URL,
+version) to the database, from which admins see the fleet (`GET /api/v1/pods`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace import __version__
+from streamspace.agent_hub.base import HubBackend
 from streamspace.control_plane.db.records import ReplicaRecord
 
 log = logging.getLogger(__name__)
@@ -29,11 +32,19 @@ class Replica:
 
 class ReplicaDirectory:
     def __init__(
-        self, *, db: async_sessionmaker[AsyncSession], pod: str, internal_url: str
+        self,
+        *,
+        db: async_sessionmaker[AsyncSession],
+        backend: HubBackend,
+        pod: str,
+        internal_url: str,
     ) -> None:
-        self._db, self._pod, self._url = db, pod, internal_url
+        self._db, self._backend, self._pod, self._url = db, backend, pod, internal_url
 
     async def beat(self) -> None:
+        await self._backend.register_replica(
+            pod_name=self._pod, address=self._url, ttl=int(BEAT * 3)
+        )
         async with self._db.begin() as db:
             row = await db.get(ReplicaRecord, self._pod)
             if row is None:

@@ -9,14 +9,13 @@ import contextlib
 import logging
 import time
 
-import websockets
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from websockets.exceptions import ConnectionClosed
 
+from streamspace.control_plane import peer
 from streamspace.control_plane.auth.tokens import session_principal, session_token
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.principal import Principal
-from streamspace.control_plane.streams import relay
+from streamspace.control_plane.streams import Data, relay
 from streamspace.control_plane.ws.close import close_with
 from streamspace.errors import StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
@@ -26,6 +25,7 @@ router = APIRouter()
 log = logging.getLogger(__name__)
 WAKE_TIMEOUT = 180.0
 PEER_TOKEN_TTL = 30.0
+PEER_CONNECT_TIMEOUT = 10.0
 
 
 class BrowserViewer:
@@ -43,8 +43,10 @@ class BrowserViewer:
             if message.get("bytes") is not None:
                 return bytes(message["bytes"])
 
-    async def send_bytes(self, data: bytes) -> None:
-        await self.ws.send_bytes(data)
+    async def send_bytes(self, data: Data) -> None:
+        # Straight to the ASGI server (Starlette's send_bytes is typed for bytes only); the
+        # server frames a memoryview without copying it first.
+        await self.ws.send({"type": "websocket.send", "bytes": data})
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
@@ -115,10 +117,8 @@ async def _local(
 async def _owner_url(ctx: AppContext, agent_id: str) -> str:
     for _ in range(20):  # the agent may be reconnecting right now
         pod = await ctx.hub.backend.lookup(agent_id=agent_id)
-        if pod is not None:
-            replica = (await ctx.hub.replicas.known()).get(pod)
-            if replica is not None and replica.alive:
-                return replica.internal_url
+        if pod is not None and (address := await ctx.hub.backend.replica_address(pod)):
+            return address
         await asyncio.sleep(0.5)
     raise Unavailable(f"agent {agent_id} is not connected to any replica", code="agent_offline")
 
@@ -139,27 +139,32 @@ async def _via_peer(
     )
     viewer = BrowserViewer(ws)
     try:
-        async with websockets.connect(
-            url, max_size=None, open_timeout=10, compression=None
-        ) as peer:
-
-            async def up() -> str:
-                while (data := await viewer.receive_bytes()) is not None:
-                    ctx.activity.touch(session_id)
-                    await peer.send(data)
-                return "viewer disconnected"
-
-            async def down() -> str:
-                async for data in peer:
-                    if isinstance(data, bytes):
-                        await viewer.send_bytes(data)
-                return peer.close_reason or "stream closed"
-
-            return await race(up(), down())
-    except (OSError, ConnectionClosed, websockets.InvalidStatus) as exc:
+        async with asyncio.timeout(PEER_CONNECT_TIMEOUT):
+            link = await peer.connect(url)
+    except (OSError, TimeoutError, Unavailable) as exc:
+        detail = str(exc) or type(exc).__name__
         raise Unavailable(
-            f"cannot reach the replica holding the agent: {exc}", code="peer_unreachable"
+            f"cannot reach the replica holding the agent: {detail}", code="peer_unreachable"
         ) from exc
+
+    async def up() -> str:
+        while (data := await viewer.receive_bytes()) is not None:
+            ctx.activity.touch(session_id)
+            await link.send(data)
+        return "viewer disconnected"
+
+    async def down() -> str:
+        while (data := await link.data.get()) is not None:
+            await viewer.send_bytes(data)
+            link.taken(len(data))
+        if link.lost:  # the holding replica went away: the viewer should reconnect
+            raise Unavailable(link.close_reason, code="peer_unreachable")
+        return link.close_reason
+
+    try:
+        return await race(up(), down())
+    finally:
+        link.close()
 
 
 @router.websocket("/api/v1/internal/sessions/{session_id}/vnc")

@@ -1,0 +1,235 @@
+"""The browser's replica's end of a peer hop (ws/vnc.py): a small WebSocket client for the
+internal viewer endpoint of the replica that holds the agent.
+
+Why not the `websockets` client: this hop carries every VNC byte of a cross-replica viewer, and
+the library copies each incoming frame three times (into its buffer, out as a slice, into the
+message). Here the event loop reads each frame's payload straight into a buffer of its own
+(asyncio.BufferedProtocol) and the relay hands that buffer to the viewer socket as it is.
+Frames going out (the viewer's input: keys, pointer, update requests; small) and close codes
+reuse `websockets`' frame code.
+
+Only what the peer endpoint sends is handled: binary and continuation frames (the bytes of one
+stream: message boundaries carry no meaning), ping, pong and close. Reading pauses while more
+than READ_AHEAD bytes wait for the viewer, so a slow viewer backs up to the holding replica,
+whose stream credit then stalls that viewer's stream alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import ssl
+import struct
+from urllib.parse import urlsplit
+
+from websockets.frames import Close, Frame, Opcode
+
+from streamspace.errors import Unavailable
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+READ_AHEAD = 1 << 20
+MAX_FRAME = 4 << 20  # the peer sends chunks of 256 KiB; anything far larger is a broken peer
+MAX_HEAD = 16 << 10
+
+
+class PeerProtocol(asyncio.BufferedProtocol):
+    def __init__(self, key: bytes, request: bytes) -> None:
+        self._request = request
+        self._accept = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.data: asyncio.Queue[memoryview | None] = asyncio.Queue()
+        self.close_reason = ""
+        self.lost = False  # the link dropped without a close frame
+        self._transport: asyncio.Transport | None = None
+        self._scratch = bytearray(64 << 10)
+        self._head: bytearray | None = bytearray()  # None once the handshake is done
+        self._header = bytearray(14)
+        self._header_len = 0
+        self._payload: bytearray | None = None
+        self._got = 0
+        self._queued = 0
+        self._paused = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+
+    # -- asyncio.BufferedProtocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment] # uvloop's is no subclass
+        self._transport.write(self._request)  # type: ignore[union-attr]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._payload is not None:
+            return memoryview(self._payload)[self._got :]  # the fast path: payload in place
+        if self._head is not None:
+            return memoryview(self._scratch)
+        return memoryview(self._scratch)[: self._header_missing()]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._payload is not None:
+            self._got += nbytes
+            if self._got == len(self._payload):
+                self._frame_done()
+            return
+        self._feed(memoryview(self._scratch)[:nbytes])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(
+                Unavailable(f"the peer replica closed the connection ({exc or 'no reason'})")
+            )
+        if not self.close_reason:
+            self.lost = True
+            self.close_reason = f"lost the connection to the peer replica ({exc or 'closed'})"
+        self.data.put_nowait(None)
+        self._writable.set()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    # -- parsing ---------------------------------------------------------------------------
+
+    def _feed(self, view: memoryview) -> None:
+        """Bytes that did not land in a payload buffer: handshake, frame headers, and payload
+        bytes that arrived with the handshake."""
+        while view and self._transport is not None and not self._transport.is_closing():
+            if self._head is not None:
+                view = self._handshake(view)
+            elif self._payload is None:
+                take = min(self._header_missing(), len(view))
+                self._header[self._header_len : self._header_len + take] = view[:take]
+                self._header_len, view = self._header_len + take, view[take:]
+                if self._header_missing() == 0:
+                    self._frame_start()
+            else:
+                take = min(len(self._payload) - self._got, len(view))
+                self._payload[self._got : self._got + take] = view[:take]
+                self._got, view = self._got + take, view[take:]
+                if self._got == len(self._payload):
+                    self._frame_done()
+
+    def _handshake(self, view: memoryview) -> memoryview:
+        assert self._head is not None
+        self._head += view
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > MAX_HEAD:
+                self._fail("the peer replica sent an oversized handshake response")
+            return memoryview(b"")
+        lines = self._head[:end].decode("latin-1").split("\r\n")
+        rest = memoryview(bytes(self._head[end + 4 :]))
+        self._head = None
+        headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(":") for line in lines[1:])
+        }
+        status = lines[0].split(" ", 2)
+        if len(status) < 2 or status[1] != "101":
+            self._fail(f"the peer replica refused the stream: {lines[0]}")
+        elif headers.get("sec-websocket-accept") != self._accept:
+            self._fail("the peer replica answered with a wrong WebSocket accept key")
+        elif not self.opened.done():
+            self.opened.set_result(None)
+        return rest
+
+    def _header_missing(self) -> int:
+        if self._header_len < 2:
+            return 2 - self._header_len
+        size = 2 + {126: 2, 127: 8}.get(self._header[1] & 0x7F, 0)
+        return size - self._header_len
+
+    def _frame_start(self) -> None:
+        second = self._header[1]
+        length = second & 0x7F
+        if length == 126:
+            (length,) = struct.unpack_from(">H", self._header, 2)
+        elif length == 127:
+            (length,) = struct.unpack_from(">Q", self._header, 2)
+        if second & 0x80:
+            self._fail("the peer replica sent a masked frame")
+        elif length > MAX_FRAME:
+            self._fail(f"the peer replica sent a frame of {length} bytes")
+        else:
+            self._payload, self._got = bytearray(length), 0
+            if length == 0:
+                self._frame_done()
+
+    def _frame_done(self) -> None:
+        assert self._payload is not None
+        opcode, payload = self._header[0] & 0x0F, self._payload
+        self._payload, self._header_len = None, 0
+        if opcode in (Opcode.BINARY, Opcode.CONT):
+            if payload:
+                self.data.put_nowait(memoryview(payload))
+                self._queued += len(payload)
+                if self._queued >= READ_AHEAD and not self._paused and self._transport:
+                    self._paused = True
+                    self._transport.pause_reading()
+        elif opcode == Opcode.PING:
+            self._write(Frame(Opcode.PONG, bytes(payload)))
+        elif opcode == Opcode.CLOSE:
+            close = Close.parse(bytes(payload)) if payload else None
+            self.close_reason = close.reason if close and close.reason else "stream closed"
+            self.close(close.code if close else 1000, "")
+        elif opcode != Opcode.PONG:
+            self._fail(f"the peer replica sent an unexpected frame (opcode {opcode})")
+
+    # -- sending and closing ---------------------------------------------------------------
+
+    def _write(self, frame: Frame) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frame.serialize(mask=True))
+
+    def _fail(self, reason: str) -> None:
+        self.close_reason = reason
+        if not self.opened.done():
+            self.opened.set_exception(Unavailable(reason, code="peer_unreachable"))
+        self.close(1002, "")
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._write(Frame(Opcode.CLOSE, Close(code, reason).serialize()))
+            self._transport.close()
+
+    def taken(self, nbytes: int) -> None:
+        self._queued -= nbytes
+        if self._paused and self._queued < READ_AHEAD // 2 and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+
+    async def send(self, data: bytes) -> None:
+        self._write(Frame(Opcode.BINARY, data))
+        await self._writable.wait()
+
+
+async def connect(url: str) -> PeerProtocol:
+    """Open a WebSocket to `url` (ws:// or wss://) and complete the handshake (callers bound
+    the time it may take)."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host, port = parts.hostname or "127.0.0.1", parts.port or (443 if secure else 80)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    key = base64.b64encode(secrets.token_bytes(16))
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    _, protocol = await loop.create_connection(
+        lambda: PeerProtocol(key, request),
+        host,
+        port,
+        ssl=ssl.create_default_context() if secure else None,
+    )
+    try:
+        await protocol.opened
+    except BaseException:
+        protocol.close()
+        raise
+    return protocol
