@@ -40,7 +40,7 @@ async def test_cross_pod_command_routing_and_events(tmp_path: Path) -> None:
         )
         # Peers find each replica's internal address in Redis, kept alive by a TTL.
         assert c.redis is not None
-        async with redis.Redis(port=c.redis.port) as r:
+        async with redis.Redis(port=c.redis.port, db=1) as r:  # the hub's Redis DB
             for replica in (a, b, cc):
                 key = f"streamspace:replica:{replica.pod}"
                 assert (await r.get(key)) == replica.url.encode()
