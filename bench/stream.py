@@ -2,9 +2,7 @@
 path (browser socket -> control plane -> agent -> session container), on the agent's replica and
 across replicas, side by side with websockify proxying the same VNC server directly; CPU per MB
 moved (summed over both replicas and the agent, the figure that stays comparable on a shared
-machine); and replica memory per viewer with 50 concurrent slow viewers. The paths are measured
-in interleaved slices (each path's connection stays open), so the shared machine's drifting
-speed weighs on all of them alike.
+machine); and replica memory per viewer with 50 concurrent slow viewers.
 
     PYTHONPATH=. .venv/bin/python bench/stream.py [--seconds 8] [--viewers 50]
 
@@ -16,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -26,7 +23,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import websockets
@@ -34,14 +30,8 @@ from tests.support.cluster import Cluster, cluster
 from tests.support.docker import cleanup, docker_cli
 from tests.support.processes import Proc, free_port, wait_until
 from tests.support.vnc import stream_url
-from websockets.typing import Subprotocol
 
 WIDTH, HEIGHT = 1280, 800
-BASE, SAME, CROSS = (
-    "websockify (baseline)",
-    "StreamSpace, same replica",
-    "StreamSpace, cross-replica",
-)
 HERE = Path(__file__).resolve().parent
 
 
@@ -90,104 +80,69 @@ async def frame(ws: websockets.ClientConnection, w: int, h: int) -> int:
     return want
 
 
-WARMUP = 1.0  # seconds of bulk transfers on each new connection before measuring
-Probe = tuple[Callable[[], Awaitable[object]], Callable[[], Awaitable[int]]]  # small, bulk
-
-
-@dataclass
-class Route:
-    """One way to reach the VNC server. `connect` opens a fresh connection (inside the stack)
-    and returns its probes; only one route is connected at a time (x11vnc slows down for every
-    client when several are connected), and routes take turns in slices so that a change in the
-    shared machine's speed weighs on all of them alike."""
-
-    connect: Callable[[contextlib.AsyncExitStack], Awaitable[Probe]]
-    pids: list[int]
-    rtts: list[float] = field(default_factory=list)
-    moved: int = 0
-    elapsed: float = 0.0
-    cpu: float = 0.0
-
-
-async def interleaved(
-    routes: dict[str, Route], *, rounds: int, seconds: float, slices: int = 4
-) -> dict[str, dict[str, float]]:
-    """Per route and slice: `rounds / slices` round trips of the small probe, then
-    `seconds / slices` of bulk transfers; CPU per MB of each route's `pids`."""
-    for _ in range(slices):
-        for route in routes.values():
-            async with contextlib.AsyncExitStack() as stack:
-                small, bulk = await route.connect(stack)
-                start = time.perf_counter()
-                while time.perf_counter() - start < WARMUP:  # new-connection effects, all routes
-                    await bulk()
-                for _ in range(rounds // slices):
-                    start = time.perf_counter()
-                    await small()
-                    route.rtts.append((time.perf_counter() - start) * 1e6)
-                cpu0 = sum(map(cpu_seconds, route.pids))
-                start = time.perf_counter()
-                while time.perf_counter() - start < seconds / slices:
-                    route.moved += await bulk()
-                route.elapsed += time.perf_counter() - start
-                route.cpu += sum(map(cpu_seconds, route.pids)) - cpu0
-    results = {}
-    for name, route in routes.items():
-        route.rtts.sort()
-        mb = route.moved / 1e6
-        results[name] = {
-            "mb_s": mb / route.elapsed,
-            "p50_us": statistics.median(route.rtts),
-            "p99_us": route.rtts[int(len(route.rtts) * 0.99)],
-            "cpu_ms_per_mb": route.cpu * 1000 / mb if route.pids else 0,
-        }
-    return results
-
-
-def fixed(url: str) -> Callable[[], Awaitable[str]]:
-    async def get() -> str:
-        return url
-
-    return get
-
-
-async def _socket(stack: contextlib.AsyncExitStack, url: str) -> websockets.ClientConnection:
-    return await stack.enter_async_context(
-        websockets.connect(url, subprotocols=[Subprotocol("binary")], max_size=None)
-    )
-
-
-def vnc_route(url: Callable[[], Awaitable[str]], pids: list[int]) -> Route:
-    """Raw 1280x800 frames from the session's x11vnc (1x1 updates for round trips)."""
-
-    async def connect(stack: contextlib.AsyncExitStack) -> Probe:
-        ws = await _socket(stack, await url())
+async def measure(url: str, seconds: float, pids: list[int]) -> dict[str, float]:
+    async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:  # type: ignore[list-item]
         await handshake(ws)
         for _ in range(3):
             await frame(ws, WIDTH, HEIGHT)
-        return (lambda: frame(ws, 1, 1)), (lambda: frame(ws, WIDTH, HEIGHT))
+        return await timed(
+            small=lambda: frame(ws, 1, 1),
+            bulk=lambda: frame(ws, WIDTH, HEIGHT),
+            rounds=300,
+            seconds=seconds,
+            pids=pids,
+        )
 
-    return Route(connect=connect, pids=pids)
+
+async def timed(
+    *,
+    small: Callable[[], Awaitable[object]],
+    bulk: Callable[[], Awaitable[int]],
+    rounds: int,
+    seconds: float,
+    pids: list[int],
+) -> dict[str, float]:
+    """Round trips of `small`, then `bulk` transfers for `seconds`; CPU per MB of `pids`."""
+    rtts = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        await small()
+        rtts.append((time.perf_counter() - start) * 1e6)
+    cpu0 = sum(map(cpu_seconds, pids))
+    moved, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        moved += await bulk()
+    elapsed = time.perf_counter() - start
+    cpu = sum(map(cpu_seconds, pids)) - cpu0
+    rtts.sort()
+    mb = moved / 1e6
+    return {
+        "mb_s": mb / elapsed,
+        "p50_us": statistics.median(rtts),
+        "p99_us": rtts[int(len(rtts) * 0.99)],
+        "cpu_ms_per_mb": cpu * 1000 / mb if pids else 0,
+    }
 
 
-def relay_route(url: Callable[[], Awaitable[str]], pids: list[int]) -> Route:
-    """Round trips and 4 MiB reads against bench/tcp_source.py."""
+async def measure_relay(url: str, seconds: float, pids: list[int]) -> dict[str, float]:
+    """Round trips and throughput against bench/tcp_source.py through one WebSocket path."""
+    async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:  # type: ignore[list-item]
 
-    async def connect(stack: contextlib.AsyncExitStack) -> Probe:
-        ws = await _socket(stack, await url())
-
-        async def ask(n: int) -> int:
+        async def ask(n: int) -> None:
             await ws.send(struct.pack(">I", n))
             got = 0
             while got < n:
                 got += len(await ws.recv())
-            return n
+
+        async def ask_bulk() -> int:
+            await ask(4 << 20)
+            return 4 << 20
 
         for _ in range(50):
             await ask(1)
-        return (lambda: ask(1)), (lambda: ask(4 << 20))
-
-    return Route(connect=connect, pids=pids)
+        return await timed(
+            small=lambda: ask(1), bulk=ask_bulk, rounds=1000, seconds=seconds, pids=pids
+        )
 
 
 async def run_relay(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -221,12 +176,17 @@ async def run_relay(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             await c.wait_online("bench-relay", admin)
             sid = await start_session(c, admin)
             pids = _pids(a, b, agent)
-            routes = {
-                BASE: relay_route(fixed(f"ws://127.0.0.1:{ws_port}/"), []),
-                SAME: relay_route(lambda: stream_url(a.url, sid, admin), pids),
-                CROSS: relay_route(lambda: stream_url(b.url, sid, admin), pids),
+            return {
+                "websockify (baseline)": await measure_relay(
+                    f"ws://127.0.0.1:{ws_port}/", args.seconds, []
+                ),
+                "StreamSpace, same replica": await measure_relay(
+                    await stream_url(a.url, sid, admin), args.seconds, pids
+                ),
+                "StreamSpace, cross-replica": await measure_relay(
+                    await stream_url(b.url, sid, admin), args.seconds, pids
+                ),
             }
-            return await interleaved(routes, rounds=1000, seconds=args.seconds)
     finally:
         proxy.kill()
         source.kill()
@@ -238,8 +198,8 @@ async def slow_viewers(url_for, pid: int, count: int) -> float:  # type: ignore[
     sockets = []
     for _ in range(count):
         ws = await websockets.connect(
-            await url_for(), subprotocols=[Subprotocol("binary")], max_size=None, max_queue=1
-        )
+            await url_for(), subprotocols=["binary"], max_size=None, max_queue=1
+        )  # type: ignore[list-item]
         await handshake(ws)
         for _ in range(4):
             await ws.send(struct.pack(">BBHHHH", 3, 0, 0, 0, WIDTH, HEIGHT))
@@ -279,12 +239,15 @@ async def run(args: argparse.Namespace) -> None:
         try:
             pids = _pids(a, b, agent)
             assert a.proc is not None
-            routes = {
-                BASE: vnc_route(fixed(f"ws://127.0.0.1:{port}/"), []),
-                SAME: vnc_route(lambda: stream_url(a.url, sid, admin), pids),
-                CROSS: vnc_route(lambda: stream_url(b.url, sid, admin), pids),
+            results = {
+                "websockify (baseline)": await measure(f"ws://127.0.0.1:{port}/", args.seconds, []),
+                "StreamSpace, same replica": await measure(
+                    await stream_url(a.url, sid, admin), args.seconds, pids
+                ),
+                "StreamSpace, cross-replica": await measure(
+                    await stream_url(b.url, sid, admin), args.seconds, pids
+                ),
             }
-            results = await interleaved(routes, rounds=300, seconds=args.seconds)
             per_viewer = await slow_viewers(
                 lambda: stream_url(a.url, sid, admin), a.proc.pid, args.viewers
             )
@@ -318,7 +281,7 @@ def _listening(port: int) -> bool:
 
 
 def table(title: str, results: dict[str, dict[str, float]]) -> None:
-    base = results[BASE]
+    base = results["websockify (baseline)"]
     print(f"\n{title}\n")
     print(
         f"{'path':30} {'MB/s':>8} {'vs base':>8} {'RTT p50 µs':>11} {'p99 µs':>8} "
@@ -344,8 +307,8 @@ def report(
         vnc,
     )
     table("B. relay only: bench/tcp_source.py (1-byte round trips, 4 MiB bulk reads)", relay)
-    base, cross = relay[BASE], relay[CROSS]
-    vnc_ratio = vnc[CROSS]["mb_s"] / vnc[BASE]["mb_s"]
+    base, cross = relay["websockify (baseline)"], relay["StreamSpace, cross-replica"]
+    vnc_ratio = vnc["StreamSpace, cross-replica"]["mb_s"] / vnc["websockify (baseline)"]["mb_s"]
     print(
         f"\n{args.viewers} slow viewers on one replica: {per_viewer:.0f} KiB of replica memory each"
     )
