@@ -12,10 +12,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from streamspace.agents.platforms.base import Platform
 from streamspace.errors import StreamSpaceError
+from streamspace.protocol.links import BufferedLink
 from streamspace.protocol.streams import CHUNK, HEADER, WINDOW, Credit, Receipts, race
 
 log = logging.getLogger(__name__)
@@ -27,19 +28,16 @@ SMALL_READ = 16 * 1024
 READ_AHEAD = 2 * CHUNK
 
 
-class VncConnection(asyncio.BufferedProtocol):
+class VncConnection(BufferedLink):
     """One TCP connection to a session's VNC server. Reads become ready-made data frames
-    (`HEADER` + bytes) on `frames`; None there means the server closed or the link failed."""
+    (`HEADER` + bytes) on `frames`; None there means the server closed or the link failed.
+    The pump calls `taken` once a frame is sent."""
 
     def __init__(self, stream_id: int) -> None:
+        super().__init__(read_ahead=READ_AHEAD)
         self._header = HEADER.pack(stream_id)
         self._buffer = self._fresh()
         self.frames: asyncio.Queue[memoryview | bytes | None] = asyncio.Queue()
-        self._unsent = 0
-        self._transport: asyncio.Transport | None = None
-        self._paused = False
-        self._writable = asyncio.Event()
-        self._writable.set()
         self.error: str = ""
 
     def _fresh(self) -> bytearray:
@@ -48,9 +46,6 @@ class VncConnection(asyncio.BufferedProtocol):
         return buffer
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return memoryview(self._buffer)[HEADER.size :]
@@ -63,45 +58,24 @@ class VncConnection(asyncio.BufferedProtocol):
             frame = memoryview(self._buffer)[:end]
             self._buffer = self._fresh()
         self.frames.put_nowait(frame)
-        self._unsent += nbytes
-        if self._unsent >= READ_AHEAD and not self._paused and self._transport is not None:
-            self._paused = True
-            self._transport.pause_reading()
+        self.received(nbytes)
 
     def eof_received(self) -> bool:
         self.frames.put_nowait(None)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
         if exc is not None:
             self.error = str(exc)
         self.frames.put_nowait(None)
-        self._writable.set()
-
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
-
-    # -- used by the stream's pumps ------------------------------------------------------------
-
-    def sent(self, nbytes: int) -> None:
-        self._unsent -= nbytes
-        if self._paused and self._unsent < READ_AHEAD // 2 and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
 
     async def write(self, data: bytes | memoryview) -> None:
         assert self._transport is not None
         if self._transport.is_closing():
             raise ConnectionResetError("the session's VNC connection is closed")
         self._transport.write(data)
-        await self._writable.wait()
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        await self.drained()
 
 
 @dataclass(eq=False)
@@ -193,7 +167,7 @@ class AgentStreams:
                 if not await stream.credit.take(size):
                     return "stream closed"
                 self._data(frame)
-                vnc.sent(size)
+                vnc.taken(size)
             if vnc.error:
                 return f"stream error: {vnc.error}"
             return "the session's VNC server closed the connection"

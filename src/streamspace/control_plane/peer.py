@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from websockets.frames import Close, Frame, Opcode
 
 from streamspace.errors import Unavailable
+from streamspace.protocol.links import BufferedLink
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_AHEAD = 1 << 20
@@ -34,31 +35,31 @@ MAX_FRAME = 4 << 20  # the peer sends chunks of 256 KiB; anything far larger is 
 MAX_HEAD = 16 << 10
 
 
-class PeerProtocol(asyncio.BufferedProtocol):
+class PeerProtocol(BufferedLink):
+    """The peer link. Payloads arrive on `data` (None at the end; `close_reason` and `lost`
+    say how it ended); the relay calls `taken` once it has passed each one on."""
+
     def __init__(self, key: bytes, request: bytes) -> None:
+        super().__init__(read_ahead=READ_AHEAD)
         self._request = request
         self._accept = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.data: asyncio.Queue[memoryview | None] = asyncio.Queue()
         self.close_reason = ""
         self.lost = False  # the link dropped without a close frame
-        self._transport: asyncio.Transport | None = None
         self._scratch = bytearray(64 << 10)
         self._head: bytearray | None = bytearray()  # None once the handshake is done
         self._header = bytearray(14)
         self._header_len = 0
         self._payload: bytearray | None = None
         self._got = 0
-        self._queued = 0
-        self._paused = False
-        self._writable = asyncio.Event()
-        self._writable.set()
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment] # uvloop's is no subclass
-        self._transport.write(self._request)  # type: ignore[union-attr]
+        super().connection_made(transport)
+        assert self._transport is not None
+        self._transport.write(self._request)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self._payload is not None:
@@ -76,6 +77,7 @@ class PeerProtocol(asyncio.BufferedProtocol):
         self._feed(memoryview(self._scratch)[:nbytes])
 
     def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
         if not self.opened.done():
             self.opened.set_exception(
                 Unavailable(f"the peer replica closed the connection ({exc or 'no reason'})")
@@ -84,13 +86,6 @@ class PeerProtocol(asyncio.BufferedProtocol):
             self.lost = True
             self.close_reason = f"lost the connection to the peer replica ({exc or 'closed'})"
         self.data.put_nowait(None)
-        self._writable.set()
-
-    def pause_writing(self) -> None:
-        self._writable.clear()
-
-    def resume_writing(self) -> None:
-        self._writable.set()
 
     # -- parsing ---------------------------------------------------------------------------
 
@@ -166,10 +161,7 @@ class PeerProtocol(asyncio.BufferedProtocol):
         if opcode in (Opcode.BINARY, Opcode.CONT):
             if payload:
                 self.data.put_nowait(memoryview(payload))
-                self._queued += len(payload)
-                if self._queued >= READ_AHEAD and not self._paused and self._transport:
-                    self._paused = True
-                    self._transport.pause_reading()
+                self.received(len(payload))
         elif opcode == Opcode.PING:
             self._write(Frame(Opcode.PONG, bytes(payload)))
         elif opcode == Opcode.CLOSE:
@@ -196,15 +188,9 @@ class PeerProtocol(asyncio.BufferedProtocol):
             self._write(Frame(Opcode.CLOSE, Close(code, reason).serialize()))
             self._transport.close()
 
-    def taken(self, nbytes: int) -> None:
-        self._queued -= nbytes
-        if self._paused and self._queued < READ_AHEAD // 2 and self._transport is not None:
-            self._paused = False
-            self._transport.resume_reading()
-
     async def send(self, data: bytes) -> None:
         self._write(Frame(Opcode.BINARY, data))
-        await self._writable.wait()
+        await self.drained()
 
 
 async def connect(url: str) -> PeerProtocol:
