@@ -48,12 +48,13 @@ async def raw_server(
             for line in request.split(b"\r\n")
             if line.lower().startswith(b"sec-websocket-key")
         )
-        writer.write(reply(key))
-        await writer.drain()
-        if then_drop:
+        try:
+            writer.write(reply(key))
+            await writer.drain()
+            if not then_drop:
+                await asyncio.sleep(10)  # hold the link until the client ends it
+        finally:
             writer.close()
-        else:
-            await asyncio.sleep(10)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     async with server:
