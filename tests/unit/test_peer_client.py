@@ -26,7 +26,7 @@ async def drain(link: peer.PeerProtocol) -> bytes:
     received = bytearray()
     while (data := await link.data.get()) is not None:
         received += data
-        link.taken(len(data))
+        link.consumed(len(data))
     return bytes(received)
 
 

@@ -31,7 +31,7 @@ READ_AHEAD = 2 * CHUNK
 class VncConnection(BufferedLink):
     """One TCP connection to a session's VNC server. Reads become ready-made data frames
     (`HEADER` + bytes) on `frames`; None there means the server closed or the link failed.
-    The pump calls `taken` once a frame is sent."""
+    The pump calls `consumed` once a frame is sent."""
 
     def __init__(self, stream_id: int) -> None:
         super().__init__(read_ahead=READ_AHEAD)
@@ -167,7 +167,7 @@ class AgentStreams:
                 if not await stream.credit.take(size):
                     return "stream closed"
                 self._data(frame)
-                vnc.taken(size)
+                vnc.consumed(size)
             if vnc.error:
                 return f"stream error: {vnc.error}"
             return "the session's VNC server closed the connection"

@@ -36,8 +36,9 @@ MAX_HEAD = 16 << 10
 
 
 class PeerProtocol(BufferedLink):
-    """The peer link. Payloads arrive on `data` (None at the end; `close_reason` and `lost`
-    say how it ended); the relay calls `taken` once it has passed each one on."""
+    """The peer link, a `streams.Source` for `streams.relay`: payloads come from `recv` (None
+    at the end; `close_reason` and `lost` say how it ended) and the relay calls `consumed` once
+    it has passed each one on."""
 
     def __init__(self, key: bytes, request: bytes) -> None:
         super().__init__(read_ahead=READ_AHEAD)
@@ -184,13 +185,22 @@ class PeerProtocol(BufferedLink):
         self.close(1002, "")
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.close_reason:  # ended on purpose here: not a lost link
+            self.close_reason = "stream closed"
         if self._transport is not None and not self._transport.is_closing():
             self._write(Frame(Opcode.CLOSE, Close(code, reason).serialize()))
             self._transport.close()
 
-    async def send(self, data: bytes) -> None:
+    async def recv(self) -> memoryview | None:
+        return await self.data.get()
+
+    async def send(self, data: bytes) -> bool:
+        """Send viewer bytes; False once the link is closing."""
+        if self._transport is None or self._transport.is_closing():
+            return False
         self._write(Frame(Opcode.BINARY, data))
         await self.drained()
+        return True
 
 
 async def connect(url: str) -> PeerProtocol:

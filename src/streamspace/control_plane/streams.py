@@ -134,8 +134,19 @@ class Viewer(Protocol):
     async def send_bytes(self, data: Data) -> None: ...
 
 
+class Source(Protocol):
+    """The agent's side of a relay: an `AgentStream`, or the peer link to the replica holding
+    the agent (control_plane/peer.py)."""
+
+    close_reason: str
+
+    async def recv(self) -> Data | None: ...
+    def consumed(self, n: int) -> None: ...
+    async def send(self, data: bytes) -> bool: ...
+
+
 async def relay(
-    viewer: Viewer, stream: AgentStream, *, on_input: Callable[[int], None] | None = None
+    viewer: Viewer, stream: Source, *, on_input: Callable[[int], None] | None = None
 ) -> str:
     """Pump bytes both ways until either side ends; returns the reason."""
 

@@ -38,7 +38,7 @@ class BufferedLink(asyncio.BufferedProtocol):
             self._paused = True
             self._transport.pause_reading()
 
-    def taken(self, nbytes: int) -> None:
+    def consumed(self, nbytes: int) -> None:
         """The consumer is done with `nbytes`; resume reading below half the read-ahead."""
         self._unconsumed -= nbytes
         if self._paused and self._unconsumed < self._read_ahead // 2 and self._transport:

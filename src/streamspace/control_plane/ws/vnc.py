@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -19,7 +20,6 @@ from streamspace.control_plane.streams import Data, relay
 from streamspace.control_plane.ws.close import close_with
 from streamspace.errors import StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
-from streamspace.protocol.streams import race
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -105,11 +105,15 @@ async def _stream(
 
 
 async def _local(
-    ctx: AppContext, viewer: BrowserViewer, session_id: str, agent_id: str, on_input: object = None
+    ctx: AppContext,
+    viewer: BrowserViewer,
+    session_id: str,
+    agent_id: str,
+    on_input: Callable[[int], None] | None = None,
 ) -> str:
     stream = await ctx.hub.open_stream(agent_id, session_id)
     try:
-        return await relay(viewer, stream, on_input=on_input)  # type: ignore[arg-type]
+        return await relay(viewer, stream, on_input=on_input)
     finally:
         ctx.hub.close_stream(stream, "viewer disconnected")
 
@@ -129,7 +133,7 @@ async def _via_peer(
     base: str,
     session_id: str,
     principal: Principal,
-    on_input: object,
+    on_input: Callable[[int], None],
 ) -> str:
     token = session_token(
         ctx.tokens, principal=principal, session_id=session_id, purpose="peer", ttl=PEER_TOKEN_TTL
@@ -147,24 +151,13 @@ async def _via_peer(
             f"cannot reach the replica holding the agent: {detail}", code="peer_unreachable"
         ) from exc
 
-    async def up() -> str:
-        while (data := await viewer.receive_bytes()) is not None:
-            ctx.activity.touch(session_id)
-            await link.send(data)
-        return "viewer disconnected"
-
-    async def down() -> str:
-        while (data := await link.data.get()) is not None:
-            await viewer.send_bytes(data)
-            link.taken(len(data))
-        if link.lost:  # the holding replica went away: the viewer should reconnect
-            raise Unavailable(link.close_reason, code="peer_unreachable")
-        return link.close_reason
-
     try:
-        return await race(up(), down())
+        reason = await relay(viewer, link, on_input=on_input)
     finally:
         link.close()
+    if link.lost:  # the holding replica went away: the viewer should reconnect
+        raise Unavailable(link.close_reason, code="peer_unreachable")
+    return reason
 
 
 @router.websocket("/api/v1/internal/sessions/{session_id}/vnc")
