@@ -48,7 +48,7 @@ from streamspace.control_plane.background.reaper import IdleReaper
 from streamspace.control_plane.background.sweeper import Sweeper
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db import migrate
-from streamspace.control_plane.db.engine import create_engine, session_factory
+from streamspace.control_plane.db.engine import create_engine, reads, session_factory
 from streamspace.control_plane.db.records import SystemSettingRecord
 from streamspace.control_plane.events import EventHub
 from streamspace.control_plane.hub import AgentHub
@@ -102,11 +102,13 @@ def _redis(settings: ControlPlaneSettings, db: int) -> aioredis.Redis:
 async def _auth_stores(
     settings: ControlPlaneSettings,
     db: async_sessionmaker[AsyncSession],
+    read_db: async_sessionmaker[AsyncSession],
 ) -> tuple[LoginSessionStore, LoginThrottle, aioredis.Redis | None]:
     window, limit = settings.login_failure_window, settings.login_max_failures
+    database = DatabaseLoginSessionStore(sessions=db, reads=read_db)
     if not settings.redis_enabled:
         return (
-            CachingLoginSessionStore(database=DatabaseLoginSessionStore(sessions=db)),
+            CachingLoginSessionStore(database=database),
             MemoryLoginThrottle(max_failures=limit, window=window),
             None,
         )
@@ -117,7 +119,7 @@ async def _auth_stores(
     except Exception as exc:
         log.warning("Redis cache enabled but not reachable yet (%s); logins fail until it is", exc)
     return (
-        RedisLoginSessionStore(client=client, database=DatabaseLoginSessionStore(sessions=db)),
+        RedisLoginSessionStore(client=client, database=database),
         RedisLoginThrottle(client=client, max_failures=limit, window=window),
         client,
     )
@@ -133,8 +135,10 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     engine = create_engine(settings)
     await migrate_with_retry(engine)
     db = session_factory(engine)
+    read_engine = reads(engine)
+    read_db = session_factory(read_engine)
     secret = settings.jwt_secret or await cluster_secret(db, key="jwt_secret")
-    login_store, throttle, cache = await _auth_stores(settings, db)
+    login_store, throttle, cache = await _auth_stores(settings, db, read_db)
     backend = _hub_backend(settings)
     event_hub = EventHub(backend=backend)
     hub = AgentHub(
@@ -147,7 +151,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     )
     liveness = settings.heartbeat_interval * settings.heartbeat_missed_limit
     session_service = SessionService(
-        sessions=db, router=hub, events=event_hub, agent_liveness=liveness
+        sessions=db, reads=read_db, router=hub, events=event_hub, agent_liveness=liveness
     )
     agent_service = AgentService(
         sessions=db,
@@ -158,6 +162,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     return AppContext(
         settings=settings,
         engine=engine,
+        reads=read_engine,
         db=db,
         tokens=TokenCodec(secret=secret),
         login_store=login_store,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 class AppContext:
     settings: ControlPlaneSettings
     engine: AsyncEngine
+    reads: AsyncEngine  # single-statement reads (engine.reads)
     db: async_sessionmaker[AsyncSession]
     tokens: TokenCodec
     login_store: LoginSessionStore

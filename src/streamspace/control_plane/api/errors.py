@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -117,10 +117,19 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _driver(request: Request, exc: Exception) -> JSONResponse:
+    """A connection lost mid-request (the server restarted, a proxy cut it) is the database
+    being unavailable; other driver errors are bugs."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return await _database(request, exc)
+    return await _unexpected(request, exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StreamSpaceError, _domain)
     app.add_exception_handler(PoolTimeout, _database)
     app.add_exception_handler(OperationalError, _database)
+    app.add_exception_handler(DBAPIError, _driver)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)

@@ -24,7 +24,7 @@ async def list_templates(
 
 @router.get("/{name}", response_model=TemplateRead)
 async def get_template(name: str, principal: User, ctx: Ctx) -> TemplateRead:
-    async with ctx.engine.connect() as conn:
+    async with ctx.reads.connect() as conn:
         return TemplateRead.model_validate(
             await templates.read_template(conn, org_id=principal.org_id, name=name)
         )

@@ -69,8 +69,13 @@ class LoginSessionStore(ABC):
 class DatabaseLoginSessionStore(LoginSessionStore):
     backend = "database"
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self._sessions, self._reads = sessions, reads
 
     async def create(self, *, token_id: str, user_id: str, expires_at: float) -> None:
         async with self._sessions.begin() as db:
@@ -82,7 +87,7 @@ class DatabaseLoginSessionStore(LoginSessionStore):
 
     async def principal(self, *, token_id: str) -> Principal:
         # Core, not the ORM, one prebuilt statement: this runs on every authenticated request.
-        async with self._sessions() as db:
+        async with self._reads() as db:
             row = (await db.execute(_PRINCIPAL, {"token_id": token_id})).first()
         if row is None or row.revoked or row.expires_at <= datetime.now(UTC):
             raise Unauthenticated(SESSION_ENDED, code="session_revoked")
@@ -113,7 +118,7 @@ class DatabaseLoginSessionStore(LoginSessionStore):
             )
 
     async def token_ids(self, *, user_id: str) -> list[str]:
-        async with self._sessions() as db:
+        async with self._reads() as db:
             rows = await db.scalars(
                 select(LoginSessionRecord.id).where(
                     LoginSessionRecord.user_id == user_id, LoginSessionRecord.revoked.is_(False)

@@ -2,15 +2,19 @@
 
 DB_MAX_OPEN_CONNS caps connections, DB_MAX_IDLE_CONNS is the pool kept open,
 DB_CONN_MAX_LIFETIME recycles old connections. SQLite gets WAL and a busy timeout.
+PostgreSQL connections that sat idle are checked before use, and single-statement reads run
+outside a transaction (`reads`).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -40,14 +44,59 @@ def create_engine(settings: ControlPlaneSettings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     idle = max(settings.db_max_idle_conns, 1)
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=idle,
         max_overflow=max(settings.db_max_open_conns - idle, 0),
         pool_recycle=int(settings.db_conn_max_lifetime),
-        pool_pre_ping=True,
         pool_timeout=10,
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection given back to the pool less than this long ago was working then.
+PING_AFTER_IDLE = 1.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Pessimistic disconnect handling, paid only by connections that sat idle.
+
+    SQLAlchemy's `pool_pre_ping` pings on every checkout, and on asyncpg a ping is three round
+    trips (BEGIN, an empty query, ROLLBACK): more than the one SELECT of most requests. Under
+    load a connection comes back within milliseconds, so only one idle for PING_AFTER_IDLE or
+    longer is pinged; a dead one (server restarted, connection killed) is dropped and the pool
+    opens another, as with `pool_pre_ping`."""
+    sync = engine.sync_engine
+
+    def mark_idle(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE:
+            return
+        try:
+            alive = sync.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"connection failed its ping: {exc}") from exc
+        if not alive:
+            raise DisconnectionError("connection failed its ping")
+
+    event.listen(sync, "connect", mark_idle)
+    event.listen(sync, "checkin", mark_idle)
+    event.listen(sync, "checkout", check)
+
+
+def reads(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for single-statement reads (the hot GETs and the login check).
+
+    On PostgreSQL it runs in autocommit: a read is one round trip instead of BEGIN, SELECT,
+    ROLLBACK, and one statement sees one snapshot anyway. SQLite begins no transaction for a
+    SELECT, and switching its isolation level would cost two thread hops, so it is the engine
+    itself there."""
+    if is_sqlite(engine):
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -74,11 +74,12 @@ class SessionService:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
         router: CommandRouter,
         events: EventSink,
         agent_liveness: float,
     ) -> None:
-        self._sessions = sessions
+        self._sessions, self._reads = sessions, reads
         self._router = router
         self._events = events
         self._liveness = agent_liveness
@@ -148,7 +149,7 @@ class SessionService:
         return session
 
     async def get(self, *, principal: Principal, session_id: str) -> SessionRecord:
-        async with self._sessions() as db:
+        async with self._reads() as db:
             return await self._visible(db, principal=principal, session_id=session_id)
 
     async def list(
@@ -170,7 +171,7 @@ class SessionService:
         query: Select[Any] = _list_query(
             own=own, by_state=bool(state), include_terminated=include_terminated
         )
-        async with self._sessions() as db:
+        async with self._reads() as db:
             rows: Sequence[Row[Any]] = (await db.execute(query, params)).all()
         return rows
 
