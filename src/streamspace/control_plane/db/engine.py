@@ -34,6 +34,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _skip_idle_rollbacks(engine: AsyncEngine) -> None:
+    """aiosqlite runs every call on its own thread, and a read request paid two such hops for
+    rollbacks of nothing (closing the session, then the pool resetting the connection). A
+    SELECT opens no transaction in sqlite3, so roll back only when one is open."""
+    dialect = engine.sync_engine.dialect
+    rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            rollback(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
 def create_engine(settings: ControlPlaneSettings) -> AsyncEngine:
     """Build the async engine for DATABASE_URL (SQLite file in the data dir by default)."""
     url = make_url(settings.effective_database_url)
@@ -42,6 +56,7 @@ def create_engine(settings: ControlPlaneSettings) -> AsyncEngine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_size=5, max_overflow=0)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        _skip_idle_rollbacks(engine)
         return engine
     idle = max(settings.db_max_idle_conns, 1)
     engine = create_async_engine(
