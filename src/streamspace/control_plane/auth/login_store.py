@@ -130,11 +130,18 @@ class DatabaseLoginSessionStore(LoginSessionStore):
 class RedisLoginSessionStore(LoginSessionStore):
     """Redis DB 0 in front of the database: `login:{token_id}` holds a live login's principal
     (short TTL), so a request is checked with one Redis read; the database stays the source
-    of truth. A logout deletes the key at once, so every
-    replica sees it; while Redis is down checks fall back to the database instead of
-    locking everybody out (the original's global-401 defect)."""
+    of truth. While Redis is down checks fall back to the database instead of locking
+    everybody out (the original's global-401 defect).
+
+    A logout does not delete the key, it overwrites it with a tombstone, and a check only
+    fills an absent key (SET NX): a check that read the database just before the logout
+    committed can then no longer put the ended login back for a whole TTL on every replica.
+    A role change leaves a `stale` marker the same way: checks read the database until it
+    expires, and no check can re-cache the old role."""
 
     backend = "redis"
+    REVOKED = b"-revoked"
+    STALE = b"-stale"
 
     def __init__(
         self, *, client: aioredis.Redis, database: DatabaseLoginSessionStore, cache_ttl: int = 60
@@ -152,37 +159,45 @@ class RedisLoginSessionStore(LoginSessionStore):
             cached = await self._redis.get(key)
         except (RedisError, OSError):
             return await self._db.principal(token_id=token_id)
-        if cached:
+        if cached == self.REVOKED:
+            raise Unauthenticated(SESSION_ENDED, code="session_revoked")
+        if cached and cached != self.STALE:
             with contextlib.suppress(ValueError, TypeError):
                 return Principal(**json.loads(cached))
         principal = await self._db.principal(token_id=token_id)
         with contextlib.suppress(RedisError, OSError):
-            await self._redis.set(key, json.dumps(asdict(principal)), ex=self._ttl)
+            await self._redis.set(key, json.dumps(asdict(principal)), ex=self._ttl, nx=True)
         return principal
 
     async def revoke(self, *, token_id: str) -> None:
         await self._db.revoke(token_id=token_id)
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.delete(f"login:{token_id}")
+        await self._mark([token_id], self.REVOKED)
 
     async def revoke_user(self, *, user_id: str) -> None:
         token_ids = await self._db.token_ids(user_id=user_id)
         await self._db.revoke_user(user_id=user_id)
-        await self._forget(token_ids)
+        await self._mark(token_ids, self.REVOKED)
 
     async def refresh_user(self, *, user_id: str) -> None:
-        await self._forget(await self._db.token_ids(user_id=user_id))
+        await self._mark(await self._db.token_ids(user_id=user_id), self.STALE)
 
-    async def _forget(self, token_ids: list[str]) -> None:
-        if token_ids:
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.delete(*(f"login:{t}" for t in token_ids))
+    async def _mark(self, token_ids: list[str], marker: bytes) -> None:
+        """Overwrite the cached principals (after the database changed): a check still in
+        flight cannot fill them again before the marker expires."""
+        if not token_ids:
+            return
+        with contextlib.suppress(RedisError, OSError):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for token_id in token_ids:
+                    pipe.set(f"login:{token_id}", marker, ex=self._ttl)
+                await pipe.execute()
 
 
 class CachingLoginSessionStore(LoginSessionStore):
     """The database store with the principals of live logins kept in this process, for the
     one-replica deployments (no Redis; multi-pod needs Redis, per the guide). Every logout,
-    disable and role change goes through this process and drops its entries at once; `ttl`
+    disable and role change goes through this process and drops its entries at once, and a
+    check whose database read began before such a change does not cache what it read; `ttl`
     only bounds how long a change made behind its back (straight in the database) can go
     unseen."""
 
@@ -194,6 +209,7 @@ class CachingLoginSessionStore(LoginSessionStore):
         self._ttl = ttl
         self._limit = limit
         self._entries: dict[str, tuple[float, Principal]] = {}
+        self._changes = 0  # logouts, disables and role changes so far
 
     async def create(self, *, token_id: str, user_id: str, expires_at: float) -> None:
         await self._db.create(token_id=token_id, user_id=user_id, expires_at=expires_at)
@@ -202,23 +218,31 @@ class CachingLoginSessionStore(LoginSessionStore):
         entry = self._entries.get(token_id)
         if entry is not None and entry[0] > time.monotonic():
             return entry[1]
+        changes = self._changes
         principal = await self._db.principal(token_id=token_id)
+        if changes != self._changes:  # a logout or user change ran meanwhile: may be stale
+            return principal
         if len(self._entries) >= self._limit:
             self._entries.clear()
         self._entries[token_id] = (time.monotonic() + self._ttl, principal)
         return principal
 
+    # The database first, then the cache: a check that read the database before the change
+    # sees the counter moved and keeps its answer to itself.
+
     async def revoke(self, *, token_id: str) -> None:
-        self._entries.pop(token_id, None)
         await self._db.revoke(token_id=token_id)
+        self._changes += 1
+        self._entries.pop(token_id, None)
 
     async def revoke_user(self, *, user_id: str) -> None:
-        self._drop_user(user_id)
         await self._db.revoke_user(user_id=user_id)
+        self._drop_user(user_id)
 
     async def refresh_user(self, *, user_id: str) -> None:
         self._drop_user(user_id)
 
     def _drop_user(self, user_id: str) -> None:
+        self._changes += 1
         for token_id in [t for t, (_, p) in self._entries.items() if p.user_id == user_id]:
             del self._entries[token_id]

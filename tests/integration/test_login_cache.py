@@ -1,0 +1,128 @@
+"""The login caches in front of the database (Redis DB 0 with several replicas, the process
+with one) must not bring back a login that ended, or a role that changed, when a check read
+the database just before the change and writes its answer to the cache just after.
+
+The database here is a stand-in that can hold a check between its read and its answer (the
+failure injection: the interleaving is otherwise a matter of microseconds); Redis is real."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from streamspace.control_plane.auth.login_store import (
+    SESSION_ENDED,
+    CachingLoginSessionStore,
+    DatabaseLoginSessionStore,
+    LoginSessionStore,
+    RedisLoginSessionStore,
+)
+from streamspace.control_plane.principal import Principal
+from streamspace.errors import Unauthenticated
+
+TOKEN = "token-1"
+ALICE = Principal(user_id="u1", org_id="o1", username="alice", role="admin", token_id=TOKEN)
+
+
+class HeldDatabase:
+    """Answers like the database store; `hold()` makes the next check stop after its read."""
+
+    backend = "database"
+
+    def __init__(self) -> None:
+        self.principal_row = ALICE
+        self.revoked: set[str] = set()
+        self._gate: asyncio.Event | None = None
+        self.read_done = asyncio.Event()
+
+    def hold(self) -> asyncio.Event:
+        self._gate, self.read_done = asyncio.Event(), asyncio.Event()
+        return self._gate
+
+    async def principal(self, *, token_id: str) -> Principal:
+        active, row = token_id not in self.revoked, self.principal_row  # the read
+        if self._gate is not None:
+            gate, self._gate = self._gate, None
+            self.read_done.set()
+            await gate.wait()
+        if not active:
+            raise Unauthenticated(SESSION_ENDED, code="session_revoked")
+        return row
+
+    async def revoke(self, *, token_id: str) -> None:
+        self.revoked.add(token_id)
+
+    async def revoke_user(self, *, user_id: str) -> None:
+        self.revoked.add(TOKEN)
+
+    async def token_ids(self, *, user_id: str) -> list[str]:
+        return [] if TOKEN in self.revoked else [TOKEN]
+
+    async def create(self, **_: Any) -> None:
+        return None
+
+
+@pytest.fixture(params=["redis", "process"])
+async def stores(
+    request: pytest.FixtureRequest, clean_redis: str
+) -> AsyncIterator[tuple[LoginSessionStore, HeldDatabase]]:
+    database = HeldDatabase()
+    typed = cast(DatabaseLoginSessionStore, database)
+    if request.param == "process":
+        yield CachingLoginSessionStore(database=typed), database
+        return
+    client = aioredis.Redis.from_url(f"{clean_redis}/0")
+    try:
+        yield RedisLoginSessionStore(client=client, database=typed), database
+    finally:
+        await client.aclose()
+
+
+async def _check_across(store: LoginSessionStore, database: HeldDatabase, change: Any) -> Principal:
+    """A check reads the database, `change` runs and completes, then the check answers."""
+    gate = database.hold()
+    check = asyncio.create_task(store.principal(token_id=TOKEN))
+    async with asyncio.timeout(5):  # the check must miss the cache and read the database
+        await database.read_done.wait()
+    await change()
+    gate.set()
+    return await check
+
+
+async def test_a_logout_during_a_check_is_not_undone_by_it(
+    stores: tuple[LoginSessionStore, HeldDatabase],
+) -> None:
+    store, database = stores
+    # The check read the login while it was live: that one answer may still be "alice".
+    assert await _check_across(store, database, lambda: store.revoke(token_id=TOKEN)) == ALICE
+    # Every check after the logout refuses it.
+    with pytest.raises(Unauthenticated):
+        await store.principal(token_id=TOKEN)
+
+
+async def test_a_disable_during_a_check_is_not_undone_by_it(
+    stores: tuple[LoginSessionStore, HeldDatabase],
+) -> None:
+    store, database = stores
+    await _check_across(store, database, lambda: store.revoke_user(user_id="u1"))
+    with pytest.raises(Unauthenticated):
+        await store.principal(token_id=TOKEN)
+
+
+async def test_a_role_change_during_a_check_applies_to_the_next_request(
+    stores: tuple[LoginSessionStore, HeldDatabase],
+) -> None:
+    store, database = stores
+
+    async def demote() -> None:
+        database.principal_row = replace(ALICE, role="user")
+        await store.refresh_user(user_id="u1")
+
+    assert (await _check_across(store, database, demote)).role == "admin"  # read before
+    assert (await store.principal(token_id=TOKEN)).role == "user"
+    assert (await store.principal(token_id=TOKEN)).role == "user"
