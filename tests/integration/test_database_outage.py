@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from streamspace.control_plane.db import engine
 from streamspace.control_plane.db.engine import PING_AFTER_IDLE
 from tests.support.app import login, running_app
-from tests.support.services import fresh_postgres
+from tests.support.services import fresh_postgres, private_postgres
 
 
 async def test_unreachable_database_is_503_not_500(tmp_path: Path) -> None:
@@ -88,3 +88,28 @@ async def test_a_connection_lost_mid_request_is_503(monkeypatch: pytest.MonkeyPa
         assert r.json()["error"]["code"] == "database_unavailable"
         r = await client.get("/api/v1/sessions", headers=headers)
         assert r.status_code == 200, r.text
+
+
+async def test_postgresql_down_is_503_and_back_without_a_restart() -> None:
+    """The server stops (crash, failover): every request is a retryable 503, never a 500, and
+    once it is back the same replica serves again by itself."""
+    async with private_postgres() as pg, running_app(database_url=pg.url) as (_app, client):
+        headers = await login(client)
+        pg.stop()
+        for path in ("/api/v1/sessions", "/api/v1/templates/terminal", "/api/v1/auth/me"):
+            r = await client.get(path, headers=headers)
+            if path.endswith("/me") and r.status_code == 200:
+                continue  # the login check is cached in the process; nothing else to read
+            assert r.status_code == 503, (path, r.text)
+            assert r.json()["error"]["code"] == "database_unavailable"
+        ready = await client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("failed")
+        pg.start()
+        statuses = [(await client.get("/api/v1/sessions", headers=headers)).status_code]
+        for _ in range(50):
+            if statuses[-1] == 200:
+                break
+            await asyncio.sleep(0.2)
+            statuses.append((await client.get("/api/v1/sessions", headers=headers)).status_code)
+        assert statuses[-1] == 200 and set(statuses) <= {200, 503}, statuses
+        assert (await client.get("/ready")).status_code == 200

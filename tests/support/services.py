@@ -3,10 +3,17 @@ databases on them. A test needing a missing service skips locally and fails unde
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import shutil
+import socket
+import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -58,3 +65,51 @@ async def flush_redis() -> str:
         await client.flushdb()
         await client.aclose()
     return url
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of a test's own, to stop and start under a running app (the shared
+    one serves every other test). Same binaries as scripts/test-services.sh."""
+
+    def __init__(self, data: Path, port: int) -> None:
+        self.data, self.port = data, port
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+
+    def _pg_ctl(self, *args: str) -> None:
+        command = " ".join([f"{_pg_bin()}/pg_ctl", "-D", str(self.data), *args])
+        subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", command], check=True)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-l", str(self.data / "pg.log"), "-w", "-o", f"'{options}'", "start")
+
+    def stop(self) -> None:
+        self._pg_ctl("-m", "immediate", "-w", "stop")  # as a crash or a failover would
+
+
+def _pg_bin() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        need("", "PostgreSQL server binaries")
+    return str(Path(found[-1]).parent)
+
+
+@asynccontextmanager
+async def private_postgres() -> AsyncIterator[PrivatePostgres]:
+    need(PG_URL, "PostgreSQL")  # the services are installed
+    root = Path(tempfile.mkdtemp(prefix="ss-pg-", dir="/tmp"))
+    shutil.chown(root, "postgres")
+    data = root / "data"
+    init = f"{_pg_bin()}/initdb -D {data} -U postgres -A trust --no-sync -E UTF8"
+    subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", init], check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = PrivatePostgres(data, port)
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -67,7 +67,26 @@ def create_engine(settings: ControlPlaneSettings) -> AsyncEngine:
         pool_timeout=10,
     )
     _ping_when_idle(engine)
+    _refusals_are_database_errors(engine)
     return engine
+
+
+def _refusals_are_database_errors(engine: AsyncEngine) -> None:
+    """asyncpg raises a plain OSError (connection refused, no route, DNS) or TimeoutError when
+    it cannot reach the server, which SQLAlchemy passes through unwrapped: a request during a
+    PostgreSQL outage was a 500. Raised as the driver's OperationalError instead, it is the
+    503 `database_unavailable` every other database outage gives."""
+    dialect = engine.sync_engine.dialect
+    connect = dialect.connect
+
+    def connect_or_explain(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return connect(*args, **kwargs)
+        except (OSError, TimeoutError) as exc:
+            message = f"cannot reach PostgreSQL: {exc}"
+            raise dialect.loaded_dbapi.OperationalError(message) from exc
+
+    dialect.connect = connect_or_explain  # type: ignore[method-assign]
 
 
 # A connection given back to the pool less than this long ago was working then.
