@@ -3,6 +3,7 @@ databases on them. A test needing a missing service skips locally and fails unde
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
@@ -101,7 +102,8 @@ async def private_postgres() -> AsyncIterator[PrivatePostgres]:
     shutil.chown(root, "postgres")
     data = root / "data"
     init = f"{_pg_bin()}/initdb -D {data} -U postgres -A trust --no-sync -E UTF8"
-    subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", init], check=True, capture_output=True)
+    command = ["su", "postgres", "-s", "/bin/sh", "-c", init]
+    await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
