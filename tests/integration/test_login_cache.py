@@ -94,22 +94,21 @@ async def _check_across(store: LoginSessionStore, database: HeldDatabase, change
     return await check
 
 
-async def test_a_logout_during_a_check_is_not_undone_by_it(
-    stores: tuple[LoginSessionStore, HeldDatabase],
+@pytest.mark.parametrize("ending", ["logout", "disable"])
+async def test_a_login_ended_during_a_check_is_not_undone_by_it(
+    stores: tuple[LoginSessionStore, HeldDatabase], ending: str
 ) -> None:
     store, database = stores
+
+    async def end() -> None:
+        if ending == "logout":
+            await store.revoke(token_id=TOKEN)
+        else:
+            await store.revoke_user(user_id="u1")
+
     # The check read the login while it was live: that one answer may still be "alice".
-    assert await _check_across(store, database, lambda: store.revoke(token_id=TOKEN)) == ALICE
-    # Every check after the logout refuses it.
-    with pytest.raises(Unauthenticated):
-        await store.principal(token_id=TOKEN)
-
-
-async def test_a_disable_during_a_check_is_not_undone_by_it(
-    stores: tuple[LoginSessionStore, HeldDatabase],
-) -> None:
-    store, database = stores
-    await _check_across(store, database, lambda: store.revoke_user(user_id="u1"))
+    assert await _check_across(store, database, end) == ALICE
+    # Every check after the logout or disable refuses it.
     with pytest.raises(Unauthenticated):
         await store.principal(token_id=TOKEN)
 
