@@ -8,8 +8,10 @@ failure injection: the interleaving is otherwise a matter of microseconds); Redi
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -24,6 +26,7 @@ from streamspace.control_plane.auth.login_store import (
 )
 from streamspace.control_plane.principal import Principal
 from streamspace.errors import Unauthenticated
+from tests.support.processes import RedisServer
 
 TOKEN = "token-1"
 ALICE = Principal(user_id="u1", org_id="o1", username="alice", role="admin", token_id=TOKEN)
@@ -125,3 +128,46 @@ async def test_a_role_change_during_a_check_applies_to_the_next_request(
     assert (await _check_across(store, database, demote)).role == "admin"  # read before
     assert (await store.principal(token_id=TOKEN)).role == "user"
     assert (await store.principal(token_id=TOKEN)).role == "user"
+
+
+async def test_a_logout_while_redis_is_unreachable_reaches_it_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Redis stops answering (paused, partitioned) but keeps its data: a logout then cannot
+    write its tombstone, and when Redis answers again it still holds the principal another
+    replica cached before. That replica must refuse the token within moments, not serve it
+    for the rest of the cache TTL."""
+    redis_server = RedisServer(log_dir=tmp_path).start()
+    database = HeldDatabase()  # one database behind both replicas
+    clients = [
+        aioredis.Redis.from_url(
+            f"redis://127.0.0.1:{redis_server.port}/0",
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+        )
+        for _ in range(2)
+    ]
+    here, there = (
+        RedisLoginSessionStore(client=c, database=cast(DatabaseLoginSessionStore, database))
+        for c in clients
+    )
+    try:
+        assert await there.principal(token_id=TOKEN) == ALICE  # cached in Redis
+        redis_server.send_signal(signal.SIGSTOP)
+        await here.revoke(token_id=TOKEN)  # the database takes it; Redis does not answer
+        with pytest.raises(Unauthenticated):
+            await here.principal(token_id=TOKEN)  # this replica knows at once
+        redis_server.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(5):
+            while True:
+                try:
+                    await there.principal(token_id=TOKEN)
+                except Unauthenticated:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        redis_server.send_signal(signal.SIGCONT)
+        await here.close()
+        for client in clients:
+            await client.aclose()
+        redis_server.stop()

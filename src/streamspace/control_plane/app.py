@@ -230,6 +230,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await ctx.hub.stop()
+        await ctx.login_store.close()
         if ctx.cache_redis is not None:
             await ctx.cache_redis.aclose()
         await ctx.engine.dispose()

@@ -7,6 +7,7 @@ principals are then cached in the process); either way every replica sees a logo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -60,6 +61,9 @@ class LoginSessionStore(ABC):
     @abstractmethod
     async def revoke_user(self, *, user_id: str) -> None:
         """End every login of a user (disabled, password changed)."""
+
+    async def close(self) -> None:  # noqa: B027 - nothing to release by default
+        """Stop background work (at shutdown)."""
 
     async def refresh_user(self, *, user_id: str) -> None:  # noqa: B027 - a no-op by default
         """The user's role or name changed: logins stay, cached principals go (the database
@@ -137,11 +141,14 @@ class RedisLoginSessionStore(LoginSessionStore):
     fills an absent key (SET NX): a check that read the database just before the logout
     committed can then no longer put the ended login back for a whole TTL on every replica.
     A role change leaves a `stale` marker the same way: checks read the database until it
-    expires, and no check can re-cache the old role."""
+    expires, and no check can re-cache the old role. A marker Redis did not take (it was down
+    or unreachable) is kept and written again every RETRY_INTERVAL until it is: Redis may come
+    back holding a principal cached before the outage, and must not serve it."""
 
     backend = "redis"
     REVOKED = b"-revoked"
     STALE = b"-stale"
+    RETRY_INTERVAL = 0.5
 
     def __init__(
         self, *, client: aioredis.Redis, database: DatabaseLoginSessionStore, cache_ttl: int = 60
@@ -149,6 +156,8 @@ class RedisLoginSessionStore(LoginSessionStore):
         self._redis = client
         self._db = database
         self._ttl = cache_ttl
+        self._unwritten: dict[str, bytes] = {}  # token id -> marker Redis has not taken yet
+        self._retrying: asyncio.Task[None] | None = None
 
     async def create(self, *, token_id: str, user_id: str, expires_at: float) -> None:
         await self._db.create(token_id=token_id, user_id=user_id, expires_at=expires_at)
@@ -159,6 +168,7 @@ class RedisLoginSessionStore(LoginSessionStore):
             cached = await self._redis.get(key)
         except (RedisError, OSError):
             return await self._db.principal(token_id=token_id)
+        cached = self._unwritten.get(token_id, cached)
         if cached == self.REVOKED:
             raise Unauthenticated(SESSION_ENDED, code="session_revoked")
         if cached and cached != self.STALE:
@@ -184,13 +194,44 @@ class RedisLoginSessionStore(LoginSessionStore):
     async def _mark(self, token_ids: list[str], marker: bytes) -> None:
         """Overwrite the cached principals (after the database changed): a check still in
         flight cannot fill them again before the marker expires."""
-        if not token_ids:
-            return
-        with contextlib.suppress(RedisError, OSError):
+        for token_id in token_ids:
+            if self._unwritten.get(token_id) != self.REVOKED:  # an ended login stays ended
+                self._unwritten[token_id] = marker
+        if not await self._write_markers():
+            self._retry_later()
+
+    async def _write_markers(self) -> bool:
+        """True when Redis has taken every marker."""
+        batch = dict(self._unwritten)
+        if not batch:
+            return True
+        try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for token_id in token_ids:
+                for token_id, marker in batch.items():
                     pipe.set(f"login:{token_id}", marker, ex=self._ttl)
                 await pipe.execute()
+        except (RedisError, OSError):
+            return False
+        for token_id, marker in batch.items():
+            if self._unwritten.get(token_id) == marker:
+                del self._unwritten[token_id]
+        return not self._unwritten
+
+    def _retry_later(self) -> None:
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._retry())
+
+    async def _retry(self) -> None:
+        while True:
+            await asyncio.sleep(self.RETRY_INTERVAL)
+            if await self._write_markers():
+                return
+
+    async def close(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
 
 
 class CachingLoginSessionStore(LoginSessionStore):
