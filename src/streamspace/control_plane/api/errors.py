@@ -118,9 +118,11 @@ async def _database(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _driver(request: Request, exc: Exception) -> JSONResponse:
-    """A connection lost mid-request (the server restarted, a proxy cut it) is the database
-    being unavailable; other driver errors are bugs."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    """The database unreachable (OperationalError) or a connection lost mid-request (the server
+    restarted, a proxy cut it) is the database being unavailable; other driver errors are
+    bugs."""
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if isinstance(exc, OperationalError) or lost:
         return await _database(request, exc)
     return await _unexpected(request, exc)
 
@@ -128,7 +130,6 @@ async def _driver(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StreamSpaceError, _domain)
     app.add_exception_handler(PoolTimeout, _database)
-    app.add_exception_handler(OperationalError, _database)
     app.add_exception_handler(DBAPIError, _driver)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
