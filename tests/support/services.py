@@ -8,7 +8,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,6 +20,8 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.support.processes import free_port
 
 PG_URL = os.environ.get("STREAMSPACE_TEST_PG_URL", "")
 REDIS_URL = os.environ.get("STREAMSPACE_TEST_REDIS_URL", "")
@@ -104,10 +105,7 @@ async def private_postgres() -> AsyncIterator[PrivatePostgres]:
     init = f"{_pg_bin()}/initdb -D {data} -U postgres -A trust --no-sync -E UTF8"
     command = ["su", "postgres", "-s", "/bin/sh", "-c", init]
     await asyncio.to_thread(subprocess.run, command, check=True, capture_output=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = PrivatePostgres(data, port)
+    server = PrivatePostgres(data, free_port())
     server.start()
     try:
         yield server
