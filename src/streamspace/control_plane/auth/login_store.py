@@ -131,6 +131,10 @@ class DatabaseLoginSessionStore(LoginSessionStore):
             return list(rows.all())
 
 
+def _login_key(token_id: str) -> str:
+    return f"login:{token_id}"
+
+
 class RedisLoginSessionStore(LoginSessionStore):
     """Redis DB 0 in front of the database: `login:{token_id}` holds a live login's principal
     (short TTL), so a request is checked with one Redis read; the database stays the source
@@ -163,12 +167,15 @@ class RedisLoginSessionStore(LoginSessionStore):
         await self._db.create(token_id=token_id, user_id=user_id, expires_at=expires_at)
 
     async def principal(self, *, token_id: str) -> Principal:
-        key = f"login:{token_id}"
-        try:
-            cached = await self._redis.get(key)
-        except (RedisError, OSError):
-            return await self._db.principal(token_id=token_id)
-        cached = self._unwritten.get(token_id, cached)
+        key = _login_key(token_id)
+        # A marker Redis has not taken yet is this replica's newest word on the login: no need
+        # to ask Redis (which may be the reason it is not written).
+        cached: bytes | str | None = self._unwritten.get(token_id)
+        if cached is None:
+            try:
+                cached = await self._redis.get(key)
+            except (RedisError, OSError):
+                return await self._db.principal(token_id=token_id)
         if cached == self.REVOKED:
             raise Unauthenticated(SESSION_ENDED, code="session_revoked")
         if cached and cached != self.STALE:
@@ -208,7 +215,7 @@ class RedisLoginSessionStore(LoginSessionStore):
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for token_id, marker in batch.items():
-                    pipe.set(f"login:{token_id}", marker, ex=self._ttl)
+                    pipe.set(_login_key(token_id), marker, ex=self._ttl)
                 await pipe.execute()
         except (RedisError, OSError):
             return False
