@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
 
 from streamspace.config import load_agent_settings, load_settings
 from streamspace.config.durations import parse_duration
@@ -33,6 +34,16 @@ def test_guide_env_names_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.redis_pool_size, s.db_max_open_conns, s.db_max_idle_conns) == (7, 30, 4)
     assert s.db_conn_max_lifetime == 120.0
     assert s.redis_url(1) == "redis://redis.internal:6380/1"
+
+
+def test_a_redis_password_with_url_characters_survives_the_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", "p@ss/w:rd#1")
+    url = load_settings().redis_url(0)
+    assert aioredis.Redis.from_url(url).connection_pool.connection_kwargs["password"] == (
+        "p@ss/w:rd#1"
+    )
 
 
 def test_defaults_match_the_guide(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -223,7 +224,7 @@ class ControlPlaneSettings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'streamspace.db').resolve()}"
 
     def redis_url(self, db: int) -> str:
-        auth = f":{self.redis_password}@" if self.redis_password else ""
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{db}"
 
     @property
