@@ -111,7 +111,9 @@ class ApiReplica(Proc):
 
 
 class RedisServer(Proc):
-    def __init__(self, *, log_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, *, log_dir: Path, port: int | None = None, password: str | None = None
+    ) -> None:
         self.port = port or free_port()
         super().__init__(
             name=f"redis-{self.port}",
@@ -127,6 +129,7 @@ class RedisServer(Proc):
                 "",
                 "--appendonly",
                 "no",
+                *(["--requirepass", password] if password else []),
             ],
         )
 
@@ -139,7 +142,7 @@ class RedisServer(Proc):
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

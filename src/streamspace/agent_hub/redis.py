@@ -6,7 +6,8 @@ operations fail fast with Unavailable, and a supervisor reconnects and resubscri
 Lookups and publishes issued in the same loop turn are coalesced (coalesce.py): one MGET for
 the lookups, one pipeline for the publishes, and several messages for one channel travel as one
 batch frame (`BATCH_MAGIC`, then each message as a 4-byte big-endian length and its bytes),
-which the listener splits again before the handler sees them.
+which the listener splits again before the handler sees them. Those three (MGET, PUBLISH and
+the subscription) run over resp.py's lean connections; the rest uses redis-py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from redis.exceptions import RedisError
 
 from streamspace.agent_hub.base import AGENT_KEY_TTL, Handler, HubBackend
 from streamspace.agent_hub.coalesce import Coalescer
+from streamspace.agent_hub.resp import Address, RespClient, RespSubscriber
 from streamspace.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,14 @@ def unpack(data: bytes) -> Iterator[bytes]:
 class RedisHubBackend(HubBackend):
     name = "redis"
 
-    def __init__(self, *, url: str, pool_size: int, retry_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        pool_size: int,
+        retry_interval: float = 1.0,
+        health_interval: float = 10.0,
+    ) -> None:
         # Blocking pool: a burst waits for a free connection instead of failing with "Too many
         # connections", which would flip the whole replica into single-pod mode.
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -86,7 +95,9 @@ class RedisHubBackend(HubBackend):
             health_check_interval=10,
         )
         self._client = aioredis.Redis(connection_pool=pool)
-        self._url = url
+        self._address = Address.from_url(url)
+        self._fast = RespClient(self._address, timeout=2.0)
+        self._health = health_interval
         self._retry = retry_interval
         self._available = False
         self._task: asyncio.Task[None] | None = None
@@ -136,29 +147,29 @@ class RedisHubBackend(HubBackend):
     async def _listen(
         self, channels: list[str], handler: Handler, on_connected: Callable[[], Awaitable[None]]
     ) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        subscriber = RespSubscriber(
+            self._address, channels, timeout=2.0, health_interval=self._health
+        )
         try:
-            await pubsub.subscribe(*channels)
+            await subscriber.connect()
             await self._client.ping()
             self._available = True
             log.info("AgentHub Redis connected - multi-pod support enabled")
             await on_connected()
             while True:
-                message = await pubsub.get_message(timeout=1.0)
+                message = await subscriber.get(wait=1.0)
                 if not self._available:
                     await self._recover(on_connected)
                 if message is None:
                     continue
-                channel = message["channel"]
-                channel = channel.decode() if isinstance(channel, bytes) else channel
-                for data in unpack(message["data"]):
+                channel = message[0].decode()
+                for data in unpack(message[1]):
                     try:
                         await handler(channel, data)
                     except Exception:
                         log.exception("AgentHub message handler failed on %s", channel)
         finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await subscriber.close()
 
     async def _recover(self, on_connected: Callable[[], Awaitable[None]]) -> None:
         """A command failed but the subscription is alive: back to multi-pod once Redis
@@ -173,6 +184,7 @@ class RedisHubBackend(HubBackend):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._fast.close()
         await self._client.aclose()
 
     async def _guard(self, what: str, op: Callable[[], Awaitable[object]]) -> object:
@@ -234,7 +246,9 @@ class RedisHubBackend(HubBackend):
 
     async def _lookup_many(self, agent_ids: list[str]) -> list[str | None]:
         keys = [_keys(agent_id)[0] for agent_id in agent_ids]
-        values = await self._guard("look up the agent's pod", lambda: self._client.mget(keys))
+        values = await self._guard(
+            "look up the agent's pod", lambda: self._fast.call("MGET", *keys)
+        )
         assert isinstance(values, list)
         return [v.decode() if isinstance(v, bytes) else None for v in values]
 
@@ -248,15 +262,19 @@ class RedisHubBackend(HubBackend):
         for channel, data in items:
             by_channel.setdefault(channel, []).append(data)
 
-        async def pipeline() -> list[object]:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for channel, messages in by_channel.items():
-                    pipe.publish(
-                        channel, messages[0] if len(messages) == 1 else pack_batch(messages)
+        counts = await self._guard(
+            "publish",
+            lambda: self._fast.pipeline(
+                [
+                    (
+                        "PUBLISH",
+                        channel,
+                        messages[0] if len(messages) == 1 else pack_batch(messages),
                     )
-                return list(await pipe.execute())
-
-        counts = await self._guard("publish", pipeline)
+                    for channel, messages in by_channel.items()
+                ]
+            ),
+        )
         assert isinstance(counts, list)
         receivers = dict(zip(by_channel, counts, strict=True))
         return [int(receivers[channel]) for channel, _ in items]

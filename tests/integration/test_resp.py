@@ -1,0 +1,170 @@
+"""The hub's lean Redis connections (agent_hub/resp.py) against a real redis-server of the
+test's own: messages arrive whole and in order, keys are read from the URL's database, a
+password is sent, and every way of losing the server is a redis-py error the hub already
+handles (then the next call reconnects by itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streamspace.agent_hub import resp
+from streamspace.agent_hub.resp import Address, RespClient, RespSubscriber
+from tests.support.processes import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    redis_server = RedisServer(log_dir=tmp_path).start()
+    try:
+        yield redis_server
+    finally:
+        redis_server.send_signal(signal.SIGCONT)
+        redis_server.stop()
+
+
+def url(server: RedisServer, db: int = 1, auth: str = "") -> str:
+    return f"redis://{auth}127.0.0.1:{server.port}/{db}"
+
+
+async def test_messages_arrive_whole_and_in_order_with_receiver_counts(
+    server: RedisServer,
+) -> None:
+    address = Address.from_url(url(server))
+    subscriber = RespSubscriber(address, ["pod:a", "pod:b"])
+    client = RespClient(address)
+    await subscriber.connect()
+    try:
+        payloads = [bytes([i % 256]) * (i * 37) for i in range(200)]  # 0 B .. 7 KB, any byte
+        counts = await client.pipeline([("PUBLISH", "pod:a", p) for p in payloads])
+        assert counts == [1] * 200
+        assert await client.call("PUBLISH", "pod:nobody", b"x") == 0
+        assert await client.call("PUBLISH", "pod:b", b"last") == 1
+        got = [await subscriber.get(wait=2) for _ in range(201)]
+        assert got == [(b"pod:a", p) for p in payloads] + [(b"pod:b", b"last")]
+        assert await subscriber.get(wait=0.2) is None  # nothing else came
+    finally:
+        await subscriber.close()
+        await client.close()
+
+
+async def test_keys_are_read_from_the_urls_database_and_errors_are_redis_errors(
+    server: RedisServer,
+) -> None:
+    writer = aioredis.Redis.from_url(url(server, db=1))
+    await writer.set("agent:a1:pod", "api-b")
+    client, other_db = (
+        RespClient(Address.from_url(url(server, db=1))),
+        RespClient(Address.from_url(url(server, db=0))),
+    )
+    try:
+        assert await client.call("MGET", "agent:a1:pod", "agent:a2:pod") == [b"api-b", None]
+        assert await other_db.call("MGET", "agent:a1:pod") == [None]
+        with pytest.raises(ResponseError):
+            await client.call("NOSUCHCOMMAND")
+        assert await client.call("GET", "agent:a1:pod") == b"api-b"  # still in step
+    finally:
+        await writer.aclose()
+        await client.close()
+        await other_db.close()
+
+
+async def test_a_password_is_sent_and_a_wrong_one_is_a_clear_refusal(tmp_path: Path) -> None:
+    server = RedisServer(log_dir=tmp_path, password="s3cret@pw").start()
+    try:
+        good = Address.from_url(url(server, auth=":s3cret%40pw@"))
+        assert good.password == "s3cret@pw"
+        client = RespClient(good)
+        assert await client.call("PUBLISH", "x", b"y") == 0
+        await client.close()
+        subscriber = RespSubscriber(good, ["x"])
+        await subscriber.connect()
+        await subscriber.close()
+        with pytest.raises(RedisConnectionError, match="refused the password"):
+            await RespClient(Address.from_url(url(server, auth=":wrong@"))).call("PING")
+        with pytest.raises(RedisConnectionError, match="refused the subscription: NOAUTH"):
+            await RespSubscriber(Address.from_url(url(server)), ["x"]).connect()
+    finally:
+        server.stop()
+
+
+async def test_a_killed_server_fails_calls_and_the_subscriber_then_both_come_back(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    address = Address.from_url(url(server))
+    client, subscriber = RespClient(address), RespSubscriber(address, ["pod:a"])
+    await subscriber.connect()
+    assert await client.call("PUBLISH", "pod:a", b"1") == 1
+    server.kill()
+    assert await subscriber.get(wait=1) == (b"pod:a", b"1")  # what came before the loss
+    with pytest.raises(RedisConnectionError):
+        await subscriber.get(wait=1)
+    with pytest.raises(RedisConnectionError):
+        await client.call("PUBLISH", "pod:a", b"2")
+    revived = RedisServer(log_dir=tmp_path, port=server.port).start()
+    try:
+        subscriber = RespSubscriber(address, ["pod:a"])
+        await subscriber.connect()
+        assert await client.call("PUBLISH", "pod:a", b"3") == 1  # reconnected by itself
+        assert await subscriber.get(wait=2) == (b"pod:a", b"3")
+    finally:
+        await subscriber.close()
+        await client.close()
+        revived.stop()
+
+
+async def test_a_server_that_stops_answering_is_noticed_without_a_reset(
+    server: RedisServer,
+) -> None:
+    """A paused (or unplugged) server sends no RST: calls time out, and an idle subscriber's
+    health PING goes unanswered, so both report the connection lost instead of waiting."""
+    address = Address.from_url(url(server))
+    client = RespClient(address, timeout=0.5)
+    subscriber = RespSubscriber(address, ["pod:a"], timeout=0.5, health_interval=0.3)
+    await subscriber.connect()
+    try:
+        assert await subscriber.get(wait=0.4) is None  # idle and healthy: PINGs answered
+        assert await subscriber.get(wait=0.4) is None
+        server.send_signal(signal.SIGSTOP)
+        with pytest.raises(RedisTimeoutError):
+            await client.call("PUBLISH", "pod:a", b"lost")
+        async with asyncio.timeout(5):
+            with pytest.raises(RedisConnectionError, match="did not answer a PING"):
+                while True:
+                    await subscriber.get(wait=0.2)
+        server.send_signal(signal.SIGCONT)
+        assert await client.call("PUBLISH", "pod:a", b"back") == 0  # new connection
+    finally:
+        await subscriber.close()
+        await client.close()
+
+
+async def test_a_consumer_that_falls_behind_pauses_reading_and_loses_nothing(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(resp, "PAUSE_AT", 50)
+    monkeypatch.setattr(resp, "RESUME_AT", 10)
+    address = Address.from_url(url(server))
+    subscriber, client = RespSubscriber(address, ["pod:a"]), RespClient(address)
+    await subscriber.connect()
+    try:
+        await client.pipeline([("PUBLISH", "pod:a", str(i)) for i in range(500)])
+        await asyncio.sleep(0.3)
+        transport = subscriber._proto.transport if subscriber._proto else None
+        assert transport is not None and not transport.is_reading()  # Redis holds the rest
+        got = [await subscriber.get(wait=2) for _ in range(500)]
+        assert got == [(b"pod:a", str(i).encode()) for i in range(500)]
+        assert transport.is_reading()
+    finally:
+        await subscriber.close()
+        await client.close()
