@@ -17,6 +17,8 @@ from typing import Any, cast
 import pytest
 import redis.asyncio as aioredis
 
+from streamspace.config import load_settings
+from streamspace.control_plane.app import redis_client
 from streamspace.control_plane.auth.login_store import (
     SESSION_ENDED,
     CachingLoginSessionStore,
@@ -171,3 +173,37 @@ async def test_a_logout_while_redis_is_unreachable_reaches_it_when_it_is_back(
         for client in clients:
             await client.aclose()
         redis_server.stop()
+
+
+async def test_a_burst_of_checks_past_the_pool_size_is_served_from_redis(
+    clean_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More concurrent requests than REDIS_POOL_SIZE: each waits for a pooled connection and is
+    answered from the cache, none falls back to the database."""
+    host, port = clean_redis.removeprefix("redis://").split(":")
+    monkeypatch.setenv("REDIS_HOST", host)
+    monkeypatch.setenv("REDIS_PORT", port)
+    monkeypatch.setenv("REDIS_POOL_SIZE", "2")
+    client = redis_client(load_settings(), 0)
+    database = CountingDatabase()
+    store = RedisLoginSessionStore(
+        client=client, database=cast(DatabaseLoginSessionStore, database)
+    )
+    try:
+        assert await store.principal(token_id=TOKEN) == ALICE  # fills the cache
+        answers = await asyncio.gather(*(store.principal(token_id=TOKEN) for _ in range(50)))
+        assert answers == [ALICE] * 50
+        assert database.reads == 1
+    finally:
+        await client.aclose()
+
+
+class CountingDatabase(HeldDatabase):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def principal(self, *, token_id: str) -> Principal:
+        self.reads += 1
+        await asyncio.sleep(0)
+        return await super().principal(token_id=token_id)

@@ -94,7 +94,7 @@ class RedisHubBackend(HubBackend):
             socket_connect_timeout=2.0,
             health_check_interval=10,
         )
-        self._client = aioredis.Redis(connection_pool=pool)
+        self._client = aioredis.Redis.from_pool(pool)  # aclose() closes the pool too
         self._address = Address.from_url(url)
         self._fast = RespClient(self._address, timeout=2.0)
         self._health = health_interval

@@ -90,13 +90,19 @@ async def migrate_with_retry(engine: AsyncEngine) -> None:
             await asyncio.sleep(1 + attempt)
 
 
-def _redis(settings: ControlPlaneSettings, db: int) -> aioredis.Redis:
-    return aioredis.Redis.from_url(
+def redis_client(settings: ControlPlaneSettings, db: int) -> aioredis.Redis:
+    """REDIS_POOL_SIZE connections; a request finding them all busy waits (up to 2 s) for one.
+    redis-py's default pool raises "Too many connections" at once instead, which the login
+    check took for an outage: every authenticated request past the tenth concurrent one
+    fell back to a database read, which is what the cache is there to save."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         settings.redis_url(db),
         max_connections=settings.redis_pool_size,
+        timeout=2.0,
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
     )
+    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
 
 
 async def _auth_stores(
@@ -112,7 +118,7 @@ async def _auth_stores(
             MemoryLoginThrottle(max_failures=limit, window=window),
             None,
         )
-    client = _redis(settings, 0)
+    client = redis_client(settings, 0)
     try:
         await client.ping()
         log.info("Redis cache enabled and connected")
