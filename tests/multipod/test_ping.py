@@ -80,3 +80,34 @@ async def test_ping_round_trips_locally_and_across_replicas(tmp_path: Path) -> N
         responder.cancel()
         await ws.close()
         await silent.close()
+
+
+async def test_an_agent_that_moves_is_reached_on_its_new_replica_at_once(tmp_path: Path) -> None:
+    """Replicas remember where an agent is (one Redis lookup instead of one per command); when
+    a newer connection of the agent displaces the old one on another replica, the next ping
+    already goes to the new replica, and an agent that left altogether is reported offline."""
+    async with cluster(tmp_path, replicas=3, lb=False) as c:
+        a, b, third = c.replicas
+        admin = await c.token(a.url)
+        key = await enroll_agent(a.url, admin, "mover-1")
+        path = "/api/v1/admin/agents/mover-1/ping?timeout=2"
+        seen: list[str] = []
+        sockets, responders = [], []
+        for epoch, home in enumerate((b, third, b), start=1):
+            ws = await connect(home.url, key, epoch=epoch)  # displaces the previous one
+            await ws.recv()  # welcome
+            sockets.append(ws)
+            responders.append(asyncio.create_task(answer_pings(ws, seen)))
+            r = await c.call(a.url, "POST", path, admin)
+            assert r.status_code == 200, (home.pod, r.text)
+            assert r.json()["route"] == "cross_pod"
+        assert len(seen) == 3
+        await sockets[-1].close()
+        for _ in range(50):  # gone: refused by its last replica, not left to time out
+            r = await c.call(a.url, "POST", path, admin)
+            if r.status_code == 503:
+                break
+            await asyncio.sleep(0.1)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "agent_offline", r.text
+        for responder in responders:
+            responder.cancel()

@@ -32,6 +32,12 @@ from streamspace.protocol import close_codes, encode, make
 
 log = logging.getLogger(__name__)
 
+# How long a replica trusts the agent->pod answer it got from Redis. Moves are announced on the
+# control channel (`displace`) and update it at once; the TTL only bounds the harm of a missed
+# announcement (a Redis outage): a ping is refused by the old replica and the entry dropped,
+# a command stays owed and is sent again when the agent reconnects or the sweeper resends it.
+ROUTE_TTL = 10.0
+
 
 class AgentHub:
     def __init__(
@@ -54,6 +60,7 @@ class AgentHub:
         self.local: dict[str, AgentConnection] = {}
         self._epochs: dict[str, int] = {}
         self._sent_at: dict[str, tuple[float, str]] = {}
+        self._routes: dict[str, tuple[str, float]] = {}  # agent -> (pod, trusted until)
         self._pings = PingBook()
         self.heartbeats = HeartbeatWriter(
             db=db, backend=backend, pod=self.pod, interval=min(settings.heartbeat_interval / 4, 1.0)
@@ -239,7 +246,7 @@ class AgentHub:
         if conn is not None:
             return self._send_local(conn, payloads, route="local", sent=time.time())
         try:
-            pod = await self.backend.lookup(agent_id=agent_id)
+            pod = await self._pod_of(agent_id)
         except Unavailable:
             self._metrics.commands_failed.labels(reason="unreachable").inc(len(payloads))
             log.warning(
@@ -265,6 +272,21 @@ class AgentHub:
                 pod,
             )
         return receivers > 0
+
+    async def _pod_of(self, agent_id: str) -> str | None:
+        """The replica holding the agent: remembered for ROUTE_TTL, else asked of Redis."""
+        now = time.monotonic()
+        known = self._routes.get(agent_id)
+        if known is not None and known[1] > now:
+            return known[0]
+        pod = await self.backend.lookup(agent_id=agent_id)
+        if pod is None:
+            self._routes.pop(agent_id, None)
+        else:
+            if len(self._routes) >= 100_000:
+                self._routes.clear()
+            self._routes[agent_id] = (pod, now + ROUTE_TTL)
+        return pod
 
     def _send_local(
         self, conn: AgentConnection, payloads: list[dict[str, Any]], *, route: str, sent: float
@@ -294,6 +316,7 @@ class AgentHub:
             if message.get("type") == "displace" and message.get("pod") != self.pod:
                 agent_id, epoch = message["agent_id"], int(message["epoch"])
                 self._epochs[agent_id] = max(self._epochs.get(agent_id, 0), epoch)
+                self._routes[agent_id] = (str(message["pod"]), time.monotonic() + ROUTE_TTL)
                 await self._displace_local(agent_id=agent_id, epoch=epoch, keep=message["conn_id"])
             return
         if message.get("type") in ("ping", "pong"):
@@ -339,7 +362,7 @@ class AgentHub:
 
     async def _ping_via_pod(self, agent_id: str, ping_id: str) -> None:
         try:
-            pod = await self.backend.lookup(agent_id=agent_id)
+            pod = await self._pod_of(agent_id)
         except Unavailable:
             raise Unavailable(
                 f"agent {agent_id} is not connected to this replica ({self.pod}) and Redis is "
@@ -360,7 +383,10 @@ class AgentHub:
     async def _on_ping_bus(self, message: dict[str, Any]) -> None:
         ping_id, agent_id = str(message["ping_id"]), str(message["agent_id"])
         if message["type"] == "pong":
-            self._pings.settle(ping_id=ping_id, error=str(message.get("error") or ""))
+            error = str(message.get("error") or "")
+            if error:
+                self._routes.pop(agent_id, None)  # it was not there: ask Redis next time
+            self._pings.settle(ping_id=ping_id, error=error)
             return
         origin = str(message["origin"])
         conn = self.local.get(agent_id)
