@@ -95,6 +95,10 @@ def _too_deep(data: dict[str, Any]) -> bool:
     return True
 
 
+# Built once: json.loads with hooks builds a new decoder (and scanner) for every frame.
+_JSON = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+
+
 def decode(frame: str | bytes) -> Envelope:
     """Parse one frame; raise ProtocolError naming what is wrong."""
     if len(frame) > MAX_MESSAGE_BYTES:
@@ -102,7 +106,7 @@ def decode(frame: str | bytes) -> Envelope:
             f"message larger than {MAX_MESSAGE_BYTES} bytes", code="message_too_big"
         )
     try:
-        data = json.loads(frame, parse_constant=_not_json, parse_float=_finite)
+        data = _JSON.decode(frame if isinstance(frame, str) else frame.decode())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("frame is not valid JSON", code="bad_frame") from exc
     except RecursionError as exc:
