@@ -129,8 +129,7 @@ class _Protocol(asyncio.Protocol):
         """Write the commands at once; one future per reply, in order."""
         if self.closed or self.transport is None:
             raise RedisConnectionError("Redis connection lost")
-        futures = [self._loop.create_future() for _ in commands]
-        self._waiters.extend(futures)
+        futures = self.expect(len(commands))
         self.transport.write(b"".join(_pack(c) for c in commands))
         return futures
 
@@ -149,6 +148,17 @@ async def _gather(futures: list[asyncio.Future[Any]], within: float, proto: _Pro
         proto.fail(RedisTimeoutError("Redis connection dropped: no reply within the timeout"))
         raise RedisTimeoutError(f"no reply from Redis within {within:g} s") from None
     return replies
+
+
+async def _require(
+    proto: _Protocol, futures: list[asyncio.Future[Any]], within: float, what: str
+) -> None:
+    """The replies to a connection's setup (AUTH, SELECT, SUBSCRIBE): an error reply is a
+    refusal, and the connection is dropped."""
+    for reply in await _gather(futures, within, proto):
+        if isinstance(reply, ResponseError):
+            proto.fail(RedisConnectionError(f"Redis refused {what}"))
+            raise RedisConnectionError(f"Redis refused {what}: {reply}")
 
 
 async def _open(
@@ -171,15 +181,9 @@ async def _open(
         auth: tuple[Arg, ...] = ("AUTH", address.password)
         if address.username:
             auth = ("AUTH", address.username, address.password)
-        (reply,) = await _gather(proto.send(auth), within, proto)
-        if isinstance(reply, ResponseError):
-            proto.fail(RedisConnectionError("Redis refused the password"))
-            raise RedisConnectionError(f"Redis refused the password: {reply}")
+        await _require(proto, proto.send(auth), within, "the password")
     if address.db and on_message is None:
-        (reply,) = await _gather(proto.send(("SELECT", address.db)), within, proto)
-        if isinstance(reply, ResponseError):
-            proto.fail(RedisConnectionError(f"Redis refused db {address.db}"))
-            raise RedisConnectionError(f"Redis refused db {address.db}: {reply}")
+        await _require(proto, proto.send(("SELECT", address.db)), within, f"db {address.db}")
     return proto
 
 
@@ -259,10 +263,7 @@ class RespSubscriber:
         confirmations = proto.expect(len(self._channels))
         assert proto.transport is not None
         proto.transport.write(_pack(("SUBSCRIBE", *self._channels)))
-        for reply in await _gather(confirmations, self._timeout, proto):
-            if isinstance(reply, ResponseError):  # NOAUTH, ACL: not a server to retry at once
-                proto.fail(RedisConnectionError("Redis refused the subscription"))
-                raise RedisConnectionError(f"Redis refused the subscription: {reply}")
+        await _require(proto, confirmations, self._timeout, "the subscription")  # NOAUTH, ACL
 
     async def get(self, wait: float) -> tuple[bytes, bytes] | None:
         proto = self._proto
