@@ -73,6 +73,23 @@ def unpack(data: bytes) -> Iterator[bytes]:
         at += size
 
 
+def pooled_client(
+    url: str, *, max_connections: int, health_check_interval: int = 0
+) -> aioredis.Redis:
+    """A redis-py client whose callers wait (up to 2 s) for a pooled connection when all are
+    busy; redis-py's default pool raises "Too many connections" at once, which callers take for
+    an outage. 2 s socket and connect timeouts; aclose() closes the pool's connections."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=2.0,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        health_check_interval=health_check_interval,
+    )
+    return aioredis.Redis.from_pool(pool)
+
+
 class RedisHubBackend(HubBackend):
     name = "redis"
 
@@ -84,17 +101,9 @@ class RedisHubBackend(HubBackend):
         retry_interval: float = 1.0,
         health_interval: float = 10.0,
     ) -> None:
-        # Blocking pool: a burst waits for a free connection instead of failing with "Too many
-        # connections", which would flip the whole replica into single-pod mode.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=pool_size + 2,
-            timeout=2.0,
-            socket_timeout=2.0,
-            socket_connect_timeout=2.0,
-            health_check_interval=10,
-        )
-        self._client = aioredis.Redis.from_pool(pool)  # aclose() closes the pool too
+        # A burst waits for a free connection instead of failing with "Too many connections",
+        # which would flip the whole replica into single-pod mode.
+        self._client = pooled_client(url, max_connections=pool_size + 2, health_check_interval=10)
         self._address = Address.from_url(url)
         self._fast = RespClient(self._address, timeout=2.0)
         self._health = health_interval

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streamspace import __version__
 from streamspace.agent_hub.base import HubBackend
 from streamspace.agent_hub.memory import MemoryHubBackend
-from streamspace.agent_hub.redis import RedisHubBackend
+from streamspace.agent_hub.redis import RedisHubBackend, pooled_client
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.activity import ActivityTracker
 from streamspace.control_plane.api import (
@@ -91,18 +91,10 @@ async def migrate_with_retry(engine: AsyncEngine) -> None:
 
 
 def redis_client(settings: ControlPlaneSettings, db: int) -> aioredis.Redis:
-    """REDIS_POOL_SIZE connections; a request finding them all busy waits (up to 2 s) for one.
-    redis-py's default pool raises "Too many connections" at once instead, which the login
-    check took for an outage: every authenticated request past the tenth concurrent one
-    fell back to a database read, which is what the cache is there to save."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url(db),
-        max_connections=settings.redis_pool_size,
-        timeout=2.0,
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
-    )
-    return aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
+    """REDIS_POOL_SIZE connections, waited for when all are busy: with redis-py's default pool
+    the login check took "Too many connections" for an outage, and every authenticated request
+    past the tenth concurrent one fell back to a database read."""
+    return pooled_client(settings.redis_url(db), max_connections=settings.redis_pool_size)
 
 
 async def _auth_stores(
