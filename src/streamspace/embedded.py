@@ -16,6 +16,7 @@ from streamspace.config import AgentSettings, ControlPlaneSettings
 from streamspace.control_plane.app import create_app
 from streamspace.control_plane.db.engine import create_engine, session_factory
 from streamspace.control_plane.services.agents import AgentService
+from streamspace.control_plane.wsserver import LeanWebSocketProtocol
 from streamspace.errors import Conflict
 
 log = logging.getLogger("streamspace.up")
@@ -126,6 +127,7 @@ def server_config(app: FastAPI, settings: ControlPlaneSettings) -> uvicorn.Confi
         # VNC data is binary and mostly incompressible or already compressed: deflate would
         # cost more CPU than the whole relay.
         ws_per_message_deflate=False,
+        ws=LeanWebSocketProtocol,
     )
 
 

@@ -1,0 +1,212 @@
+"""The control plane's WebSocket frames (control_plane/wsserver.py) on a real uvicorn server:
+what clients send arrives whole and in order however TCP splits or joins it, and every frame
+RFC 6455 forbids is refused with the close code it names and a reason."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.frames import Close
+
+from streamspace.control_plane.wsserver import MAX_QUEUED, LeanWebSocketProtocol
+from tests.support.processes import free_port
+
+MAX_SIZE = 1 << 20
+
+
+async def echo(ws: WebSocket) -> None:
+    """Echoes every message; `close <code>` closes with that code; `stall` stops reading for
+    a second, then says how many messages were waiting, then echoes on."""
+    await ws.accept()
+    while True:
+        message: Any = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            ws.app.state.disconnects.append((message["code"], message.get("reason", "")))
+            return
+        text = message.get("text")
+        if text is not None and text.startswith("close "):
+            await ws.close(int(text.split()[1]), "asked to")
+            return
+        if text == "stall":
+            await asyncio.sleep(1.0)
+            protocol = ws._receive.__self__  # type: ignore[attr-defined]  # the uvicorn protocol
+            await ws.send_text(f"waiting {protocol.queue.qsize()}")
+        elif text is not None:
+            await ws.send_text(text)
+        else:
+            await ws.send_bytes(message["bytes"])
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[str, Starlette]]:
+    app = Starlette(routes=[WebSocketRoute("/ws", echo)])
+    app.state.disconnects = []
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        ws=LeanWebSocketProtocol,
+        ws_max_size=MAX_SIZE,
+        ws_per_message_deflate=False,
+    )
+    srv = uvicorn.Server(config)
+    task = asyncio.create_task(srv.serve())
+    while not srv.started:  # noqa: ASYNC110 - uvicorn has no started event
+        await asyncio.sleep(0.01)
+    yield f"127.0.0.1:{port}", app
+    srv.should_exit = True
+    await task
+
+
+def masked(first: int, payload: bytes, *, mask: bool = True) -> bytes:
+    """A client frame built by hand, so tests can send what no library would."""
+    n = len(payload)
+    head = bytes([first])
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 1 << 16:
+        head += bytes([bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+async def raw(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    first, second = await reader.readexactly(2)
+    n = second & 0x7F
+    if n == 126:
+        (n,) = struct.unpack("!H", await reader.readexactly(2))
+    elif n == 127:
+        (n,) = struct.unpack("!Q", await reader.readexactly(8))
+    assert not second & 0x80, "servers never mask"
+    return first & 0x0F, await reader.readexactly(n)
+
+
+async def test_messages_arrive_whole_and_in_order(server: tuple[str, Starlette]) -> None:
+    address, _ = server
+    async with websockets.connect(f"ws://{address}/ws", compression=None, max_size=None) as c:
+        await c.send("héllo wörld")
+        assert await c.recv() == "héllo wörld"
+        big = os.urandom(MAX_SIZE - 16)  # gathered over many reads
+        await c.send(big)
+        assert await c.recv() == big
+        await c.send([b"frag", b"men", b"ted"])
+        assert await c.recv() == b"fragmented"
+        await c.send(["fragmented ", "téxt"])
+        assert await c.recv() == "fragmented téxt"
+        pong = await c.ping(b"are you there")
+        await asyncio.wait_for(pong, 5)
+        for size in (0, 125, 126, 65535, 65536, 200_000):
+            data = os.urandom(size)
+            await c.send(data)
+            assert await c.recv() == data
+
+
+async def test_frames_joined_or_split_by_tcp(server: tuple[str, Starlette]) -> None:
+    address, _ = server
+    reader, writer = await raw(address)
+    texts = [f"message {i}".encode() for i in range(200)]
+    big = os.urandom(300_000)
+    stream = b"".join(masked(0x81, t) for t in texts) + masked(0x82, big)
+    stream += masked(0x01, b"one ") + masked(0x89, b"ping!") + masked(0x80, b"two")
+    for i in range(0, len(stream), 7777):  # frames cut at arbitrary places
+        writer.write(stream[i : i + 7777])
+        await writer.drain()
+    frames = [await read_frame(reader) for _ in range(len(texts) + 3)]
+    assert (0xA, b"ping!") in frames  # answered at once, ahead of the application's echoes
+    frames.remove((0xA, b"ping!"))
+    assert frames == [(0x1, t) for t in texts] + [(0x2, big), (0x1, b"one two")]
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "reason"),
+    [
+        (masked(0x82, b"plain", mask=False), 1002, "client frames must be masked"),
+        (masked(0xC2, b"deflated?"), 1002, "reserved bits set"),
+        (masked(0x83, b"?"), 1002, "unknown opcode 3"),
+        (masked(0x80, b"orphan"), 1002, "continuation frame outside a fragmented message"),
+        (masked(0x09, b"split ping"), 1002, "control frames must be whole"),
+        (masked(0x89, b"p" * 126), 1002, "control frames must be whole"),
+        (masked(0x81, b"\xff\xfe"), 1007, "text frame is not valid UTF-8"),
+        # (oversized frames are cut after their header: the server stops reading there)
+        (masked(0x82, bytes(MAX_SIZE + 1))[:24], 1009, f"message over {MAX_SIZE} bytes"),
+        (masked(0x02, bytes(MAX_SIZE - 9)) + masked(0x80, bytes(10))[:10], 1009, "message over"),
+        (masked(0x01, b"a") + masked(0x81, b"b"), 1002, "a new message began inside"),
+        (masked(0x88, b"\x03"), 1002, "malformed close frame"),
+    ],
+)
+async def test_forbidden_frames_are_refused_with_a_reason(
+    server: tuple[str, Starlette], frame: bytes, code: int, reason: str
+) -> None:
+    address, app = server
+    reader, writer = await raw(address)
+    writer.write(masked(0x81, b"before"))
+    assert await read_frame(reader) == (0x1, b"before")
+    writer.write(frame + masked(0x81, b"after"))  # "after" is never read
+    opcode, body = await read_frame(reader)
+    assert opcode == 0x8
+    close = Close.parse(body)
+    assert (close.code, close.reason[: len(reason)]) == (code, reason)
+    assert await reader.read() == b""  # nothing after the close: the connection ends
+    writer.close()
+    await asyncio.sleep(0.1)
+    assert app.state.disconnects == [(code, close.reason)]
+
+
+async def test_close_codes_go_both_ways(server: tuple[str, Starlette]) -> None:
+    address, app = server
+    async with websockets.connect(f"ws://{address}/ws") as c:
+        await c.send("close 4321")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await c.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4321, "asked to")
+    async with websockets.connect(f"ws://{address}/ws") as c:
+        await c.close(4000, "leaving")
+        assert c.close_code == 4000  # the server echoed it
+    await asyncio.sleep(0.1)
+    assert app.state.disconnects == [(4000, "leaving")]
+
+
+async def test_a_slow_application_pauses_reading(server: tuple[str, Starlette]) -> None:
+    """A client sending faster than the application reads is held back by TCP, not queued
+    without bound in the replica's memory, and nothing is lost."""
+    address, _ = server
+    async with websockets.connect(f"ws://{address}/ws", compression=None) as c:
+        await c.send("stall")
+        for i in range(1000):
+            await c.send(f"m{i}")
+        reply = await c.recv()
+        assert isinstance(reply, str)
+        waiting = int(reply.split()[1])
+        assert 0 < waiting <= MAX_QUEUED
+        assert [await c.recv() for _ in range(1000)] == [f"m{i}" for i in range(1000)]
