@@ -108,19 +108,21 @@ async def timed(
         start = time.perf_counter()
         await small()
         rtts.append((time.perf_counter() - start) * 1e6)
-    cpu0 = sum(map(cpu_seconds, pids))
+    cpu0 = [cpu_seconds(pid) for pid in pids]
     moved, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         moved += await bulk()
     elapsed = time.perf_counter() - start
-    cpu = sum(map(cpu_seconds, pids)) - cpu0
+    parts = [cpu_seconds(pid) - before for pid, before in zip(pids, cpu0, strict=True)]
     rtts.sort()
     mb = moved / 1e6
     return {
         "mb_s": mb / elapsed,
         "p50_us": statistics.median(rtts),
         "p99_us": rtts[int(len(rtts) * 0.99)],
-        "cpu_ms_per_mb": cpu * 1000 / mb if pids else 0,
+        "cpu_ms_per_mb": sum(parts) * 1000 / mb if pids else 0,
+        # per process: replica P (holds the agent), replica X (the other one), the agent
+        **{f"cpu_{i}": part * 1000 / mb for i, part in enumerate(parts)},
     }
 
 
@@ -285,13 +287,14 @@ def table(title: str, results: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}\n")
     print(
         f"{'path':30} {'MB/s':>8} {'vs base':>8} {'RTT p50 µs':>11} {'p99 µs':>8} "
-        f"{'added p50 µs':>13} {'StreamSpace CPU ms/MB':>22}"
+        f"{'added p50 µs':>13} {'StreamSpace CPU ms/MB':>22}  {'(P, X, agent)':>18}"
     )
     for name, r in results.items():
+        parts = ", ".join(f"{r[f'cpu_{i}']:.2f}" for i in range(3)) if "cpu_2" in r else ""
         print(
             f"{name:30} {r['mb_s']:8.0f} {r['mb_s'] / base['mb_s']:8.2f} {r['p50_us']:11.0f} "
             f"{r['p99_us']:8.0f} {r['p50_us'] - base['p50_us']:13.0f} "
-            f"{r['cpu_ms_per_mb'] or float('nan'):22.2f}"
+            f"{r['cpu_ms_per_mb'] or float('nan'):22.2f}  {parts:>18}"
         )
 
 

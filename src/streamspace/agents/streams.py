@@ -9,6 +9,7 @@ control plane's WebSocket; reading pauses while the stream's credit is spent."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from streamspace.protocol.streams import CHUNK, HEADER, WINDOW, Credit, Receipts
 
 log = logging.getLogger(__name__)
 SendControl = Callable[[Any, dict[str, Any]], None]
-# Reads smaller than this are copied out so their buffer can be read into again; larger ones
+# Frames smaller than this are copied out so their buffer can be read into again; larger ones
 # keep the buffer (its bytes go out as they are) and the next read gets a fresh one.
 SMALL_READ = 16 * 1024
 # Bytes read from the VNC server but not yet sent (waiting for credit) before reading pauses.
@@ -29,15 +30,23 @@ READ_AHEAD = 2 * CHUNK
 
 
 class VncConnection(BufferedLink):
-    """One TCP connection to a session's VNC server. Reads become ready-made data frames
-    (`HEADER` + bytes) on `frames`; None there means the server closed or the link failed.
-    The pump calls `consumed` once a frame is sent."""
+    """One TCP connection to a session's VNC server. Its bytes become ready-made data frames
+    (`HEADER` + bytes) that the pump takes with `next_frame` (None once the server closed or
+    the link failed); the pump calls `consumed` once a frame is sent.
+
+    Reads go on filling the current frame until the pump takes it, so while the pump waits
+    (for credit, or for the control plane's socket) the VNC server's many small writes leave
+    as one large frame, not one frame each: every frame costs a header, a send and a receive
+    on each hop to the browser. An idle pump takes each read at once, adding no delay."""
 
     def __init__(self, stream_id: int) -> None:
         super().__init__(read_ahead=READ_AHEAD)
         self._header = HEADER.pack(stream_id)
         self._buffer = self._fresh()
-        self.frames: asyncio.Queue[memoryview | bytes | None] = asyncio.Queue()
+        self._filled = HEADER.size
+        self._full: collections.deque[memoryview] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._ended = False
         self.error: str = ""
 
     def _fresh(self) -> bytearray:
@@ -45,30 +54,45 @@ class VncConnection(BufferedLink):
         buffer[: HEADER.size] = self._header
         return buffer
 
+    async def next_frame(self) -> memoryview | bytes | None:
+        while not self._full and self._filled == HEADER.size and not self._ended:
+            self._arrived.clear()
+            await self._arrived.wait()
+        if self._full:
+            return self._full.popleft()
+        if self._filled == HEADER.size:
+            return None  # ended, and everything read was taken
+        end, self._filled = self._filled, HEADER.size
+        if end - HEADER.size < SMALL_READ:
+            return bytes(self._buffer[:end])  # copied out: the buffer is read into again
+        frame = memoryview(self._buffer)[:end]
+        self._buffer = self._fresh()
+        return frame
+
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return memoryview(self._buffer)[HEADER.size :]
+        return memoryview(self._buffer)[self._filled :]
 
     def buffer_updated(self, nbytes: int) -> None:
-        end = HEADER.size + nbytes
-        if nbytes < SMALL_READ:
-            frame: memoryview | bytes = bytes(self._buffer[:end])
-        else:
-            frame = memoryview(self._buffer)[:end]
-            self._buffer = self._fresh()
-        self.frames.put_nowait(frame)
+        self._filled += nbytes
+        if self._filled == len(self._buffer):  # a whole chunk: it goes as it is
+            self._full.append(memoryview(self._buffer))
+            self._buffer, self._filled = self._fresh(), HEADER.size
+        self._arrived.set()
         self.received(nbytes)
 
     def eof_received(self) -> bool:
-        self.frames.put_nowait(None)
+        self._ended = True
+        self._arrived.set()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         if exc is not None:
             self.error = str(exc)
-        self.frames.put_nowait(None)
+        self._ended = True
+        self._arrived.set()
 
     async def write(self, data: bytes | memoryview) -> None:
         assert self._transport is not None
@@ -162,7 +186,7 @@ class AgentStreams:
 
     async def _pump(self, stream: _Stream, vnc: VncConnection) -> str:
         async def from_vnc() -> str:
-            while (frame := await vnc.frames.get()) is not None:
+            while (frame := await vnc.next_frame()) is not None:
                 size = len(frame) - HEADER.size
                 if not await stream.credit.take(size):
                     return "stream closed"
