@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
@@ -210,3 +211,45 @@ async def test_a_slow_application_pauses_reading(server: tuple[str, Starlette]) 
         waiting = int(reply.split()[1])
         assert 0 < waiting <= MAX_QUEUED
         assert [await c.recv() for _ in range(1000)] == [f"m{i}" for i in range(1000)]
+
+
+async def test_random_messages_cut_at_random_places(server: tuple[str, Starlette]) -> None:
+    """Many seeded random cases: text and binary messages of every length class, some
+    fragmented, with pings between fragments, cut into random pieces; every message comes
+    back whole and in order."""
+    address, _ = server
+    rng = random.Random(6)
+    for _case in range(30):
+        reader, writer = await raw(address)
+        expected: list[tuple[int, bytes]] = []
+        stream = b""
+        for _ in range(rng.randint(1, 12)):
+            size = rng.choice([0, 1, 125, 126, 127, 200, 65535, 65536, rng.randint(0, 300_000)])
+            binary = rng.random() < 0.5
+            if binary:
+                data = os.urandom(size)
+            else:  # multi-byte characters: fragments may cut them, the message stays valid
+                data = "".join(rng.choices("abc xyzé€", k=size)).encode()
+                size = len(data)
+            opcode = 0x2 if binary else 0x1
+            expected.append((opcode, data))
+            parts = min(rng.randint(1, 4), size + 1)
+            cuts = sorted(rng.sample(range(size + 1), parts - 1)) if parts > 1 else []
+            pieces = [data[a:b] for a, b in zip([0, *cuts], [*cuts, size], strict=True)]
+            for i, piece in enumerate(pieces):
+                first = (opcode if i == 0 else 0x0) | (0x80 if i == len(pieces) - 1 else 0)
+                stream += masked(first, piece)
+                if i < len(pieces) - 1 and rng.random() < 0.3:
+                    stream += masked(0x89, b"mid")
+                    expected.append((0xA, b"mid"))
+        pos = 0
+        while pos < len(stream):
+            step = rng.choice([1, 2, 3, 7, 100, 4096, 70_000, 1 << 20])
+            writer.write(stream[pos : pos + step])
+            await writer.drain()
+            pos += step
+        got = [await asyncio.wait_for(read_frame(reader), 10) for _ in expected]
+        pongs = [f for f in got if f[0] == 0xA]
+        assert pongs == [f for f in expected if f[0] == 0xA]
+        assert [f for f in got if f[0] != 0xA] == [f for f in expected if f[0] != 0xA]
+        writer.close()
