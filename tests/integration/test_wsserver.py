@@ -48,8 +48,8 @@ async def echo(ws: WebSocket) -> None:
             await ws.send_bytes(message["bytes"])
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[tuple[str, Starlette]]:
+@pytest.fixture(params=[False])
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Starlette]]:
     app = Starlette(routes=[WebSocketRoute("/ws", echo)])
     app.state.disconnects = []
     port = free_port()
@@ -60,7 +60,7 @@ async def server() -> AsyncIterator[tuple[str, Starlette]]:
         log_config=None,
         ws=LeanWebSocketProtocol,
         ws_max_size=MAX_SIZE,
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=request.param,
     )
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())
@@ -253,3 +253,18 @@ async def test_random_messages_cut_at_random_places(server: tuple[str, Starlette
         assert pongs == [f for f in expected if f[0] == 0xA]
         assert [f for f in got if f[0] != 0xA] == [f for f in expected if f[0] != 0xA]
         writer.close()
+
+
+@pytest.mark.parametrize("server", [True], indirect=True)
+async def test_a_compressed_connection_keeps_working(server: tuple[str, Starlette]) -> None:
+    """Run with permessage-deflate (not how StreamSpace runs), a client that negotiates it gets
+    uvicorn's own frames, which undo the compression: messages still arrive as sent."""
+    address, _ = server
+    async with websockets.connect(f"ws://{address}/ws", compression="deflate") as c:
+        assert c.protocol.extensions  # negotiated
+        for text in ("compressed " * 100, "é" * 5000):
+            await c.send(text)
+            assert await c.recv() == text
+        data = bytes(200_000)
+        await c.send(data)
+        assert await c.recv() == data

@@ -11,7 +11,8 @@ falls behind (more than MAX_QUEUED messages or `ws_max_size` bytes waiting), and
 out as its header and its payload in one vectored write, with no serialisation copy.
 
 What it checks, as RFC 6455 asks of a server: client frames are masked (1002 otherwise), no
-reserved bits (no extension is negotiated: permessage-deflate is off on every socket), known
+reserved bits (permessage-deflate is off on every socket; a connection that negotiates it
+anyway keeps uvicorn's frames), known
 opcodes, control frames unfragmented and at most 125 bytes, continuation frames only inside a
 fragmented message, text is UTF-8 (1007), messages no larger than `ws_max_size` (1009). A ping
 is answered with a pong; a close is echoed and ends the connection; the application sees the
@@ -83,7 +84,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             self._fail(exc.code, exc.reason)
 
     def _go_lean(self) -> None:
-        """The handshake is done: bytes the sans-I/O parser holds are ours from here on."""
+        """The handshake is done: bytes the sans-I/O parser holds are ours from here on. A
+        connection that negotiated an extension (permessage-deflate, when a server is run with
+        `ws_per_message_deflate`) stays on uvicorn's frames, which know how to undo it."""
+        if self.conn.extensions:
+            return
         self._lean = True
         leftover = bytes(self.conn.reader.buffer)
         self.conn.reader.buffer.clear()
@@ -258,7 +263,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             raise ClientDisconnected()  # the peer closed, or we failed the connection
         if not self._lean or message["type"] != "websocket.send" or self.close_sent:
             await super().send(message)
-            if not self._lean and self.handshake_complete and not self.close_sent:
+            if message["type"] == "websocket.accept" and self.handshake_complete:
                 self._go_lean()
             return
         if not self.writable.is_set():
