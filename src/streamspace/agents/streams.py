@@ -64,7 +64,7 @@ class VncConnection(BufferedLink):
             return None  # ended, and everything read was taken
         end, self._filled = self._filled, HEADER.size
         if end - HEADER.size < SMALL_READ:
-            return bytes(self._buffer[:end])  # copied out: the buffer is read into again
+            return bytes(memoryview(self._buffer)[:end])  # copied out: read into again
         frame = memoryview(self._buffer)[:end]
         self._buffer = self._fresh()
         return frame

@@ -283,10 +283,13 @@ class AgentHub:
         if pod is None:
             self._routes.pop(agent_id, None)
         else:
-            if len(self._routes) >= 100_000:
-                self._routes.clear()
-            self._routes[agent_id] = (pod, now + ROUTE_TTL)
+            self._remember_route(agent_id, pod)
         return pod
+
+    def _remember_route(self, agent_id: str, pod: str) -> None:
+        if len(self._routes) >= 100_000:  # bounds memory; a dropped entry is looked up again
+            self._routes.clear()
+        self._routes[agent_id] = (pod, time.monotonic() + ROUTE_TTL)
 
     def _send_local(
         self, conn: AgentConnection, payloads: list[dict[str, Any]], *, route: str, sent: float
@@ -316,7 +319,7 @@ class AgentHub:
             if message.get("type") == "displace" and message.get("pod") != self.pod:
                 agent_id, epoch = message["agent_id"], int(message["epoch"])
                 self._epochs[agent_id] = max(self._epochs.get(agent_id, 0), epoch)
-                self._routes[agent_id] = (str(message["pod"]), time.monotonic() + ROUTE_TTL)
+                self._remember_route(agent_id, str(message["pod"]))
                 await self._displace_local(agent_id=agent_id, epoch=epoch, keep=message["conn_id"])
             return
         if message.get("type") in ("ping", "pong"):

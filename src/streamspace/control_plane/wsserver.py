@@ -65,8 +65,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._payload: bytearray | None = None  # a large frame's payload, being gathered
         self._got = 0
         self._mask = b""
-        self._opcode = 0
-        self._fin = True
+        self._first = 0  # that frame's first byte (FIN and opcode)
         self._message: list[bytes] = []  # the fragments of a fragmented message so far
         self._message_type = 0
         self._message_size = 0
@@ -136,7 +135,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
                 self._frame(first, apply_mask(view[start : start + length], mask))
                 pos = start + length
             elif length > _SMALL and end >= start:
-                self._opcode, self._fin = first & 0x0F, bool(first & 0x80)
+                self._first = first
                 self._mask = bytes(view[start - 4 : start])
                 self._payload, self._got = bytearray(length), 0
                 self._gather(view[start:])
@@ -153,7 +152,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._got += take
         if self._got == len(payload):
             self._payload = None
-            self._frame((0x80 if self._fin else 0) | self._opcode, apply_mask(payload, self._mask))
+            self._frame(self._first, apply_mask(payload, self._mask))
         return view[take:]
 
     def _check(self, first: int, second: int, length: int) -> None:
@@ -259,9 +258,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.write(data)
 
     async def send(self, message: Any) -> None:
-        if self._lean and message["type"] == "websocket.send" and self.transport.is_closing():
-            raise ClientDisconnected()  # the peer closed, or we failed the connection
-        if not self._lean or message["type"] != "websocket.send" or self.close_sent:
+        if not self._lean or message["type"] != "websocket.send":
             await super().send(message)
             if message["type"] == "websocket.accept" and self.handshake_complete:
                 self._go_lean()
@@ -269,7 +266,10 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.writable.is_set():
             await self.writable.wait()
         if self.disconnected or self.transport.is_closing():
-            raise ClientDisconnected()
+            raise ClientDisconnected()  # the peer closed, or we failed the connection
+        if self.close_sent:  # the application sends after its own close: uvicorn's error
+            await super().send(message)
+            return
         data = message.get("bytes")
         if data is not None:
             header = frame_header(Opcode.BINARY, len(data))
