@@ -8,6 +8,8 @@ let rfb = null;
 let attempts = 0;
 let reconnectTimer = null;
 let ended = false;
+document.body.dataset.loaded = '1'; // the modules ran: view.html's reload fallback stands down
+sessionStorage.removeItem('viewer-reloads');
 
 function setState(state, text) {
   document.body.dataset.state = state;
