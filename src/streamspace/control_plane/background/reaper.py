@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.background.lease import try_lease
@@ -22,8 +25,29 @@ log = logging.getLogger(__name__)
 LEASE = "idle-reaper"
 
 
-def system(session: SessionRecord, actor: str) -> Principal:
+class DueSession(NamedTuple):
+    id: str
+    user_id: str
+    org_id: str
+
+
+def system(session: DueSession, actor: str) -> Principal:
     return Principal(user_id=session.user_id, org_id=session.org_id, username=actor, role="admin")
+
+
+def _past(
+    column: InstrumentedAttribute[datetime], limits: dict[int, list[str]], now: datetime
+) -> ColumnElement[bool]:
+    """`column` is older than its session's template allows (templates grouped by limit)."""
+    return or_(
+        *(
+            and_(
+                SessionRecord.template_id.in_(template_ids),
+                column < now - timedelta(seconds=seconds),
+            )
+            for seconds, template_ids in limits.items()
+        )
+    )
 
 
 class IdleReaper:
@@ -47,25 +71,48 @@ class IdleReaper:
             except Exception:
                 log.exception("idle reaper pass failed; retrying next interval")
 
-    async def due(self) -> tuple[list[SessionRecord], list[SessionRecord]]:
+    async def due(self) -> tuple[list[DueSession], list[DueSession]]:
+        """The running sessions idle past their template's timeout, and the running or
+        hibernated ones past its maximum duration: those only, by query. (Loading every
+        session to compare in Python stalled the event loop for 200-330 ms a pass with 5,000
+        sessions.) Templates sharing a limit share one condition."""
         now = datetime.now(UTC)
         async with self._db() as db:
-            rows = (
+            templates = (
                 await db.execute(
-                    select(SessionRecord, TemplateRecord)
-                    .join(TemplateRecord, TemplateRecord.id == SessionRecord.template_id)
-                    .where(SessionRecord.state.in_(("running", "hibernated")))
+                    select(
+                        TemplateRecord.id,
+                        TemplateRecord.idle_timeout_s,
+                        TemplateRecord.max_duration_s,
+                    )
                 )
             ).all()
-        overdue = [s for s, t in rows if s.created_at < now - timedelta(seconds=t.max_duration_s)]
-        idle = [
-            s
-            for s, t in rows
-            if s.state == "running"
-            and s not in overdue
-            and s.last_activity_at < now - timedelta(seconds=t.idle_timeout_s)
-        ]
-        return idle, overdue
+            if not templates:
+                return [], []
+            by_idle: defaultdict[int, list[str]] = defaultdict(list)
+            by_max: defaultdict[int, list[str]] = defaultdict(list)
+            for template_id, idle_s, max_s in templates:
+                by_idle[idle_s].append(template_id)
+                by_max[max_s].append(template_id)
+            overdue = _past(SessionRecord.created_at, by_max, now)
+            idle = _past(SessionRecord.last_activity_at, by_idle, now)
+            rows = (
+                await db.execute(
+                    select(
+                        SessionRecord.id,
+                        SessionRecord.user_id,
+                        SessionRecord.org_id,
+                        overdue.label("overdue"),
+                    ).where(
+                        SessionRecord.state.in_(("running", "hibernated")),
+                        or_(overdue, and_(SessionRecord.state == "running", idle)),
+                    )
+                )
+            ).all()
+        return (
+            [DueSession(r.id, r.user_id, r.org_id) for r in rows if not r.overdue],
+            [DueSession(r.id, r.user_id, r.org_id) for r in rows if r.overdue],
+        )
 
     async def reap_once(self) -> None:
         idle, overdue = await self.due()
