@@ -132,8 +132,8 @@ class Swarm:
 
 def quiet_collector() -> None:
     """One process here stands in for thousands of agents, each on its own host with a small
-    heap. A full collection over thousands of connections stops this loop for 15-50 ms and
-    delays every pong meanwhile, a pause no real agent would add to the hub's round trips; so
+    heap. A collection over thousands of connections stopped this loop for 14-50 ms and
+    delayed every pong meanwhile, a pause no real agent would add to the hub's round trips; so
     the live connections are frozen out of the collector, which stays off until the driver
     asks for receipts (between phases)."""
     gc.collect()
