@@ -17,6 +17,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamspace.agent_hub import resp
+from streamspace.agent_hub.base import AGENT_KEY_TTL
+from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.agent_hub.resp import Address, RespClient, RespSubscriber
 from tests.support.processes import RedisServer
 
@@ -168,3 +170,33 @@ async def test_a_consumer_that_falls_behind_pauses_reading_and_loses_nothing(
     finally:
         await subscriber.close()
         await client.close()
+
+
+async def test_heartbeat_refresh_writes_each_agents_keys_with_their_ttl(
+    server: RedisServer,
+) -> None:
+    """The hub's batched refresh (one write for every agent of a flush) leaves each agent's
+    pod and connected keys set, in the hub's database, with the agent key TTL, and lookups
+    find the pod."""
+
+    async def ignore(_channel: str, _data: bytes) -> None:
+        return None
+
+    async def nothing() -> None:
+        return None
+
+    backend = RedisHubBackend(url=url(server), pool_size=2)
+    await backend.start(channels=["test"], handler=ignore, on_connected=nothing)
+    try:
+        agents = [f"hb-{i}" for i in range(300)]
+        await backend.refresh_many(agent_ids=agents, pod_name="pod-x")
+        async with aioredis.Redis(port=server.port, db=1) as check:
+            for agent_id in (agents[0], agents[-1]):
+                assert await check.get(f"agent:{agent_id}:pod") == b"pod-x"
+                assert await check.get(f"agent:{agent_id}:connected") == b"1"
+                assert 0 < await check.ttl(f"agent:{agent_id}:pod") <= AGENT_KEY_TTL
+                assert 0 < await check.ttl(f"agent:{agent_id}:connected") <= AGENT_KEY_TTL
+            assert await check.dbsize() == 2 * len(agents)
+        assert await backend.lookup(agent_id="hb-7") == "pod-x"
+    finally:
+        await backend.close()
