@@ -1,16 +1,24 @@
 """Agent heartbeats, applied in batches: the latest report per agent is kept in memory and
-flushed every `interval` as one UPDATE (executemany) and one Redis pipeline for the agents' TTL
-keys, instead of a transaction and a Redis round trip per heartbeat."""
+flushed every `interval` as one UPDATE and one Redis write for the agents' TTL keys, instead of
+a transaction and a Redis round trip per heartbeat.
+
+On PostgreSQL the whole batch is one statement over arrays (`unnest`) that asyncpg encodes,
+instead of an executemany whose parameters SQLAlchemy handles row by row in the event loop
+(`bench/heartbeat_flush.py`: the loop stalls 7 ms instead of 12 at 500 reports a flush, 2.8
+instead of 3.6 at 56, the batch of 5,000 agents on 3 replicas). SQLite keeps the executemany.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.agent_hub.base import HubBackend
@@ -31,6 +39,25 @@ _WITH_CAPACITY = (
     update(_table)
     .where(_MATCH)
     .values(**_BASE, capacity=bindparam("b_capacity"), max_sessions=bindparam("b_max"))
+)
+
+# The same update as one statement: `capacity` and `max_sessions` only where a report has them.
+_UNNEST = text(
+    """
+    UPDATE agents AS a SET
+        last_heartbeat = v.at,
+        status = 'online',
+        active_sessions = v.active,
+        draining = v.draining,
+        capacity = COALESCE(CAST(v.capacity AS json), a.capacity),
+        max_sessions = COALESCE(v.max_sessions, a.max_sessions)
+    FROM unnest(
+        CAST(:ids AS text[]), CAST(:epochs AS bigint[]), CAST(:ats AS timestamptz[]),
+        CAST(:active AS int[]), CAST(:draining AS bool[]), CAST(:capacities AS text[]),
+        CAST(:maxes AS int[])
+    ) AS v(id, epoch, at, active, draining, capacity, max_sessions)
+    WHERE a.id = v.id AND a.epoch = v.epoch
+    """
 )
 
 
@@ -84,12 +111,15 @@ class HeartbeatWriter:
             self._pending.pop(agent_id, None)
 
     async def run(self) -> None:
+        # Replicas started together would flush in step, every one of them and the database
+        # busy in the same few milliseconds of each interval: start at a random phase.
+        await asyncio.sleep(random.uniform(0, self.interval))
         while True:
-            await asyncio.sleep(self.interval)
             try:
                 await self.flush()
             except Exception:
                 log.exception("could not record agent heartbeats; retrying")
+            await asyncio.sleep(self.interval)
 
     async def flush(self) -> int:
         async with self._lock:
@@ -106,10 +136,13 @@ class HeartbeatWriter:
         return len(batch)
 
     async def _write(self, reports: list[HeartbeatReport]) -> None:
-        plain = [_row(r) for r in reports if not r.capacity]
-        sized = [_row(r) for r in reports if r.capacity]
         async with self._db.begin() as db:
             conn = await db.connection()
+            if conn.dialect.name == "postgresql":
+                await conn.execute(_UNNEST, _columns(reports))
+                return
+            plain = [_row(r) for r in reports if not r.capacity]
+            sized = [_row(r) for r in reports if r.capacity]
             if plain:
                 await conn.execute(_PLAIN, plain)
             if sized:
@@ -128,3 +161,15 @@ def _row(report: HeartbeatReport) -> dict[str, Any]:
         row["b_capacity"] = report.capacity
         row["b_max"] = int(report.capacity.get("maxSessions", 10))
     return row
+
+
+def _columns(reports: list[HeartbeatReport]) -> dict[str, list[Any]]:
+    return {
+        "ids": [r.agent_id for r in reports],
+        "epochs": [r.epoch for r in reports],
+        "ats": [r.at for r in reports],
+        "active": [r.active for r in reports],
+        "draining": [r.draining for r in reports],
+        "capacities": [json.dumps(r.capacity) if r.capacity else None for r in reports],
+        "maxes": [int(r.capacity.get("maxSessions", 10)) if r.capacity else None for r in reports],
+    }
