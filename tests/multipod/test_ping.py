@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 from websockets.asyncio.client import ClientConnection
 
 from tests.multipod.test_agent_protocol import connect, frame
@@ -111,3 +112,29 @@ async def test_an_agent_that_moves_is_reached_on_its_new_replica_at_once(tmp_pat
         assert r.status_code == 503 and r.json()["error"]["code"] == "agent_offline", r.text
         for responder in responders:
             responder.cancel()
+
+
+async def test_a_command_sent_on_a_stale_route_is_forwarded_to_the_agents_replica(
+    tmp_path: Path,
+) -> None:
+    """A replica can publish a command to the replica that held the agent when it looked, just
+    as the agent moves. That replica sends it on to the one Redis names now, at once, instead
+    of leaving it to the sweeper's resend. (The command here exists only on the bus, so
+    nothing but the forward can deliver it.)"""
+    async with cluster(tmp_path, replicas=3, lb=False) as c:
+        a, b, third = c.replicas
+        admin = await c.token(a.url)
+        key = await enroll_agent(a.url, admin, "moved-1")
+        ws = await connect(third.url, key, epoch=1)
+        assert json.loads(await ws.recv())["type"] == "welcome"
+        command = {"commandId": "stale-route-1", "action": "stop_session", "spec": {}}
+        stale = {"agent_id": "moved-1", "commands": [command], "sent": 0, "origin": a.pod}
+        assert c.redis is not None
+        async with redis.Redis(port=c.redis.port) as r:
+            assert await r.publish(f"pod:{b.pod}:commands", json.dumps(stale)) == 1
+        async with asyncio.timeout(10):
+            while (envelope := json.loads(await ws.recv()))["type"] != "command":
+                pass
+        assert envelope["payload"]["commandId"] == "stale-route-1"
+        assert f"Forwarded 1 command(s) for agent moved-1 to pod:{third.pod}:commands" in b.log()
+        await ws.close()

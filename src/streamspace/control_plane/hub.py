@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 # announcement (a Redis outage): a ping is refused by the old replica and the entry dropped,
 # a command stays owed and is sent again when the agent reconnects or the sweeper resends it.
 ROUTE_TTL = 10.0
+# A command that reached a replica no longer holding its agent is sent on this many times at
+# most (an agent moving again meanwhile); after that the sweeper's resend delivers it.
+MAX_FORWARDS = 2
 
 
 class AgentHub:
@@ -325,7 +328,8 @@ class AgentHub:
         if message.get("type") in ("ping", "pong"):
             await self._on_ping_bus(message)
             return
-        conn = self.local.get(message.get("agent_id", ""))
+        agent_id = str(message.get("agent_id", ""))
+        conn = self.local.get(agent_id)
         if conn is not None:
             self._send_local(
                 conn,
@@ -333,6 +337,34 @@ class AgentHub:
                 route="cross_pod",
                 sent=float(message.get("sent", time.time())),
             )
+            return
+        await self._forward_misrouted(agent_id, message)
+
+    async def _forward_misrouted(self, agent_id: str, message: dict[str, Any]) -> None:
+        """Commands published here on a stale route (the agent moved after the sender looked
+        it up): send them on to the replica Redis names now, instead of leaving them to the
+        sweeper's resend after the ack timeout. An agent connected nowhere gets them when it
+        reconnects; without Redis, the sweeper resends them."""
+        self._routes.pop(agent_id, None)
+        forwards = int(message.get("forwards", 0))
+        if forwards >= MAX_FORWARDS:
+            return
+        try:
+            pod = await self.backend.lookup(agent_id=agent_id)
+        except Unavailable:
+            return
+        if pod is None or pod == self.pod:
+            return
+        self._remember_route(agent_id, pod)
+        message["forwards"] = forwards + 1
+        with contextlib.suppress(Unavailable):
+            await self.backend.publish(channel=pod_channel(pod), data=json.dumps(message).encode())
+        log.info(
+            "Forwarded %d command(s) for agent %s to pod:%s:commands (sent here on a stale route)",
+            len(message.get("commands", ())),
+            agent_id,
+            pod,
+        )
 
     # -- pings -------------------------------------------------------------------------------
 
