@@ -13,7 +13,7 @@ import redis.asyncio as redis
 from websockets.asyncio.client import ClientConnection
 
 from tests.multipod.test_agent_protocol import connect, frame
-from tests.support.cluster import cluster, enroll_agent
+from tests.support.cluster import cluster, enroll_agent, eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -104,12 +104,20 @@ async def test_an_agent_that_moves_is_reached_on_its_new_replica_at_once(tmp_pat
             assert r.json()["route"] == "cross_pod"
         assert len(seen) == 3
         await sockets[-1].close()
-        for _ in range(50):  # gone: refused by its last replica, not left to time out
-            r = await c.call(a.url, "POST", path, admin)
-            if r.status_code == 503:
-                break
-            await asyncio.sleep(0.1)
-        assert r.status_code == 503 and r.json()["error"]["code"] == "agent_offline", r.text
+
+        async def offline() -> bool:
+            agents = (await c.call(a.url, "GET", "/api/v1/agents", admin)).json()
+            return any(x["id"] == "mover-1" and x["status"] == "offline" for x in agents)
+
+        await eventually(offline, what="mover-1 offline")
+        await asyncio.sleep(0.5)
+        # Gone: replica A heard it leave (`detached`), so it answers itself, at once, instead
+        # of asking the replica it last knew (which would answer "not connected to replica").
+        r = await c.call(a.url, "POST", path, admin)
+        assert r.status_code == 503 and r.json()["error"] == {
+            "code": "agent_offline",
+            "message": "agent mover-1 is not connected",
+        }, r.text
         for responder in responders:
             responder.cancel()
 

@@ -16,7 +16,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from streamspace.agent_hub.base import CONTROL_CHANNEL, EVENTS_CHANNEL, HubBackend, pod_channel
+from streamspace.agent_hub.base import (
+    AGENT_KEY_TTL,
+    CONTROL_CHANNEL,
+    EVENTS_CHANNEL,
+    HubBackend,
+    pod_channel,
+)
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.connection import AgentConnection
 from streamspace.control_plane.db.records import AgentRecord
@@ -32,11 +38,15 @@ from streamspace.protocol import close_codes, encode, make
 
 log = logging.getLogger(__name__)
 
-# How long a replica trusts the agent->pod answer it got from Redis. Moves are announced on the
-# control channel (`displace`) and update it at once; the TTL only bounds the harm of a missed
-# announcement (a Redis outage): a ping is refused by the old replica and the entry dropped,
-# a command stays owed and is sent again when the agent reconnects or the sweeper resends it.
-ROUTE_TTL = 10.0
+# How long a replica trusts what it knows of an agent's replica (from a Redis lookup or an
+# announcement). Every attach is announced on the control channel (`displace`) and every
+# departure (`detached`), so while this replica's subscription lasts its entries stay right;
+# when the subscription is re-established they are all forgotten (announcements may have been
+# missed meanwhile). What is left is a race with a move in flight: a command sent to the old
+# replica is forwarded by it, a ping refused by it drops the entry. So the TTL is the agent
+# keys' own: with a 10 s TTL, most commands to a fleet of thousands of agents, each commanded
+# now and then, paid a Redis lookup first.
+ROUTE_TTL = float(AGENT_KEY_TTL)
 # A command that reached a replica no longer holding its agent is sent on this many times at
 # most (an agent moving again meanwhile); after that the sweeper's resend delivers it.
 MAX_FORWARDS = 2
@@ -103,6 +113,9 @@ class AgentHub:
         await self.backend.close()
 
     async def _reclaim(self) -> None:
+        """(Re)subscribed: forget the remembered routes (moves may have gone unannounced
+        here meanwhile) and claim the agents connected here again."""
+        self._routes.clear()
         for agent_id in list(self.local):
             await self.backend.claim(agent_id=agent_id, pod_name=self.pod)
 
@@ -125,20 +138,15 @@ class AgentHub:
         await self._displace_local(agent_id=conn.agent_id, epoch=conn.epoch, keep=conn.conn_id)
         self.local[conn.agent_id] = conn
         await self.backend.claim(agent_id=conn.agent_id, pod_name=self.pod)
-        if self.backend.multi_pod:
-            with contextlib.suppress(Unavailable):
-                await self.backend.publish(
-                    channel=CONTROL_CHANNEL,
-                    data=json.dumps(
-                        {
-                            "type": "displace",
-                            "agent_id": conn.agent_id,
-                            "epoch": conn.epoch,
-                            "conn_id": conn.conn_id,
-                            "pod": self.pod,
-                        }
-                    ).encode(),
-                )
+        await self._announce(
+            {
+                "type": "displace",
+                "agent_id": conn.agent_id,
+                "epoch": conn.epoch,
+                "conn_id": conn.conn_id,
+                "pod": self.pod,
+            }
+        )
         log.info(
             "[AgentHub] Agent registered: %s (platform: %s, region: %s)",
             conn.agent_id,
@@ -146,6 +154,14 @@ class AgentHub:
             conn.region,
         )
         await self._agent_event(conn, "online")
+
+    async def _announce(self, message: dict[str, Any]) -> None:
+        """Tell every replica on the control channel (nobody to tell without Redis)."""
+        if self.backend.multi_pod:
+            with contextlib.suppress(Unavailable):
+                await self.backend.publish(
+                    channel=CONTROL_CHANNEL, data=json.dumps(message).encode()
+                )
 
     async def _displace_local(self, *, agent_id: str, epoch: int, keep: str) -> None:
         old = self.local.get(agent_id)
@@ -166,6 +182,7 @@ class AgentHub:
         del self.local[conn.agent_id]
         await self.heartbeats.forget(conn.agent_id)
         await self.backend.release(agent_id=conn.agent_id, pod_name=self.pod)
+        await self._announce({"type": "detached", "agent_id": conn.agent_id, "pod": self.pod})
         async with self._db.begin() as db:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
             if agent is not None and agent.pod_name == self.pod and agent.epoch == conn.epoch:
@@ -319,11 +336,14 @@ class AgentHub:
             return
         message = json.loads(data)
         if channel == CONTROL_CHANNEL:
-            if message.get("type") == "displace" and message.get("pod") != self.pod:
+            kind, pod = message.get("type"), message.get("pod")
+            if kind == "displace" and pod != self.pod:
                 agent_id, epoch = message["agent_id"], int(message["epoch"])
                 self._epochs[agent_id] = max(self._epochs.get(agent_id, 0), epoch)
-                self._remember_route(agent_id, str(message["pod"]))
+                self._remember_route(agent_id, str(pod))
                 await self._displace_local(agent_id=agent_id, epoch=epoch, keep=message["conn_id"])
+            elif kind == "detached" and self._routes.get(message["agent_id"], ("",))[0] == pod:
+                del self._routes[message["agent_id"]]  # unless it has moved on since
             return
         if message.get("type") in ("ping", "pong"):
             await self._on_ping_bus(message)
