@@ -19,7 +19,11 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.frames import Close
 
-from streamspace.control_plane.wsserver import MAX_QUEUED, LeanWebSocketProtocol
+from streamspace.control_plane.wsserver import (
+    FRAMES_EXTENSION,
+    MAX_QUEUED,
+    LeanWebSocketProtocol,
+)
 from tests.support.processes import free_port
 
 MAX_SIZE = 1 << 20
@@ -38,7 +42,9 @@ async def echo(ws: WebSocket) -> None:
         if text is not None and text.startswith("close "):
             await ws.close(int(text.split()[1]), "asked to")
             return
-        if text == "stall":
+        if text is not None and text.startswith("direct "):
+            await send_directly_then_wait(ws, int(text.split()[1]))
+        elif text == "stall":
             await asyncio.sleep(1.0)
             protocol = ws._receive.__self__  # type: ignore[attr-defined]  # the uvicorn protocol
             await ws.send_text(f"waiting {protocol.queue.qsize()}")
@@ -46,6 +52,21 @@ async def echo(ws: WebSocket) -> None:
             await ws.send_text(text)
         else:
             await ws.send_bytes(message["bytes"])
+
+
+async def send_directly_then_wait(ws: WebSocket, count: int) -> None:
+    """`count` numbered 256 KiB messages: written at once (`send_now`) until the transport
+    pushes back, the rest through the ASGI send, which waits; then `done <written at once>`."""
+    frames = ws.scope["extensions"][FRAMES_EXTENSION]
+    filler = bytes(256 << 10)
+    direct = 0
+    for i in range(count):
+        payload = struct.pack("!I", i) + filler
+        if direct == i and frames.send_now(payload):
+            direct += 1
+        else:
+            await ws.send_bytes(payload)
+    await ws.send_text(f"done {direct}")
 
 
 @pytest.fixture(params=[False])
@@ -211,6 +232,24 @@ async def test_a_slow_application_pauses_reading(server: tuple[str, Starlette]) 
         waiting = int(reply.split()[1])
         assert 0 < waiting <= MAX_QUEUED
         assert [await c.recv() for _ in range(1000)] == [f"m{i}" for i in range(1000)]
+
+
+async def test_direct_writes_stop_when_the_transport_pushes_back(
+    server: tuple[str, Starlette],
+) -> None:
+    """Frames written without waiting for the event loop (how the hub sends commands to an
+    agent) are ordinary frames; once the client falls behind, `send_now` refuses instead of
+    buffering without bound, and the sender's waiting sends follow in order, nothing lost."""
+    address, _ = server
+    async with websockets.connect(f"ws://{address}/ws", compression=None, max_size=None) as c:
+        await c.send("direct 200")  # 50 MiB
+        await asyncio.sleep(0.5)  # not reading meanwhile
+        for i in range(200):
+            message = await c.recv()
+            assert isinstance(message, bytes) and struct.unpack("!I", message[:4]) == (i,)
+        done = await c.recv()
+        assert isinstance(done, str) and done.startswith("done ")
+        assert 0 < int(done.split()[1]) < 200
 
 
 async def test_random_messages_cut_at_random_places(server: tuple[str, Starlette]) -> None:

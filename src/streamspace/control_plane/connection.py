@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -33,11 +34,18 @@ class AgentConnection:
     closed: bool = False
     streams: StreamTable = field(default_factory=StreamTable)
     queue: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
+    # Writes a frame at once if the socket can take it (wsserver's `send_now`), else False.
+    direct: Callable[[str | bytes], bool] | None = None
 
     def send(self, text: str | bytes) -> bool:
-        """Queue a frame; a connection that cannot keep up is closed (commands are durable)."""
+        """Send a frame: written at once while nothing waits before it and the socket takes
+        writes (a command or ping leaves in the same turn of the event loop, without a hop
+        through the writer task); queued otherwise. A connection that cannot keep up is closed
+        (commands are durable)."""
         if self.closed:
             return False
+        if self.direct is not None and self.queue.empty() and self.direct(text):
+            return True
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:

@@ -31,6 +31,8 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.speedups import apply_mask
 
 MAX_QUEUED = 64  # messages waiting for the application before reading pauses
+# The ASGI scope extension under which the protocol offers `send_now` to the application.
+FRAMES_EXTENSION = "streamspace.frames"
 _LEN16 = struct.Struct("!BBH")
 _LEN64 = struct.Struct("!BBQ")
 _CONTROL = (Opcode.CLOSE, Opcode.PING, Opcode.PONG)
@@ -70,6 +72,11 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._message_type = 0
         self._message_size = 0
         self._queued = 0  # bytes queued for the application
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        extensions: dict[str, Any] = self.scope["extensions"]
+        extensions[FRAMES_EXTENSION] = self
 
     # -- reading -------------------------------------------------------------------------
 
@@ -271,11 +278,31 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             await super().send(message)
             return
         data = message.get("bytes")
-        if data is not None:
-            header = frame_header(Opcode.BINARY, len(data))
-        else:
-            data = message["text"].encode()
+        self._write_frame(data if data is not None else message["text"])
+
+    def send_now(self, data: str | bytes) -> bool:
+        """Write a text (str) or binary (bytes) message at once, without waiting for a turn of
+        the event loop, when nothing stands in the way: the connection is open and lean and
+        the transport is taking writes. False: nothing was written; use the ASGI `send`,
+        which waits for the transport. A caller that mixes the two keeps its own order (the
+        agent connection sends directly only while its queue is empty)."""
+        if (
+            not self._lean
+            or self.close_sent
+            or self.disconnected
+            or not self.writable.is_set()
+            or self.transport.is_closing()
+        ):
+            return False
+        self._write_frame(data)
+        return True
+
+    def _write_frame(self, data: str | bytes) -> None:
+        if isinstance(data, str):
+            data = data.encode()
             header = frame_header(Opcode.TEXT, len(data))
+        else:
+            header = frame_header(Opcode.BINARY, len(data))
         if len(data) <= _SMALL:
             self.transport.write(header + data)
         else:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from streamspace.control_plane.connection import AgentConnection
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.ws.close import close_with
+from streamspace.control_plane.wsserver import FRAMES_EXTENSION
 from streamspace.errors import (
     PermissionDenied,
     ProtocolError,
@@ -56,7 +57,13 @@ async def agent_connect(ws: WebSocket) -> None:
         agent = await ctx.agent_service.authenticate(key=key)
         if claimed_id and claimed_id != agent.id:
             raise PermissionDenied(f"this key belongs to agent {agent.id}, not {claimed_id}")
-        conn = AgentConnection(agent_id=agent.id, epoch=epoch, socket=ws)
+        frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        conn = AgentConnection(
+            agent_id=agent.id,
+            epoch=epoch,
+            socket=ws,
+            direct=frames.send_now if frames is not None else None,
+        )
         await ctx.hub.attach(conn)
     except StreamSpaceError as exc:
         await close_with(ws, exc)
