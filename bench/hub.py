@@ -479,7 +479,11 @@ async def run_level(args: Any, n: int) -> Level:
             await asyncio.sleep(1)
             urls = [r.url for r in replicas]
             for c in range(CLIENTS):
-                setup = {"urls": urls, "agents": agents[c::CLIENTS], "background": 30}
+                setup = {
+                    "urls": urls,
+                    "agents": agents[c::CLIENTS],
+                    "background": args.hb_background,
+                }
                 clients.append(await Client.start(setup=setup, log=tmp / f"client-{c}.log"))
             per_agent = await measure_memory(replicas, clients, n)
             hb_ms, projected = await measure_heartbeats(
@@ -568,6 +572,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--log-level", default="WARNING", help="the replicas' LOG_LEVEL")
     parser.add_argument("--hb-interval", type=float, default=5.0, help="accelerated, seconds")
     parser.add_argument("--hb-seconds", type=float, default=20.0, help="heartbeat window")
+    parser.add_argument(
+        "--hb-background",
+        type=float,
+        default=30.0,
+        help="agents' heartbeat interval outside the heartbeat window, seconds (0: none)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=8.0, help="idle CPU window")
     parser.add_argument("--rates", default="50,200,1000", help="pings/s, comma-separated; 0: none")
     parser.add_argument(
