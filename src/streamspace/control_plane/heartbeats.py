@@ -70,6 +70,11 @@ class HeartbeatReport:
     capacity: dict[str, Any] | None
     at: datetime
 
+    @property
+    def max_sessions(self) -> int | None:
+        """The capacity's `maxSessions` (10 when it names none); None without a capacity."""
+        return int(self.capacity.get("maxSessions", 10)) if self.capacity else None
+
 
 class HeartbeatWriter:
     def __init__(
@@ -159,7 +164,7 @@ def _row(report: HeartbeatReport) -> dict[str, Any]:
     }
     if report.capacity:
         row["b_capacity"] = report.capacity
-        row["b_max"] = int(report.capacity.get("maxSessions", 10))
+        row["b_max"] = report.max_sessions
     return row
 
 
@@ -171,5 +176,5 @@ def _columns(reports: list[HeartbeatReport]) -> dict[str, list[Any]]:
         "active": [r.active for r in reports],
         "draining": [r.draining for r in reports],
         "capacities": [json.dumps(r.capacity) if r.capacity else None for r in reports],
-        "maxes": [int(r.capacity.get("maxSessions", 10)) if r.capacity else None for r in reports],
+        "maxes": [r.max_sessions for r in reports],
     }

@@ -370,12 +370,11 @@ class AgentHub:
         if forwards >= MAX_FORWARDS:
             return
         try:
-            pod = await self.backend.lookup(agent_id=agent_id)
+            pod = await self._pod_of(agent_id)  # asks Redis: the entry is gone
         except Unavailable:
             return
         if pod is None or pod == self.pod:
             return
-        self._remember_route(agent_id, pod)
         message["forwards"] = forwards + 1
         with contextlib.suppress(Unavailable):
             await self.backend.publish(channel=pod_channel(pod), data=json.dumps(message).encode())
