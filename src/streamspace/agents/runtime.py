@@ -16,6 +16,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.protocol import State
 
 from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
 from streamspace.agents.streams import AgentStreams
@@ -30,11 +31,30 @@ from streamspace.protocol.close_codes import (
 )
 from streamspace.protocol.messages import CommandPayload
 from streamspace.protocol.streams import CHUNK, HEADER, unpack
+from streamspace.protocol.wsframes import masked_binary
 
 log = logging.getLogger(__name__)
 Frame = str | bytes | memoryview  # control text, or a binary stream frame (maybe a view)
 FATAL_CLOSES = {UNAUTHENTICATED, FORBIDDEN, UNSUPPORTED_VERSION}
 APPLIED_MEMORY = 5000
+
+
+def _write_binary(ws: ClientConnection, data: bytes | memoryview) -> bool:
+    """Write one binary message straight to the connection's transport as one masked frame,
+    bypassing `websockets`' send (its serialiser copies every 256 KiB chunk twice and runs a
+    context manager per message; this path is the agent's share of every VNC byte). False, with
+    nothing written, when the connection is not open or the transport already holds a chunk's
+    worth: the caller then uses `ws.send`, which waits for the transport to drain. Safe beside
+    the library's own writes: it flushes each of its frames whole, synchronously."""
+    transport = ws.transport
+    if (
+        ws.protocol.state is not State.OPEN
+        or transport.is_closing()
+        or transport.get_write_buffer_size() >= CHUNK
+    ):
+        return False
+    transport.writelines(masked_binary(data))
+    return True
 
 
 class FatalAgentError(StreamSpaceError):
@@ -57,6 +77,7 @@ class AgentRuntime:
         self.connected = asyncio.Event()
         # control frames (priority 0) go before VNC data (priority 1); data is bounded by credit
         self._outbox: asyncio.PriorityQueue[tuple[int, int, Frame]] = asyncio.PriorityQueue()
+        self._ws: ClientConnection | None = None  # while connected
         self._seq = itertools.count()
         self.streams = AgentStreams(
             platform=platform, send_control=self.send, send_data=self._send_data
@@ -122,10 +143,12 @@ class AgentRuntime:
                 self.settings.control_plane_url,
                 self.epoch,
             )
+            self._ws = ws
             self.connected.set()
             try:
                 await self._session(ws)
             finally:
+                self._ws = None
                 self.connected.clear()
                 self.streams.close_all()  # streams do not survive a reconnect; viewers reopen
         self._raise_if_fatal(ws)
@@ -158,11 +181,17 @@ class AgentRuntime:
         self._outbox.put_nowait((0 if isinstance(frame, str) else 1, next(self._seq), frame))
 
     def _send_data(self, frame: bytes | memoryview) -> None:
+        """A VNC data frame: written at once while nothing waits in the outbox (so control
+        frames keep their precedence and everything its order), queued otherwise."""
+        if self._ws is not None and self._outbox.empty() and _write_binary(self._ws, frame):
+            return
         self._queue(frame)
 
     async def _writer(self, ws: ClientConnection) -> None:
         while True:
             _, _, frame = await self._outbox.get()
+            if not isinstance(frame, str) and _write_binary(ws, frame):
+                continue
             try:
                 await ws.send(frame)
             except ConnectionClosed:

@@ -21,7 +21,7 @@ same ASGI events as with uvicorn's protocol.
 
 from __future__ import annotations
 
-import struct
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -30,11 +30,11 @@ from websockets.exceptions import ProtocolError as WsProtocolError
 from websockets.frames import Close, Frame, Opcode
 from websockets.speedups import apply_mask
 
+from streamspace.protocol.wsframes import frame_header
+
 MAX_QUEUED = 64  # messages waiting for the application before reading pauses
 # The ASGI scope extension under which the protocol offers `send_now` to the application.
 FRAMES_EXTENSION = "streamspace.frames"
-_LEN16 = struct.Struct("!BBH")
-_LEN64 = struct.Struct("!BBQ")
 _CONTROL = (Opcode.CLOSE, Opcode.PING, Opcode.PONG)
 _DATA = (Opcode.CONT, Opcode.TEXT, Opcode.BINARY)
 _SMALL = 16 << 10  # payloads up to this size are written together with their header
@@ -44,16 +44,6 @@ class FrameError(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code, self.reason = code, reason
-
-
-def frame_header(opcode: int, length: int) -> bytes:
-    """An unmasked frame's header (servers never mask), FIN set."""
-    first = 0x80 | opcode
-    if length < 126:
-        return bytes((first, length))
-    if length < 1 << 16:
-        return _LEN16.pack(first, 126, length)
-    return _LEN64.pack(first, 127, length)
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -72,6 +62,10 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._message_type = 0
         self._message_size = 0
         self._queued = 0  # bytes queued for the application
+        # Set by the application (through FRAMES_EXTENSION) to take binary messages as they
+        # are parsed, without the queue and a task switch; it returns False to leave one to
+        # the queue. Only used while nothing waits in the queue, so the order holds.
+        self.on_binary: Callable[[bytes], bool] | None = None
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -211,6 +205,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
                 raise FrameError(1007, "text frame is not valid UTF-8") from None
             self.queue.put_nowait({"type": "websocket.receive", "text": text})
             self._queued += len(text)
+        elif self.on_binary is not None and self.queue.empty() and self.on_binary(payload):
+            return
         else:
             self.queue.put_nowait({"type": "websocket.receive", "bytes": payload})
             self._queued += len(payload)
@@ -280,7 +276,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         data = message.get("bytes")
         self._write_frame(data if data is not None else message["text"])
 
-    def send_now(self, data: str | bytes) -> bool:
+    def send_now(self, data: str | bytes | memoryview) -> bool:
         """Write a text (str) or binary (bytes) message at once, without waiting for a turn of
         the event loop, when nothing stands in the way: the connection is open and lean and
         the transport is taking writes. False: nothing was written; use the ASGI `send`,
@@ -297,7 +293,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._write_frame(data)
         return True
 
-    def _write_frame(self, data: str | bytes) -> None:
+    def _write_frame(self, data: str | bytes | memoryview) -> None:
         if isinstance(data, str):
             data = data.encode()
             header = frame_header(Opcode.TEXT, len(data))

@@ -1,0 +1,32 @@
+"""WebSocket frame headers (RFC 6455 section 5.2), for the two places that write frames without
+a library's serialisation: the control plane's server (wsserver.py, unmasked) and the agent's
+VNC data (agents/runtime.py, masked, as a client must). Writing header and payload as two
+buffers of one vectored write spares the copy a serialiser makes of every 256 KiB chunk."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from websockets.frames import Opcode
+from websockets.speedups import apply_mask
+
+_LEN16 = struct.Struct("!BBH")
+_LEN64 = struct.Struct("!BBQ")
+
+
+def frame_header(opcode: int, length: int, *, masked: bool = False) -> bytes:
+    """A whole frame's header (FIN set); with `masked` the mask bit is set and the 4-byte key
+    must follow."""
+    first, mask_bit = 0x80 | opcode, 0x80 if masked else 0
+    if length < 126:
+        return bytes((first, mask_bit | length))
+    if length < 1 << 16:
+        return _LEN16.pack(first, mask_bit | 126, length)
+    return _LEN64.pack(first, mask_bit | 127, length)
+
+
+def masked_binary(data: bytes | memoryview) -> tuple[bytes, bytes]:
+    """A client's binary frame: header with a fresh random mask key, and the masked payload."""
+    key = os.urandom(4)
+    return frame_header(Opcode.BINARY, len(data), masked=True) + key, apply_mask(data, key)
