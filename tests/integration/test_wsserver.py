@@ -5,6 +5,7 @@ RFC 6455 forbids is refused with the close code it names and a reason."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import struct
@@ -31,7 +32,8 @@ MAX_SIZE = 1 << 20
 
 async def echo(ws: WebSocket) -> None:
     """Echoes every message; `close <code>` closes with that code; `stall` stops reading for
-    a second, then says how many messages were waiting, then echoes on."""
+    a second, then says how many messages were waiting, then echoes on; `hook` has binary
+    messages echoed by the server's `on_binary` hook (prefixed `hook:`), except `refuse`."""
     await ws.accept()
     while True:
         message: Any = await ws.receive()
@@ -44,6 +46,10 @@ async def echo(ws: WebSocket) -> None:
             return
         if text is not None and text.startswith("direct "):
             await send_directly_then_wait(ws, int(text.split()[1]))
+        elif text == "hook":
+            hooked = ws.scope["extensions"][FRAMES_EXTENSION]
+            hooked.on_binary = functools.partial(echo_now, hooked)
+            await ws.send_text("hooked")
         elif text == "stall":
             await asyncio.sleep(1.0)
             protocol = ws._receive.__self__  # type: ignore[attr-defined]  # the uvicorn protocol
@@ -52,6 +58,10 @@ async def echo(ws: WebSocket) -> None:
             await ws.send_text(text)
         else:
             await ws.send_bytes(message["bytes"])
+
+
+def echo_now(frames: LeanWebSocketProtocol, payload: bytes) -> bool:
+    return payload != b"refuse" and frames.send_now(b"hook:" + payload)
 
 
 async def send_directly_then_wait(ws: WebSocket, count: int) -> None:
@@ -250,6 +260,28 @@ async def test_direct_writes_stop_when_the_transport_pushes_back(
         done = await c.recv()
         assert isinstance(done, str) and done.startswith("done ")
         assert 0 < int(done.split()[1]) < 200
+
+
+async def test_binary_messages_go_to_the_hook_only_when_nothing_waits_before_them(
+    server: tuple[str, Starlette],
+) -> None:
+    """How a replica takes an agent's VNC chunks: as they are parsed (no queue, no task switch)
+    while the application's queue is empty; behind queued messages otherwise, so the order of
+    everything the client sent holds; a message the hook declines takes the queue."""
+    address, _ = server
+    async with websockets.connect(f"ws://{address}/ws", compression=None) as c:
+        await c.send("hook")
+        assert await c.recv() == "hooked"
+        await c.send(b"a")
+        assert await c.recv() == b"hook:a"
+        await c.send("stall")
+        await c.send("t1")  # waits in the queue while the application sleeps
+        await c.send(b"b")  # so this waits behind it
+        await c.send(b"refuse")
+        replies = [await c.recv() for _ in range(4)]
+        assert replies == ["waiting 3", "t1", b"b", b"refuse"]
+        await c.send(b"c")  # the queue is empty again
+        assert await c.recv() == b"hook:c"
 
 
 async def test_random_messages_cut_at_random_places(server: tuple[str, Starlette]) -> None:

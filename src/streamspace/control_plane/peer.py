@@ -8,10 +8,12 @@ message). Here the event loop reads each frame's payload straight into a buffer 
 Frames going out (the viewer's input: keys, pointer, update requests; small) and close codes
 reuse `websockets`' frame code.
 
-Only what the peer endpoint sends is handled: binary and continuation frames (the bytes of one
-stream: message boundaries carry no meaning), ping, pong and close. Reading pauses while more
-than READ_AHEAD bytes wait for the viewer, so a slow viewer backs up to the holding replica,
-whose stream credit then stalls that viewer's stream alone.
+A payload goes straight to the viewer's socket in the turn that completed it while no earlier
+one waits for the relay task (streams.Passthrough). Only what the peer endpoint sends is
+handled: binary and continuation frames (the bytes of one stream: message boundaries carry no
+meaning), ping, pong and close. Reading pauses while more than READ_AHEAD bytes wait for the
+viewer, so a slow viewer backs up to the holding replica, whose stream credit then stalls that
+viewer's stream alone.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from urllib.parse import urlsplit
 
 from websockets.frames import Close, Frame, Opcode
 
+from streamspace.control_plane.streams import Passthrough
 from streamspace.errors import Unavailable
 from streamspace.protocol.links import BufferedLink
 
@@ -54,6 +57,7 @@ class PeerProtocol(BufferedLink):
         self._header_len = 0
         self._payload: bytearray | None = None
         self._got = 0
+        self.direct = Passthrough()  # payloads straight to the viewer's socket when it can
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -160,7 +164,7 @@ class PeerProtocol(BufferedLink):
         opcode, payload = self._header[0] & 0x0F, self._payload
         self._payload, self._header_len = None, 0
         if opcode in (Opcode.BINARY, Opcode.CONT):
-            if payload:
+            if payload and not self.direct.offer(memoryview(payload)):
                 self.data.put_nowait(memoryview(payload))
                 self.received(len(payload))
         elif opcode == Opcode.PING:
@@ -193,6 +197,10 @@ class PeerProtocol(BufferedLink):
 
     async def recv(self) -> memoryview | None:
         return await self.data.get()
+
+    def consumed(self, nbytes: int) -> None:
+        self.direct.written(nbytes)
+        super().consumed(nbytes)
 
     async def send(self, data: bytes) -> bool:
         """Send viewer bytes; False once the link is closing."""

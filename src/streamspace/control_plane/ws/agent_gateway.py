@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -65,6 +66,8 @@ async def agent_connect(ws: WebSocket) -> None:
             direct=frames.send_now if frames is not None else None,
         )
         await ctx.hub.attach(conn)
+        if frames is not None:
+            frames.on_binary = functools.partial(_take_bytes, ctx, conn)
     except StreamSpaceError as exc:
         await close_with(ws, exc)
         return
@@ -102,9 +105,7 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
             return
         try:
             if message.get("bytes") is not None:
-                stream_id, data = unpack(message["bytes"])
-                if ctx.hub.is_current(conn):
-                    conn.streams.on_data(stream_id, data)
+                _on_bytes(ctx, conn, message["bytes"])
                 continue
             envelope = decode(message.get("text") or "")
             if not ctx.hub.is_current(conn):
@@ -126,6 +127,23 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
             )
             await conn.close(close_codes.PROTOCOL, f"invalid {kind} payload")
             return
+
+
+def _on_bytes(ctx: AppContext, conn: AgentConnection, frame: bytes) -> None:
+    """A stream's data frame (raises ProtocolError for a malformed one)."""
+    stream_id, data = unpack(frame)
+    if ctx.hub.is_current(conn):
+        conn.streams.on_data(stream_id, data)
+
+
+def _take_bytes(ctx: AppContext, conn: AgentConnection, frame: bytes) -> bool:
+    """Data frames as the server parses them (wsserver's `on_binary`); a bad one is left to
+    the read loop, which refuses it with a close code."""
+    try:
+        _on_bytes(ctx, conn, frame)
+    except ProtocolError:
+        return False
+    return True
 
 
 async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) -> None:

@@ -18,6 +18,7 @@ from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.principal import Principal
 from streamspace.control_plane.streams import Data, relay
 from streamspace.control_plane.ws.close import close_with
+from streamspace.control_plane.wsserver import FRAMES_EXTENSION
 from streamspace.errors import StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
 
@@ -31,6 +32,8 @@ PEER_CONNECT_TIMEOUT = 10.0
 class BrowserViewer:
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
+        frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        self._now: Callable[[Data], bool] | None = frames.send_now if frames else None
 
     async def receive_bytes(self) -> bytes | None:
         while True:
@@ -47,6 +50,10 @@ class BrowserViewer:
         # Straight to the ASGI server (Starlette's send_bytes is typed for bytes only); the
         # server frames a memoryview without copying it first.
         await self.ws.send({"type": "websocket.send", "bytes": data})
+
+    def send_now(self, data: Data) -> bool:
+        """Write a binary frame at once if the socket takes writes (wsserver); else False."""
+        return self._now is not None and self._now(data)
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
@@ -112,6 +119,7 @@ async def _local(
     on_input: Callable[[int], None] | None = None,
 ) -> str:
     stream = await ctx.hub.open_stream(agent_id, session_id)
+    stream.direct.sink = viewer.send_now
     try:
         return await relay(viewer, stream, on_input=on_input)
     finally:
@@ -145,6 +153,7 @@ async def _via_peer(
     try:
         async with asyncio.timeout(PEER_CONNECT_TIMEOUT):
             link = await peer.connect(url)
+        link.direct.sink = viewer.send_now
     except (OSError, TimeoutError, Unavailable) as exc:
         detail = str(exc) or type(exc).__name__
         raise Unavailable(
