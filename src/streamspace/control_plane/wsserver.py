@@ -5,8 +5,10 @@ Why: every agent frame (heartbeats, acks, pongs, 256 KiB VNC chunks) and every v
 crosses this layer, and on a busy replica it was the largest single cost. `websockets`' parser
 runs a generator per frame, appends every byte to a buffer, slices it out and unmasks it into
 a third copy; uvicorn then pauses and resumes the socket around every message. Here a frame
-is parsed with a few integer reads, a large payload is gathered once into a buffer of its own
-size and unmasked by `websockets`' C `apply_mask`, reading pauses only when the application
+is parsed with a few integer reads; once the connection is open the event loop reads into
+buffers we hand out (asyncio.BufferedProtocol), so a large payload's bytes land in place in a
+buffer the connection reuses (no bytes object per read, no copy, no zeroing per frame), and
+`websockets`' C `apply_mask` unmasks it into the message; reading pauses only when the application
 falls behind (more than MAX_QUEUED messages or `ws_max_size` bytes waiting), and a frame goes
 out as its header and its payload in one vectored write, with no serialisation copy.
 
@@ -21,6 +23,7 @@ same ASGI events as with uvicorn's protocol.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -38,12 +41,43 @@ FRAMES_EXTENSION = "streamspace.frames"
 _CONTROL = (Opcode.CLOSE, Opcode.PING, Opcode.PONG)
 _DATA = (Opcode.CONT, Opcode.TEXT, Opcode.BINARY)
 _SMALL = 16 << 10  # payloads up to this size are written together with their header
+# Where reads land outside large payloads (buffered mode). One for the process: the event
+# loop calls `buffer_updated` right after the read that filled it, and that copies it out.
+_SCRATCH = memoryview(bytearray(64 << 10))
+_SPARE = 1 << 20  # large payloads up to this size reuse one buffer per connection
 
 
 class FrameError(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code, self.reason = code, reason
+
+
+class _BufferedReads(asyncio.BufferedProtocol):
+    """The transport's protocol once a connection is lean: the event loop reads straight into
+    the buffers the connection hands out (a large payload's bytes land in place, with no bytes
+    object per read and no copy into the payload); everything else goes to the connection."""
+
+    def __init__(self, ws: LeanWebSocketProtocol) -> None:
+        self._ws = ws
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._ws.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._ws.buffer_updated(nbytes)
+
+    def eof_received(self) -> None:
+        self._ws.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._ws.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._ws.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._ws.resume_writing()
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -54,8 +88,9 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         self._lean = False  # set once the handshake's 101 is written
         self._buf = bytearray()
-        self._payload: bytearray | None = None  # a large frame's payload, being gathered
+        self._payload: memoryview | None = None  # a large frame's payload, being gathered
         self._got = 0
+        self._spare = bytearray()  # large payloads are gathered here, one after the other
         self._mask = b""
         self._first = 0  # that frame's first byte (FIN and opcode)
         self._message: list[bytes] = []  # the fragments of a fragmented message so far
@@ -92,8 +127,27 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._lean = True
         leftover = bytes(self.conn.reader.buffer)
         self.conn.reader.buffer.clear()
+        set_protocol = getattr(self.transport, "set_protocol", None)
+        if set_protocol is not None:  # reads into our buffers from here on
+            set_protocol(_BufferedReads(self))
         if leftover:
             self.data_received(leftover)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._payload is not None:  # the rest of a large payload: read in place
+            return self._payload[self._got :]
+        return _SCRATCH
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            if self._payload is not None:
+                self._got += nbytes
+                if self._got == len(self._payload):
+                    self._gathered()
+            else:
+                self._receive(bytes(_SCRATCH[:nbytes]))
+        except FrameError as exc:
+            self._fail(exc.code, exc.reason)
 
     def _receive(self, data: bytes) -> None:
         view = memoryview(data)
@@ -138,7 +192,10 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             elif length > _SMALL and end >= start:
                 self._first = first
                 self._mask = bytes(view[start - 4 : start])
-                self._payload, self._got = bytearray(length), 0
+                if len(self._spare) < length <= _SPARE:
+                    self._spare = bytearray(length)
+                spare = self._spare if length <= len(self._spare) else bytearray(length)
+                self._payload, self._got = memoryview(spare)[:length], 0
                 self._gather(view[start:])
                 return end
             else:
@@ -152,9 +209,14 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         payload[self._got : self._got + take] = view[:take]
         self._got += take
         if self._got == len(payload):
-            self._payload = None
-            self._frame(self._first, apply_mask(payload, self._mask))
+            self._gathered()
         return view[take:]
+
+    def _gathered(self) -> None:
+        """A large payload is complete: unmasking copies it out, so its buffer is free again."""
+        assert self._payload is not None
+        payload, self._payload = self._payload, None
+        self._frame(self._first, apply_mask(payload, self._mask))
 
     def _check(self, first: int, second: int, length: int) -> None:
         opcode = first & 0x0F
