@@ -24,6 +24,7 @@ import hashlib
 import secrets
 import ssl
 import struct
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from websockets.frames import Close, Frame, Opcode
@@ -43,10 +44,10 @@ class PeerProtocol(BufferedLink):
     at the end; `close_reason` and `lost` say how it ended) and the relay calls `consumed` once
     it has passed each one on."""
 
-    def __init__(self, key: bytes, request: bytes) -> None:
+    def __init__(self, hello: Hello) -> None:
         super().__init__(read_ahead=READ_AHEAD)
-        self._request = request
-        self._accept = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
+        self._request = hello.request
+        self._accept = hello.accept
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.data: asyncio.Queue[memoryview | None] = asyncio.Queue()
         self.close_reason = ""
@@ -121,18 +122,11 @@ class PeerProtocol(BufferedLink):
             if len(self._head) > MAX_HEAD:
                 self._fail("the peer replica sent an oversized handshake response")
             return memoryview(b"")
-        lines = self._head[:end].decode("latin-1").split("\r\n")
+        problem = response_problem(bytes(self._head[:end]), self._accept)
         rest = memoryview(bytes(self._head[end + 4 :]))
         self._head = None
-        headers = {
-            name.strip().lower(): value.strip()
-            for name, _, value in (line.partition(":") for line in lines[1:])
-        }
-        status = lines[0].split(" ", 2)
-        if len(status) < 2 or status[1] != "101":
-            self._fail(f"the peer replica refused the stream: {lines[0]}")
-        elif headers.get("sec-websocket-accept") != self._accept:
-            self._fail("the peer replica answered with a wrong WebSocket accept key")
+        if problem:
+            self._fail(problem)
         elif not self.opened.done():
             self.opened.set_result(None)
         return rest
@@ -211,25 +205,62 @@ class PeerProtocol(BufferedLink):
         return True
 
 
+@dataclass(frozen=True)
+class Hello:
+    """The opening handshake of a peer link: where to connect, what to send, what to expect."""
+
+    host: str
+    port: int
+    secure: bool
+    request: bytes
+    accept: str  # the Sec-WebSocket-Accept the peer must answer with
+
+    @classmethod
+    def to(cls, url: str) -> Hello:
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        key = base64.b64encode(secrets.token_bytes(16))
+        request = (
+            f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (443 if secure else 80),
+            secure=secure,
+            request=request,
+            accept=base64.b64encode(hashlib.sha1(key + GUID).digest()).decode(),
+        )
+
+
+def response_problem(head: bytes, accept: str) -> str:
+    """What is wrong with the peer's handshake response (its head, without the blank line);
+    empty when it accepted the upgrade."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {
+        name.strip().lower(): value.strip()
+        for name, _, value in (line.partition(":") for line in lines[1:])
+    }
+    status = lines[0].split(" ", 2)
+    if len(status) < 2 or status[1] != "101":
+        return f"the peer replica refused the stream: {lines[0]}"
+    if headers.get("sec-websocket-accept") != accept:
+        return "the peer replica answered with a wrong WebSocket accept key"
+    return ""
+
+
 async def connect(url: str) -> PeerProtocol:
     """Open a WebSocket to `url` (ws:// or wss://) and complete the handshake (callers bound
     the time it may take)."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host, port = parts.hostname or "127.0.0.1", parts.port or (443 if secure else 80)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    key = base64.b64encode(secrets.token_bytes(16))
+    hello = Hello.to(url)
     loop = asyncio.get_running_loop()
-    request = (
-        f"GET {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
-    ).encode()
     _, protocol = await loop.create_connection(
-        lambda: PeerProtocol(key, request),
-        host,
-        port,
-        ssl=ssl.create_default_context() if secure else None,
+        lambda: PeerProtocol(hello),
+        hello.host,
+        hello.port,
+        ssl=ssl.create_default_context() if hello.secure else None,
     )
     try:
         await protocol.opened

@@ -87,6 +87,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lean = False  # set once the handshake's 101 is written
+        self._held: list[bytes] | None = None  # our frames waiting for another writer's
         self._buf = bytearray()
         self._payload: memoryview | None = None  # a large frame's payload, being gathered
         self._got = 0
@@ -319,8 +320,32 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     # -- writing -------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if not self.transport.is_closing():
+        if self._held is not None:  # another writer is inside a frame: after it
+            self._held.append(data)
+        elif not self.transport.is_closing():
             self.transport.write(data)
+
+    @property
+    def lean(self) -> bool:
+        """The connection is open and its frames are ours (see `_go_lean`)."""
+        return self._lean
+
+    def hold_writes(self) -> None:
+        """Someone writes a frame to this socket past the transport (control_plane/splice.py):
+        frames this protocol writes by itself (pongs) wait until `release_writes`, so they
+        never land inside that frame."""
+        self._held = []
+
+    def send_keepalive_ping(self) -> None:
+        if self._held is not None:  # uvicorn writes its ping itself: not inside that frame
+            self.ping_timer = self.loop.call_later(0.05, self.send_keepalive_ping)
+            return
+        super().send_keepalive_ping()
+
+    def release_writes(self) -> None:
+        held, self._held = self._held or [], None
+        for data in held:
+            self._write(data)
 
     async def send(self, message: Any) -> None:
         if not self._lean or message["type"] != "websocket.send":

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from streamspace.control_plane import peer
+from streamspace.control_plane import peer, splice
 from streamspace.control_plane.auth.tokens import session_principal, session_token
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.principal import Principal
@@ -150,10 +150,15 @@ async def _via_peer(
         base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
     )
     viewer = BrowserViewer(ws)
+    frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+    link: peer.PeerProtocol | splice.SplicedPeer
     try:
         async with asyncio.timeout(PEER_CONNECT_TIMEOUT):
-            link = await peer.connect(url)
-        link.direct.sink = viewer.send_now
+            if splice.usable(frames):  # the peer's frames go to the browser without a copy
+                link = await splice.SplicedPeer.connect(peer.Hello.to(url), frames)
+            else:
+                link = await peer.connect(url)
+                link.direct.sink = viewer.send_now
     except (OSError, TimeoutError, Unavailable) as exc:
         detail = str(exc) or type(exc).__name__
         raise Unavailable(

@@ -1,0 +1,196 @@
+"""The browser's replica splicing a peer replica's frames into the browser's socket
+(control_plane/splice.py), on real sockets: a uvicorn server with our WebSocket protocol plays
+the browser's replica, a `websockets` server (or a broken raw one) the replica holding the
+agent, a `websockets` client the browser. Bytes arrive whole and in order with pings crossing
+both ways, a slow browser holds the peer back instead of filling memory, and a peer that dies
+mid-frame still leaves the browser a well-formed stream and a close reason."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+import uvicorn
+import websockets
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.asyncio.server import ServerConnection
+
+from streamspace.control_plane import peer, splice
+from streamspace.control_plane.streams import relay
+from streamspace.control_plane.ws.vnc import BrowserViewer
+from streamspace.control_plane.wsserver import FRAMES_EXTENSION, LeanWebSocketProtocol
+from tests.support.processes import free_port
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "splice"), reason="splice(2) is Linux-only")
+SIZES = [1, 125, 126, 65535, 65536, 262148, 300_000]
+
+
+async def view(ws: WebSocket) -> None:
+    """The browser's replica: splice from the peer at app.state.peer_url, as ws/vnc.py does."""
+    await ws.accept()
+    frames = ws.scope["extensions"][FRAMES_EXTENSION]
+    assert splice.usable(frames)
+    link = await splice.SplicedPeer.connect(peer.Hello.to(ws.app.state.peer_url), frames)
+    try:
+        reason = await relay(BrowserViewer(ws), link)
+    finally:
+        link.close()
+    await ws.close(1011 if link.lost else 1000, reason[:120])
+
+
+@asynccontextmanager
+async def browsers_replica(peer_url: str) -> AsyncIterator[str]:
+    app = Starlette(routes=[WebSocketRoute("/view", view)])
+    app.state.peer_url = peer_url
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        ws=LeanWebSocketProtocol,
+        ws_per_message_deflate=False,
+        ws_ping_interval=0.05,  # uvicorn's own pings must never land inside a spliced frame
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
+        await asyncio.sleep(0.01)
+    try:
+        yield f"ws://127.0.0.1:{port}/view"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
+async def holding_replica(
+    handler: Callable[[ServerConnection], Awaitable[None]],
+) -> AsyncIterator[str]:
+    async with websockets.serve(
+        handler, "127.0.0.1", 0, compression=None, ping_interval=0.05, max_size=None
+    ) as server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/internal?token=t"
+
+
+async def read_all(browser: websockets.ClientConnection) -> bytes:
+    received = bytearray()
+    with contextlib.suppress(websockets.ConnectionClosedError):  # closed with an error code
+        async for message in browser:
+            assert isinstance(message, bytes)
+            received += message
+    return bytes(received)
+
+
+async def test_bytes_arrive_whole_and_in_order_with_pings_crossing_both_ways() -> None:
+    payloads = [os.urandom(size) for size in SIZES] * 3
+    heard: list[bytes] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        heard.append(await ws.recv())  # type: ignore[arg-type]
+        for payload in payloads:
+            await ws.send(payload)
+            await asyncio.sleep(0.02)  # pings cross between (and during) frames
+        await ws.close(1000, "the session's VNC server closed the connection")
+
+    async with (
+        holding_replica(handler) as peer_url,
+        browsers_replica(peer_url) as url,
+        websockets.connect(url, compression=None, max_size=None, ping_interval=0.02) as browser,
+    ):
+        await browser.send(b"viewer input")
+        received = await asyncio.wait_for(read_all(browser), 30)
+    assert heard == [b"viewer input"]
+    assert received == b"".join(payloads)
+    assert browser.close_code == 1000
+    assert browser.close_reason == "the session's VNC server closed the connection"
+
+
+async def test_a_slow_browser_holds_the_peer_back_and_loses_nothing() -> None:
+    chunk, count = 256 << 10, 120  # 30 MiB: more than the sockets between can hold
+    sent = 0
+    stalled_at = asyncio.get_running_loop().create_future()
+
+    async def handler(ws: ServerConnection) -> None:
+        nonlocal sent
+        for i in range(count):
+            await ws.send(struct.pack(">I", i) + bytes(chunk - 4))
+            sent += 1
+        await ws.close(1000, "done")
+
+    async with (
+        holding_replica(handler) as peer_url,
+        browsers_replica(peer_url) as url,
+        websockets.connect(url, compression=None, max_size=None) as browser,
+    ):
+        await asyncio.sleep(1.0)  # the browser reads nothing meanwhile
+        stalled_at.set_result(sent)
+        received = await asyncio.wait_for(read_all(browser), 60)
+    assert stalled_at.result() < count  # held back by TCP, not buffered in the replica
+    assert len(received) == chunk * count
+    numbers = [struct.unpack_from(">I", received, i * chunk)[0] for i in range(count)]
+    assert numbers == list(range(count))
+
+
+def _accept(request: bytes) -> bytes:
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key")
+    )
+    digest = base64.b64encode(hashlib.sha1(key + peer.GUID).digest())
+    return (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + digest + b"\r\n\r\n"
+    )
+
+
+@asynccontextmanager
+async def raw_holding_replica(after_handshake: bytes) -> AsyncIterator[str]:
+    """Answers the upgrade, writes `after_handshake`, then drops the connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        writer.write(_accept(request) + after_handshake)
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.transport.abort()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/internal"
+
+
+async def test_a_peer_dying_mid_frame_leaves_a_well_formed_stream_and_a_reason() -> None:
+    whole = struct.pack(">BBH", 0x82, 126, 1000) + b"w" * 1000
+    cut = struct.pack(">BBQ", 0x82, 127, 200_000) + b"c" * 50_000  # 150,000 bytes never come
+    async with (
+        raw_holding_replica(whole + cut) as peer_url,
+        browsers_replica(peer_url) as url,
+        websockets.connect(url, compression=None, max_size=None) as browser,
+    ):
+        received = await asyncio.wait_for(read_all(browser), 10)
+    assert received[:1050] == b"w" * 1000 + b"c" * 50
+    assert len(received) == 1000 + 200_000  # the cut frame padded to its announced length
+    assert browser.close_code == 1011
+    assert "lost the connection to the peer replica" in (browser.close_reason or "")
+
+
+async def test_a_masked_frame_from_the_peer_ends_the_stream_with_a_reason() -> None:
+    masked = struct.pack(">BB", 0x82, 0x80 | 1) + b"\x00\x00\x00\x00x"
+    async with (
+        raw_holding_replica(masked) as peer_url,
+        browsers_replica(peer_url) as url,
+        websockets.connect(url, compression=None) as browser,
+    ):
+        assert await asyncio.wait_for(read_all(browser), 10) == b""
+    assert "masked frame" in (browser.close_reason or "")
