@@ -2,9 +2,10 @@
 path (browser socket -> control plane -> agent -> session container), on the agent's replica and
 across replicas, side by side with websockify proxying the same VNC server directly; CPU per MB
 moved (summed over both replicas and the agent, the figure that stays comparable on a shared
-machine); and replica memory per viewer with 50 concurrent slow viewers.
+machine); and replica memory per viewer with 50 concurrent slow viewers. Each path runs
+`--rounds` times in turn and its fastest run counts (see `best_of`).
 
-    PYTHONPATH=. .venv/bin/python bench/stream.py [--seconds 8] [--viewers 50]
+    PYTHONPATH=. .venv/bin/python bench/stream.py [--seconds 8] [--viewers 50] [--rounds 2]
 
 Needs what `make test` starts (PostgreSQL, Docker, the session image). Loopback only; every
 loop is bounded in time and count.
@@ -178,20 +179,50 @@ async def run_relay(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             await c.wait_online("bench-relay", admin)
             sid = await start_session(c, admin)
             pids = _pids(a, b, agent)
-            return {
-                "websockify (baseline)": await measure_relay(
-                    f"ws://127.0.0.1:{ws_port}/", args.seconds, []
-                ),
-                "StreamSpace, same replica": await measure_relay(
-                    await stream_url(a.url, sid, admin), args.seconds, pids
-                ),
-                "StreamSpace, cross-replica": await measure_relay(
-                    await stream_url(b.url, sid, admin), args.seconds, pids
-                ),
-            }
+
+            async def websockify() -> dict[str, float]:
+                return await measure_relay(f"ws://127.0.0.1:{ws_port}/", args.seconds, [])
+
+            async def same() -> dict[str, float]:
+                url = await stream_url(a.url, sid, admin)
+                return await measure_relay(url, args.seconds, pids)
+
+            async def cross() -> dict[str, float]:
+                url = await stream_url(b.url, sid, admin)
+                return await measure_relay(url, args.seconds, pids)
+
+            return await best_of(args.rounds, websockify, same, cross)
     finally:
         proxy.kill()
         source.kill()
+
+
+Measure = Callable[[], Awaitable[dict[str, float]]]
+
+
+async def best_of(
+    rounds: int, websockify: Measure, same: Measure, cross: Measure
+) -> dict[str, dict[str, float]]:
+    """Every path `rounds` times, in turn (each path once, then again), and each path's
+    fastest run. A real VNC server's pace drifts from one client to the next: x11vnc tunes its
+    update scheduling per client and now and then serves one at a fifth of its usual rate for
+    a whole run, whichever path that client came through. Taking each path's best of the same
+    number of runs compares like with like; every run's MB/s is printed too."""
+    paths = {
+        "websockify (baseline)": websockify,
+        "StreamSpace, same replica": same,
+        "StreamSpace, cross-replica": cross,
+    }
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, path in paths.items():
+            runs[name].append(await path())
+    best = {}
+    for name, results in runs.items():
+        best[name] = max(results, key=lambda r: r["mb_s"]) | {
+            f"run_{i}": r["mb_s"] for i, r in enumerate(results)
+        }
+    return best
 
 
 async def slow_viewers(url_for, pid: int, count: int) -> float:  # type: ignore[no-untyped-def]
@@ -241,15 +272,17 @@ async def run(args: argparse.Namespace) -> None:
         try:
             pids = _pids(a, b, agent)
             assert a.proc is not None
-            results = {
-                "websockify (baseline)": await measure(f"ws://127.0.0.1:{port}/", args.seconds, []),
-                "StreamSpace, same replica": await measure(
-                    await stream_url(a.url, sid, admin), args.seconds, pids
-                ),
-                "StreamSpace, cross-replica": await measure(
-                    await stream_url(b.url, sid, admin), args.seconds, pids
-                ),
-            }
+
+            async def websockify() -> dict[str, float]:
+                return await measure(f"ws://127.0.0.1:{port}/", args.seconds, [])
+
+            async def same() -> dict[str, float]:
+                return await measure(await stream_url(a.url, sid, admin), args.seconds, pids)
+
+            async def cross() -> dict[str, float]:
+                return await measure(await stream_url(b.url, sid, admin), args.seconds, pids)
+
+            results = await best_of(args.rounds, websockify, same, cross)
             per_viewer = await slow_viewers(
                 lambda: stream_url(a.url, sid, admin), a.proc.pid, args.viewers
             )
@@ -287,14 +320,16 @@ def table(title: str, results: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}\n")
     print(
         f"{'path':30} {'MB/s':>8} {'vs base':>8} {'RTT p50 µs':>11} {'p99 µs':>8} "
-        f"{'added p50 µs':>13} {'StreamSpace CPU ms/MB':>22}  {'(P, X, agent)':>18}"
+        f"{'added p50 µs':>13} {'StreamSpace CPU ms/MB':>22}  {'(P, X, agent)':>18}  "
+        "MB/s of each run"
     )
     for name, r in results.items():
         parts = ", ".join(f"{r[f'cpu_{i}']:.2f}" for i in range(3)) if "cpu_2" in r else ""
+        runs = " / ".join(f"{r[k]:.0f}" for k in sorted(r) if k.startswith("run_"))
         print(
             f"{name:30} {r['mb_s']:8.0f} {r['mb_s'] / base['mb_s']:8.2f} {r['p50_us']:11.0f} "
             f"{r['p99_us']:8.0f} {r['p50_us'] - base['p50_us']:13.0f} "
-            f"{r['cpu_ms_per_mb'] or float('nan'):22.2f}  {parts:>18}"
+            f"{r['cpu_ms_per_mb'] or float('nan'):22.2f}  {parts:>18}  {runs}"
         )
 
 
@@ -327,6 +362,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--viewers", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each path (best counts)")
     asyncio.run(run(parser.parse_args()))
 
 
