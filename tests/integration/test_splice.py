@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
-import uvicorn
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -27,8 +26,8 @@ from websockets.asyncio.server import ServerConnection
 from streamspace.control_plane import peer, splice
 from streamspace.control_plane.streams import relay
 from streamspace.control_plane.ws.vnc import BrowserViewer
-from streamspace.control_plane.wsserver import FRAMES_EXTENSION, LeanWebSocketProtocol
-from tests.support.processes import free_port
+from streamspace.control_plane.wsserver import FRAMES_EXTENSION
+from tests.support.lean import serve
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "splice"), reason="splice(2) is Linux-only")
 SIZES = [1, 125, 126, 65535, 65536, 262148, 300_000]
@@ -51,25 +50,12 @@ async def view(ws: WebSocket) -> None:
 async def browsers_replica(peer_url: str) -> AsyncIterator[str]:
     app = Starlette(routes=[WebSocketRoute("/view", view)])
     app.state.peer_url = peer_url
-    port = free_port()
-    config = uvicorn.Config(
+    async with serve(
         app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        ws=LeanWebSocketProtocol,
         ws_per_message_deflate=False,
         ws_ping_interval=0.05,  # uvicorn's own pings must never land inside a spliced frame
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.01)
-    try:
+    ) as port:
         yield f"ws://127.0.0.1:{port}/view"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 import websockets
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
@@ -25,7 +24,7 @@ from streamspace.control_plane.wsserver import (
     MAX_QUEUED,
     LeanWebSocketProtocol,
 )
-from tests.support.processes import free_port
+from tests.support.lean import serve
 
 MAX_SIZE = 1 << 20
 
@@ -83,23 +82,8 @@ async def send_directly_then_wait(ws: WebSocket, count: int) -> None:
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Starlette]]:
     app = Starlette(routes=[WebSocketRoute("/ws", echo)])
     app.state.disconnects = []
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        ws=LeanWebSocketProtocol,
-        ws_max_size=MAX_SIZE,
-        ws_per_message_deflate=request.param,
-    )
-    srv = uvicorn.Server(config)
-    task = asyncio.create_task(srv.serve())
-    while not srv.started:  # noqa: ASYNC110 - uvicorn has no started event
-        await asyncio.sleep(0.01)
-    yield f"127.0.0.1:{port}", app
-    srv.should_exit = True
-    await task
+    async with serve(app, ws_max_size=MAX_SIZE, ws_per_message_deflate=request.param) as port:
+        yield f"127.0.0.1:{port}", app
 
 
 def masked(first: int, payload: bytes, *, mask: bool = True) -> bytes:

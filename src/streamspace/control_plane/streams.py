@@ -4,8 +4,8 @@ One `AgentStream` per viewer: its own credit window both ways, so a slow viewer 
 itself. Browser-facing endpoints live in ws/vnc.py; this module owns no HTTP.
 
 The agent's bytes reach the viewer's socket in the same turn of the event loop that read them
-(the stream's `sink`, wsserver's `send_now`) while nothing of the stream waits before them and
-that socket takes writes; otherwise they queue for the relay task, which then keeps the order
+(`Passthrough`, with wsserver's `send_now` as its sink) while nothing of the stream waits
+before them and that socket takes writes; otherwise they queue for the relay task, which then keeps the order
 until the queue is empty. Every chunk in the direct path saves two task switches and a queue
 round trip on the busiest hop of a stream."""
 
