@@ -141,15 +141,22 @@ def _accept(request: bytes) -> bytes:
 
 
 @asynccontextmanager
-async def raw_holding_replica(after_handshake: bytes) -> AsyncIterator[str]:
-    """Answers the upgrade, writes `after_handshake`, then drops the connection."""
+async def raw_holding_replica(after_handshake: bytes, *, drop: bool = True) -> AsyncIterator[str]:
+    """Answers the upgrade, writes `after_handshake`, then drops the connection (or, with
+    `drop` false, holds it until the other side closes it)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await reader.readuntil(b"\r\n\r\n")
         writer.write(_accept(request) + after_handshake)
         await writer.drain()
-        await asyncio.sleep(0.3)
-        writer.transport.abort()
+        if drop:
+            await asyncio.sleep(0.3)
+            writer.transport.abort()
+            return
+        with contextlib.suppress(OSError):
+            while await reader.read(1 << 16):
+                pass
+        writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     async with server:
@@ -180,3 +187,21 @@ async def test_a_masked_frame_from_the_peer_ends_the_stream_with_a_reason() -> N
     ):
         assert await asyncio.wait_for(read_all(browser), 10) == b""
     assert "masked frame" in (browser.close_reason or "")
+
+
+async def test_a_replica_shutting_down_mid_frame_still_closes_cleanly_with_1012() -> None:
+    """A rolling restart of the browser's replica while it is inside a frame (half of it has
+    arrived from the peer and gone on to the browser): the frame is completed before
+    uvicorn's 1012 close, so the browser sees whole frames and then the close code, not a
+    close frame inside a frame."""
+    half = struct.pack(">BBQ", 0x82, 127, 200_000) + b"h" * 100_000
+    async with raw_holding_replica(half, drop=False) as peer_url:
+        replica = browsers_replica(peer_url)
+        url = await replica.__aenter__()
+        browser = await websockets.connect(url, compression=None, max_size=None)
+        await asyncio.sleep(0.3)  # the first half is through; the rest never comes
+        restart = asyncio.create_task(replica.__aexit__(None, None, None))
+        received = await asyncio.wait_for(read_all(browser), 30)
+        await asyncio.wait_for(restart, 30)
+    assert browser.close_code == 1012
+    assert received == b"h" * 100_000 + bytes(100_000)  # the frame, padded to its length

@@ -14,8 +14,9 @@ while its transport holds nothing; otherwise (the browser is slow, or the socket
 part of a splice) the bytes go through the transport, which keeps them in order and pushes
 back; reading from the peer then waits until the transport takes writes again, so a slow
 viewer backs up to the holding replica (and its stream credit) as with the general client.
-While a frame is half written the viewer's own frames (pongs) wait (`hold_writes`), and a
-frame cut short by a dead peer is padded out, so the close code that follows still parses.
+While a frame is half written the viewer's own frames (pongs) wait (`hold_writes`); a frame
+cut short (a dead peer, or this replica shutting down and closing the viewer with 1012) is
+padded to its announced length, so the close that follows still parses.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class SplicedPeer:
         self._out.set_write_buffer_limits(high=0)  # pause_writing whenever anything waits
         self._in_pipe = 0
         self._head = bytearray()  # the next frame's header so far
-        self._left = 0  # bytes of the current data frame's payload still to move
+        self._left = 0  # bytes of the current data frame still to move
+        self._begun = False  # some of that frame has gone toward the viewer
         self._control: tuple[int, bytearray, int] | None = None  # opcode, payload, length
         self._reading = False
         self._ended = asyncio.Event()
@@ -185,7 +187,7 @@ class SplicedPeer:
             (length,) = struct.unpack_from(">Q", peeked, 2)
         if not length or length > MAX_FRAME or self._out.is_closing():
             return False
-        self._viewer.hold_writes()
+        self._viewer.hold_writes(self._cut_short)
         self._left = size + length
         return True
 
@@ -207,9 +209,9 @@ class SplicedPeer:
                 self._end("viewer disconnected")
                 return False
             if length:
-                self._viewer.hold_writes()
+                self._viewer.hold_writes(self._cut_short)
                 self._out.write(head)  # as it came: a server's frame, valid for the browser
-                self._left = length
+                self._left, self._begun = length, True
             return True
         if opcode not in (Opcode.PING, Opcode.PONG, Opcode.CLOSE) or length > 125:
             return self._fail(f"the peer replica sent an unexpected frame (opcode {opcode})")
@@ -229,7 +231,7 @@ class SplicedPeer:
             if not moved:
                 self._end("lost the connection to the peer replica (closed)", lost=True)
                 return False
-            self._in_pipe, self._left = moved, self._left - moved
+            self._in_pipe, self._left, self._begun = moved, self._left - moved, True
         try:
             self._in_pipe -= os.splice(self._pipe_r, self._out_fd, self._in_pipe, flags=_FLAGS)
         except BlockingIOError:
@@ -241,8 +243,13 @@ class SplicedPeer:
             self._out.write(os.read(self._pipe_r, self._in_pipe))
             self._in_pipe = 0
         if not self._left:
+            self._begun = False
             self._viewer.release_writes()
         return True
+
+    def _cut_short(self) -> None:
+        """The viewer's socket must write now (this replica is shutting down): end here."""
+        self._end("this replica is shutting down; reconnect")
 
     def _wait_for_viewer(self) -> None:
         """Bytes wait in the viewer's transport: stop reading the peer until it has written
@@ -296,13 +303,14 @@ class SplicedPeer:
         self._stop_reading()
         if self._resume is not None:
             self._resume.cancel()
-        if self._left and not self._out.is_closing():
+        if self._begun and not self._out.is_closing():
             # A frame cut short: pad it out, so what the viewer is told next still parses.
             if self._in_pipe:
                 with contextlib.suppress(OSError):
                     self._out.write(os.read(self._pipe_r, self._in_pipe))
             self._out.write(bytes(self._left))
         self._left = self._in_pipe = 0
+        self._begun = False
         self._viewer.release_writes()
         self._sock.close()
         os.close(self._pipe_r)
