@@ -23,7 +23,6 @@ import base64
 import hashlib
 import secrets
 import ssl
-import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ from websockets.frames import Close, Frame, Opcode
 from streamspace.control_plane.streams import Passthrough
 from streamspace.errors import Unavailable
 from streamspace.protocol.links import BufferedLink
+from streamspace.protocol.wsframes import header_size, payload_length
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_AHEAD = 1 << 20
@@ -134,16 +134,10 @@ class PeerProtocol(BufferedLink):
     def _header_missing(self) -> int:
         if self._header_len < 2:
             return 2 - self._header_len
-        size = 2 + {126: 2, 127: 8}.get(self._header[1] & 0x7F, 0)
-        return size - self._header_len
+        return header_size(self._header[1]) - self._header_len
 
     def _frame_start(self) -> None:
-        second = self._header[1]
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack_from(">H", self._header, 2)
-        elif length == 127:
-            (length,) = struct.unpack_from(">Q", self._header, 2)
+        second, length = self._header[1], payload_length(self._header)
         if second & 0x80:
             self._fail("the peer replica sent a masked frame")
         elif length > MAX_FRAME:

@@ -26,14 +26,18 @@ import contextlib
 import fcntl
 import os
 import socket
-import struct
 
 from websockets.frames import Close, Opcode
 
 from streamspace.control_plane.peer import MAX_FRAME, MAX_HEAD, Hello, response_problem
 from streamspace.control_plane.wsserver import LeanWebSocketProtocol
 from streamspace.errors import Unavailable
-from streamspace.protocol.wsframes import frame_header, masked_binary
+from streamspace.protocol.wsframes import (
+    header_size,
+    masked_binary,
+    masked_frame,
+    payload_length,
+)
 
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 0) | getattr(os, "SPLICE_F_NONBLOCK", 0)
 PIPE_SIZE = 512 << 10  # a whole 256 KiB frame with its header in one splice
@@ -177,14 +181,10 @@ class SplicedPeer:
         peeked = self._sock.recv(10, socket.MSG_PEEK)
         if len(peeked) < 2 or peeked[0] & 0x0F not in (Opcode.BINARY, Opcode.CONT):
             return False
-        size = 2 + _header_missing(bytearray(peeked[:2]))
+        size = header_size(peeked[1])
         if len(peeked) < size or peeked[1] & 0x80 or peeked[0] & 0x70:
             return False
-        length = peeked[1] & 0x7F
-        if length == 126:
-            (length,) = struct.unpack_from(">H", peeked, 2)
-        elif length == 127:
-            (length,) = struct.unpack_from(">Q", peeked, 2)
+        length = payload_length(peeked)
         if not length or length > MAX_FRAME or self._out.is_closing():
             return False
         self._viewer.hold_writes(self._cut_short)
@@ -193,11 +193,7 @@ class SplicedPeer:
 
     def _frame_start(self) -> bool:
         first, second = self._head[0], self._head[1]
-        length = second & 0x7F
-        if length == 126:
-            (length,) = struct.unpack_from(">H", self._head, 2)
-        elif length == 127:
-            (length,) = struct.unpack_from(">Q", self._head, 2)
+        length = payload_length(self._head)
         opcode, head = first & 0x0F, bytes(self._head)
         self._head.clear()
         if second & 0x80:
@@ -319,15 +315,11 @@ class SplicedPeer:
 
 
 def _header_missing(head: bytearray) -> int:
-    if len(head) < 2:
-        return 2 - len(head)
-    return 2 + {126: 2, 127: 8}.get(head[1] & 0x7F, 0) - len(head)
+    return 2 - len(head) if len(head) < 2 else header_size(head[1]) - len(head)
 
 
 def _masked_control(opcode: int, payload: bytes) -> bytes:
-    key = os.urandom(4)
-    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-    return frame_header(opcode, len(payload), masked=True) + key + masked
+    return b"".join(masked_frame(opcode, payload))
 
 
 async def _response_head(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:

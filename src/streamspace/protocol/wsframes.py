@@ -26,7 +26,26 @@ def frame_header(opcode: int, length: int, *, masked: bool = False) -> bytes:
     return _LEN64.pack(first, mask_bit | 127, length)
 
 
-def masked_binary(data: bytes | memoryview) -> tuple[bytes, bytes]:
-    """A client's binary frame: header with a fresh random mask key, and the masked payload."""
+def masked_frame(opcode: int, data: bytes | memoryview) -> tuple[bytes, bytes]:
+    """A client's frame: header with a fresh random mask key, and the masked payload."""
     key = os.urandom(4)
-    return frame_header(Opcode.BINARY, len(data), masked=True) + key, apply_mask(data, key)
+    return frame_header(opcode, len(data), masked=True) + key, apply_mask(data, key)
+
+
+def masked_binary(data: bytes | memoryview) -> tuple[bytes, bytes]:
+    return masked_frame(Opcode.BINARY, data)
+
+
+def header_size(second: int) -> int:
+    """A server frame's header size from its second byte (no mask key)."""
+    return 2 + {126: 2, 127: 8}.get(second & 0x7F, 0)
+
+
+def payload_length(head: bytes | bytearray) -> int:
+    """The payload length a whole header announces."""
+    length = head[1] & 0x7F
+    if length == 126:
+        return int(_LEN16.unpack_from(head)[2])
+    if length == 127:
+        return int(_LEN64.unpack_from(head)[2])
+    return length

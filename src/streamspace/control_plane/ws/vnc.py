@@ -32,8 +32,9 @@ PEER_CONNECT_TIMEOUT = 10.0
 class BrowserViewer:
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
-        self._now: Callable[[Data], bool] | None = frames.send_now if frames else None
+        # wsserver's connection (None on another server): direct writes, splice
+        self.frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
+        self._now: Callable[[Data], bool] | None = self.frames.send_now if self.frames else None
 
     async def receive_bytes(self) -> bytes | None:
         while True:
@@ -150,12 +151,11 @@ async def _via_peer(
         base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
     )
     viewer = BrowserViewer(ws)
-    frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
     link: peer.PeerProtocol | splice.SplicedPeer
     try:
         async with asyncio.timeout(PEER_CONNECT_TIMEOUT):
-            if splice.usable(frames):  # the peer's frames go to the browser without a copy
-                link = await splice.SplicedPeer.connect(peer.Hello.to(url), frames)
+            if splice.usable(viewer.frames):  # the peer's frames reach the browser uncopied
+                link = await splice.SplicedPeer.connect(peer.Hello.to(url), viewer.frames)
             else:
                 link = await peer.connect(url)
                 link.direct.sink = viewer.send_now
