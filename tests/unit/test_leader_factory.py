@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from streamspace.config.agent import AgentSettings
+from streamspace.config.agent import AgentSettings, load_agent_settings
 from streamspace.errors import ConfigError
 from streamspace.leader.factory import build_elector
 from streamspace.leader.file import FileLeaderElector
+from streamspace.leader.kubernetes import KubernetesLeaseElector
 
 
 def settings(backend: str, tmp_path: Path) -> AgentSettings:
@@ -33,6 +34,26 @@ def test_file_backend_uses_the_lock_file_and_pod_name(tmp_path: Path) -> None:
     )
 
 
-def test_kubernetes_backend_is_refused_with_a_clear_message(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not available in this build yet"):
-        build_elector(settings("kubernetes", tmp_path))
+def test_kubernetes_backend_is_the_lease_named_in_the_guide(tmp_path: Path) -> None:
+    elector = build_elector(
+        AgentSettings(
+            AGENT_ID="k8s-prod-us-east-1",
+            CONTROL_PLANE_URL="wss://streamspace-api.example.com",
+            PLATFORM="kubernetes",
+            ENABLE_HA="true",
+            POD_NAME="streamspace-k8s-agent-7d9f-abcde",
+            NAMESPACE="streamspace",
+        )
+    )
+    assert isinstance(elector, KubernetesLeaseElector)
+    assert elector.name == "streamspace-agent-k8s-prod-us-east-1"
+    assert elector.identity == "streamspace-k8s-agent-7d9f-abcde"
+
+
+def test_the_lease_needs_an_agent_id_kubernetes_can_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="lowercase DNS name"):
+        load_agent_settings(
+            agent_id="K8s_Prod",
+            control_plane_url="http://x",
+            platform="kubernetes",
+        )

@@ -6,6 +6,7 @@ LEADER_ELECTION_BACKEND, LOCK_FILE_PATH, REDIS_URL, POD_NAME) work exactly as wr
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streamspace.config.control_plane import describe_validation_error
 from streamspace.config.durations import Seconds, env
 from streamspace.errors import ConfigError
+
+# Kubernetes object names (RFC 1123 subdomain) and resource quantities, checked at start.
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+LABEL_SELECTOR = r"^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*)*$"
 
 
 class AgentSettings(BaseSettings):
@@ -92,10 +98,11 @@ class AgentSettings(BaseSettings):
         validation_alias=env("ENABLE_HA"),
         description="Run active/standby with leader election.",
     )
-    leader_election_backend: Literal["file", "redis", "swarm", "kubernetes"] = Field(
-        "file",
+    leader_election_backend: Literal["file", "redis", "swarm", "kubernetes"] | None = Field(
+        None,
         validation_alias=env("LEADER_ELECTION_BACKEND"),
-        description="Leader election backend.",
+        description="Leader election backend. Default: `kubernetes` (a Lease) when "
+        "PLATFORM=kubernetes, else `file`.",
     )
     lock_file_path: Path = Field(
         Path("/var/run/streamspace/agent.lock"),
@@ -140,12 +147,60 @@ class AgentSettings(BaseSettings):
         validation_alias=env("DOCKER_NETWORK"),
         description="Docker network the session containers join.",
     )
+    kubeconfig: Path | None = Field(
+        None,
+        validation_alias=env("KUBECONFIG"),
+        description="Kubernetes client config, used when not running in a cluster (in a pod "
+        "the service account is used). Default: `~/.kube/config`.",
+    )
+    namespace: str | None = Field(
+        None,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        validation_alias=env("NAMESPACE"),
+        description="Namespace of session pods, home claims and the leader Lease. Default: "
+        "the service account's namespace in a pod, else the kubeconfig context's, else `default`.",
+    )
+    session_storage_class: str | None = Field(
+        None,
+        validation_alias=env("SESSION_STORAGE_CLASS"),
+        description="StorageClass of the home PersistentVolumeClaims (Kubernetes). Default: "
+        "the cluster's default class.",
+    )
+    session_home_size: str = Field(
+        "5Gi",
+        pattern=QUANTITY,
+        validation_alias=env("SESSION_HOME_SIZE"),
+        description="Size requested by each home PersistentVolumeClaim (Kubernetes quantity).",
+    )
+    agent_pod_labels: str = Field(
+        "app.kubernetes.io/component=k8s-agent",
+        pattern=LABEL_SELECTOR,
+        validation_alias=env("AGENT_POD_LABELS"),
+        description="Labels (`k=v,k=v`) of this agent's own pods: the sessions' NetworkPolicy "
+        "admits VNC connections from those pods only (Kubernetes).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AgentSettings:
         if not self.lease_duration > self.renew_deadline > self.retry_period:
             raise ValueError("need LEASE_DURATION > RENEW_DEADLINE > RETRY_PERIOD")
+        uses_k8s = self.platform == "kubernetes" or (
+            self.enable_ha and self.election_backend == "kubernetes"
+        )
+        if uses_k8s and not DNS_SUBDOMAIN.fullmatch(self.agent_id):
+            raise ValueError(
+                f"AGENT_ID {self.agent_id!r} must be a lowercase DNS name (a-z, 0-9, '-', '.') "
+                "on Kubernetes: it names the Lease streamspace-agent-<id> and labels its objects"
+            )
         return self
+
+    @property
+    def election_backend(self) -> Literal["file", "redis", "swarm", "kubernetes"]:
+        """LEADER_ELECTION_BACKEND, else the Lease on Kubernetes and the file lock elsewhere."""
+        if self.leader_election_backend is not None:
+            return self.leader_election_backend
+        return "kubernetes" if self.platform == "kubernetes" else "file"
 
     @property
     def http_base_url(self) -> str:

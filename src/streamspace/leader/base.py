@@ -1,7 +1,8 @@
 """The `LeaderElector` contract: one active replica per logical agent, with a fencing epoch.
 
-Backends (file, redis, swarm, kubernetes lease) implement three small calls; the shared
-loop in leader/loop.py turns them into "run this coroutine only while leader".
+Backends (file, redis, swarm, kubernetes Lease) implement four small calls (acquire, renew,
+release, current holder); the shared loop in leader/loop.py turns them into "run this
+coroutine only while leader".
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from streamspace.leader.base import LeaderElector
 
 def build_elector(settings: AgentSettings) -> LeaderElector:
     """The elector for this replica (`POD_NAME` is its identity)."""
-    backend = settings.leader_election_backend
+    backend = settings.election_backend
     if backend == "file":
         from streamspace.leader.file import FileLeaderElector
 
@@ -44,7 +44,14 @@ def build_elector(settings: AgentSettings) -> LeaderElector:
             docker=aiodocker.Docker(),
             service=settings.swarm_service,
         )
-    raise ConfigError(
-        f"LEADER_ELECTION_BACKEND={backend!r} is not available in this build yet; "
-        "use file, redis or swarm"
-    )
+    if backend == "kubernetes":
+        from streamspace.leader.kubernetes import KubernetesLeaseElector
+
+        return KubernetesLeaseElector(
+            agent_id=settings.agent_id,
+            identity=settings.pod_name,
+            lease_duration=settings.lease_duration,
+            namespace=settings.namespace,
+            kubeconfig=settings.kubeconfig,
+        )
+    raise ConfigError(f"LEADER_ELECTION_BACKEND={backend!r} is not known")
