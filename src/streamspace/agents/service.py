@@ -31,10 +31,16 @@ def build_platform(settings: AgentSettings) -> Platform:
         from streamspace.agents.platforms.docker import DockerPlatform
 
         return DockerPlatform(agent_id=settings.agent_id, network=settings.docker_network)
+    if settings.platform == "kubernetes":
+        from streamspace.agents.platforms.kubernetes import KubernetesPlatform
+
+        return KubernetesPlatform.from_settings(settings)
     raise ConfigError(f"PLATFORM={settings.platform} is not available in this build")
 
 
 def platform_metadata(settings: AgentSettings) -> dict[str, Any]:
+    if settings.platform == "kubernetes":
+        return {"pod": settings.pod_name, "namespace": settings.namespace or ""}
     return {"pod": settings.pod_name, "network": settings.docker_network}
 
 

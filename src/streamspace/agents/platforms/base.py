@@ -32,6 +32,8 @@ class SessionSpec:
     memory_limit_mb: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     persistent_home: bool = True
+    # Kubernetes imagePullPolicy (Always, IfNotPresent, Never); None = the platform's default.
+    image_pull_policy: str | None = None
 
     @property
     def home_key(self) -> str:

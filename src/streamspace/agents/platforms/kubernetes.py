@@ -1,0 +1,388 @@
+"""KubernetesPlatform: sessions as Pods in one namespace, reached by the agent at the pod IP.
+
+Owns the Kubernetes agent's API calls (kubernetes_asyncio); names, manifests and the status
+mapping live in kubernetes_model, the RFB probe in rfb. Every operation is idempotent: an
+object that already exists (409) or is already gone (404) is the outcome wanted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from streamspace.agents.platforms import kubernetes_model as model
+from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.agents.platforms.rfb import read_rfb_banner
+from streamspace.config.agent import AgentSettings
+from streamspace.errors import NotFound, PlatformError
+from streamspace.kubeconn import api_client, default_namespace, plain
+
+_LOG_LINES = 20
+_POLL = 0.1
+
+
+def _api_error(action: str, exc: ApiException) -> PlatformError:
+    """One error family for callers; a quota refusal is a capacity answer, not a crash."""
+    message = _message(exc)
+    if exc.status == 403 and "exceeded quota" in message:
+        return PlatformError(
+            f"kubernetes: {action} refused by the namespace's ResourceQuota: {message}",
+            code="capacity",
+        )
+    return PlatformError(f"kubernetes: {action} failed ({exc.status}): {message}")
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+class KubernetesPlatform(Platform):
+    """Runs each session as one labelled Pod with a record and a home claim."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        namespace: str | None = None,
+        kubeconfig: Path | None = None,
+        home_size: str = "5Gi",
+        storage_class: str | None = None,
+        agent_pod_labels: str = "app.kubernetes.io/component=k8s-agent",
+        ready_timeout: float = 60.0,
+        stop_timeout: int = 5,
+        watch_retry: float = 1.0,
+    ) -> None:
+        self._agent_id = agent_id
+        self._namespace = namespace
+        self._kubeconfig = kubeconfig
+        self._home_size, self._storage_class = home_size, storage_class
+        self._agent_pod_labels = model.parse_labels(agent_pod_labels)
+        self._ready_timeout = ready_timeout
+        self._stop_timeout = stop_timeout
+        self._watch_retry = watch_retry
+        self._client: client.ApiClient | None = None
+        self._client_lock = asyncio.Lock()
+        self._policy_ready = False
+
+    @classmethod
+    def from_settings(cls, settings: AgentSettings) -> KubernetesPlatform:
+        """The platform `streamspace agent` builds when PLATFORM=kubernetes."""
+        return cls(
+            agent_id=settings.agent_id,
+            namespace=settings.namespace,
+            kubeconfig=settings.kubeconfig,
+            home_size=settings.session_home_size,
+            storage_class=settings.session_storage_class,
+            agent_pod_labels=settings.agent_pod_labels,
+        )
+
+    async def _core(self) -> tuple[client.CoreV1Api, str]:
+        async with self._client_lock:
+            if self._client is None:
+                self._client = await api_client(kubeconfig=self._kubeconfig)
+                self._namespace = self._namespace or default_namespace(kubeconfig=self._kubeconfig)
+        assert self._namespace is not None
+        return client.CoreV1Api(self._client), self._namespace
+
+    @property
+    def namespace(self) -> str | None:
+        return self._namespace
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- the Platform contract ---------------------------------------------------------------
+
+    async def start(self, spec: SessionSpec) -> ObservedSession:
+        await self._ensure_policy()
+        if spec.persistent_home:
+            await self._create(
+                "persistentvolumeclaim",
+                model.claim_manifest(
+                    spec=spec,
+                    agent_id=self._agent_id,
+                    size=self._home_size,
+                    storage_class=self._storage_class,
+                ),
+            )
+        record = model.record_manifest(spec=spec, agent_id=self._agent_id, state="running")
+        if not await self._create("config_map", record):
+            await self._set_record_state(spec.session_id, "running")
+        return await self._run(spec)
+
+    async def stop(self, session_id: str) -> None:
+        name = model.pod_name(session_id)
+        await self._delete("pod", name, grace=0)
+        await self._delete("config_map", name)
+
+    async def hibernate(self, session_id: str) -> None:
+        record = await self._record(session_id)
+        if record is None:
+            raise NotFound(f"session {session_id} has no record on agent {self._agent_id}")
+        # Mark first: the pod's deletion events must already read as a hibernation.
+        await self._set_record_state(session_id, "hibernated")
+        await self._delete("pod", model.pod_name(session_id), grace=self._stop_timeout)
+        await self._wait_gone(session_id)
+
+    async def wake(self, session_id: str) -> ObservedSession:
+        record = await self._record(session_id)
+        if record is None:
+            raise NotFound(f"session {session_id} has no record on agent {self._agent_id}")
+        await self._wait_gone(session_id)  # a hibernation may still be finishing
+        await self._set_record_state(session_id, "running")
+        return await self._run(model.spec_from_record(record))
+
+    async def list_sessions(self) -> list[ObservedSession]:
+        pods, records = await self._pods_and_records()
+        seen = []
+        for pod in pods:
+            session_id = _session_of(pod)
+            seen.append(model.observe_pod(pod, record=model.record_state(records.get(session_id))))
+        running = {s.session_id for s in seen}
+        for session_id, record in records.items():
+            if session_id not in running and model.record_state(record) == "hibernated":
+                seen.append(ObservedSession(session_id=session_id, state="hibernated"))
+        return seen
+
+    async def watch(self) -> AsyncIterator[ObservedSession]:
+        """Sessions whose Pod fails, is evicted, loses its node, or goes away, from a watch
+        on the agent's label. The watch resumes from the last resourceVersion seen; when the
+        server answers 410 Gone (too old) it lists again and starts over from there."""
+        reported: dict[str, tuple[str, str]] = {}
+        while True:
+            try:
+                async for observed in self._watch_once(reported):
+                    yield observed
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise _api_error("watching session pods", exc) from exc
+            await asyncio.sleep(self._watch_retry)
+
+    async def vnc_address(self, session_id: str) -> tuple[str, int]:
+        pod = await self._read_pod(session_id)
+        if pod is None:
+            if await self._record(session_id) is None:
+                raise NotFound(f"session {session_id} has no pod on agent {self._agent_id}")
+            state = "hibernated"
+        else:
+            observed = model.observe_pod(pod, record="running")
+            if observed.vnc_host and observed.vnc_port:
+                return observed.vnc_host, observed.vnc_port
+            state = observed.state
+        raise PlatformError(
+            f"session {session_id} is {state}; its VNC server runs only while it runs",
+            code="session_not_running",
+        )
+
+    # -- running and readiness ---------------------------------------------------------------
+
+    async def _run(self, spec: SessionSpec) -> ObservedSession:
+        manifest = model.pod_manifest(
+            spec=spec,
+            agent_id=self._agent_id,
+            pull_policy=spec.image_pull_policy or "IfNotPresent",
+            stop_timeout=self._stop_timeout,
+        )
+        await self._create("pod", manifest)
+        return await self._wait_for_vnc(spec)
+
+    async def _wait_for_vnc(self, spec: SessionSpec) -> ObservedSession:
+        """Poll the Pod until it runs and its VNC answers RFB; fail fast on a pod that
+        cannot run (image, quota, crash, eviction), with its last log lines."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._ready_timeout
+        while True:
+            pod = await self._read_pod(spec.session_id)
+            if pod is None:
+                raise PlatformError(
+                    f"session {spec.session_id} failed to start: its pod was deleted",
+                    code="session_start_failed",
+                )
+            observed = model.observe_pod(pod, record="running")
+            if observed.state in ("failed", "missing"):
+                raise await self._startup_error(spec.session_id, reason=observed.detail)
+            host, port = observed.vnc_host or (pod.get("status") or {}).get("podIP"), spec.vnc_port
+            if host and await read_rfb_banner(host=host, port=port) is not None:
+                return ObservedSession(
+                    session_id=spec.session_id,
+                    state="running",
+                    vnc_host=host,
+                    vnc_port=port,
+                    metadata=observed.metadata,
+                )
+            if loop.time() >= deadline:
+                why = observed.detail or f"VNC at {host}:{port} did not answer RFB"
+                raise await self._startup_error(
+                    spec.session_id,
+                    reason=f"not ready within {self._ready_timeout:g} s ({why})",
+                )
+            await asyncio.sleep(_POLL)
+
+    async def _startup_error(self, session_id: str, *, reason: str) -> PlatformError:
+        core, namespace = await self._core()
+        try:
+            logs = await core.read_namespaced_pod_log(
+                model.pod_name(session_id), namespace, tail_lines=_LOG_LINES
+            )
+            text = str(logs).rstrip() or "(no output)"
+        except ApiException as exc:
+            text = f"(logs unavailable: {_message(exc)})"
+        return PlatformError(
+            f"session {session_id} failed to start: {reason}; last log lines:\n{text}",
+            code="session_start_failed",
+        )
+
+    async def _wait_gone(self, session_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stop_timeout + self._ready_timeout
+        while await self._read_pod(session_id) is not None:
+            if loop.time() >= deadline:
+                raise PlatformError(f"session {session_id}: its pod did not go away in time")
+            await asyncio.sleep(_POLL)
+
+    # -- watching ----------------------------------------------------------------------------
+
+    async def _watch_once(
+        self, reported: dict[str, tuple[str, str]]
+    ) -> AsyncIterator[ObservedSession]:
+        core, namespace = await self._core()
+        listed = await core.list_namespaced_pod(
+            namespace, label_selector=model.session_selector(self._agent_id)
+        )
+        version = listed.metadata.resource_version
+        stream = watch.Watch()
+        try:
+            async for event in stream.stream(
+                core.list_namespaced_pod,
+                namespace,
+                label_selector=model.session_selector(self._agent_id),
+                resource_version=version,
+                allow_watch_bookmarks=True,
+            ):
+                observed = await self._observe_event(event)
+                if observed is None:
+                    continue
+                key = (observed.state, observed.detail)
+                if reported.get(observed.session_id) != key:
+                    reported[observed.session_id] = key
+                    yield observed
+        finally:
+            await stream.close()
+
+    async def _observe_event(self, event: dict[str, Any]) -> ObservedSession | None:
+        if event.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
+            return None
+        pod: dict[str, Any] = event["raw_object"]
+        session_id = _session_of(pod)
+        if not session_id:
+            return None
+        record = model.record_state(await self._record(session_id))
+        if event["type"] == "DELETED":
+            if record == "hibernated":
+                return ObservedSession(session_id=session_id, state="hibernated")
+            return ObservedSession(session_id=session_id, state="missing", detail="pod removed")
+        observed = model.observe_pod(pod, record=record)
+        # Running and starting are reported by the commands that start sessions.
+        return observed if observed.state in ("failed", "missing", "hibernated") else None
+
+    # -- objects -----------------------------------------------------------------------------
+
+    async def _ensure_policy(self) -> None:
+        if self._policy_ready:
+            return
+        manifest = model.policy_manifest(
+            agent_id=self._agent_id, agent_pod_labels=self._agent_pod_labels
+        )
+        _, namespace = await self._core()
+        networking = client.NetworkingV1Api(self._client)
+        body: Any = manifest
+        try:
+            await networking.create_namespaced_network_policy(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _api_error("creating the sessions' NetworkPolicy", exc) from exc
+        self._policy_ready = True
+
+    async def _create(self, kind: str, manifest: dict[str, Any]) -> bool:
+        """Create one object; False when it exists already."""
+        core, namespace = await self._core()
+        create = getattr(core, f"create_namespaced_{kind}")
+        try:
+            await create(namespace, manifest)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise _api_error(f"creating {kind} {manifest['metadata']['name']}", exc) from exc
+        return True
+
+    async def _delete(self, kind: str, name: str, *, grace: int | None = None) -> None:
+        core, namespace = await self._core()
+        delete = getattr(core, f"delete_namespaced_{kind}")
+        kwargs = {} if grace is None else {"grace_period_seconds": grace}
+        try:
+            await delete(name, namespace, **kwargs)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _api_error(f"deleting {kind} {name}", exc) from exc
+
+    async def _read_pod(self, session_id: str) -> dict[str, Any] | None:
+        return await self._read("pod", model.pod_name(session_id))
+
+    async def _record(self, session_id: str) -> dict[str, Any] | None:
+        return await self._read("config_map", model.pod_name(session_id))
+
+    async def _read(self, kind: str, name: str) -> dict[str, Any] | None:
+        core, namespace = await self._core()
+        read = getattr(core, f"read_namespaced_{kind}")
+        try:
+            found = await read(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error(f"reading {kind} {name}", exc) from exc
+        return plain(self._client, found)
+
+    async def _set_record_state(self, session_id: str, state: model.RecordState) -> None:
+        core, namespace = await self._core()
+        try:
+            await core.patch_namespaced_config_map(
+                model.pod_name(session_id), namespace, {"data": {"state": state}}
+            )
+        except ApiException as exc:
+            raise _api_error(f"marking session {session_id} {state}", exc) from exc
+
+    async def _pods_and_records(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        core, namespace = await self._core()
+        try:
+            pods, records = await asyncio.gather(
+                core.list_namespaced_pod(
+                    namespace, label_selector=model.session_selector(self._agent_id)
+                ),
+                core.list_namespaced_config_map(
+                    namespace, label_selector=model.record_selector(self._agent_id)
+                ),
+            )
+        except ApiException as exc:
+            raise _api_error("listing sessions", exc) from exc
+        by_session = {_session_of(r): r for r in plain(self._client, records).get("items", [])}
+        return list(plain(self._client, pods).get("items", [])), by_session
+
+
+def _session_of(obj: dict[str, Any]) -> str:
+    metadata = obj.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    exact = annotations.get(model.ANNOTATION_SESSION)
+    return str(exact or (metadata.get("labels") or {}).get(model.LABEL_SESSION, ""))

@@ -1,0 +1,375 @@
+"""How StreamSpace sessions look in Kubernetes: names, labels, the Pod, the home claim, the
+session record, the NetworkPolicy, and the mapping from a Pod's status back to an
+ObservedSession. Pure: no I/O here; the manifests are plain JSON-shaped dicts.
+
+A session is a Pod `ss-<session id>` plus a ConfigMap of the same name, its record: the spec
+it was started with and whether it is hibernated. Hibernating deletes the Pod and keeps the
+record and the home claim (one PersistentVolumeClaim per user and template); waking creates
+the Pod again from the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from streamspace.agents.platforms.base import ObservedSession, ObservedState, SessionSpec
+
+PREFIX = "streamspace.io/"
+LABEL_SESSION = PREFIX + "session"
+LABEL_AGENT = PREFIX + "agent"
+LABEL_USER = PREFIX + "user"
+LABEL_TEMPLATE = PREFIX + "template"
+COMPONENT = "app.kubernetes.io/component"
+ANNOTATION_SESSION = PREFIX + "session"
+ANNOTATION_USER = PREFIX + "user"
+ANNOTATION_TEMPLATE = PREFIX + "template"
+ANNOTATION_VNC_PORT = PREFIX + "vnc-port"
+ANNOTATION_HOME = PREFIX + "home"
+HOME_MOUNT = "/home/user"
+SESSION_UID = 1000  # the session images' `user`
+SHM_LIMIT = "256Mi"  # browsers crash with a small /dev/shm
+PULL_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+CONFIG_ERRORS = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+RecordState = Literal["running", "hibernated"]
+
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_NAME_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+def label_value(text: str) -> str:
+    """A valid label value (at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends); the
+    exact text goes in an annotation beside it."""
+    cleaned = _LABEL_UNSAFE.sub("_", text)[:63].strip("_.-")
+    return cleaned or "x"
+
+
+def _name_part(text: str, *, limit: int) -> str:
+    return _NAME_UNSAFE.sub("-", text.lower()).strip("-")[:limit].strip("-") or "x"
+
+
+def pod_name(session_id: str) -> str:
+    """Name of a session's Pod and of its record (ConfigMap)."""
+    return f"ss-{_name_part(session_id, limit=60)}"
+
+
+def claim_name(*, user: str, template: str) -> str:
+    """Home claim of one user and template: `home-<user>-<template>-<hash>`; the hash of the
+    exact pair keeps names unique after cleaning (see docker_model.volume_name)."""
+    digest = hashlib.sha256(f"{user}\0{template}".encode()).hexdigest()[:8]
+    return f"home-{_name_part(user, limit=24)}-{_name_part(template, limit=24)}-{digest}"
+
+
+def policy_name(agent_id: str) -> str:
+    """The NetworkPolicy that seals this agent's session pods."""
+    return f"streamspace-sessions-{agent_id}"[:253]
+
+
+def session_selector(agent_id: str) -> str:
+    """Label selector of every session Pod (or record) this agent owns."""
+    return f"{LABEL_AGENT}={label_value(agent_id)},{COMPONENT}=session"
+
+
+def record_selector(agent_id: str) -> str:
+    return f"{LABEL_AGENT}={label_value(agent_id)},{COMPONENT}=session-record"
+
+
+def _labels(*, spec: SessionSpec, agent_id: str, component: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "streamspace-session",
+        "app.kubernetes.io/part-of": "streamspace",
+        "app.kubernetes.io/managed-by": "streamspace-agent",
+        COMPONENT: component,
+        LABEL_SESSION: label_value(spec.session_id),
+        LABEL_AGENT: label_value(agent_id),
+        LABEL_USER: label_value(spec.user),
+        LABEL_TEMPLATE: label_value(spec.template),
+    }
+
+
+def _annotations(spec: SessionSpec) -> dict[str, str]:
+    annotations = {
+        ANNOTATION_SESSION: spec.session_id,
+        ANNOTATION_USER: spec.user,
+        ANNOTATION_TEMPLATE: spec.template,
+        ANNOTATION_VNC_PORT: str(spec.vnc_port),
+    }
+    if spec.persistent_home:
+        annotations[ANNOTATION_HOME] = claim_name(user=spec.user, template=spec.template)
+    return annotations
+
+
+def _quantities(spec: SessionSpec) -> dict[str, str]:
+    amounts: dict[str, str] = {}
+    if spec.cpu_limit is not None:
+        amounts["cpu"] = f"{max(1, round(spec.cpu_limit * 1000))}m"
+    if spec.memory_limit_mb is not None:
+        amounts["memory"] = f"{spec.memory_limit_mb}Mi"
+    return amounts
+
+
+def pod_manifest(
+    *, spec: SessionSpec, agent_id: str, pull_policy: str, stop_timeout: int
+) -> dict[str, Any]:
+    """The session Pod: non-root, no privilege escalation, no capabilities, RuntimeDefault
+    seccomp, limits (and equal requests) from the template, the home claim, no host ports."""
+    container: dict[str, Any] = {
+        "name": "session",
+        "image": spec.image,
+        "imagePullPolicy": pull_policy,
+        "env": [
+            {"name": k, "value": v} for k, v in {"VNC_PORT": str(spec.vnc_port), **spec.env}.items()
+        ],
+        "ports": [{"name": "vnc", "containerPort": spec.vnc_port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "tcpSocket": {"port": "vnc"},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+    }
+    if quantities := _quantities(spec):
+        container["resources"] = {"limits": quantities, "requests": dict(quantities)}
+    volumes: list[dict[str, Any]] = [
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_LIMIT}}
+    ]
+    if spec.persistent_home:
+        claim = claim_name(user=spec.user, template=spec.template)
+        volumes.append({"name": "home", "persistentVolumeClaim": {"claimName": claim}})
+        container["volumeMounts"].append({"name": "home", "mountPath": HOME_MOUNT})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(spec.session_id),
+            "labels": _labels(spec=spec, agent_id=agent_id, component="session"),
+            "annotations": _annotations(spec),
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": stop_timeout,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": SESSION_UID,
+                "runAsGroup": SESSION_UID,
+                "fsGroup": SESSION_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+
+
+def claim_manifest(
+    *, spec: SessionSpec, agent_id: str, size: str, storage_class: str | None
+) -> dict[str, Any]:
+    """The user's home for this template, kept across sessions and hibernation."""
+    claim: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": size}},
+    }
+    if storage_class:
+        claim["storageClassName"] = storage_class
+    labels = _labels(spec=spec, agent_id=agent_id, component="home")
+    labels.pop(LABEL_SESSION)
+    annotations = {ANNOTATION_USER: spec.user, ANNOTATION_TEMPLATE: spec.template}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": claim_name(user=spec.user, template=spec.template),
+            "labels": labels,
+            "annotations": annotations,
+        },
+        "spec": claim,
+    }
+
+
+def record_manifest(*, spec: SessionSpec, agent_id: str, state: RecordState) -> dict[str, Any]:
+    """The session's record: the spec it runs with and whether it is hibernated."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": pod_name(spec.session_id),
+            "labels": _labels(spec=spec, agent_id=agent_id, component="session-record"),
+            "annotations": _annotations(spec),
+        },
+        "data": {"spec": json.dumps(spec_to_dict(spec), sort_keys=True), "state": state},
+    }
+
+
+def spec_to_dict(spec: SessionSpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in SessionSpec.__dataclass_fields__}
+
+
+def spec_from_record(record: dict[str, Any]) -> SessionSpec:
+    data = json.loads((record.get("data") or {}).get("spec") or "{}")
+    return SessionSpec(**{k: v for k, v in data.items() if k in SessionSpec.__dataclass_fields__})
+
+
+def record_state(record: dict[str, Any] | None) -> RecordState | None:
+    if record is None:
+        return None
+    return "hibernated" if (record.get("data") or {}).get("state") == "hibernated" else "running"
+
+
+def policy_manifest(*, agent_id: str, agent_pod_labels: dict[str, str]) -> dict[str, Any]:
+    """Only this agent's own pods reach the sessions, and only on their VNC port."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": policy_name(agent_id),
+            "labels": {
+                "app.kubernetes.io/part-of": "streamspace",
+                "app.kubernetes.io/managed-by": "streamspace-agent",
+                LABEL_AGENT: label_value(agent_id),
+            },
+        },
+        "spec": {
+            "podSelector": {
+                "matchLabels": {LABEL_AGENT: label_value(agent_id), COMPONENT: "session"}
+            },
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": agent_pod_labels}}],
+                    "ports": [{"protocol": "TCP", "port": "vnc"}],
+                }
+            ],
+        },
+    }
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`k=v,k=v` (AGENT_POD_LABELS) as a dict."""
+    return dict(pair.split("=", 1) for pair in text.split(",") if pair)
+
+
+# -- reading a Pod back ----------------------------------------------------------------------
+
+
+def observe_pod(pod: dict[str, Any], *, record: RecordState | None) -> ObservedSession:
+    """What a session Pod's status means for the session, in words a user can act on."""
+    metadata = pod.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    session_id = annotations.get(ANNOTATION_SESSION) or (metadata.get("labels") or {}).get(
+        LABEL_SESSION, ""
+    )
+    state, detail = pod_state(pod, record=record)
+    status = pod.get("status") or {}
+    running = state == "running"
+    return ObservedSession(
+        session_id=session_id,
+        state=state,
+        vnc_host=status.get("podIP") if running else None,
+        vnc_port=int(annotations.get(ANNOTATION_VNC_PORT, "5900")) if running else None,
+        detail=detail,
+        metadata=_metadata(pod),
+    )
+
+
+def pod_state(pod: dict[str, Any], *, record: RecordState | None) -> tuple[ObservedState, str]:
+    status = pod.get("status") or {}
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return _terminating(status, record=record)
+    phase = status.get("phase") or "Pending"
+    if status.get("reason") == "NodeLost" or _condition(status, "Ready", reason="NodeLost"):
+        return "failed", f"node lost: {status.get('message') or _ready_message(status)}"
+    if phase == "Unknown":
+        return "failed", "node lost: the pod's node stopped reporting its state"
+    if phase == "Failed":
+        return "failed", _failure(status)
+    if phase == "Succeeded":
+        return "failed", "the session's desktop exited (code 0)"
+    if phase == "Running":
+        ready = all(c.get("ready") for c in status.get("containerStatuses") or [{}])
+        return ("running", "") if ready else ("starting", "waiting for the VNC server")
+    return _pending(pod)
+
+
+def _terminating(
+    status: dict[str, Any], *, record: RecordState | None
+) -> tuple[ObservedState, str]:
+    if record == "hibernated":
+        return "hibernated", ""
+    disruption = _condition(status, "DisruptionTarget")
+    if disruption is not None:
+        return "failed", f"evicted: {disruption.get('message') or disruption.get('reason')}"
+    return "missing", "pod is being deleted"
+
+
+def _pending(pod: dict[str, Any]) -> tuple[ObservedState, str]:
+    status = pod.get("status") or {}
+    image = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("image", "")
+    for container in status.get("containerStatuses") or []:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason, message = waiting.get("reason", ""), waiting.get("message", "")
+        if reason in PULL_ERRORS:
+            return "failed", (
+                f"image {image} cannot be pulled ({reason}: {message or 'no details'}); "
+                "check the template's image name and the cluster's registry access"
+            )
+        if reason in CONFIG_ERRORS:
+            return "failed", f"the session container cannot be created ({reason}: {message})"
+    scheduled = _condition(status, "PodScheduled")
+    if scheduled is not None and scheduled.get("status") == "False":
+        return "starting", f"pending: {scheduled.get('reason')}: {scheduled.get('message', '')}"
+    return "starting", "pending"
+
+
+def _failure(status: dict[str, Any]) -> str:
+    if status.get("reason") == "Evicted":
+        return f"evicted: {status.get('message') or 'the node ran short of resources'}"
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if terminated.get("reason") == "OOMKilled":
+            return "killed: out of memory (the template's memory limit was reached)"
+        if terminated:
+            code = terminated.get("exitCode")
+            why = terminated.get("message") or terminated.get("reason") or ""
+            return f"exited with code {code}" + (f": {why}" if why else "")
+    return f"failed: {status.get('reason') or ''} {status.get('message') or ''}".strip()
+
+
+def _condition(
+    status: dict[str, Any], kind: str, *, reason: str | None = None
+) -> dict[str, Any] | None:
+    for condition in status.get("conditions") or []:
+        if condition.get("type") != kind:
+            continue
+        if reason is None or condition.get("reason") == reason:
+            found: dict[str, Any] = condition
+            return found
+    return None
+
+
+def _ready_message(status: dict[str, Any]) -> str:
+    ready = _condition(status, "Ready") or {}
+    return str(ready.get("message") or "its node is unresponsive")
+
+
+def _metadata(pod: dict[str, Any]) -> dict[str, str]:
+    metadata = pod.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    found = {
+        "pod_name": str(metadata.get("name", "")),
+        "node": str((pod.get("spec") or {}).get("nodeName") or ""),
+        "image": str(((pod.get("spec") or {}).get("containers") or [{}])[0].get("image", "")),
+        "user": str(annotations.get(ANNOTATION_USER, "")),
+        "template": str(annotations.get(ANNOTATION_TEMPLATE, "")),
+    }
+    if ANNOTATION_HOME in annotations:
+        found["home_claim"] = str(annotations[ANNOTATION_HOME])
+    return found
