@@ -171,4 +171,12 @@ async def test_capacity_and_least_loaded_placement(
     region = await client.post(
         "/api/v1/sessions", headers=user, json={"template": "terminal", "region": "mars"}
     )
-    assert region.json()["error"]["message"] == "No agents available"
+    assert region.status_code == 503
+    assert region.json()["error"] == {
+        "code": "no_agents_available",
+        "message": "No agents available in region mars",
+    }
+    in_eu = await client.post(
+        "/api/v1/sessions", headers=user, json={"template": "terminal", "region": "eu"}
+    )
+    assert in_eu.json()["error"]["message"] == "No agents available in region eu"  # full

@@ -27,7 +27,8 @@ async def agent_loads(db: AsyncSession) -> dict[str, int]:
 async def pick_agent(
     db: AsyncSession, *, liveness: float, region: str | None = None, platform: str | None = None
 ) -> AgentRecord:
-    """Return the least-loaded eligible agent, or raise Unavailable('No agents available')."""
+    """Return the least-loaded eligible agent, or raise Unavailable('No agents available',
+    naming the region when one was asked for)."""
     since = datetime.now(UTC) - timedelta(seconds=liveness)
     query = select(AgentRecord).where(
         AgentRecord.approval_status == "approved",
@@ -43,7 +44,9 @@ async def pick_agent(
     loads = await agent_loads(db)
     free = [a for a in candidates if loads.get(a.id, 0) < a.max_sessions]
     if not free:
-        raise Unavailable(NO_AGENTS, code="no_agents_available")
+        # The guide's words first (operators grep for them), then which constraint bit.
+        where = f" in region {region}" if region else ""
+        raise Unavailable(f"{NO_AGENTS}{where}", code="no_agents_available")
     free.sort(key=lambda a: (loads.get(a.id, 0) / max(a.max_sessions, 1), loads.get(a.id, 0), a.id))
     chosen = free[0]
     # Serialise concurrent placements on this agent (PostgreSQL row lock; SQLite serialises writes).
