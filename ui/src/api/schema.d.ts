@@ -744,6 +744,11 @@ export interface components {
              */
             persistent_home: boolean;
             /**
+             * Pull
+             * @description When the agent pulls the image: never (locally built images), if-missing, or always; null = the platform's default (Kubernetes: if-missing).
+             */
+            pull?: ("never" | "if-missing" | "always") | null;
+            /**
              * Vnc Port
              * @default 5900
              */
@@ -803,6 +808,11 @@ export interface components {
              */
             persistent_home: boolean;
             /**
+             * Pull
+             * @description When the agent pulls the image: never (locally built images), if-missing, or always; null = the platform's default (Kubernetes: if-missing).
+             */
+            pull?: ("never" | "if-missing" | "always") | null;
+            /**
              * Updated At
              * Format: date-time
              */
@@ -842,6 +852,11 @@ export interface components {
             memory_limit_mb?: number | null;
             /** Persistent Home */
             persistent_home?: boolean;
+            /**
+             * Pull
+             * @description When the agent pulls the image: never (locally built images), if-missing, or always; null = the platform's default (Kubernetes: if-missing).
+             */
+            pull?: ("never" | "if-missing" | "always") | null;
             /** Vnc Port */
             vnc_port?: number;
         };

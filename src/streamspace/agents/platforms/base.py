@@ -32,8 +32,7 @@ class SessionSpec:
     memory_limit_mb: int | None = None
     env: dict[str, str] = field(default_factory=dict)
     persistent_home: bool = True
-    # Kubernetes imagePullPolicy (Always, IfNotPresent, Never); None = the platform's default.
-    image_pull_policy: str | None = None
+    pull: str | None = None  # never | if-missing | always; None = the platform's default
 
     @property
     def home_key(self) -> str:

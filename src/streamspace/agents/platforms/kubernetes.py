@@ -193,7 +193,7 @@ class KubernetesPlatform(Platform):
         manifest = model.pod_manifest(
             spec=spec,
             agent_id=self._agent_id,
-            pull_policy=spec.image_pull_policy or "IfNotPresent",
+            pull_policy=model.pull_policy(spec.pull),
             stop_timeout=self._stop_timeout,
         )
         await self._create("pod", manifest)

@@ -110,6 +110,11 @@ def _quantities(spec: SessionSpec) -> dict[str, str]:
     return amounts
 
 
+def pull_policy(pull: str | None) -> str:
+    """The template's `pull` as a Kubernetes imagePullPolicy (default IfNotPresent)."""
+    return {"never": "Never", "always": "Always"}.get(pull or "", "IfNotPresent")
+
+
 def pod_manifest(
     *, spec: SessionSpec, agent_id: str, pull_policy: str, stop_timeout: int
 ) -> dict[str, Any]:

@@ -74,6 +74,13 @@ class UserUpdate(StrictBody):
     role: Literal["admin", "user"] | None = None
 
 
+PullPolicy = Literal["never", "if-missing", "always"]
+PULL_DOC = (
+    "When the agent pulls the image: never (locally built images), if-missing, or always; "
+    "null = the platform's default (Kubernetes: if-missing)."
+)
+
+
 class TemplateFields(StrictBody):
     display_name: str = Field(..., min_length=1, max_length=100)
     description: str = Field("", max_length=2000)
@@ -85,6 +92,7 @@ class TemplateFields(StrictBody):
     memory_limit_mb: int | None = Field(None, ge=64, le=1024 * 1024)
     env: dict[str, str] = Field(default_factory=dict, max_length=100)
     persistent_home: bool = True
+    pull: PullPolicy | None = Field(None, description=PULL_DOC)
     idle_timeout_s: int = Field(1800, ge=60, le=7 * 24 * 3600)
     max_duration_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
 
@@ -93,7 +101,7 @@ class TemplateCreate(TemplateFields):
     name: str = Field(..., min_length=1, max_length=63, pattern=NAME_PATTERN)
 
 
-_NULLABLE = frozenset({"cpu_limit", "memory_limit_mb"})
+_NULLABLE = frozenset({"cpu_limit", "memory_limit_mb", "pull"})
 
 
 def _drop_null(schema: dict[str, Any]) -> None:
@@ -117,6 +125,7 @@ class TemplateUpdate(StrictBody):
     memory_limit_mb: int | None = Field(None, ge=64, le=1024 * 1024)
     env: dict[str, str] | None = Field(None, max_length=100)
     persistent_home: bool | None = None
+    pull: PullPolicy | None = Field(None, description=PULL_DOC)
     idle_timeout_s: int | None = Field(None, ge=60, le=7 * 24 * 3600)
     max_duration_s: int | None = Field(None, ge=60, le=30 * 24 * 3600)
 

@@ -100,6 +100,8 @@ class TemplateRecord(Base):
     memory_limit_mb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     env: Mapped[dict[str, Any]] = mapped_column(default=dict)
     persistent_home: Mapped[bool] = mapped_column(Boolean, default=True)
+    # never | if-missing | always; None = the agent platform's default (revision 0002)
+    pull: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
     idle_timeout_s: Mapped[int] = mapped_column(Integer, default=1800)
     max_duration_s: Mapped[int] = mapped_column(Integer, default=8 * 3600)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

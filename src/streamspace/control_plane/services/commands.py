@@ -28,6 +28,7 @@ def session_spec(
         "memory_limit_mb": template.memory_limit_mb,
         "env": dict(template.env or {}),
         "persistent_home": template.persistent_home,
+        "pull": template.pull,
     }
 
 
