@@ -50,6 +50,13 @@ async def test_admin_crud_and_validation(app_client: tuple[FastAPI, httpx.AsyncC
         "/api/v1/templates/gimp", headers=admin, json={"idle_timeout_s": 600}
     )
     assert patched.json()["idle_timeout_s"] == 600
+    assert patched.json()["pull"] is None  # the platform's default until set
+    never = await client.patch("/api/v1/templates/gimp", headers=admin, json={"pull": "never"})
+    assert never.json()["pull"] == "never"
+    odd = await client.patch("/api/v1/templates/gimp", headers=admin, json={"pull": "sometimes"})
+    assert odd.status_code == 422 and "pull" in odd.json()["error"]["message"]
+    back = await client.patch("/api/v1/templates/gimp", headers=admin, json={"pull": None})
+    assert back.json()["pull"] is None
     assert (await client.delete("/api/v1/templates/gimp", headers=admin)).status_code == 204
     gone = await client.get("/api/v1/templates/gimp", headers=admin)
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
