@@ -1,37 +1,24 @@
 """Agent identity: register with the control plane, wait for approval, receive the agent's own
-key exactly once and keep it in AGENT_KEY_FILE (mode 0600); from then on use only that key."""
+key exactly once and keep it (AGENT_KEY_FILE, or the AGENT_KEY_SECRET every replica shares:
+agents/key_store.py); from then on use only that key."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from streamspace.agents.key_store import KeyStore, key_store
 from streamspace.config import AgentSettings
 from streamspace.errors import ConfigError, PermissionDenied
 
 log = logging.getLogger(__name__)
 
 
-def read_key(settings: AgentSettings) -> str | None:
-    if settings.api_key:
-        return settings.api_key
-    path = Path(settings.key_file)
-    if path.exists():
-        return path.read_text().strip() or None
-    return None
-
-
-def store_key(path: Path, key: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
-    path.chmod(0o600)
+async def read_key(settings: AgentSettings, store: KeyStore) -> str | None:
+    return settings.api_key or await store.read()
 
 
 def registration_body(settings: AgentSettings, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -49,20 +36,22 @@ async def obtain_key(
 ) -> str:
     """Register (own key first, else the bootstrap key) until approved; return the agent key."""
     own = client or httpx.AsyncClient(base_url=settings.http_base_url, timeout=10)
+    store = key_store(settings)
     try:
-        return await _register_until_approved(settings, own, metadata)
+        return await _register_until_approved(settings, own, metadata, store)
     finally:
+        await store.close()
         if client is None:
             await own.aclose()
 
 
 async def _register_until_approved(
-    settings: AgentSettings, client: httpx.AsyncClient, metadata: dict[str, Any]
+    settings: AgentSettings, client: httpx.AsyncClient, metadata: dict[str, Any], store: KeyStore
 ) -> str:
     body = registration_body(settings, metadata)
     announced = False
     while True:
-        key = read_key(settings)
+        key = await read_key(settings, store)
         presented = key or settings.bootstrap_key
         if not presented:
             raise ConfigError(
@@ -79,8 +68,8 @@ async def _register_until_approved(
             continue
         answer = response.json() if response.content else {}
         if response.status_code == 200 and answer.get("apiKey"):
-            store_key(Path(settings.key_file), answer["apiKey"])
-            log.info("agent %s approved; key stored in %s", settings.agent_id, settings.key_file)
+            await store.store(answer["apiKey"])
+            log.info("agent %s approved; key stored in %s", settings.agent_id, store)
             return str(answer["apiKey"])
         if response.status_code == 200 and key:
             return key
@@ -92,7 +81,7 @@ async def _register_until_approved(
                 announced = True
             await asyncio.sleep(settings.approval_poll_interval)
             continue
-        if response.status_code == 403 and key is None and read_key(settings):
+        if response.status_code == 403 and key is None and await read_key(settings, store):
             continue  # another replica of this agent just received and stored the key
         message = answer.get("error", {}).get("message", response.text)
         raise PermissionDenied(f"registration refused ({response.status_code}): {message}")

@@ -75,6 +75,14 @@ class AgentSettings(BaseSettings):
         validation_alias=env("AGENT_KEY_FILE"),
         description="Where the agent keeps the key it receives on approval.",
     )
+    key_secret: str | None = Field(
+        None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        validation_alias=env("AGENT_KEY_SECRET"),
+        description="Kubernetes Secret (in NAMESPACE) that keeps the key instead of "
+        "AGENT_KEY_FILE, shared by every replica of this agent.",
+    )
     heartbeat_interval: Seconds = Field(
         30.0,
         gt=0,

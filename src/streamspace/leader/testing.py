@@ -84,6 +84,8 @@ def backend_env(
     timings: Timings,
     redis_url: str | None = None,
     swarm_service: str | None = None,
+    kubeconfig: Path | None = None,
+    namespace: str | None = None,
 ) -> dict[str, str]:
     """The agent environment the candidates of one test share."""
     env = {
@@ -100,6 +102,10 @@ def backend_env(
         env["REDIS_URL"] = redis_url
     if swarm_service:
         env["SWARM_SERVICE_NAME"] = swarm_service
+    if kubeconfig:
+        env["KUBECONFIG"] = str(kubeconfig)
+    if namespace:
+        env["NAMESPACE"] = namespace
     return env
 
 

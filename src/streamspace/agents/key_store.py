@@ -1,0 +1,124 @@
+"""Where an agent keeps the key it receives once on approval: a file (AGENT_KEY_FILE, 0600),
+or on Kubernetes a Secret (AGENT_KEY_SECRET) that every replica of the agent shares, so a
+standby that never saw the approval still holds the key when it takes over.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from streamspace.config import AgentSettings
+
+SECRET_KEY = "api-key"
+
+
+class KeyStore(Protocol):
+    """Reads and keeps one agent's own key."""
+
+    async def read(self) -> str | None:
+        """The stored key, or None when none is stored yet."""
+        ...
+
+    async def store(self, key: str) -> None:
+        """Keep `key` for this and every later start."""
+        ...
+
+    async def close(self) -> None:
+        """Release clients."""
+        ...
+
+
+class FileKeyStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    async def read(self) -> str | None:
+        if not self.path.exists():
+            return None
+        return self.path.read_text().strip() or None
+
+    async def store(self, key: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        self.path.chmod(0o600)
+
+    async def close(self) -> None:
+        return None
+
+
+class SecretKeyStore:
+    """The key as `data.api-key` of one Secret in the agent's namespace."""
+
+    def __init__(self, *, name: str, namespace: str | None, kubeconfig: Path | None) -> None:
+        self.name, self._namespace, self._kubeconfig = name, namespace, kubeconfig
+        self._client: Any = None
+
+    def __str__(self) -> str:
+        return f"Secret {self._namespace or ''}/{self.name}".replace(" /", " ")
+
+    async def _core(self) -> tuple[Any, str]:
+        from kubernetes_asyncio import client
+
+        from streamspace.kubeconn import api_client, default_namespace
+
+        if self._client is None:
+            self._client = await api_client(kubeconfig=self._kubeconfig)
+            self._namespace = self._namespace or default_namespace(kubeconfig=self._kubeconfig)
+        assert self._namespace is not None
+        return client.CoreV1Api(self._client), self._namespace
+
+    async def read(self) -> str | None:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        core, namespace = await self._core()
+        try:
+            secret = await core.read_namespaced_secret(self.name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        encoded = (secret.data or {}).get(SECRET_KEY)
+        if not encoded:
+            return None
+        return base64.b64decode(encoded).decode().strip() or None
+
+    async def store(self, key: str) -> None:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        core, namespace = await self._core()
+        data = {SECRET_KEY: base64.b64encode(key.encode()).decode()}
+        body: Any = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": self.name, "labels": {"app.kubernetes.io/part-of": "streamspace"}},
+            "type": "Opaque",
+            "data": data,
+        }
+        try:
+            await core.create_namespaced_secret(namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            await core.patch_namespaced_secret(self.name, namespace, {"data": data})
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+def key_store(settings: AgentSettings) -> KeyStore:
+    """AGENT_KEY_SECRET when set (Kubernetes), else AGENT_KEY_FILE."""
+    if settings.key_secret:
+        return SecretKeyStore(
+            name=settings.key_secret, namespace=settings.namespace, kubeconfig=settings.kubeconfig
+        )
+    return FileKeyStore(Path(settings.key_file))
