@@ -165,8 +165,13 @@ def test_production_values_use_sentinel_and_the_guides_secrets() -> None:
             ),
             "s1:26379,s2:26379",
         ),
+        (
+            values_args(CHART / "examples" / "values-production.yaml")
+            + sets("redis.external.sentinel.enabled=false"),
+            None,
+        ),
     ],
-    ids=["port-6379-plain-redis", "explicit-sentinel"],
+    ids=["port-6379-plain-redis", "explicit-sentinel", "26379-but-sentinel-off"],
 )
 def test_sentinel_mode_is_automatic_on_26379_or_explicit(
     args: tuple[str, ...], hosts: str | None
