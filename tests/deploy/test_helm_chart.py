@@ -219,6 +219,8 @@ def test_the_agent_gets_its_settings_from_the_values() -> None:
     ]
     assert agent_env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert agent_env["NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    instance = "metadata.labels['app.kubernetes.io/instance']"
+    assert agent_env["AGENT_INSTANCE"] == {"fieldRef": {"fieldPath": instance}}
     assert (agent_env["SESSION_STORAGE_CLASS"], agent_env["SESSION_HOME_SIZE"]) == ("fast", "5Gi")
     assert _secret_ref(agent_env["AGENT_BOOTSTRAP_KEY"]) == ("agent-keys", "bootstrap-key")
     assert _secret_ref(agent_env["AGENT_API_KEY"]) == ("agent-keys", "api-key")
