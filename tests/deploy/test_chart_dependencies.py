@@ -1,11 +1,24 @@
 """The chart's internal Redis and PostgreSQL (flags, persistence, who may connect) and the
-messages `helm install` gives for values that cannot work."""
+messages `helm install` gives for values that cannot work; the UI's nginx config under nginx."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from tests.deploy.chart import CHART, GUIDE_BLOCKS, container, find, helm, render, values_args
+from tests.deploy.chart import (
+    CHART,
+    GUIDE_BLOCKS,
+    container,
+    find,
+    helm,
+    render,
+    unavailable,
+    values_args,
+)
 
 STAGING = values_args(CHART / "examples" / "values-staging.yaml")
 GUIDE = {p.stem: p for p in GUIDE_BLOCKS}
@@ -103,3 +116,25 @@ def test_impossible_values_fail_with_a_message_that_says_what_to_set(
     done = helm("template", "streamspace", str(CHART), *args)
     assert done.returncode != 0
     assert message in done.stderr
+
+
+def test_the_ui_pods_nginx_config_is_accepted_by_nginx(tmp_path: Path) -> None:
+    """`nginx -t` on the UI ConfigMap as the pod mounts it (the API Service name swapped for a
+    loopback address, as it does not resolve here)."""
+    nginx = shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/usr/bin")
+    if not nginx:
+        unavailable("nginx is not installed (scripts/test-services.sh installs it)")
+    config = find(render(), "ConfigMap", "streamspace-ui")["data"]
+    for name, text in config.items():
+        text = text.replace(" /tmp/", f" {tmp_path}/")
+        text = text.replace("/etc/streamspace/nginx/", f"{tmp_path}/")
+        text = text.replace("streamspace-api.default.svc:8080", "127.0.0.1:9")
+        (tmp_path / name).write_text(text)
+    done = subprocess.run(
+        [nginx, "-t", "-q", "-c", str(tmp_path / "nginx.conf"), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
