@@ -55,7 +55,11 @@ CASES: dict[str, tuple[str, ...]] = {
 }
 
 
-@pytest.mark.parametrize("values", [None, *EXAMPLES], ids=lambda p: p.name if p else "defaults")
+@pytest.mark.parametrize(
+    "values",
+    [None, *EXAMPLES, *GUIDE_BLOCKS],
+    ids=lambda p: f"{p.parent.name}/{p.name}" if p else "defaults",
+)
 def test_helm_lint_strict(values: Path | None) -> None:
     done = helm("lint", "--strict", str(CHART), *values_args(values))
     assert done.returncode == 0, done.stdout + done.stderr
