@@ -55,6 +55,7 @@ start_docker() {
 case "${1:-start}" in
   start)
     install_packages
+    "$(dirname "$0")/k8s-tools.sh" >&2   # helm, kubectl, promtool for tests/deploy
     start_redis
     start_postgres
     start_docker
