@@ -223,8 +223,10 @@ def test_the_agent_gets_its_settings_from_the_values() -> None:
     ]
     assert agent_env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert agent_env["NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    instance = "metadata.labels['app.kubernetes.io/instance']"
-    assert agent_env["AGENT_INSTANCE"] == {"fieldRef": {"fieldPath": instance}}
+    assert agent_env["AGENT_POD_LABELS"] == (
+        "app.kubernetes.io/component=k8s-agent,app.kubernetes.io/instance=streamspace"
+    )
+    assert agent_env["AGENT_KEY_SECRET"] == "streamspace-k8s-agent-key"
     assert (agent_env["SESSION_STORAGE_CLASS"], agent_env["SESSION_HOME_SIZE"]) == ("fast", "5Gi")
     assert _secret_ref(agent_env["AGENT_BOOTSTRAP_KEY"]) == ("agent-keys", "bootstrap-key")
     assert _secret_ref(agent_env["AGENT_API_KEY"]) == ("agent-keys", "api-key")
@@ -256,18 +258,26 @@ def test_the_agent_role_is_exactly_the_least_privilege_list() -> None:
     expected = {
         *(("", "pods", v) for v in ["get", "list", "watch", "create", "delete"]),
         ("", "pods/log", "get"),
-        *(("", "persistentvolumeclaims", v) for v in ["get", "list", "create", "delete"]),
-        *(
-            ("networking.k8s.io", "networkpolicies", v)
-            for v in ["get", "list", "create", "delete", "patch"]
-        ),
-        *(
-            ("coordination.k8s.io", "leases", v)
-            for v in ["get", "list", "watch", "create", "update", "patch"]
-        ),
-        *((g, "events", v) for g in ["", "events.k8s.io"] for v in ["create", "patch"]),
+        *(("", "configmaps", v) for v in ["get", "list", "create", "patch", "delete"]),
+        ("", "persistentvolumeclaims", "create"),
+        ("networking.k8s.io", "networkpolicies", "create"),
+        *(("coordination.k8s.io", "leases", v) for v in ["get", "create", "update"]),
+        *(("", "secrets", v) for v in ["create", "get", "patch"]),
     }
     assert granted == expected
+    named = [
+        rule
+        for rule in role["rules"]
+        if "get" in rule["verbs"] and rule["resources"] == ["secrets"]
+    ]
+    assert named == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["streamspace-k8s-agent-key"],
+            "verbs": ["get", "patch"],
+        }
+    ]
     binding = find(render(), "RoleBinding", "streamspace-k8s-agent")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "streamspace-k8s-agent", "namespace": "default"}

@@ -145,3 +145,8 @@ http://{{ include "streamspace.fullname" . }}-api:{{ .Values.api.service.port }}
 {{- define "streamspace.k8sAgent.serviceAccountName" -}}
 {{- default (printf "%s-k8s-agent" (include "streamspace.fullname" .)) .Values.k8sAgent.serviceAccount.name }}
 {{- end }}
+
+{{/* The Secret where the agent's replicas keep the key they receive on approval. */}}
+{{- define "streamspace.k8sAgent.keySecretName" -}}
+{{- printf "%s-k8s-agent-key" (include "streamspace.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
