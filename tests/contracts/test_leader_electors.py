@@ -1,4 +1,6 @@
-"""Contract suite of `LeaderElector`, run on the real file, Redis and Swarm backends.
+"""Contract suite of `LeaderElector`, run on the real file, Redis and Swarm backends, and on
+the Kubernetes Lease backend against the Kubernetes API test double (tests/support/kubeapi),
+or a real cluster when STREAMSPACE_TEST_KUBECONFIG is set.
 
 Candidates are real processes (`python -m streamspace.leader.candidate`) that log a
 `LEADER <identity> <epoch> <monotonic>` line every 100 ms while leading; tests kill, stop
@@ -24,6 +26,7 @@ import redis
 from streamspace.config.agent import AgentSettings
 from streamspace.leader.base import LeaderElector
 from streamspace.leader.factory import build_elector
+from streamspace.leader.kubernetes import lease_name
 from streamspace.leader.redis import leader_key
 from streamspace.leader.testing import (
     CandidatePool,
@@ -35,6 +38,7 @@ from streamspace.leader.testing import (
     single_leader_violations,
     swarm_ready,
 )
+from tests.support.kube import KubeCluster, delete_lease
 
 TIMINGS = Timings(lease=3.0, renew_deadline=2.0, retry=0.5)
 # Process start-up and scheduling on a busy shared host, plus one backend round trip.
@@ -59,6 +63,7 @@ class Backend:
     workdir: Path
     redis_url: str | None = None
     swarm_service: str | None = None
+    kube: KubeCluster | None = None
 
     def env(self) -> dict[str, str]:
         return backend_env(
@@ -68,13 +73,18 @@ class Backend:
             timings=TIMINGS,
             redis_url=self.redis_url,
             swarm_service=self.swarm_service,
+            kubeconfig=self.kube.kubeconfig if self.kube else None,
+            namespace=self.kube.namespace if self.kube else None,
         )
 
     def elector(self, identity: str) -> LeaderElector:
         return build_elector(AgentSettings(**{**self.env(), "POD_NAME": identity}))
 
-    def forget(self) -> None:
-        """Lose every trace of the lease, as a flushed Redis or a redeployed stack would."""
+    async def forget(self) -> None:
+        """Lose every trace of the lease, as a flushed Redis, a redeployed stack or a deleted
+        Lease would."""
+        if self.kube is not None:
+            await delete_lease(self.kube, lease_name(self.agent_id))
         if self.name == "file":
             Path(self.env()["LOCK_FILE_PATH"]).unlink()
         if self.redis_url:
@@ -85,11 +95,13 @@ class Backend:
             create_label_service(self.swarm_service)
 
 
-@pytest.fixture(params=["file", "redis", "swarm"])
+@pytest.fixture(params=["file", "redis", "swarm", "kubernetes"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     setup = Backend(
         name=request.param, agent_id=f"contract-{uuid.uuid4().hex[:10]}", workdir=tmp_path
     )
+    if setup.name == "kubernetes":
+        setup.kube = request.getfixturevalue("kube_cluster")
     if setup.name == "redis":
         url = os.environ.get("STREAMSPACE_TEST_REDIS_URL")
         if not url:
@@ -143,7 +155,7 @@ async def test_epochs_keep_increasing_after_the_backend_forgets(backend: Backend
         first = await a.try_acquire()
         assert first is not None
         await a.release()
-        backend.forget()
+        await backend.forget()
         second = await b.try_acquire()
         assert second is not None and second > first
     finally:

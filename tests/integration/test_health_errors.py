@@ -30,9 +30,13 @@ async def test_health_ready_metrics(app_client: tuple[FastAPI, httpx.AsyncClient
         "streamspace_commands_dispatched_total",
         "streamspace_commands_failed_total",
         "streamspace_http_request_duration_seconds",
+        "streamspace_session_starts_total 0.0",
+        "streamspace_session_start_failures_total 0.0",
     ):
         assert name in text, name
     assert 'route="/api/v1/templates"' in text
+    # Single pod: no Redis, so no sample that an alert could read as "lost Redis".
+    assert "streamspace_redis_connected{" not in text
 
 
 async def test_openapi_and_docs(app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:

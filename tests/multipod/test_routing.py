@@ -128,12 +128,20 @@ async def test_metrics_overview_and_agent_events_on_every_replica(tmp_path: Path
         c.agent("mem-agent-m", url=b.url)
         await c.approve("mem-agent-m", admin)
         await c.wait_online("mem-agent-m", admin)
+        connections = 0.0
         for replica in c.replicas:
             text = (await c.call(replica.url, "GET", "/api/v1/metrics", {})).text
             assert "streamspace_agents_connected 1.0" in text
+            assert 'streamspace_redis_connected{db="agenthub"} 1.0' in text
+            connections += sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith('streamspace_agent_connections_total{agent_id="mem-agent-m"}')
+            )
             overview = (await c.call(replica.url, "GET", "/api/v1/admin/overview", admin)).json()
             assert overview["agents_connected"] == 1 and overview["agents_pending"] == 0
             assert len(overview["series"]) == 30
+        assert connections == 1.0  # one connection, counted where it was accepted
         assert (await c.call(a.url, "GET", "/api/v1/admin/overview", user)).status_code == 403
         pods = (await c.call(a.url, "GET", "/api/v1/pods", admin)).json()
         assert {p["pod_name"] for p in pods} == {"api-a", "api-b"}

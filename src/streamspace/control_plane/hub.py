@@ -153,6 +153,7 @@ class AgentHub:
             conn.platform,
             conn.region,
         )
+        self._metrics.agent_connections.labels(agent_id=conn.agent_id).inc()
         await self._agent_event(conn, "online")
 
     async def _announce(self, message: dict[str, Any]) -> None:

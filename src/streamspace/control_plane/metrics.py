@@ -61,12 +61,49 @@ class Metrics:
             ["method", "route", "status"],
             registry=r,
         )
+        self.agent_connections = Counter(
+            "streamspace_agent_connections_total",
+            "Agent connections accepted by this replica (a fast rise means a flapping agent).",
+            ["agent_id"],
+            registry=r,
+        )
+        self.session_starts = Counter(
+            "streamspace_session_starts_total",
+            "Session starts and wakes whose outcome an agent reported.",
+            registry=r,
+        )
+        self.session_start_failures = Counter(
+            "streamspace_session_start_failures_total",
+            "Session starts and wakes that an agent reported as failed.",
+            registry=r,
+        )
+        # Exported only where Redis is configured (labelled: no sample until set), so that
+        # single-pod installs never look like replicas that lost Redis.
+        self.redis_connected = Gauge(
+            "streamspace_redis_connected",
+            "1 while this replica's AgentHub reaches Redis (multi-pod mode), else 0.",
+            ["db"],
+            registry=r,
+        )
         for route in ("local", "cross_pod"):
             self.commands_dispatched.labels(route=route)
         self.commands_failed.labels(reason="unreachable")
 
+    def count_outcome(self, action: str | None, *, failed: bool) -> None:
+        """Count the final outcome of a start or wake command (each applied once)."""
+        if action not in ("start_session", "wake_session"):
+            return
+        self.session_starts.inc()
+        if failed:
+            self.session_start_failures.inc()
+
     async def refresh(
-        self, *, sessions: async_sessionmaker[AsyncSession], liveness: float, local_agents: int
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        liveness: float,
+        local_agents: int,
+        redis_connected: bool | None = None,
     ) -> None:
         since = datetime.now(UTC) - timedelta(seconds=liveness)
         async with sessions() as db:
@@ -81,6 +118,8 @@ class Metrics:
                 .group_by(SessionRecord.agent_id)
             )
         self.agents_connected.set(online or 0)
+        if redis_connected is not None:
+            self.redis_connected.labels(db="agenthub").set(1 if redis_connected else 0)
         self.agents_local.set(local_agents)
         self.sessions_active.clear()
         for agent_id, count in rows.all():

@@ -57,6 +57,9 @@ async def ready(ctx: Ctx) -> Response:
 @router.get("/api/v1/metrics", response_class=Response)
 async def metrics(ctx: Ctx) -> Response:
     await ctx.metrics.refresh(
-        sessions=ctx.db, liveness=ctx.agent_liveness, local_agents=ctx.hub.local_count
+        sessions=ctx.db,
+        liveness=ctx.agent_liveness,
+        local_agents=ctx.hub.local_count,
+        redis_connected=ctx.hub.backend.multi_pod if ctx.settings.agenthub_redis_enabled else None,
     )
     return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

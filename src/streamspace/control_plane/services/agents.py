@@ -236,12 +236,13 @@ class AgentService:
         status: str,
         error: str = "",
         result: dict[str, Any] | None = None,
-    ) -> bool:
-        """Apply ack/complete/failed once; drive the session's state. False if ignored."""
+    ) -> str | None:
+        """Apply ack/complete/failed once; drive the session's state. Returns the command's
+        action when applied, None when ignored (stale epoch, unknown, or a duplicate)."""
         async with self._sessions.begin() as db:
             agent = await db.get(AgentRecord, agent_id)
             if agent is None or agent.epoch != epoch:
-                return False
+                return None
             command = await commands.record_outcome(
                 db,
                 agent_id=agent_id,
@@ -251,14 +252,14 @@ class AgentService:
                 result=result,
             )
             if command is None or command.session_id is None:
-                return command is not None
+                return None if command is None else command.action
             session = await db.get(SessionRecord, command.session_id, with_for_update=True)
             changed = session is not None and self._drive(
                 session, command.action, status, error, result or {}
             )
         if changed and session is not None:
             await self._announce(session)
-        return True
+        return command.action
 
     @staticmethod
     def _drive(

@@ -175,23 +175,25 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
         )
     elif envelope.type == "complete":
         done = CompletePayload.model_validate(p)
-        await svc.command_outcome(
+        action = await svc.command_outcome(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
             command_id=done.command_id,
             status="completed",
             result=done.result,
         )
+        ctx.metrics.count_outcome(action, failed=False)
     elif envelope.type == "failed":
         failed = FailedPayload.model_validate(p)
         ctx.metrics.commands_failed.labels(reason="agent_error").inc()
-        await svc.command_outcome(
+        action = await svc.command_outcome(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
             command_id=failed.command_id,
             status="failed",
             error=failed.error,
         )
+        ctx.metrics.count_outcome(action, failed=True)
     elif envelope.type == "pong":
         pong = PongPayload.model_validate(p)
         await ctx.hub.observe_pong(agent_id=conn.agent_id, ping_id=pong.ping_id)

@@ -1,0 +1,209 @@
+"""KubernetesPlatform over real HTTP: against the Kubernetes API test double (its pods run as
+real session containers on the local Docker engine), or a real cluster when
+STREAMSPACE_TEST_KUBECONFIG is set. Each test gets its own namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from kubernetes_asyncio import client
+
+from streamspace.agents.platforms import kubernetes_model as model
+from streamspace.agents.platforms.base import ObservedSession, SessionSpec
+from streamspace.agents.platforms.kubernetes import KubernetesPlatform
+from streamspace.agents.platforms.rfb import read_rfb_banner
+from streamspace.errors import PlatformError
+from streamspace.kubeconn import api_client
+from tests.support.kube import KubeCluster
+
+pytestmark = [pytest.mark.docker]
+
+
+def spec(image: str, *, user: str = "alice", home: bool = True, **extra: object) -> SessionSpec:
+    return SessionSpec(
+        session_id=uuid.uuid4().hex,
+        user=user,
+        template="terminal",
+        image=image,
+        persistent_home=home,
+        pull="never",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def platform(kube_cluster: KubeCluster) -> AsyncIterator[KubernetesPlatform]:
+    k8s = KubernetesPlatform(
+        agent_id=f"k8s-test-{uuid.uuid4().hex[:6]}",
+        namespace=kube_cluster.namespace,
+        kubeconfig=kube_cluster.kubeconfig,
+        ready_timeout=60,
+        stop_timeout=1,
+    )
+    try:
+        yield k8s
+    finally:
+        await k8s.close()
+
+
+async def core(kube: KubeCluster) -> tuple[client.ApiClient, client.CoreV1Api]:
+    api = await api_client(kubeconfig=kube.kubeconfig)
+    return api, client.CoreV1Api(api)
+
+
+async def by_id(k8s: KubernetesPlatform) -> dict[str, ObservedSession]:
+    return {s.session_id: s for s in await k8s.list_sessions()}
+
+
+async def test_a_session_runs_hibernates_wakes_and_stops_keeping_its_home(
+    platform: KubernetesPlatform, kube_cluster: KubeCluster, session_image: str
+) -> None:
+    session = spec(session_image)
+    started = await platform.start(session)
+    assert started.state == "running" and started.vnc_host and started.vnc_port == 5900
+    assert await read_rfb_banner(host=started.vnc_host, port=started.vnc_port) is not None
+    assert (await platform.start(session)).vnc_host == started.vnc_host  # idempotent
+    assert (await by_id(platform))[session.session_id].state == "running"
+
+    await platform.hibernate(session.session_id)
+    assert (await by_id(platform))[session.session_id].state == "hibernated"
+    with pytest.raises(PlatformError, match="hibernated"):
+        await platform.vnc_address(session.session_id)
+    api, v1 = await core(kube_cluster)
+    try:
+        claim = model.claim_name(user="alice", template="terminal")
+        await v1.read_namespaced_persistent_volume_claim(claim, kube_cluster.namespace)
+
+        woken = await platform.wake(session.session_id)
+        assert woken.state == "running"
+        assert await read_rfb_banner(host=woken.vnc_host or "", port=5900) is not None
+        pod = await v1.read_namespaced_pod(
+            model.pod_name(session.session_id), kube_cluster.namespace
+        )
+        mounted = {v.name: v.persistent_volume_claim for v in pod.spec.volumes}
+        assert mounted["home"].claim_name == claim  # the same home comes back
+
+        await platform.stop(session.session_id)
+        await platform.stop(session.session_id)  # idempotent
+        assert session.session_id not in await by_id(platform)
+        await v1.read_namespaced_persistent_volume_claim(claim, kube_cluster.namespace)  # kept
+    finally:
+        await api.close()
+
+
+async def test_a_new_leader_adopts_what_the_old_one_runs(
+    platform: KubernetesPlatform, kube_cluster: KubeCluster, session_image: str
+) -> None:
+    running, sleeping = spec(session_image, home=False), spec(session_image, home=False)
+    await asyncio.gather(platform.start(running), platform.start(sleeping))
+    await platform.hibernate(sleeping.session_id)
+    successor = KubernetesPlatform(
+        agent_id=platform._agent_id,
+        namespace=kube_cluster.namespace,
+        kubeconfig=kube_cluster.kubeconfig,
+    )
+    try:
+        seen = await by_id(successor)
+        assert seen[running.session_id].state == "running"
+        assert seen[running.session_id].vnc_host
+        assert seen[sleeping.session_id].state == "hibernated"
+        assert (await successor.wake(sleeping.session_id)).state == "running"
+    finally:
+        await successor.close()
+        await platform.stop(running.session_id)
+        await platform.stop(sleeping.session_id)
+
+
+async def test_an_image_that_cannot_be_pulled_fails_at_once_in_words(
+    platform: KubernetesPlatform,
+) -> None:
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(PlatformError, match="image streamspace/nothing-here:1 cannot be pulled"):
+        await platform.start(spec("streamspace/nothing-here:1", home=False))
+    assert loop.time() - began < 30  # not the 60 s readiness timeout
+
+
+async def test_a_quota_refusal_is_a_capacity_answer(
+    platform: KubernetesPlatform, kube_cluster: KubeCluster, session_image: str
+) -> None:
+    api, v1 = await core(kube_cluster)
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "sessions"},
+        "spec": {"hard": {"pods": "0"}},
+    }
+    try:
+        await v1.create_namespaced_resource_quota(kube_cluster.namespace, quota)
+        with pytest.raises(PlatformError, match="exceeded quota") as refused:
+            await platform.start(spec(session_image, home=False))
+        assert refused.value.code == "capacity"
+    finally:
+        await api.close()
+
+
+async def next_report(reports: AsyncIterator[ObservedSession], session_id: str) -> ObservedSession:
+    async with asyncio.timeout(60):
+        async for observed in reports:
+            if observed.session_id == session_id:
+                return observed
+    raise AssertionError("the watch ended")
+
+
+async def test_the_watch_reports_eviction_node_loss_and_removal(
+    platform: KubernetesPlatform, kube_cluster: KubeCluster, session_image: str
+) -> None:
+    if not kube_cluster.is_double:
+        pytest.skip("evicting and losing nodes on demand needs the API test double")
+    evicted, lost, removed = (spec(session_image, home=False) for _ in range(3))
+    await asyncio.gather(*(platform.start(s) for s in (evicted, lost, removed)))
+    reports = platform.watch()
+    try:
+        await kube_cluster.evict(model.pod_name(evicted.session_id))
+        observed = await next_report(reports, evicted.session_id)
+        assert (observed.state, observed.detail) == (
+            "failed",
+            "evicted: The node was low on resource: memory.",
+        )
+        await kube_cluster.lose_node(model.pod_name(lost.session_id))
+        observed = await next_report(reports, lost.session_id)
+        assert observed.state == "failed" and observed.detail.startswith("node lost: ")
+        api, v1 = await core(kube_cluster)
+        try:
+            await v1.delete_namespaced_pod(
+                model.pod_name(removed.session_id), kube_cluster.namespace
+            )
+        finally:
+            await api.close()
+        observed = await next_report(reports, removed.session_id)
+        assert observed.state in ("missing", "failed")
+    finally:
+        await reports.aclose()  # type: ignore[attr-defined]
+        for s in (evicted, lost, removed):
+            await platform.stop(s.session_id)
+
+
+async def test_the_watch_survives_a_history_too_old_to_resume(
+    platform: KubernetesPlatform, kube_cluster: KubeCluster, session_image: str
+) -> None:
+    """After 410 Gone the watch lists again and goes on reporting."""
+    if not kube_cluster.is_double:
+        pytest.skip("compacting history on demand needs the API test double")
+    first, second = spec(session_image, home=False), spec(session_image, home=False)
+    await asyncio.gather(platform.start(first), platform.start(second))
+    reports = platform.watch()
+    try:
+        await kube_cluster.evict(model.pod_name(first.session_id))
+        assert (await next_report(reports, first.session_id)).state == "failed"
+        await kube_cluster.compact()
+        await kube_cluster.drop_watches()
+        await kube_cluster.evict(model.pod_name(second.session_id))
+        assert (await next_report(reports, second.session_id)).state == "failed"
+    finally:
+        await reports.aclose()  # type: ignore[attr-defined]
+        await platform.stop(first.session_id)
+        await platform.stop(second.session_id)
