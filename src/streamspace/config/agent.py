@@ -69,6 +69,12 @@ class AgentSettings(BaseSettings):
         validation_alias=env("AGENT_KEY_FILE"),
         description="Where the agent keeps the key it receives on approval.",
     )
+    alive_file: Path | None = Field(
+        None,
+        validation_alias=env("AGENT_ALIVE_FILE"),
+        description="File the agent touches every few seconds while it runs, for container "
+        "health checks (`streamspace agent-health`). Unset: none.",
+    )
     heartbeat_interval: Seconds = Field(
         30.0,
         gt=0,
