@@ -67,6 +67,8 @@ main() {
   for target in "${targets[@]}"; do
     build "$target"
   done
+  # The Python images' venv stage is left untagged by the legacy builder; not needed once built.
+  docker image prune --force --filter label=io.streamspace.stage=venv >/dev/null
   log "done: ${targets[*]}"
 }
 

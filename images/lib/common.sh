@@ -93,14 +93,20 @@ clean_rootfs() {
     -exec rm -rf {} +
 }
 
-# debootstrap a minbase rootfs with the given packages into ROOTFS=$WORK/rootfs (a fresh temp
-# dir, removed by drop_rootfs or on exit).
+# A fresh scratch directory in WORK (one at a time), removed by drop_work or when the script exits.
+new_work() {
+  WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/streamspace-images.XXXXXX")
+  trap 'rm -rf "${WORK:-}"' EXIT
+}
+
+drop_work() { rm -rf "${WORK:-}"; WORK=; }
+
+# debootstrap a minbase rootfs with the given packages into ROOTFS=$WORK/rootfs.
 make_rootfs() {
   local label=$1 packages=$2
   [ "$(id -u)" = 0 ] || die "building $label needs root (debootstrap, chroot)"
   command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
-  WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/streamspace-rootfs.XXXXXX")
-  trap 'rm -rf "${WORK:-}"' EXIT
+  new_work
   log "$label: debootstrap $SUITE from $MIRROR with $packages (about 40 s)"
   if ! debootstrap --variant=minbase --include="$packages" "$SUITE" "$WORK/rootfs" "$MIRROR" \
       >"$WORK/debootstrap.log" 2>&1; then
@@ -111,7 +117,6 @@ make_rootfs() {
   log "$label: rootfs ready ($(du -sm "$ROOTFS" | cut -f1) MB)"
 }
 
-drop_rootfs() { rm -rf "${WORK:-}"; WORK=; ROOTFS=; }
 
 # `docker import` a rootfs as an image; further arguments are `--change`/`--message` options.
 import_rootfs() {
@@ -121,12 +126,17 @@ import_rootfs() {
 }
 
 # `docker build` with the legacy builder (no buildx here), which warns that it is deprecated:
-# keep its output and show it only on failure.
+# keep its output and show it only on failure. The image it replaces is removed (when no
+# container uses it), so rebuilds do not pile up untagged images.
 docker_build() {
-  local image=$1 out
+  local image=$1 out old
   shift
-  if ! out=$(DOCKER_BUILDKIT=0 docker build -t "$image" "$@" 2>&1); then
+  old=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
+  if ! out=$(DOCKER_BUILDKIT=0 docker build --force-rm -t "$image" "$@" 2>&1); then
     printf '%s\n' "$out" | tail -n 30 >&2
     die "docker build of $image failed (output above)"
+  fi
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
   fi
 }

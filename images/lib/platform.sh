@@ -16,9 +16,12 @@ NOVNC_DIR=web/viewer/node_modules/@novnc/novnc
 upgrade_rootfs() {
   local root=$1
   cp /etc/resolv.conf "$root/etc/resolv.conf"
-  chroot "$root" apt-get update -q >"$WORK/upgrade.log" 2>&1 \
-    && DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get -y -q upgrade >>"$WORK/upgrade.log" 2>&1 \
-    || { tail -n 20 "$WORK/upgrade.log" >&2; die "apt-get upgrade in the rootfs failed"; }
+  if ! { chroot "$root" apt-get update -q \
+      && DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get -y -q upgrade; } \
+      >"$WORK/upgrade.log" 2>&1; then
+    tail -n 20 "$WORK/upgrade.log" >&2
+    die "apt-get upgrade in the rootfs failed (log above)"
+  fi
   chroot "$root" apt-get clean
   : >"$root/etc/resolv.conf"
 }
@@ -37,7 +40,7 @@ build_platform_base() {
     --change 'ENV LANG=C.UTF-8' \
     --change "LABEL io.streamspace.inputs=$inputs" \
     --message "StreamSpace platform base ($SUITE, $PLATFORM_PACKAGES)"
-  drop_rootfs
+  drop_work
   log "platform-base: built $PLATFORM_BASE ($(image_size "$PLATFORM_BASE"))"
 }
 
@@ -63,7 +66,7 @@ dependency_wheels() {
   fi
   python3 -m pip --version >/dev/null 2>&1 || die "python3 -m pip is needed to download wheels"
   for v in $(seq 36 -1 5); do platforms+=(--platform "manylinux_2_${v}_x86_64"); done
-  platforms+=(--platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64)
+  for v in 2014 2010 1; do platforms+=(--platform "manylinux${v}_x86_64"); done
   find_uv
   mkdir -p "$dir"
   log "python: downloading the dependency wheels of uv.lock (about 10 s)"
@@ -82,7 +85,8 @@ dependency_wheels() {
 
 python_inputs() {
   hash_inputs "$REPO/src" "$REPO/pyproject.toml" "$REPO/uv.lock" "$REPO/README.md" \
-    "$HERE/platform" "$REPO/web/viewer/package-lock.json" "$(image_id "$PLATFORM_BASE")" "$1"
+    "$HERE/platform" "$HERE/lib/platform.sh" "$REPO/web/viewer/package-lock.json" \
+    "$(image_id "$PLATFORM_BASE")" "$1"
 }
 
 # The build context of the Python images: the Dockerfile, the wheels (dependencies and the
@@ -91,8 +95,10 @@ python_context() {
   local ctx=$1
   dependency_wheels
   find_uv
-  [ -f "$REPO/$NOVNC_DIR/core/rfb.js" ] || make -s -C "$REPO" "$NOVNC_DIR/core/rfb.js" >&2 \
-    || die "installing noVNC (npm ci in web/viewer) failed"
+  if [ ! -f "$REPO/$NOVNC_DIR/core/rfb.js" ]; then
+    log "python: installing noVNC (npm ci in web/viewer)"
+    make -s -C "$REPO" "$NOVNC_DIR/core/rfb.js" >&2 || die "installing noVNC failed"
+  fi
   mkdir -p "$ctx/wheels"
   cp "$HERE/platform/Dockerfile" "$ctx/"
   ln "$WHEELS"/*.whl "$ctx/wheels/" 2>/dev/null || cp "$WHEELS"/*.whl "$ctx/wheels/"
@@ -108,13 +114,14 @@ build_python_image() {
   image_exists "$PLATFORM_BASE" || die "$PLATFORM_BASE is missing (images/build.sh platform-base)"
   inputs=$(python_inputs "$target $VERSION")
   skip_if_current "$image" "$inputs" && return 0
-  ctx=$(mktemp -d "${TMPDIR:-/var/tmp}/streamspace-context.XXXXXX")
+  new_work
+  ctx=$WORK
   python_context "$ctx"
   log "$target: docker build --target $target ($(du -sm "$ctx" | cut -f1) MB context)"
   docker_build "$image" --target "$target" --build-arg "BASE_IMAGE=$PLATFORM_BASE" \
     --label "io.streamspace.inputs=$inputs" \
     --label "org.opencontainers.image.version=$VERSION" "$ctx"
-  rm -rf "$ctx"
+  drop_work
   log "$target: built $image ($(image_size "$image"))"
 }
 
@@ -122,11 +129,16 @@ build_ui_image() {
   local image="streamspace/ui:$VERSION" inputs ctx
   image_exists "$PLATFORM_BASE" || die "$PLATFORM_BASE is missing (images/build.sh platform-base)"
   # make rebuilds ui/dist only when a UI source is newer than it (npm ci the first time).
-  make -s -C "$REPO" ui >&2 || die "building the UI (make ui) failed"
+  if ! make -s -q -C "$REPO" ui 2>/dev/null; then
+    log "ui: make ui (npm ci when the lockfile changed, vite build; about 30 s)"
+    make -s -C "$REPO" ui >&2 || die "building the UI (make ui) failed"
+  fi
   inputs=$(hash_inputs "$REPO/ui/dist" "$REPO/deploy/nginx/streamspace.conf" "$HERE/ui" \
+    "$HERE/lib/platform.sh" \
     "$(image_id "$PLATFORM_BASE")" "ui $VERSION")
   skip_if_current "$image" "$inputs" && return 0
-  ctx=$(mktemp -d "${TMPDIR:-/var/tmp}/streamspace-context.XXXXXX")
+  new_work
+  ctx=$WORK
   cp "$HERE/ui/Dockerfile" "$HERE/ui/nginx.conf" "$HERE/ui/entrypoint.sh" \
     "$REPO/deploy/nginx/streamspace.conf" "$ctx/"
   cp -r "$REPO/ui/dist" "$ctx/dist"
@@ -134,6 +146,6 @@ build_ui_image() {
   docker_build "$image" --build-arg "BASE_IMAGE=$PLATFORM_BASE" \
     --label "io.streamspace.inputs=$inputs" \
     --label "org.opencontainers.image.version=$VERSION" "$ctx"
-  rm -rf "$ctx"
+  drop_work
   log "ui: built $image ($(image_size "$image"))"
 }

@@ -26,7 +26,7 @@ build_base() {
     --change 'WORKDIR /home/user' \
     --change 'ENV LANG=C.UTF-8 SESSION_APP=xterm SESSION_GEOMETRY=1280x800x24 VNC_PORT=5900' \
     --message "StreamSpace session base ($SUITE, $BASE_PACKAGES)"
-  drop_rootfs
+  drop_work
   log "base: built $BASE_IMAGE ($(image_size "$BASE_IMAGE"))"
 }
 

@@ -3,6 +3,10 @@
 # by spaces or commas), then run nginx in the foreground. Everything written goes to /tmp/nginx.
 set -eu
 servers=$(printf '%s' "${STREAMSPACE_API_UPSTREAM:-streamspace-api:8080}" | tr ',' ' ')
+[ -n "$(printf '%s' "$servers" | tr -d ' ')" ] || {
+  echo "ui-entrypoint: STREAMSPACE_API_UPSTREAM is empty" >&2
+  exit 2
+}
 mkdir -p /tmp/nginx
 {
   echo 'upstream streamspace_api {'
@@ -18,6 +22,5 @@ mkdir -p /tmp/nginx
   echo '    keepalive 32;'
   echo '}'
 } >/tmp/nginx/upstream.conf
-[ -n "$servers" ] || { echo "ui-entrypoint: STREAMSPACE_API_UPSTREAM is empty" >&2; exit 2; }
 echo "ui-entrypoint: control plane at $servers" >&2
 exec nginx -e stderr -c /etc/streamspace/nginx.conf -g 'daemon off;' "$@"
