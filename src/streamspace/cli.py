@@ -1,5 +1,5 @@
-"""`streamspace` command line: api | up | agent | openapi | db upgrade | users create |
-agents create."""
+"""`streamspace` command line: api | up | agent | agent-health | openapi | db upgrade |
+users create | agents create."""
 
 from __future__ import annotations
 
@@ -161,6 +161,25 @@ def agent() -> None:
             runner.run(run_agent(settings))
     except StreamSpaceError as exc:
         raise _fail(exc.message) from exc
+
+
+@app.command("agent-health")
+def agent_health(
+    alive_file: Annotated[
+        Path | None,
+        typer.Option("--file", envvar="AGENT_ALIVE_FILE", help="The agent's AGENT_ALIVE_FILE"),
+    ] = None,
+    max_age: Annotated[float, typer.Option(help="Seconds since the last touch")] = 30.0,
+) -> None:
+    """Exit 0 while the agent on this host touches AGENT_ALIVE_FILE (a container health check)."""
+    from streamspace.agents.liveness import is_alive
+
+    if alive_file is None:
+        raise _fail("set AGENT_ALIVE_FILE (or --file) to the file the agent touches")
+    if not is_alive(alive_file, max_age=max_age):
+        typer.echo(f"unhealthy: {alive_file} not touched in the last {max_age:g} s", err=True)
+        raise typer.Exit(1)
+    typer.echo("ok")
 
 
 @db_app.command("upgrade")

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from streamspace.agents.liveness import keep_alive
 from streamspace.agents.platforms.base import Platform
 from streamspace.agents.platforms.memory import MemoryKnobs, MemoryPlatform
 from streamspace.agents.registration import obtain_key
@@ -50,6 +51,9 @@ async def run_agent(settings: AgentSettings, *, platform: Platform | None = None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    alive = None
+    if settings.alive_file is not None:
+        alive = asyncio.create_task(keep_alive(settings.alive_file), name="alive-file")
     try:
         key = await obtain_key(settings, metadata=platform_metadata(settings))
         work = asyncio.create_task(_work(settings, platform, key))
@@ -62,6 +66,9 @@ async def run_agent(settings: AgentSettings, *, platform: Platform | None = None
             raise work.exception()  # type: ignore[misc]
         log.info("agent %s stopped", settings.agent_id)
     finally:
+        if alive is not None:
+            alive.cancel()
+            await asyncio.gather(alive, return_exceptions=True)
         await platform.close()
 
 

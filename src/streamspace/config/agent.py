@@ -83,6 +83,12 @@ class AgentSettings(BaseSettings):
         description="Kubernetes Secret (in NAMESPACE) that keeps the key instead of "
         "AGENT_KEY_FILE, shared by every replica of this agent.",
     )
+    alive_file: Path | None = Field(
+        None,
+        validation_alias=env("AGENT_ALIVE_FILE"),
+        description="File the agent touches every few seconds while it runs, for container "
+        "health checks (`streamspace agent-health`). Unset: none.",
+    )
     heartbeat_interval: Seconds = Field(
         30.0,
         gt=0,
