@@ -81,6 +81,9 @@ def test_pool_settings_reach_the_real_pool() -> None:
         ("DB_CONN_MAX_LIFETIME", "forever", "DB_CONN_MAX_LIFETIME"),
         ("DB_MAX_IDLE_CONNS", "50", "DB_MAX_IDLE_CONNS cannot exceed DB_MAX_OPEN_CONNS"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("REDIS_SENTINEL_HOSTS", "s1:26379,s2", "REDIS_SENTINEL_HOSTS: Value error, 's2'"),
+        ("REDIS_SENTINEL_HOSTS", "s1:70000", "is not host:port"),
+        ("REDIS_SENTINEL_MASTER", "", "REDIS_SENTINEL_MASTER"),
     ],
 )
 def test_bad_values_fail_with_the_variable_named(
@@ -90,6 +93,16 @@ def test_bad_values_fail_with_the_variable_named(
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert needle in info.value.message
+
+
+def test_sentinel_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().redis_sentinels == ()  # no Sentinel by default
+    monkeypatch.setenv("REDIS_SENTINEL_HOSTS", "s-0:26379, s-1:26380,[fd00::2]:26379")
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", "streamspace")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "sentinel-pw")
+    s = load_settings()
+    assert s.redis_sentinels == (("s-0", 26379), ("s-1", 26380), ("fd00::2", 26379))
+    assert (s.redis_sentinel_master, s.redis_sentinel_password) == ("streamspace", "sentinel-pw")
 
 
 def test_agent_settings_guide_names(monkeypatch: pytest.MonkeyPatch) -> None:
