@@ -112,7 +112,12 @@ class ApiReplica(Proc):
 
 class RedisServer(Proc):
     def __init__(
-        self, *, log_dir: Path, port: int | None = None, password: str | None = None
+        self,
+        *,
+        log_dir: Path,
+        port: int | None = None,
+        password: str | None = None,
+        extra: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         super().__init__(
@@ -130,6 +135,7 @@ class RedisServer(Proc):
                 "--appendonly",
                 "no",
                 *(["--requirepass", password] if password else []),
+                *(extra or []),
             ],
         )
 
