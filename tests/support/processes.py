@@ -134,6 +134,8 @@ class RedisServer(Proc):
                 "",
                 "--appendonly",
                 "no",
+                "--dir",
+                str(log_dir),  # a replica's sync writes an RDB file there
                 *(["--requirepass", password] if password else []),
                 *(extra or []),
             ],
