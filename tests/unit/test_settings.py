@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 
 from streamspace.config import load_agent_settings, load_settings
 from streamspace.config.durations import parse_duration
+from streamspace.config.redis_urls import parse_sentinel_url
 from streamspace.control_plane.db.engine import create_engine
 from streamspace.errors import ConfigError
 
@@ -141,3 +142,21 @@ def test_agent_settings_reject_inconsistent_timings() -> None:
 )
 def test_durations(raw: object, seconds: float) -> None:
     assert parse_duration(raw) == seconds
+
+
+def test_agent_redis_url_through_sentinel() -> None:
+    base = {"agent_id": "a-1", "control_plane_url": "http://x"}
+    url = "redis+sentinel://:p%40ss@s-0:26379,s-1:26379/mymaster/2?sentinel_password=sp"
+    assert load_agent_settings(**base, redis_url=url).redis_url == url
+    found = parse_sentinel_url(url)
+    assert found is not None
+    assert (found.sentinels, found.master, found.db) == (
+        (("s-0", 26379), ("s-1", 26379)),
+        "mymaster",
+        2,
+    )
+    assert (found.password, found.sentinel_password) == ("p@ss", "sp")
+    assert parse_sentinel_url("redis://r:6379/0") is None
+    for bad in ("redis+sentinel://s-0:26379", "redis+sentinel://s-0/mymaster"):
+        with pytest.raises(ConfigError, match="REDIS_URL"):
+            load_agent_settings(**base, redis_url=bad)

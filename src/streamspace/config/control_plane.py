@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamspace.config.durations import Seconds, env
+from streamspace.config.redis_urls import parse_host_port, split_list
 from streamspace.errors import ConfigError
 
 
@@ -229,7 +230,7 @@ class ControlPlaneSettings(BaseSettings):
     @field_validator("redis_sentinel_hosts")
     @classmethod
     def _check_sentinels(cls, value: str) -> str:
-        for entry in _split(value):
+        for entry in split_list(value):
             parse_host_port(entry)
         return value
 
@@ -252,7 +253,7 @@ class ControlPlaneSettings(BaseSettings):
     @property
     def redis_sentinels(self) -> tuple[tuple[str, int], ...]:
         """REDIS_SENTINEL_HOSTS as (host, port) pairs; empty without Sentinel."""
-        return tuple(parse_host_port(entry) for entry in _split(self.redis_sentinel_hosts))
+        return tuple(parse_host_port(entry) for entry in split_list(self.redis_sentinel_hosts))
 
     def redis_url(self, db: int) -> str:
         auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
@@ -264,19 +265,6 @@ class ControlPlaneSettings(BaseSettings):
             return self.internal_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
-
-
-def _split(value: str) -> list[str]:
-    return [entry.strip() for entry in value.split(",") if entry.strip()]
-
-
-def parse_host_port(entry: str) -> tuple[str, int]:
-    """`host:port` or `[v6addr]:port`; ValueError naming the entry otherwise."""
-    host, sep, port = entry.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{entry!r} is not host:port (e.g. redis-sentinel-0:26379)")
-    return host, int(port)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
