@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -65,21 +65,18 @@ class SentinelResolver:
         if not reply:
             raise RedisConnectionError(f"does not monitor a master named {self._master!r}")
         host, port = reply[0].decode(), int(reply[1])
-        node = Address(
-            host=host,
-            port=port,
-            username=self._node.username,
-            password=self._node.password,
-            db=self._node.db,
-            tls=self._node.tls,
-        )
-        role = await request(node, "ROLE", within=self._timeout)
-        if not role or role[0] != b"master":
-            raise RedisConnectionError(f"names {host}:{port}, which is not a master (yet)")
+        node = replace(self._node, host=host, port=port)
+        await self._verify(node)
         if self._last != (host, port):
             log.info("Redis Sentinel: master %s at %s:%d", self._master, host, port)
             self._last = (host, port)
         return node
+
+    async def _verify(self, node: Address) -> None:
+        """A sentinel that has not yet seen a failover may name the demoted node."""
+        role = await request(node, "ROLE", within=self._timeout)
+        if not role or role[0] != b"master":
+            raise RedisConnectionError(f"names {node.host}:{node.port}, which is not a master")
 
 
 def resolver(target: RedisTarget) -> Resolver:
