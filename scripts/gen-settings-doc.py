@@ -54,6 +54,8 @@ def default(field: FieldInfo) -> str:
     value: Any = field.default
     if value is None:
         return "unset"
+    if value == "":
+        return "empty"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"
     if isinstance(value, float) and value.is_integer():

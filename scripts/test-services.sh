@@ -7,8 +7,8 @@ RUN_DIR=${STREAMSPACE_SERVICES_DIR:-/tmp/streamspace-services}
 PG_PORT=${STREAMSPACE_TEST_PG_PORT:-5442}
 REDIS_PORT=${STREAMSPACE_TEST_REDIS_PORT:-6390}
 PGBIN=/usr/lib/postgresql/15/bin
-PACKAGES=(postgresql redis-server docker.io debootstrap chromium novnc websockify haproxy nginx
-          iproute2 procps curl ca-certificates python3-venv)
+PACKAGES=(postgresql redis-server redis-sentinel docker.io debootstrap chromium novnc websockify
+          haproxy nginx iproute2 procps curl ca-certificates python3-venv)
 
 log() { echo "[services] $*" >&2; }
 

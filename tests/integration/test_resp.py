@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamspace.agent_hub import resp
 from streamspace.agent_hub.base import AGENT_KEY_TTL
+from streamspace.agent_hub.discovery import RedisTarget
 from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.agent_hub.resp import Address, RespClient, RespSubscriber
 from tests.support.processes import RedisServer
@@ -185,7 +186,7 @@ async def test_heartbeat_refresh_writes_each_agents_keys_with_their_ttl(
     async def nothing() -> None:
         return None
 
-    backend = RedisHubBackend(url=url(server), pool_size=2)
+    backend = RedisHubBackend(target=RedisTarget(url=url(server)), pool_size=2)
     await backend.start(channels=["test"], handler=ignore, on_connected=nothing)
     try:
         agents = [f"hb-{i}" for i in range(300)]

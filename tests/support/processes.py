@@ -112,7 +112,12 @@ class ApiReplica(Proc):
 
 class RedisServer(Proc):
     def __init__(
-        self, *, log_dir: Path, port: int | None = None, password: str | None = None
+        self,
+        *,
+        log_dir: Path,
+        port: int | None = None,
+        password: str | None = None,
+        extra: list[str] | None = None,
     ) -> None:
         self.port = port or free_port()
         super().__init__(
@@ -129,7 +134,10 @@ class RedisServer(Proc):
                 "",
                 "--appendonly",
                 "no",
+                "--dir",
+                str(log_dir),  # a replica's sync writes an RDB file there
                 *(["--requirepass", password] if password else []),
+                *(extra or []),
             ],
         )
 

@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 
 from streamspace.config import load_agent_settings, load_settings
 from streamspace.config.durations import parse_duration
+from streamspace.config.redis_urls import parse_sentinel_url
 from streamspace.control_plane.db.engine import create_engine
 from streamspace.errors import ConfigError
 
@@ -81,6 +82,9 @@ def test_pool_settings_reach_the_real_pool() -> None:
         ("DB_CONN_MAX_LIFETIME", "forever", "DB_CONN_MAX_LIFETIME"),
         ("DB_MAX_IDLE_CONNS", "50", "DB_MAX_IDLE_CONNS cannot exceed DB_MAX_OPEN_CONNS"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("REDIS_SENTINEL_HOSTS", "s1:26379,s2", "REDIS_SENTINEL_HOSTS: Value error, 's2'"),
+        ("REDIS_SENTINEL_HOSTS", "s1:70000", "is not host:port"),
+        ("REDIS_SENTINEL_MASTER", "", "REDIS_SENTINEL_MASTER"),
     ],
 )
 def test_bad_values_fail_with_the_variable_named(
@@ -90,6 +94,16 @@ def test_bad_values_fail_with_the_variable_named(
     with pytest.raises(ConfigError) as info:
         load_settings()
     assert needle in info.value.message
+
+
+def test_sentinel_settings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().redis_sentinels == ()  # no Sentinel by default
+    monkeypatch.setenv("REDIS_SENTINEL_HOSTS", "s-0:26379, s-1:26380,[fd00::2]:26379")
+    monkeypatch.setenv("REDIS_SENTINEL_MASTER", "streamspace")
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", "sentinel-pw")
+    s = load_settings()
+    assert s.redis_sentinels == (("s-0", 26379), ("s-1", 26380), ("fd00::2", 26379))
+    assert (s.redis_sentinel_master, s.redis_sentinel_password) == ("streamspace", "sentinel-pw")
 
 
 def test_agent_settings_guide_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,3 +142,21 @@ def test_agent_settings_reject_inconsistent_timings() -> None:
 )
 def test_durations(raw: object, seconds: float) -> None:
     assert parse_duration(raw) == seconds
+
+
+def test_agent_redis_url_through_sentinel() -> None:
+    base = {"agent_id": "a-1", "control_plane_url": "http://x"}
+    url = "redis+sentinel://:p%40ss@s-0:26379,s-1:26379/mymaster/2?sentinel_password=sp"
+    assert load_agent_settings(**base, redis_url=url).redis_url == url
+    found = parse_sentinel_url(url)
+    assert found is not None
+    assert (found.sentinels, found.master, found.db) == (
+        (("s-0", 26379), ("s-1", 26379)),
+        "mymaster",
+        2,
+    )
+    assert (found.password, found.sentinel_password) == ("p@ss", "sp")
+    assert parse_sentinel_url("redis://r:6379/0") is None
+    for bad in ("redis+sentinel://s-0:26379", "redis+sentinel://s-0/mymaster"):
+        with pytest.raises(ConfigError, match="REDIS_URL"):
+            load_agent_settings(**base, redis_url=bad)

@@ -7,7 +7,8 @@ Lookups and publishes issued in the same loop turn are coalesced (coalesce.py): 
 the lookups, one pipeline for the publishes, and several messages for one channel travel as one
 batch frame (`BATCH_MAGIC`, then each message as a 4-byte big-endian length and its bytes),
 which the listener splits again before the handler sees them. Those three (MGET, PUBLISH and
-the subscription) run over resp.py's lean connections; the rest uses redis-py.
+the subscription) run over resp.py's lean connections; the rest uses redis-py. Every connection
+finds its node through discovery.py, so with Sentinel each reconnect follows the master.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ import logging
 import struct
 from collections.abc import Awaitable, Callable, Iterator
 
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from streamspace.agent_hub.base import AGENT_KEY_TTL, Handler, HubBackend
 from streamspace.agent_hub.coalesce import Coalescer
-from streamspace.agent_hub.resp import Address, Arg, RespClient, RespSubscriber
+from streamspace.agent_hub.discovery import RedisTarget, pooled_client, resolver
+from streamspace.agent_hub.resp import Arg, RespClient, RespSubscriber
 from streamspace.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -73,39 +74,27 @@ def unpack(data: bytes) -> Iterator[bytes]:
         at += size
 
 
-def pooled_client(
-    url: str, *, max_connections: int, health_check_interval: int = 0
-) -> aioredis.Redis:
-    """A redis-py client whose callers wait (up to 2 s) for a pooled connection when all are
-    busy; redis-py's default pool raises "Too many connections" at once, which callers take for
-    an outage. 2 s socket and connect timeouts; aclose() closes the pool's connections."""
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=2.0,
-        socket_timeout=2.0,
-        socket_connect_timeout=2.0,
-        health_check_interval=health_check_interval,
-    )
-    return aioredis.Redis.from_pool(pool)
-
-
 class RedisHubBackend(HubBackend):
     name = "redis"
 
     def __init__(
         self,
         *,
-        url: str,
+        target: RedisTarget,
         pool_size: int,
         retry_interval: float = 1.0,
         health_interval: float = 10.0,
     ) -> None:
         # A burst waits for a free connection instead of failing with "Too many connections",
         # which would flip the whole replica into single-pod mode.
-        self._client = pooled_client(url, max_connections=pool_size + 2, health_check_interval=10)
-        self._address = Address.from_url(url)
-        self._fast = RespClient(self._address, timeout=2.0)
+        self._resolve = resolver(target)
+        self._client = pooled_client(
+            target,
+            max_connections=pool_size + 2,
+            health_check_interval=10,
+            resolve=self._resolve if target.sentinels else None,  # one resolver, one log line
+        )
+        self._fast = RespClient(self._resolve, timeout=2.0)
         self._health = health_interval
         self._retry = retry_interval
         self._available = False
@@ -157,7 +146,7 @@ class RedisHubBackend(HubBackend):
         self, channels: list[str], handler: Handler, on_connected: Callable[[], Awaitable[None]]
     ) -> None:
         subscriber = RespSubscriber(
-            self._address, channels, timeout=2.0, health_interval=self._health
+            self._resolve, channels, timeout=2.0, health_interval=self._health
         )
         try:
             await subscriber.connect()
@@ -168,7 +157,7 @@ class RedisHubBackend(HubBackend):
             while True:
                 message = await subscriber.get(wait=1.0)
                 if not self._available:
-                    await self._recover(on_connected)
+                    await self._recover(on_connected, subscriber)
                 if message is None:
                     continue
                 channel = message[0].decode()
@@ -180,9 +169,14 @@ class RedisHubBackend(HubBackend):
         finally:
             await subscriber.close()
 
-    async def _recover(self, on_connected: Callable[[], Awaitable[None]]) -> None:
+    async def _recover(
+        self, on_connected: Callable[[], Awaitable[None]], subscriber: RespSubscriber
+    ) -> None:
         """A command failed but the subscription is alive: back to multi-pod once Redis
-        answers again (raises, so the supervisor reconnects, if it does not)."""
+        answers again, on the node subscribed to (raises, so the supervisor reconnects and
+        resubscribes, if it does not, or if the master has moved elsewhere meanwhile)."""
+        if await self._resolve() != subscriber.address:
+            raise RedisConnectionError("the Redis master has moved; resubscribing there")
         await self._client.ping()
         self._available = True
         log.info("AgentHub Redis answers again - multi-pod support re-enabled")

@@ -13,7 +13,11 @@ redis-py.
 Failures use redis-py's exception classes, so callers handle both clients alike: a lost or
 unreachable server is `ConnectionError`, a reply not received within the timeout is
 `TimeoutError` (the connection is dropped then: later replies would be matched to the wrong
-callers), an error reply is `ResponseError`.
+callers), an error reply is `ResponseError`. A `READONLY` reply means the node was demoted to a
+replica under us (a Sentinel failover): the connection is dropped and `ConnectionError` raised,
+so the next use asks the resolver for the master again.
+
+Both connections take an `Address` or a `Resolver` (discovery.py), called on every (re)connect.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -63,6 +67,21 @@ class Address:
             db=int(parts.get("db", 0)),
             tls=parts.get("connection_class") is SSLConnection,
         )
+
+
+Resolver = Callable[[], Awaitable[Address]]
+
+
+def as_resolver(target: Address | Resolver) -> Resolver:
+    """A resolver for a fixed address too, so connections have one way to find their node."""
+    if not isinstance(target, Address):
+        return target
+    fixed = target
+
+    async def resolve() -> Address:
+        return fixed
+
+    return resolve
 
 
 def _pack(command: tuple[Arg, ...]) -> bytes:
@@ -187,11 +206,31 @@ async def _open(
     return proto
 
 
-class RespClient:
-    """One pipelined connection, opened on first use and again after a loss."""
+async def request(address: Address, *command: Arg, within: float) -> Any:
+    """One command on a connection of its own, closed after the reply (Sentinel queries, role
+    probes); an error reply is raised."""
+    proto = await _open(address, within)
+    try:
+        (reply,) = await _gather(proto.send(command), within, proto)
+    finally:
+        if proto.transport is not None:
+            proto.transport.close()
+    if isinstance(reply, ResponseError):
+        raise reply
+    return reply
 
-    def __init__(self, address: Address, *, timeout: float = 2.0) -> None:
-        self._address, self._timeout = address, timeout
+
+def _demoted(proto: _Protocol, reply: ResponseError) -> RedisConnectionError:
+    proto.fail(RedisConnectionError("Redis node was demoted to a replica"))
+    return RedisConnectionError(f"Redis node is no longer the master: {reply}")
+
+
+class RespClient:
+    """One pipelined connection, opened on first use and again after a loss, each time to the
+    node the resolver names."""
+
+    def __init__(self, target: Address | Resolver, *, timeout: float = 2.0) -> None:
+        self._resolve, self._timeout = as_resolver(target), timeout
         self._proto: _Protocol | None = None
         self._opening = asyncio.Lock()
 
@@ -201,7 +240,7 @@ class RespClient:
             return proto
         async with self._opening:
             if self._proto is None or self._proto.closed:
-                self._proto = await _open(self._address, self._timeout)
+                self._proto = await _open(await self._resolve(), self._timeout)
             return self._proto
 
     async def call(self, *args: Arg) -> Any:
@@ -214,6 +253,8 @@ class RespClient:
         replies = await _gather(proto.send(*commands), self._timeout, proto)
         for reply in replies:
             if isinstance(reply, ResponseError):
+                if str(reply).startswith("READONLY"):
+                    raise _demoted(proto, reply)
                 raise reply
         return replies
 
@@ -231,13 +272,14 @@ class RespSubscriber:
 
     def __init__(
         self,
-        address: Address,
+        target: Address | Resolver,
         channels: list[str],
         *,
         timeout: float = 2.0,
         health_interval: float = 10.0,
     ) -> None:
-        self._address, self._channels = address, channels
+        self._resolve, self._channels = as_resolver(target), channels
+        self.address: Address | None = None  # the node it subscribed on
         self._timeout, self._health = timeout, health_interval
         self._messages: deque[tuple[bytes, bytes]] = deque()
         self._arrived: asyncio.Future[None] | None = None
@@ -258,7 +300,8 @@ class RespSubscriber:
             self._paused = True
 
     async def connect(self) -> None:
-        self._proto = proto = await _open(self._address, self._timeout, self._on_message)
+        self.address = await self._resolve()
+        self._proto = proto = await _open(self.address, self._timeout, self._on_message)
         proto.lost.add_done_callback(self._wake)
         confirmations = proto.expect(len(self._channels))
         assert proto.transport is not None

@@ -11,11 +11,12 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamspace.config.control_plane import describe_validation_error
 from streamspace.config.durations import Seconds, env
+from streamspace.config.redis_urls import SENTINEL_URL_FORM, parse_sentinel_url
 from streamspace.errors import ConfigError
 
 # Kubernetes object names (RFC 1123 subdomain) and resource quantities, checked at start.
@@ -126,7 +127,8 @@ class AgentSettings(BaseSettings):
     redis_url: str = Field(
         "redis://localhost:6379/0",
         validation_alias=env("REDIS_URL"),
-        description="Redis for the redis backend.",
+        description="Redis for the redis backend: redis://host:port/db, or through Sentinel "
+        f"(follows a failover) {SENTINEL_URL_FORM}.",
     )
     swarm_service: str | None = Field(
         None,
@@ -194,6 +196,12 @@ class AgentSettings(BaseSettings):
         description="Labels (`k=v,k=v`) of this agent's own pods: the sessions' NetworkPolicy "
         "admits VNC connections from those pods only (Kubernetes).",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        parse_sentinel_url(value)  # raises on a malformed sentinel URL
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> AgentSettings:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamspace.config.durations import Seconds, env
+from streamspace.config.redis_urls import parse_host_port, split_list
 from streamspace.errors import ConfigError
 
 
@@ -74,6 +75,25 @@ class ControlPlaneSettings(BaseSettings):
     )
     redis_password: str | None = Field(
         None, validation_alias=env("REDIS_PASSWORD"), description="Redis password, if any."
+    )
+    redis_sentinel_hosts: str = Field(
+        "",
+        validation_alias=env("REDIS_SENTINEL_HOSTS"),
+        description="Comma-separated `host:port` list of Redis Sentinels. When set, every Redis"
+        " connection asks them for the current master (REDIS_HOST and REDIS_PORT are then"
+        " ignored) and follows a failover without restart. Empty: no Sentinel.",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster",
+        min_length=1,
+        validation_alias=env("REDIS_SENTINEL_MASTER"),
+        description="Name the Sentinels monitor the Redis master under.",
+    )
+    redis_sentinel_password: str | None = Field(
+        None,
+        validation_alias=env("REDIS_SENTINEL_PASSWORD"),
+        description="Password of the Sentinels themselves, if any (REDIS_PASSWORD stays the"
+        " data nodes' password).",
     )
     redis_pool_size: int = Field(
         10,
@@ -207,6 +227,13 @@ class ControlPlaneSettings(BaseSettings):
     )
     embedded: bool = Field(False, description="Set by `streamspace up`: single-process mode.")
 
+    @field_validator("redis_sentinel_hosts")
+    @classmethod
+    def _check_sentinels(cls, value: str) -> str:
+        for entry in split_list(value):
+            parse_host_port(entry)
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> ControlPlaneSettings:
         if self.db_max_idle_conns > self.db_max_open_conns:
@@ -222,6 +249,11 @@ class ControlPlaneSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'streamspace.db').resolve()}"
+
+    @property
+    def redis_sentinels(self) -> tuple[tuple[str, int], ...]:
+        """REDIS_SENTINEL_HOSTS as (host, port) pairs; empty without Sentinel."""
+        return tuple(parse_host_port(entry) for entry in split_list(self.redis_sentinel_hosts))
 
     def redis_url(self, db: int) -> str:
         auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from streamspace import __version__
 from streamspace.agent_hub.base import HubBackend
+from streamspace.agent_hub.discovery import RedisTarget, pooled_client
 from streamspace.agent_hub.memory import MemoryHubBackend
-from streamspace.agent_hub.redis import RedisHubBackend, pooled_client
+from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.activity import ActivityTracker
 from streamspace.control_plane.api import (
@@ -90,11 +91,22 @@ async def migrate_with_retry(engine: AsyncEngine) -> None:
             await asyncio.sleep(1 + attempt)
 
 
+def redis_target(settings: ControlPlaneSettings, db: int) -> RedisTarget:
+    """Redis database `db`: at REDIS_HOST:REDIS_PORT, or wherever REDIS_SENTINEL_HOSTS say the
+    master is."""
+    return RedisTarget(
+        url=settings.redis_url(db),
+        sentinels=settings.redis_sentinels,
+        master=settings.redis_sentinel_master,
+        sentinel_password=settings.redis_sentinel_password,
+    )
+
+
 def redis_client(settings: ControlPlaneSettings, db: int) -> aioredis.Redis:
     """REDIS_POOL_SIZE connections, waited for when all are busy: with redis-py's default pool
     the login check took "Too many connections" for an outage, and every authenticated request
     past the tenth concurrent one fell back to a database read."""
-    return pooled_client(settings.redis_url(db), max_connections=settings.redis_pool_size)
+    return pooled_client(redis_target(settings, db), max_connections=settings.redis_pool_size)
 
 
 async def _auth_stores(
@@ -125,7 +137,7 @@ async def _auth_stores(
 
 def _hub_backend(settings: ControlPlaneSettings) -> HubBackend:
     if settings.agenthub_redis_enabled:
-        return RedisHubBackend(url=settings.redis_url(1), pool_size=settings.redis_pool_size)
+        return RedisHubBackend(target=redis_target(settings, 1), pool_size=settings.redis_pool_size)
     return MemoryHubBackend()
 
 

@@ -10,7 +10,9 @@ import json
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import Sentinel
 
+from streamspace.config.redis_urls import parse_sentinel_url
 from streamspace.leader.base import LeaderElector
 
 # Atomic so that a failed attempt never burns an epoch: INCR only when the key is free.
@@ -47,10 +49,16 @@ class RedisLeaderElector(LeaderElector):
     """Leadership = owning the leader key, whose TTL is the lease."""
 
     def __init__(
-        self, *, agent_id: str, identity: str, lease_duration: float, client: Redis
+        self,
+        *,
+        agent_id: str,
+        identity: str,
+        lease_duration: float,
+        client: Redis,
+        sentinel: Sentinel | None = None,
     ) -> None:
         super().__init__(agent_id=agent_id, identity=identity, lease_duration=lease_duration)
-        self._client = client
+        self._client, self._sentinel = client, sentinel
         self._key = leader_key(agent_id)
         self._epoch_key = f"{self._key}:epoch"
         self._value: str | None = None
@@ -64,9 +72,13 @@ class RedisLeaderElector(LeaderElector):
     ) -> RedisLeaderElector:
         """A client whose socket timeouts stay well inside one lease."""
         timeout = max(lease_duration / 3, 0.5)
-        client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client, sentinel = _clients(url, timeout=timeout)
         return cls(
-            agent_id=agent_id, identity=identity, lease_duration=lease_duration, client=client
+            agent_id=agent_id,
+            identity=identity,
+            lease_duration=lease_duration,
+            client=client,
+            sentinel=sentinel,
         )
 
     @property
@@ -105,6 +117,26 @@ class RedisLeaderElector(LeaderElector):
 
     async def close(self) -> None:
         await self._client.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+
+
+def _clients(url: str, *, timeout: float) -> tuple[Redis, Sentinel | None]:
+    """A plain URL's node, or (redis+sentinel://) the master the sentinels name, asked again
+    on each reconnect; a demoted master's READONLY reply counts as a lost connection."""
+    found = parse_sentinel_url(url)
+    if found is None:
+        return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout), None
+    sockets = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(found.sentinels),
+        sentinel_kwargs={**sockets, "password": found.sentinel_password},
+        **sockets,
+    )
+    master: Redis = sentinel.master_for(
+        found.master, db=found.db, username=found.username, password=found.password
+    )
+    return master, sentinel
 
 
 def _text(raw: bytes | str) -> str:
