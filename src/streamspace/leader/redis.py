@@ -24,7 +24,8 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], string.format('%.0f', now[1] * 1000000 + now[2]))
 end
 local epoch = redis.call('INCR', KEYS[2])
-local value = cjson.encode({holder = ARGV[1], epoch = epoch})
+-- cjson keeps 14 significant digits; the epoch (unix microseconds onward) needs all 16.
+local value = '{"holder":' .. cjson.encode(ARGV[1]) .. ',"epoch":' .. string.format('%.0f', epoch) .. '}'
 redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[2])
 return {epoch, value}
 """
