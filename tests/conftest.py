@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker import session_image  # noqa: F401 - shared fixture
+from tests.support.kube import kube_api_double, kube_cluster  # noqa: F401 - shared fixtures
 from tests.support.services import flush_redis, fresh_postgres
 
 

@@ -136,6 +136,7 @@ async def test_a_held_lease_excludes_others_until_released(backend: Backend) -> 
     try:
         first = await a.try_acquire()
         assert first is not None
+        assert await a.try_acquire() == first  # the holder keeps its exact epoch (fencing)
         assert await b.try_acquire() is None
         assert await a.renew()
         assert await b.current_holder() == "a"

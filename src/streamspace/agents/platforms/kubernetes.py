@@ -110,7 +110,7 @@ class KubernetesPlatform(Platform):
         await self._ensure_policy()
         if spec.persistent_home:
             await self._create(
-                "persistentvolumeclaim",
+                "persistent_volume_claim",
                 model.claim_manifest(
                     spec=spec,
                     agent_id=self._agent_id,
@@ -258,26 +258,26 @@ class KubernetesPlatform(Platform):
     async def _watch_once(
         self, reported: dict[str, tuple[str, str]]
     ) -> AsyncIterator[ObservedSession]:
+        """List, report what the list shows (a failure may have happened while no watch was
+        open), then watch from the list's resourceVersion."""
         core, namespace = await self._core()
-        listed = await core.list_namespaced_pod(
-            namespace, label_selector=model.session_selector(self._agent_id)
-        )
-        version = listed.metadata.resource_version
+        selector = model.session_selector(self._agent_id)
+        listed = await core.list_namespaced_pod(namespace, label_selector=selector)
+        for pod in plain(self._client, listed).get("items", []):
+            observed = await self._observe_event({"type": "ADDED", "raw_object": pod})
+            if observed is not None and _changed(reported, observed):
+                yield observed
         stream = watch.Watch()
         try:
             async for event in stream.stream(
                 core.list_namespaced_pod,
                 namespace,
-                label_selector=model.session_selector(self._agent_id),
-                resource_version=version,
+                label_selector=selector,
+                resource_version=listed.metadata.resource_version,
                 allow_watch_bookmarks=True,
             ):
                 observed = await self._observe_event(event)
-                if observed is None:
-                    continue
-                key = (observed.state, observed.detail)
-                if reported.get(observed.session_id) != key:
-                    reported[observed.session_id] = key
+                if observed is not None and _changed(reported, observed):
                     yield observed
         finally:
             await stream.close()
@@ -379,6 +379,15 @@ class KubernetesPlatform(Platform):
             raise _api_error("listing sessions", exc) from exc
         by_session = {_session_of(r): r for r in plain(self._client, records).get("items", [])}
         return list(plain(self._client, pods).get("items", [])), by_session
+
+
+def _changed(reported: dict[str, tuple[str, str]], observed: ObservedSession) -> bool:
+    """Whether this is news for the session (each state and detail is reported once)."""
+    key = (observed.state, observed.detail)
+    if reported.get(observed.session_id) == key:
+        return False
+    reported[observed.session_id] = key
+    return True
 
 
 def _session_of(obj: dict[str, Any]) -> str:
