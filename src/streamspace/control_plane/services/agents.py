@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import AgentRecord, AuditEventRecord, SessionRecord
@@ -106,6 +107,16 @@ class AgentService:
         """Returns (HTTP status, body). New agents land pending; the key is handed over once."""
         if not key:
             raise Unauthenticated("missing X-Agent-API-Key header", code="missing_agent_key")
+        try:
+            return await self._register_once(key=key, agent_id=agent_id, fields=fields)
+        except IntegrityError:
+            # Replicas of one agent starting together: another one's first registration
+            # inserted the row between our read and our insert; now it is there to read.
+            return await self._register_once(key=key, agent_id=agent_id, fields=fields)
+
+    async def _register_once(
+        self, *, key: str, agent_id: str, fields: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
         async with self._sessions.begin() as db:
             agent = await db.get(AgentRecord, agent_id, with_for_update=True)
             own = (
