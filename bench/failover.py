@@ -1,4 +1,4 @@
-"""Measure leader failover of the docker-agent HA backends (file, redis, swarm).
+"""Measure leader failover of the agent HA backends (file, redis, swarm, kubernetes).
 
 Runs real candidate processes (`python -m streamspace.leader.candidate`), kills the leader
 with SIGKILL (crash) or SIGTERM (graceful) and prints how long until a standby acts, as p50
@@ -6,11 +6,16 @@ and max per backend, against the targets: graceful < 3 s, crash <= lease + retry
 
     .venv/bin/python bench/failover.py                 # the guide's 15 / 10 / 2 s, 10 runs
     .venv/bin/python bench/failover.py --quick         # 3 / 2 / 0.5 s
+    PYTHONPATH=. .venv/bin/python bench/failover.py --backend kubernetes   # the Lease
+
+The kubernetes backend runs against the Kubernetes API test double (tests/support/kubeapi),
+or the cluster STREAMSPACE_TEST_KUBECONFIG names, in a namespace of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import signal
@@ -48,6 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--retry", type=float, default=2.0, help="RETRY_PERIOD, seconds")
     parser.add_argument("--quick", action="store_true", help="lease 3, deadline 2, retry 0.5")
     parser.add_argument("--backends", default="file,redis,swarm", help="comma-separated")
+    parser.add_argument("--backend", dest="backends", help="one backend (same as --backends)")
     parser.add_argument(
         "--redis-url",
         default=os.environ.get("STREAMSPACE_TEST_REDIS_URL"),
@@ -69,12 +75,17 @@ def backend_pool(
     """Candidates for one backend, with the backend's state created and removed around them."""
     agent_id = f"bench-{uuid.uuid4().hex[:10]}"
     service = f"streamspace-leader-bench-{agent_id}" if backend == "swarm" else None
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="failover-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="failover-") as tmp, ExitStack() as stack:
         if service:
             create_label_service(service)
             stack.callback(remove_service, service)
         if backend == "redis" and redis_url:
             stack.callback(_forget_redis_keys, redis_url, agent_id)
+        kubeconfig, namespace = (
+            stack.enter_context(kubernetes_namespace(Path(tmp)))
+            if backend == "kubernetes"
+            else (None, None)
+        )
         env = backend_env(
             backend=backend,
             agent_id=agent_id,
@@ -82,10 +93,47 @@ def backend_pool(
             timings=timings,
             redis_url=redis_url,
             swarm_service=service,
+            kubeconfig=kubeconfig,
+            namespace=namespace,
         )
         pool = CandidatePool(env=env, workdir=Path(tmp))
         stack.callback(pool.stop_all)
         yield pool
+
+
+@contextmanager
+def kubernetes_namespace(workdir: Path) -> Iterator[tuple[Path, str]]:
+    """A namespace on the API test double (or STREAMSPACE_TEST_KUBECONFIG's cluster)."""
+    from kubernetes_asyncio import client
+    from tests.support.kubeapi import KubeApiDouble
+
+    from streamspace.kubeconn import api_client
+
+    namespace = f"ss-bench-{uuid.uuid4().hex[:8]}"
+    real = os.environ.get("STREAMSPACE_TEST_KUBECONFIG")
+    double = None if real else KubeApiDouble(workdir=workdir / "kubeapi").start()
+    kubeconfig = (
+        Path(real) if real else double.write_kubeconfig(workdir / "kubeconfig")  # type: ignore[union-attr]
+    )
+
+    async def namespaces(create: bool) -> None:
+        api = await api_client(kubeconfig=kubeconfig)
+        try:
+            core = client.CoreV1Api(api)
+            if create:
+                await core.create_namespace({"metadata": {"name": namespace}})
+            else:
+                await core.delete_namespace(namespace)
+        finally:
+            await api.close()
+
+    try:
+        asyncio.run(namespaces(True))
+        yield kubeconfig, namespace
+    finally:
+        asyncio.run(namespaces(False))
+        if double is not None:
+            double.stop()
 
 
 def _forget_redis_keys(url: str, agent_id: str) -> None:
