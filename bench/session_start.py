@@ -1,11 +1,16 @@
-"""Session start latency on the local Docker engine: from `DockerPlatform.start()` being called
-to the session's VNC server answering RFB, for 1 and for N concurrent starts.
+"""Session start latency: from `Platform.start()` being called to the session's VNC server
+answering RFB, for 1 and for N concurrent starts, per platform in one run.
 
     .venv/bin/python bench/session_start.py [--image streamspace/terminal:bookworm]
-        [--concurrency 1 20] [--samples 10] [--no-home]
+        [--concurrency 1 20] [--samples 10] [--no-home] [--platforms docker,kubernetes]
 
+`docker` is the Docker agent's platform on the local engine; `kubernetes` is the Kubernetes
+agent's, against the Kubernetes API test double (tests/support/kubeapi; its pods are
+containers on the same engine) or the cluster STREAMSPACE_TEST_KUBECONFIG names. Platforms
+take turns level by level, and each level prints its p50 against the first platform's.
 Each level is measured over `--samples` starts at least (bursts of `concurrency` starts, all
-stopped between bursts). Creates its own agent id, network and home volumes, and removes them.
+stopped between bursts). Creates its own agent id, network or namespace and home volumes,
+and removes them. Run with PYTHONPATH=. for the kubernetes platform.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import math
 import os
 import platform as host_platform
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from streamspace.agents.platforms.base import SessionSpec
+from streamspace.agents.platforms.base import Platform, SessionSpec
 from streamspace.agents.platforms.docker import DockerPlatform
 
 
@@ -38,14 +45,14 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-async def timed_start(docker: DockerPlatform, spec: SessionSpec) -> float:
+async def timed_start(docker: Platform, spec: SessionSpec) -> float:
     began = time.perf_counter()
     await docker.start(spec)
     return time.perf_counter() - began
 
 
 async def burst(
-    docker: DockerPlatform, *, image: str, concurrency: int, home: bool
+    docker: Platform, *, image: str, concurrency: int, home: bool
 ) -> tuple[list[float], float]:
     specs = [
         SessionSpec(
@@ -54,6 +61,7 @@ async def burst(
             template="bench",
             image=image,
             persistent_home=home,
+            pull="never",
         )
         for i in range(concurrency)
     ]
@@ -65,7 +73,7 @@ async def burst(
 
 
 async def measure(
-    docker: DockerPlatform, *, image: str, concurrency: int, samples: int, home: bool
+    docker: Platform, *, image: str, concurrency: int, samples: int, home: bool
 ) -> Level:
     latencies: list[float] = []
     walls: list[float] = []
@@ -77,12 +85,14 @@ async def measure(
     return Level(concurrency=concurrency, latencies=latencies, burst_walls=walls)
 
 
-def report(level: Level) -> str:
+def report(level: Level, *, platform: str, baseline: Level | None) -> str:
     ms = [v * 1000 for v in level.latencies]
     wall = sum(level.burst_walls) / len(level.burst_walls)
+    p50 = percentile(ms, 0.5)
+    ratio = "" if baseline is None else f"{p50 / percentile(baseline.latencies, 0.5) / 1000:.2f}x"
     return (
-        f"| {level.concurrency:>3} | {len(ms):>3} | {percentile(ms, 0.5):7.0f} | "
-        f"{percentile(ms, 0.95):7.0f} | {max(ms):7.0f} | {wall * 1000:9.0f} |"
+        f"| {platform} | {level.concurrency:>3} | {len(ms):>3} | {p50:7.0f} | "
+        f"{percentile(ms, 0.95):7.0f} | {max(ms):7.0f} | {wall * 1000:9.0f} | {ratio} |"
     )
 
 
@@ -110,28 +120,63 @@ def cleanup(agent_id: str, network: str) -> None:
     subprocess.run(["docker", "network", "rm", network], capture_output=True)
 
 
+async def open_platform(name: str, *, agent_id: str, workdir: Path) -> tuple[Platform, Any]:
+    """The platform, and what removes everything it made."""
+    if name == "docker":
+        network = f"streamspace-bench-{agent_id}"
+        docker = DockerPlatform(agent_id=agent_id, network=network, ready_timeout=120)
+        return docker, lambda: asyncio.to_thread(cleanup, agent_id, network)
+    from tests.support.kube import drop_namespace, make_namespace
+    from tests.support.kubeapi import KubeApiDouble
+
+    from streamspace.agents.platforms.kubernetes import KubernetesPlatform
+
+    real = os.environ.get("STREAMSPACE_TEST_KUBECONFIG")
+    double = None if real else KubeApiDouble(workdir=workdir / "kubeapi").start()
+    kubeconfig = Path(real) if real else double.write_kubeconfig(workdir / "kubeconfig")  # type: ignore[union-attr]
+    namespace = f"ss-bench-{agent_id}"
+    await make_namespace(kubeconfig, namespace)
+    k8s = KubernetesPlatform(
+        agent_id=agent_id, namespace=namespace, kubeconfig=kubeconfig, ready_timeout=120
+    )
+
+    async def remove() -> None:
+        await drop_namespace(kubeconfig, namespace)
+        if double is not None:
+            await asyncio.to_thread(double.stop)
+
+    return k8s, remove
+
+
 async def main(args: argparse.Namespace) -> None:
     agent_id = f"bench-{uuid.uuid4().hex[:8]}"
-    network = f"streamspace-bench-{agent_id}"
-    docker = DockerPlatform(agent_id=agent_id, network=network, ready_timeout=120)
+    names = args.platforms.split(",")
     print(f"machine: {machine()}")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"image: {args.image}, persistent home: {not args.no_home}, load average: {load}\n")
-    print("| concurrent starts | samples | p50 ms | p95 ms | max ms | burst wall ms |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    try:
-        for concurrency in args.concurrency:
-            level = await measure(
-                docker,
-                image=args.image,
-                concurrency=concurrency,
-                samples=max(args.samples, concurrency),
-                home=not args.no_home,
-            )
-            print(report(level), flush=True)
-    finally:
-        await docker.close()
-        await asyncio.to_thread(cleanup, agent_id, network)
+    print(
+        "| platform | concurrent starts | samples | p50 ms | p95 ms | max ms | burst wall ms | p50 vs first |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory(prefix="session-start-") as tmp:
+        opened = [await open_platform(n, agent_id=agent_id, workdir=Path(tmp)) for n in names]
+        try:
+            for concurrency in args.concurrency:
+                baseline: Level | None = None
+                for name, (platform, _) in zip(names, opened, strict=True):
+                    level = await measure(
+                        platform,
+                        image=args.image,
+                        concurrency=concurrency,
+                        samples=max(args.samples, concurrency),
+                        home=not args.no_home,
+                    )
+                    print(report(level, platform=name, baseline=baseline), flush=True)
+                    baseline = baseline or level
+        finally:
+            for platform, remove in opened:
+                await platform.close()
+                await remove()
 
 
 def parse_args() -> argparse.Namespace:
@@ -140,6 +185,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20])
     parser.add_argument("--samples", type=int, default=10, help="starts measured per level")
     parser.add_argument("--no-home", action="store_true", help="no persistent home volume")
+    parser.add_argument("--platforms", default="docker", help="comma-separated: docker,kubernetes")
     return parser.parse_args()
 
 

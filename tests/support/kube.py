@@ -95,6 +95,22 @@ async def kube_cluster(
             await api.close()
 
 
+async def make_namespace(kubeconfig: Path, namespace: str) -> None:
+    api = await api_client(kubeconfig=kubeconfig)
+    try:
+        await client.CoreV1Api(api).create_namespace({"metadata": {"name": namespace}})
+    finally:
+        await api.close()
+
+
+async def drop_namespace(kubeconfig: Path, namespace: str) -> None:
+    api = await api_client(kubeconfig=kubeconfig)
+    try:
+        await client.CoreV1Api(api).delete_namespace(namespace)
+    finally:
+        await api.close()
+
+
 async def delete_lease(kube: KubeCluster, name: str) -> None:
     """Remove a Lease outright, as an operator's `kubectl delete lease` would."""
     api = await api_client(kubeconfig=kube.kubeconfig)

@@ -46,6 +46,9 @@ async def serve(args: argparse.Namespace) -> None:
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
     )
     sock = socket.socket()
+    # Accepted sockets inherit it: without, a response written in two parts waits out the
+    # client's delayed ACK (about 40 ms a request on a reused connection).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", args.port))
     config = uvicorn.Config(
         build_app(api), log_level="warning", lifespan="off", timeout_graceful_shutdown=1

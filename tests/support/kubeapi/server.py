@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Any
 
-import kubernetes_validate
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -50,15 +49,35 @@ NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9]
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-@lru_cache(maxsize=4096)
-def _validate_cached(text: str, version: str) -> str | None:
+@lru_cache(maxsize=64)
+def _validator(version: str, kind: str, api_version: str) -> Any:
+    """kubernetes-validate's strict schema for one kind, compiled once: the library itself
+    re-reads its multi-megabyte definitions file on every call (about 20 ms a pod)."""
+    from jsonschema.validators import Draft202012Validator
+    from kubernetes_validate import utils
+    from referencing import Registry, Resource
+
+    schema_version = [v for v in utils.all_versions() if utils.major_minor(v) <= version][-1]
+    group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    folder = f"kubernetes-json-schema/v{schema_version}-local-strict"
     try:
-        kubernetes_validate.validate(json.loads(text), version, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        return str(getattr(exc, "message", exc)).splitlines()[0]
-    except kubernetes_validate.SchemaNotFoundError:
+        schema = utils.schema_contents(f"{folder}/{kind.lower()}-{group}.json", version)
+    except FileNotFoundError:
         return None
-    return None
+    definitions = utils.schema_contents(f"{folder}/_definitions.json", version)
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    return Draft202012Validator(schema, registry=registry)
+
+
+def _problem(body: dict[str, Any], version: str) -> str | None:
+    validator = _validator(version, str(body.get("kind")), str(body.get("apiVersion")))
+    if validator is None:
+        return None
+    error = next(iter(validator.iter_errors(body)), None)
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"{where}: {error.message}"
 
 
 class Api:
@@ -78,7 +97,7 @@ class Api:
             if len(str(value)) > 63 or not LABEL_VALUE.fullmatch(str(value)):
                 raise ApiError(422, "Invalid", f"metadata.labels: Invalid value: {value!r} ({key})")
         body = {k: v for k, v in obj.items() if k != "status"}
-        problem = _validate_cached(json.dumps(body, sort_keys=True), self.version)
+        problem = _problem(body, self.version)
         if problem:
             raise ApiError(422, "Invalid", f'{resource} "{name}" is invalid: {problem}')
 

@@ -24,7 +24,7 @@ from streamspace.errors import NotFound, PlatformError
 from streamspace.kubeconn import api_client, default_namespace, plain
 
 _LOG_LINES = 20
-_POLL = 0.1
+_POLL = 0.05  # as the Docker platform polls the RFB banner
 
 
 def _api_error(action: str, exc: ApiException) -> PlatformError:
