@@ -16,7 +16,8 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from streamspace.leader.testing import (
     single_leader_violations,
     swarm_ready,
 )
-from tests.support.kube import KubeCluster, delete_lease
+from tests.support.kube import KubeCluster, delete_lease, kube_namespace
 
 TIMINGS = Timings(lease=3.0, renew_deadline=2.0, retry=0.5)
 # Process start-up and scheduling on a busy shared host, plus one backend round trip.
@@ -95,13 +96,23 @@ class Backend:
             create_label_service(self.swarm_service)
 
 
-@pytest.fixture(params=["file", "redis", "swarm", "kubernetes"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    setup = Backend(
-        name=request.param, agent_id=f"contract-{uuid.uuid4().hex[:10]}", workdir=tmp_path
-    )
-    if setup.name == "kubernetes":
-        setup.kube = request.getfixturevalue("kube_cluster")
+@pytest.fixture(params=["file", "redis", "swarm", "kubernetes", "kubernetes-cluster"])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """The Lease runs on the API test double ("kubernetes") and on a real cluster
+    ("kubernetes-cluster", skipped without STREAMSPACE_TEST_KUBECONFIG)."""
+    name, _, target = str(request.param).partition("-")
+    setup = Backend(name=name, agent_id=f"contract-{uuid.uuid4().hex[:10]}", workdir=tmp_path)
+    async with AsyncExitStack() as stack:
+        if name == "kubernetes":
+            setup.kube = await stack.enter_async_context(
+                kube_namespace(target or "double", request=request, tmp_path=tmp_path)
+            )
+        with _backend_state(setup) as ready:
+            yield ready
+
+
+@contextmanager
+def _backend_state(setup: Backend) -> Iterator[Backend]:
     if setup.name == "redis":
         url = os.environ.get("STREAMSPACE_TEST_REDIS_URL")
         if not url:

@@ -1,6 +1,8 @@
 """The `kube_cluster` fixture: a fresh namespace on the Kubernetes API test double (one double
-per test session, its pods on the local Docker engine), or on the real cluster that
-STREAMSPACE_TEST_KUBECONFIG names. Failure-injection controls exist only on the double.
+per test session, its pods on the local Docker engine), and on the real cluster that
+STREAMSPACE_TEST_KUBECONFIG names. Every test using it runs once per target; the real-cluster
+run is skipped (and counted as skipped) without that variable. Failure-injection controls
+exist only on the double.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,10 +58,7 @@ def real_cluster() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def kube_api_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiDouble | None]:
-    if real_cluster() is not None:
-        yield None
-        return
+def kube_api_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApiDouble]:
     if (
         shutil.which("docker") is None
         or subprocess.run(["docker", "info"], capture_output=True, check=False).returncode
@@ -71,28 +71,33 @@ def kube_api_double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAp
         double.stop()
 
 
-@pytest.fixture
-async def kube_cluster(
-    kube_api_double: KubeApiDouble | None, tmp_path: Path
+@asynccontextmanager
+async def kube_namespace(
+    target: str, *, request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[KubeCluster]:
+    """A fresh namespace on `target`: "double" (the test double) or "cluster" (a real one)."""
     namespace = f"ss-test-{uuid.uuid4().hex[:8]}"
-    if kube_api_double is None:
+    double: KubeApiDouble | None = None
+    if target == "cluster":
         kubeconfig = real_cluster()
-        assert kubeconfig is not None
+        if kubeconfig is None:
+            pytest.skip("STREAMSPACE_TEST_KUBECONFIG is not set: no real Kubernetes cluster")
     else:
-        kubeconfig = kube_api_double.write_kubeconfig(tmp_path / "kubeconfig", namespace=namespace)
-    api = await api_client(kubeconfig=kubeconfig)
-    core = client.CoreV1Api(api)
+        double = request.getfixturevalue("kube_api_double")
+        kubeconfig = double.write_kubeconfig(tmp_path / "kubeconfig", namespace=namespace)
+    await make_namespace(kubeconfig, namespace)
     try:
-        await core.create_namespace(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-        )
-        yield KubeCluster(kubeconfig=kubeconfig, namespace=namespace, double=kube_api_double)
+        yield KubeCluster(kubeconfig=kubeconfig, namespace=namespace, double=double)
     finally:
-        try:
-            await core.delete_namespace(namespace)
-        finally:
-            await api.close()
+        await drop_namespace(kubeconfig, namespace)
+
+
+@pytest.fixture(params=["double", "cluster"])
+async def kube_cluster(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[KubeCluster]:
+    async with kube_namespace(request.param, request=request, tmp_path=tmp_path) as kube:
+        yield kube
 
 
 async def make_namespace(kubeconfig: Path, namespace: str) -> None:
