@@ -130,10 +130,10 @@ def kubernetes_namespace(workdir: Path) -> Iterator[tuple[Path, str]]:
     try:
         asyncio.run(namespaces(True))
         yield kubeconfig, namespace
-    finally:
         asyncio.run(namespaces(False))
+    finally:
         if double is not None:
-            double.stop()
+            double.stop()  # its pods and network go with it
 
 
 def _forget_redis_keys(url: str, agent_id: str) -> None:

@@ -32,8 +32,10 @@ class KubeApiDouble:
     """The double as a separate process, reachable by every process of a test."""
 
     def __init__(
-        self, *, workdir: Path, token: str = "streamspace-test-token", network: str = "kubeapi-pods"
+        self, *, workdir: Path, token: str = "streamspace-test-token", network: str | None = None
     ) -> None:
+        """`network`: the pods' Docker bridge; by default one of the double's own, removed
+        when it stops, so that runs never share or remove each other's."""
         self.workdir, self.token, self.network = workdir, token, network
         self.url = ""
         self._process: subprocess.Popen[bytes] | None = None
@@ -52,8 +54,7 @@ class KubeApiDouble:
                 str(ready),
                 "--token",
                 self.token,
-                "--docker-network",
-                self.network,
+                *(["--docker-network", self.network] if self.network else []),
             ],
             cwd=REPO,
             env={**os.environ, "PYTHONPATH": str(REPO)},

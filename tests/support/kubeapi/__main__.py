@@ -26,7 +26,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ready-file", type=Path, required=True)
     parser.add_argument("--token", default=None, help="bearer token every request must carry")
-    parser.add_argument("--docker-network", default="kubeapi-pods")
+    parser.add_argument(
+        "--docker-network",
+        default=None,
+        help="the pods' bridge (default: one of its own, removed at exit)",
+    )
     parser.add_argument(
         "--kube-version", default="1.29", help="schemas requests are validated against"
     )
@@ -38,7 +42,10 @@ def parse_args() -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     store = Store(history=args.history)
-    pods = PodRunner(store=store, network=args.docker_network, instance=secrets.token_hex(4))
+    instance = secrets.token_hex(4)
+    pods = PodRunner(
+        store=store, network=args.docker_network or f"kubeapi-{instance}", instance=instance
+    )
     await pods.open()
     api = Api(store=store, pods=pods, version=args.kube_version, token=args.token)
     api.store.create(

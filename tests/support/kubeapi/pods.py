@@ -58,6 +58,8 @@ class PodRunner:
             with contextlib.suppress(aiodocker.DockerError):
                 await container.delete(force=True, v=True)
         await self.drop_volumes()
+        with contextlib.suppress(aiodocker.DockerError):
+            await (await self.docker.networks.get(self.network)).delete()
         await self.docker.close()
 
     def _spawn(self, coro: Any) -> None:
@@ -133,9 +135,16 @@ class PodRunner:
                 ),
             )
             return
+        config = await self._config(key, spec, container)
         try:
-            await self.docker.images.inspect(image)
-        except aiodocker.DockerError:
+            name = f"kubeapi-{key[1]}-{key[2]}-{pod['metadata']['uid'][:6]}"
+            created = await self.docker.containers.create(config, name=name)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:  # the engine answers 404 "No such image": never pulled
+                self._waiting(
+                    key, reason="CreateContainerError", message=str(exc.message), image=image
+                )
+                return
             message = (
                 f'Failed to pull image "{image}": pull access denied, '
                 "repository does not exist or may require authorization"
@@ -149,11 +158,7 @@ class PodRunner:
                 image=image,
             )
             return
-        config = await self._config(key, spec, container)
         try:
-            created = await self.docker.containers.create(
-                config, name=f"kubeapi-{key[1]}-{key[2]}-{pod['metadata']['uid'][:6]}"
-            )
             self.containers[key] = created.id
             await created.start()
             info = await created.show()
@@ -204,7 +209,7 @@ class PodRunner:
             while not await _connects(address, int(port)):
                 if (self.store.objects.get(key) or {}).get("status", {}).get("phase") != "Running":
                     return
-                await asyncio.sleep(min(period, 0.2))
+                await asyncio.sleep(period)  # as the kubelet: one probe per periodSeconds
 
         def ready(p: dict[str, Any]) -> None:
             if p["status"].get("phase") != "Running":
