@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.docker import session_image  # noqa: F401 - shared fixture
 from tests.support.kube import kube_api_double, kube_cluster  # noqa: F401 - shared fixtures
+from tests.support.sentinel import sentinel_group  # noqa: F401 - shared fixture
 from tests.support.services import flush_redis, fresh_postgres
 
 

@@ -3,9 +3,6 @@ keeps its lease across a master failover, renewing on the promoted replica."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from redis.exceptions import RedisError
 
@@ -18,22 +15,12 @@ from tests.support.sentinel import MASTER_NAME, SentinelGroup
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-async def group(tmp_path: Path) -> AsyncIterator[SentinelGroup]:
-    sentinels = SentinelGroup(tmp_path).start()
-    try:
-        await sentinels.wait_ready()
-        yield sentinels
-    finally:
-        sentinels.kill()
-
-
-def elector(group: SentinelGroup, identity: str) -> LeaderElector:
+def elector(sentinel_group: SentinelGroup, identity: str) -> LeaderElector:
     settings = load_agent_settings(
         agent_id="sentinel-agent",
         control_plane_url="http://127.0.0.1:1",
         leader_election_backend="redis",
-        redis_url=f"redis+sentinel://{group.hosts}/{MASTER_NAME}/3",
+        redis_url=f"redis+sentinel://{sentinel_group.hosts}/{MASTER_NAME}/3",
         pod_name=identity,
         lease_duration=20,
         renew_deadline=10,
@@ -42,14 +29,14 @@ def elector(group: SentinelGroup, identity: str) -> LeaderElector:
     return build_elector(settings)
 
 
-async def test_the_leader_keeps_its_lease_across_a_failover(group: SentinelGroup) -> None:
-    a, b = elector(group, "a"), elector(group, "b")
+async def test_the_leader_keeps_its_lease_across_a_failover(sentinel_group: SentinelGroup) -> None:
+    a, b = elector(sentinel_group, "a"), elector(sentinel_group, "b")
     try:
         assert await a.try_acquire() is not None
         assert await b.try_acquire() is None
-        group.master.kill()
+        sentinel_group.master.kill()
         await eventually(
-            lambda: _promoted(group), timeout=30, what="the sentinels promote the replica"
+            lambda: _promoted(sentinel_group), timeout=30, what="the sentinels promote the replica"
         )
 
         async def renewed() -> bool:
@@ -67,5 +54,5 @@ async def test_the_leader_keeps_its_lease_across_a_failover(group: SentinelGroup
         await b.close()
 
 
-async def _promoted(group: SentinelGroup) -> bool:
-    return await group.master_port() == group.replica.port
+async def _promoted(sentinel_group: SentinelGroup) -> bool:
+    return await sentinel_group.master_port() == sentinel_group.replica.port

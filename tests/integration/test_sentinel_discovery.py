@@ -4,7 +4,6 @@ failover, and a connection left on a demoted master is dropped and re-resolved."
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,29 +19,24 @@ from tests.support.sentinel import MASTER_NAME, SentinelGroup
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-async def group(tmp_path: Path) -> AsyncIterator[SentinelGroup]:
-    sentinels = SentinelGroup(tmp_path).start()
-    try:
-        await sentinels.wait_ready()
-        yield sentinels
-    finally:
-        sentinels.kill()
-
-
 async def test_clients_follow_the_master_through_a_failover(
-    group: SentinelGroup, caplog: pytest.LogCaptureFixture
+    sentinel_group: SentinelGroup, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="streamspace.agent_hub.discovery")
     # REDIS_HOST is ignored with sentinels: nothing listens on port 1
-    target = RedisTarget(url="redis://127.0.0.1:1/1", sentinels=_pairs(group), master=MASTER_NAME)
+    target = RedisTarget(
+        url="redis://127.0.0.1:1/1", sentinels=_pairs(sentinel_group), master=MASTER_NAME
+    )
     fast, pooled = RespClient(resolver(target)), pooled_client(target, max_connections=2)
     try:
         assert await fast.call("SET", "k", "before") == b"OK"
         assert await pooled.get("k") == b"before"
-        assert f"Redis Sentinel: master mymaster at 127.0.0.1:{group.master.port}" in caplog.text
+        assert (
+            f"Redis Sentinel: master mymaster at 127.0.0.1:{sentinel_group.master.port}"
+            in caplog.text
+        )
 
-        group.master.kill()
+        sentinel_group.master.kill()
 
         async def writable() -> bool:
             try:
@@ -53,9 +47,9 @@ async def test_clients_follow_the_master_through_a_failover(
             return True
 
         await eventually(writable, timeout=30, interval=0.2, what="the promoted replica")
-        assert await group.master_port() == group.replica.port
-        assert f"master mymaster at 127.0.0.1:{group.replica.port}" in caplog.text
-        async with aioredis.Redis(port=group.replica.port, db=1) as promoted:
+        assert await sentinel_group.master_port() == sentinel_group.replica.port
+        assert f"master mymaster at 127.0.0.1:{sentinel_group.replica.port}" in caplog.text
+        async with aioredis.Redis(port=sentinel_group.replica.port, db=1) as promoted:
             assert await promoted.mget("k", "k2") == [b"after", b"after"]
     finally:
         await fast.close()
@@ -106,5 +100,5 @@ async def test_a_connection_to_a_demoted_master_is_dropped_and_resolved_again(
         new.kill()
 
 
-def _pairs(group: SentinelGroup) -> tuple[tuple[str, int], ...]:
-    return tuple(("127.0.0.1", s.port) for s in group.sentinels)
+def _pairs(sentinel_group: SentinelGroup) -> tuple[tuple[str, int], ...]:
+    return tuple(("127.0.0.1", s.port) for s in sentinel_group.sentinels)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from tests.support.processes import Proc, RedisServer, free_port, wait_until
@@ -119,3 +121,14 @@ class SentinelGroup:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("the sentinels never saw the replica and each other")
             await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def sentinel_group(tmp_path: Path) -> AsyncIterator[SentinelGroup]:
+    """A master, a replica and three sentinels of their own, ready, killed after the test."""
+    sentinels = SentinelGroup(tmp_path).start()
+    try:
+        await sentinels.wait_ready()
+        yield sentinels
+    finally:
+        sentinels.kill()
