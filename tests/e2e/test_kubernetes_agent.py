@@ -7,6 +7,7 @@ standby takes the Lease, adopts the session, and the desktop streams again.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -82,7 +83,7 @@ async def k8s_stack(
 
 
 async def streams_a_desktop(c: Cluster, sid: str, admin: dict[str, str], *, via: str) -> None:
-    async with vnc_client(await stream_url(via, sid, admin)) as viewer:
+    async with asyncio.timeout(60), vnc_client(await stream_url(via, sid, admin)) as viewer:
         assert await framebuffer_update(viewer, timeout=30) == (1280, 800)
 
 

@@ -17,6 +17,7 @@ from streamspace.agents.platforms.kubernetes import KubernetesPlatform
 from streamspace.agents.platforms.rfb import read_rfb_banner
 from streamspace.errors import PlatformError
 from streamspace.kubeconn import api_client
+from tests.support.cluster import eventually
 from tests.support.kube import KubeCluster
 
 pytestmark = [pytest.mark.docker]
@@ -66,7 +67,11 @@ async def test_a_session_runs_hibernates_wakes_and_stops_keeping_its_home(
     assert started.state == "running" and started.vnc_host and started.vnc_port == 5900
     assert await read_rfb_banner(host=started.vnc_host, port=started.vnc_port) is not None
     assert (await platform.start(session)).vnc_host == started.vnc_host  # idempotent
-    assert (await by_id(platform))[session.session_id].state == "running"
+
+    async def listed_running() -> bool:  # once the kubelet's readiness probe has passed too
+        return (await by_id(platform))[session.session_id].state == "running"
+
+    await eventually(listed_running, timeout=30, what="the pod listed as running")
 
     await platform.hibernate(session.session_id)
     assert (await by_id(platform))[session.session_id].state == "hibernated"
@@ -106,8 +111,12 @@ async def test_a_new_leader_adopts_what_the_old_one_runs(
         kubeconfig=kube_cluster.kubeconfig,
     )
     try:
-        seen = await by_id(successor)
-        assert seen[running.session_id].state == "running"
+
+        async def adopted() -> dict[str, ObservedSession] | None:
+            seen = await by_id(successor)
+            return seen if seen[running.session_id].state == "running" else None
+
+        seen = await eventually(adopted, timeout=30, what="the running session adopted")
         assert seen[running.session_id].vnc_host
         assert seen[sleeping.session_id].state == "hibernated"
         assert (await successor.wake(sleeping.session_id)).state == "running"
@@ -207,3 +216,20 @@ async def test_the_watch_survives_a_history_too_old_to_resume(
         await reports.aclose()  # type: ignore[attr-defined]
         await platform.stop(first.session_id)
         await platform.stop(second.session_id)
+
+
+async def test_every_hibernation_is_reported_not_only_the_first(
+    platform: KubernetesPlatform, session_image: str
+) -> None:
+    session = spec(session_image, home=False)
+    await platform.start(session)
+    reports = platform.watch()
+    try:
+        await platform.hibernate(session.session_id)
+        assert (await next_report(reports, session.session_id)).state == "hibernated"
+        await platform.wake(session.session_id)
+        await platform.hibernate(session.session_id)
+        assert (await next_report(reports, session.session_id)).state == "hibernated"
+    finally:
+        await reports.aclose()  # type: ignore[attr-defined]
+        await platform.stop(session.session_id)

@@ -240,3 +240,15 @@ def test_a_deleted_pod_reads_as_hibernated_only_when_the_record_says_so() -> Non
     }
     observed = model.observe_pod(pod(evicting, deleting=True), record="running")
     assert (observed.state, observed.detail) == ("failed", "evicted: Eviction API: evicting")
+
+
+def test_vnc_is_reachable_while_the_container_runs_before_the_kubelet_calls_it_ready() -> None:
+    not_ready = {
+        "phase": "Running",
+        "podIP": "10.1.2.3",
+        "containerStatuses": [{"name": "session", "ready": False}],
+    }
+    assert model.running_address(pod(not_ready)) == ("10.1.2.3", 5900)
+    assert model.running_address(pod(not_ready, deleting=True)) is None
+    assert model.running_address(pod({"phase": "Pending"})) is None
+    assert model.running_address(pod({"phase": "Failed", "podIP": "10.1.2.3"})) is None

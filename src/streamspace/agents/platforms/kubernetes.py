@@ -147,14 +147,16 @@ class KubernetesPlatform(Platform):
 
     async def list_sessions(self) -> list[ObservedSession]:
         pods, records = await self._pods_and_records()
-        seen = []
-        for pod in pods:
-            session_id = _session_of(pod)
-            seen.append(model.observe_pod(pod, record=model.record_state(records.get(session_id))))
-        running = {s.session_id for s in seen}
-        for session_id, record in records.items():
-            if session_id not in running and model.record_state(record) == "hibernated":
-                seen.append(ObservedSession(session_id=session_id, state="hibernated"))
+        seen = [
+            model.observe_pod(pod, record=model.record_state(records.get(_session_of(pod))))
+            for pod in pods
+        ]
+        with_pods = {s.session_id for s in seen}
+        seen += [
+            ObservedSession(session_id=session_id, state="hibernated")
+            for session_id, record in records.items()
+            if session_id not in with_pods and model.record_state(record) == "hibernated"
+        ]
         return seen
 
     async def watch(self) -> AsyncIterator[ObservedSession]:
@@ -172,6 +174,8 @@ class KubernetesPlatform(Platform):
             await asyncio.sleep(self._watch_retry)
 
     async def vnc_address(self, session_id: str) -> tuple[str, int]:
+        """The pod IP while its container runs. Not gated on the Ready condition: the kubelet
+        sets it up to a probe period after VNC answers, and the agent checks RFB itself."""
         pod = await self._read_pod(session_id)
         if pod is None:
             if await self._record(session_id) is None:
@@ -179,8 +183,9 @@ class KubernetesPlatform(Platform):
             state = "hibernated"
         else:
             observed = model.observe_pod(pod, record="running")
-            if observed.vnc_host and observed.vnc_port:
-                return observed.vnc_host, observed.vnc_port
+            address = model.running_address(pod)
+            if address is not None and observed.state in ("running", "starting"):
+                return address
             state = observed.state
         raise PlatformError(
             f"session {session_id} is {state}; its VNC server runs only while it runs",
@@ -263,9 +268,13 @@ class KubernetesPlatform(Platform):
         core, namespace = await self._core()
         selector = model.session_selector(self._agent_id)
         listed = await core.list_namespaced_pod(namespace, label_selector=selector)
-        for pod in plain(self._client, listed).get("items", []):
+        pods = plain(self._client, listed).get("items", [])
+        for pod in pods:
             observed = await self._observe_event({"type": "ADDED", "raw_object": pod})
             if observed is not None and _changed(reported, observed):
+                yield observed
+        for observed in await self._hibernated_without_pods({_session_of(p) for p in pods}):
+            if _changed(reported, observed):
                 yield observed
         stream = watch.Watch()
         try:
@@ -282,6 +291,17 @@ class KubernetesPlatform(Platform):
         finally:
             await stream.close()
 
+    async def _hibernated_without_pods(self, with_pods: set[str]) -> list[ObservedSession]:
+        core, namespace = await self._core()
+        records = await core.list_namespaced_config_map(
+            namespace, label_selector=model.record_selector(self._agent_id)
+        )
+        return [
+            ObservedSession(session_id=_session_of(record), state="hibernated")
+            for record in plain(self._client, records).get("items", [])
+            if _session_of(record) not in with_pods and model.record_state(record) == "hibernated"
+        ]
+
     async def _observe_event(self, event: dict[str, Any]) -> ObservedSession | None:
         if event.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
             return None
@@ -294,9 +314,7 @@ class KubernetesPlatform(Platform):
             if record == "hibernated":
                 return ObservedSession(session_id=session_id, state="hibernated")
             return ObservedSession(session_id=session_id, state="missing", detail="pod removed")
-        observed = model.observe_pod(pod, record=record)
-        # Running and starting are reported by the commands that start sessions.
-        return observed if observed.state in ("failed", "missing", "hibernated") else None
+        return model.observe_pod(pod, record=record)
 
     # -- objects -----------------------------------------------------------------------------
 
@@ -382,7 +400,12 @@ class KubernetesPlatform(Platform):
 
 
 def _changed(reported: dict[str, tuple[str, str]], observed: ObservedSession) -> bool:
-    """Whether this is news for the session (each state and detail is reported once)."""
+    """Whether to report this: failures, removals and hibernations, each once per spell. Running
+    and starting are reported by the commands that start sessions; seeing them ends the spell,
+    so the next failure or hibernation is news again."""
+    if observed.state not in ("failed", "missing", "hibernated"):
+        reported.pop(observed.session_id, None)
+        return False
     key = (observed.state, observed.detail)
     if reported.get(observed.session_id) == key:
         return False

@@ -285,6 +285,17 @@ def observe_pod(pod: dict[str, Any], *, record: RecordState | None) -> ObservedS
     )
 
 
+def running_address(pod: dict[str, Any]) -> tuple[str, int] | None:
+    """(pod IP, VNC port) while the pod's container runs and it is not being deleted."""
+    status = pod.get("status") or {}
+    if (pod.get("metadata") or {}).get("deletionTimestamp") or status.get("phase") != "Running":
+        return None
+    if not status.get("podIP"):
+        return None
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return str(status["podIP"]), int(annotations.get(ANNOTATION_VNC_PORT, "5900"))
+
+
 def pod_state(pod: dict[str, Any], *, record: RecordState | None) -> tuple[ObservedState, str]:
     status = pod.get("status") or {}
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
