@@ -144,5 +144,10 @@ async def test_a_command_sent_on_a_stale_route_is_forwarded_to_the_agents_replic
             while (envelope := json.loads(await ws.recv()))["type"] != "command":
                 pass
         assert envelope["payload"]["commandId"] == "stale-route-1"
-        assert f"Forwarded 1 command(s) for agent moved-1 to pod:{third.pod}:commands" in b.log()
+        forwarded = f"Forwarded 1 command(s) for agent moved-1 to pod:{third.pod}:commands"
+
+        async def logged() -> bool:  # b logs once its publish returns: maybe after delivery
+            return forwarded in b.log()
+
+        await eventually(logged, timeout=10, what="the forward logged on the stale replica")
         await ws.close()
