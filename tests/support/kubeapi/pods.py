@@ -260,7 +260,12 @@ class PodRunner:
             ],
             "Labels": {LABEL: self.instance, "kubeapi.namespace": key[1], "kubeapi.pod": key[2]},
             "HostConfig": host,
-            "Hostname": key[2][:63],
+            # The hostname stays Docker's (the container id), unlike a kubelet's (the pod
+            # name): Docker's DNS answers for its own names only and forwards the rest
+            # upstream, which this sandbox cannot reach, so every lookup of a pod-name
+            # hostname by the session's X and VNC servers would wait out a timeout that a
+            # cluster's DNS answers at once (measured: about +190 ms per session start).
+            "NetworkingConfig": {"EndpointsConfig": {self.network: {"Aliases": [key[2][:63]]}}},
         }
         if container.get("command"):
             config["Entrypoint"] = container["command"]
