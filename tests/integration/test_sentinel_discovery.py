@@ -39,6 +39,9 @@ async def test_clients_follow_the_master_through_a_failover(
         sentinel_group.master.kill()
 
         async def writable() -> bool:
+            # Promoted first: until the old master has died, a write may still land on it.
+            if await sentinel_group.master_port() != sentinel_group.replica.port:
+                return False
             try:
                 await fast.call("SET", "k", "after")
                 await pooled.set("k2", "after")
