@@ -6,6 +6,7 @@ elector; not any API call. Errors become ConfigError with the fix in the message
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -68,3 +69,34 @@ def plain(api: client.ApiClient | None, obj: object) -> dict[str, Any]:
         raise RuntimeError("the Kubernetes client is closed")
     found: dict[str, Any] = api.sanitize_for_serialization(obj)
     return found
+
+
+class KubeConnection:
+    """One API client, opened on first use inside the running loop, and the namespace it works
+    in (NAMESPACE, else the default above). Shared by the agent's platform, its Lease elector
+    and its key store."""
+
+    def __init__(self, *, namespace: str | None, kubeconfig: Path | None) -> None:
+        self._namespace, self._kubeconfig = namespace, kubeconfig
+        self._client: client.ApiClient | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def namespace(self) -> str | None:
+        return self._namespace
+
+    async def open(self) -> tuple[client.ApiClient, str]:
+        async with self._lock:
+            if self._client is None:
+                self._client = await api_client(kubeconfig=self._kubeconfig)
+                self._namespace = self._namespace or default_namespace(kubeconfig=self._kubeconfig)
+        assert self._namespace is not None
+        return self._client, self._namespace
+
+    def plain(self, obj: object) -> dict[str, Any]:
+        return plain(self._client, obj)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -58,22 +58,19 @@ class SecretKeyStore:
     """The key as `data.api-key` of one Secret in the agent's namespace."""
 
     def __init__(self, *, name: str, namespace: str | None, kubeconfig: Path | None) -> None:
-        self.name, self._namespace, self._kubeconfig = name, namespace, kubeconfig
-        self._client: Any = None
+        from streamspace.kubeconn import KubeConnection
+
+        self.name = name
+        self._kube = KubeConnection(namespace=namespace, kubeconfig=kubeconfig)
 
     def __str__(self) -> str:
-        return f"Secret {self._namespace or ''}/{self.name}".replace(" /", " ")
+        return f"Secret {self._kube.namespace or ''}/{self.name}".replace(" /", " ")
 
     async def _core(self) -> tuple[Any, str]:
         from kubernetes_asyncio import client
 
-        from streamspace.kubeconn import api_client, default_namespace
-
-        if self._client is None:
-            self._client = await api_client(kubeconfig=self._kubeconfig)
-            self._namespace = self._namespace or default_namespace(kubeconfig=self._kubeconfig)
-        assert self._namespace is not None
-        return client.CoreV1Api(self._client), self._namespace
+        api, namespace = await self._kube.open()
+        return client.CoreV1Api(api), namespace
 
     async def read(self) -> str | None:
         from kubernetes_asyncio.client.exceptions import ApiException
@@ -110,9 +107,7 @@ class SecretKeyStore:
             await core.patch_namespaced_secret(self.name, namespace, {"data": data})
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._kube.close()
 
 
 def key_store(settings: AgentSettings) -> KeyStore:

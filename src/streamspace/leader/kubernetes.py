@@ -21,7 +21,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from streamspace.errors import Unavailable
-from streamspace.kubeconn import api_client, default_namespace, plain
+from streamspace.kubeconn import KubeConnection
 from streamspace.leader.base import LeaderElector, epoch_seed
 
 # leaseTransitions is an int32 that restarts at 0 when the Lease is re-created; the base,
@@ -61,22 +61,15 @@ class KubernetesLeaseElector(LeaderElector):
     ) -> None:
         super().__init__(agent_id=agent_id, identity=identity, lease_duration=lease_duration)
         self.name = lease_name(agent_id)
-        self._namespace = namespace
-        self._kubeconfig = kubeconfig
+        self._kube = KubeConnection(namespace=namespace, kubeconfig=kubeconfig)
         self._monotonic, self._wall = monotonic, wall
-        self._client: client.ApiClient | None = None
-        self._api: client.CoordinationV1Api | None = None
         self._held: int | None = None  # leaseTransitions of our tenure
         self._observed: tuple[str, str, int] | None = None  # holder, renewTime, transitions
         self._observed_at = 0.0
 
     async def _leases(self) -> tuple[client.CoordinationV1Api, str]:
-        if self._api is None:
-            self._client = await api_client(kubeconfig=self._kubeconfig)
-            self._api = client.CoordinationV1Api(self._client)
-            self._namespace = self._namespace or default_namespace(kubeconfig=self._kubeconfig)
-        assert self._namespace is not None
-        return self._api, self._namespace
+        api, namespace = await self._kube.open()
+        return client.CoordinationV1Api(api), namespace
 
     # -- the LeaderElector contract ----------------------------------------------------------
 
@@ -136,10 +129,7 @@ class KubernetesLeaseElector(LeaderElector):
         return str(holder)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-            self._api = None
+        await self._kube.close()
 
     # -- the Lease ---------------------------------------------------------------------------
 
@@ -205,7 +195,7 @@ class KubernetesLeaseElector(LeaderElector):
                 return None
             raise _unavailable("creating", self.name, exc) from exc
         self._held = 0
-        return self._epoch(plain(self._client, created))
+        return self._epoch(self._kube.plain(created))
 
     async def _read(self) -> dict[str, Any] | None:
         api, namespace = await self._leases()
@@ -215,7 +205,7 @@ class KubernetesLeaseElector(LeaderElector):
             if exc.status == 404:
                 return None
             raise _unavailable("reading", self.name, exc) from exc
-        return plain(self._client, lease)
+        return self._kube.plain(lease)
 
     async def _write(self, lease: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
         """Replace the Lease at the version we read; None when someone wrote it since."""
@@ -227,7 +217,7 @@ class KubernetesLeaseElector(LeaderElector):
             if exc.status in (404, 409):
                 return None
             raise _unavailable("updating", self.name, exc) from exc
-        return plain(self._client, written)
+        return self._kube.plain(written)
 
 
 def _unavailable(action: str, name: str, exc: ApiException) -> Unavailable:

@@ -21,7 +21,7 @@ from streamspace.agents.platforms.base import ObservedSession, Platform, Session
 from streamspace.agents.platforms.rfb import read_rfb_banner
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
-from streamspace.kubeconn import api_client, default_namespace, plain
+from streamspace.kubeconn import KubeConnection
 
 _LOG_LINES = 20
 _POLL = 0.05  # as the Docker platform polls the RFB banner
@@ -64,15 +64,12 @@ class KubernetesPlatform(Platform):
         watch_retry: float = 1.0,
     ) -> None:
         self._agent_id = agent_id
-        self._namespace = namespace
-        self._kubeconfig = kubeconfig
+        self._kube = KubeConnection(namespace=namespace, kubeconfig=kubeconfig)
         self._home_size, self._storage_class = home_size, storage_class
         self._agent_pod_labels = model.parse_labels(agent_pod_labels)
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
         self._watch_retry = watch_retry
-        self._client: client.ApiClient | None = None
-        self._client_lock = asyncio.Lock()
         self._policy_ready = False
 
     @classmethod
@@ -88,21 +85,15 @@ class KubernetesPlatform(Platform):
         )
 
     async def _core(self) -> tuple[client.CoreV1Api, str]:
-        async with self._client_lock:
-            if self._client is None:
-                self._client = await api_client(kubeconfig=self._kubeconfig)
-                self._namespace = self._namespace or default_namespace(kubeconfig=self._kubeconfig)
-        assert self._namespace is not None
-        return client.CoreV1Api(self._client), self._namespace
+        api, namespace = await self._kube.open()
+        return client.CoreV1Api(api), namespace
 
     @property
     def namespace(self) -> str | None:
-        return self._namespace
+        return self._kube.namespace
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._kube.close()
 
     # -- the Platform contract ---------------------------------------------------------------
 
@@ -268,7 +259,7 @@ class KubernetesPlatform(Platform):
         core, namespace = await self._core()
         selector = model.session_selector(self._agent_id)
         listed = await core.list_namespaced_pod(namespace, label_selector=selector)
-        pods = plain(self._client, listed).get("items", [])
+        pods = self._kube.plain(listed).get("items", [])
         for pod in pods:
             observed = await self._observe_event({"type": "ADDED", "raw_object": pod})
             if observed is not None and _changed(reported, observed):
@@ -298,7 +289,7 @@ class KubernetesPlatform(Platform):
         )
         return [
             ObservedSession(session_id=_session_of(record), state="hibernated")
-            for record in plain(self._client, records).get("items", [])
+            for record in self._kube.plain(records).get("items", [])
             if _session_of(record) not in with_pods and model.record_state(record) == "hibernated"
         ]
 
@@ -324,8 +315,8 @@ class KubernetesPlatform(Platform):
         manifest = model.policy_manifest(
             agent_id=self._agent_id, agent_pod_labels=self._agent_pod_labels
         )
-        _, namespace = await self._core()
-        networking = client.NetworkingV1Api(self._client)
+        api, namespace = await self._kube.open()
+        networking = client.NetworkingV1Api(api)
         body: Any = manifest
         try:
             await networking.create_namespaced_network_policy(namespace, body)
@@ -371,7 +362,7 @@ class KubernetesPlatform(Platform):
             if exc.status == 404:
                 return None
             raise _api_error(f"reading {kind} {name}", exc) from exc
-        return plain(self._client, found)
+        return self._kube.plain(found)
 
     async def _set_record_state(self, session_id: str, state: model.RecordState) -> None:
         core, namespace = await self._core()
@@ -395,8 +386,8 @@ class KubernetesPlatform(Platform):
             )
         except ApiException as exc:
             raise _api_error("listing sessions", exc) from exc
-        by_session = {_session_of(r): r for r in plain(self._client, records).get("items", [])}
-        return list(plain(self._client, pods).get("items", [])), by_session
+        by_session = {_session_of(r): r for r in self._kube.plain(records).get("items", [])}
+        return list(self._kube.plain(pods).get("items", [])), by_session
 
 
 def _changed(reported: dict[str, tuple[str, str]], observed: ObservedSession) -> bool:
