@@ -127,7 +127,7 @@ async def test_leader_failover_adopts_running_sessions(
         lambda: _new_epoch(c, base, admin, agent_id, old_epoch), timeout=30, what="standby leads"
     )
     assert info["status"] == "online"
-    assert "became leader" in standby.log()
+    await standby.logged("became leader")
     for sid in sids:  # same containers, never restarted, still running
         assert (await c.session_state(base, sid, admin)) == "running"
         now = json.loads(await docker_cli("inspect", f"ss-{sid}"))[0]["State"]

@@ -93,7 +93,8 @@ async def test_a_desktop_pod_streams_across_replicas_and_survives_agent_failover
 ) -> None:
     c, agent_id, admin, agents = k8s_stack
     registered = f"[AgentHub] Agent registered: {agent_id} (platform: kubernetes, region: {REGION})"
-    assert any(registered in r.log() for r in c.replicas)
+    first = (await c.wait_online(agent_id, admin))["pod_name"]
+    await next(rep for rep in c.replicas if rep.pod == first).logged(registered)
     leader = await eventually(lambda: lease_holder(kube_cluster, agent_id), what="a lease holder")
     assert leader in agents
 

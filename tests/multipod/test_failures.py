@@ -46,7 +46,7 @@ async def test_killing_the_agents_replica_loses_nothing(tmp_path: Path) -> None:
             line.split()[1] for line in journal.read_text().splitlines() if line.startswith("start")
         )
         assert starts == Counter({sid: 1 for sid in sids})  # each applied exactly once
-        assert "reconnect" in agent.log()
+        await agent.logged("reconnect")
         # the durable rows agree: every command completed once, none outstanding
         r = await c.call(issuer.url, "GET", "/api/v1/sessions", admin)
         assert {s["state"] for s in r.json()} == {"running"}

@@ -121,8 +121,8 @@ async def _failover_under_commands(c: Cluster, group: SentinelGroup, tmp_path: P
 
     new_master = f"Redis Sentinel: master mymaster at 127.0.0.1:{group.replica.port}"
     for replica in (a, b):
-        assert new_master in replica.log()
-        assert replica.log().count("AgentHub Redis connected - multi-pod support enabled") >= 2
+        await replica.logged(new_master)
+        await replica.logged("AgentHub Redis connected - multi-pod support enabled", times=2)
         ready = await eventually(
             lambda r=replica: _ready(c, r.url), what=f"{replica.pod} /ready with Redis"
         )

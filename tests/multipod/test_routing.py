@@ -34,9 +34,8 @@ async def test_cross_pod_command_routing_and_events(tmp_path: Path) -> None:
         assert info["approval_status"] == "approved"
         key_file = tmp_path / "mem-agent-1.key"
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-        assert (
+        await b.logged(
             "[AgentHub] Agent registered: mem-agent-1 (platform: memory, region: default)"
-            in b.log()
         )
         # Peers find each replica's internal address in Redis, kept alive by a TTL.
         assert c.redis is not None

@@ -3,6 +3,7 @@ redis-server and an haproxy load balancer, all on loopback. Each logs to a file 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -51,6 +52,16 @@ class Proc:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    async def logged(self, text: str, *, times: int = 1, timeout: float = 20.0) -> None:
+        """Wait until the log shows `text` (at least `times` times): a line is written after
+        the state it reports is visible elsewhere (a row committed, a lease taken), so a bare
+        read can run ahead of it."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(text) < times:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} never logged {text!r}; log: {self.log_path}")
+            await asyncio.sleep(0.05)
 
     def send_signal(self, sig: int) -> None:
         if self.proc and self.proc.poll() is None:
