@@ -31,7 +31,7 @@ from streamspace.agents.platforms.docker_model import (
     observed_from_summary,
     volume_config,
 )
-from streamspace.agents.platforms.rfb import read_rfb_banner
+from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 
@@ -299,7 +299,7 @@ class DockerPlatform(Platform):
                     reason = f"container stopped before VNC was ready ({exit_detail(state)})"
                     raise await self._startup_error(container, session_id=session_id, reason=reason)
                 next_liveness_check = now + 1.0
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(PROBE_INTERVAL)
 
     async def _startup_error(
         self, container: DockerContainer, *, session_id: str, reason: str

@@ -18,13 +18,14 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from streamspace.agents.platforms import kubernetes_model as model
 from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
-from streamspace.agents.platforms.rfb import read_rfb_banner
+from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 from streamspace.kubeconn import KubeConnection
 
 _LOG_LINES = 20
-_POLL = 0.05  # as the Docker platform polls the RFB banner
+_POLL = 0.05  # reading a Pod that has no address yet, or that is going away
+_RECHECK = 0.5  # reading a Pod whose VNC is being probed: has it failed meanwhile?
 
 
 def _api_error(action: str, exc: ApiException) -> PlatformError:
@@ -196,36 +197,43 @@ class KubernetesPlatform(Platform):
         return await self._wait_for_vnc(spec)
 
     async def _wait_for_vnc(self, spec: SessionSpec) -> ObservedSession:
-        """Poll the Pod until it runs and its VNC answers RFB; fail fast on a pod that
-        cannot run (image, quota, crash, eviction), with its last log lines."""
+        """Poll the Pod until it has an address, then probe its VNC every PROBE_INTERVAL
+        (reading the Pod only every _RECHECK meanwhile: the API server is shared); fail fast
+        on a pod that cannot run (image, quota, crash, eviction), with its last log lines."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._ready_timeout
+        host: str | None = None
+        observed: ObservedSession | None = None
+        next_read = loop.time()
         while True:
-            pod = await self._read_pod(spec.session_id)
-            if pod is None:
-                raise PlatformError(
-                    f"session {spec.session_id} failed to start: its pod was deleted",
-                    code="session_start_failed",
-                )
-            observed = model.observe_pod(pod, record="running")
-            if observed.state in ("failed", "missing"):
-                raise await self._startup_error(spec.session_id, reason=observed.detail)
-            host, port = observed.vnc_host or (pod.get("status") or {}).get("podIP"), spec.vnc_port
-            if host and await read_rfb_banner(host=host, port=port) is not None:
+            if loop.time() >= next_read:
+                pod = await self._read_pod(spec.session_id)
+                if pod is None:
+                    raise PlatformError(
+                        f"session {spec.session_id} failed to start: its pod was deleted",
+                        code="session_start_failed",
+                    )
+                observed = model.observe_pod(pod, record="running")
+                if observed.state in ("failed", "missing"):
+                    raise await self._startup_error(spec.session_id, reason=observed.detail)
+                host = observed.vnc_host or (pod.get("status") or {}).get("podIP")
+                next_read = loop.time() + (_RECHECK if host else _POLL)
+            assert observed is not None
+            if host and await read_rfb_banner(host=host, port=spec.vnc_port) is not None:
                 return ObservedSession(
                     session_id=spec.session_id,
                     state="running",
                     vnc_host=host,
-                    vnc_port=port,
+                    vnc_port=spec.vnc_port,
                     metadata=observed.metadata,
                 )
             if loop.time() >= deadline:
-                why = observed.detail or f"VNC at {host}:{port} did not answer RFB"
+                why = observed.detail or f"VNC at {host}:{spec.vnc_port} did not answer RFB"
                 raise await self._startup_error(
                     spec.session_id,
                     reason=f"not ready within {self._ready_timeout:g} s ({why})",
                 )
-            await asyncio.sleep(_POLL)
+            await asyncio.sleep(PROBE_INTERVAL if host else _POLL)
 
     async def _startup_error(self, session_id: str, *, reason: str) -> PlatformError:
         core, namespace = await self._core()
