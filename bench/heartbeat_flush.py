@@ -33,7 +33,7 @@ from tests.support.services import fresh_postgres
 
 from streamspace.control_plane.db.migrate import upgrade
 from streamspace.control_plane.db.records import AgentRecord
-from streamspace.control_plane.heartbeats import (
+from streamspace.control_plane.hub.heartbeats import (
     _UNNEST,
     _WITH_CAPACITY,
     HeartbeatReport,

@@ -1,5 +1,5 @@
 """The control plane's WebSocket frame handling alone: a uvicorn echo server with uvicorn's own
-`websockets-sansio` protocol (the baseline) and with ours (control_plane/wsserver.py), side by
+`websockets-sansio` protocol (the baseline) and with ours (control_plane/asgi/wsserver.py), side by
 side, driven by one `websockets` client. Prints the server process's CPU per echoed message
 (small JSON frames, as agents send) and per MB (256 KiB frames, as VNC chunks travel).
 
@@ -30,7 +30,7 @@ SERVER = """
 import sys, uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
-from streamspace.control_plane.wsserver import LeanWebSocketProtocol
+from streamspace.control_plane.asgi.wsserver import LeanWebSocketProtocol
 
 async def echo(ws):
     await ws.accept()

@@ -45,8 +45,8 @@ def _settings(**overrides: object):  # type: ignore[no-untyped-def]
 
 def _serve(settings) -> None:  # type: ignore[no-untyped-def]
     from streamspace.control_plane.app import create_app
-    from streamspace.control_plane.logs import configure_logging
-    from streamspace.embedded import server_config
+    from streamspace.control_plane.asgi.logs import configure_logging
+    from streamspace.control_plane.server import server_config
 
     configure_logging(fmt=settings.log_format, level=settings.log_level, pod_name=settings.pod_name)
     uvicorn.Server(server_config(create_app(settings), settings)).run()
@@ -94,7 +94,7 @@ def up(
     if generated:
         typer.echo(f"  (password kept in {pw_file}; it applies when the admin is first created)")
     typer.echo(f"  API docs: {url}/api/docs   data: {settings.data_dir.resolve()}")
-    from streamspace.control_plane.logs import configure_logging
+    from streamspace.control_plane.asgi.logs import configure_logging
     from streamspace.embedded import serve_embedded
 
     configure_logging(fmt=settings.log_format, level=settings.log_level, pod_name=settings.pod_name)
@@ -145,7 +145,7 @@ def agent() -> None:
     """Run an agent (settings from AGENT_ID, CONTROL_PLANE_URL, PLATFORM, REGION, ...)."""
     from streamspace.agents.service import run_agent
     from streamspace.config import load_agent_settings
-    from streamspace.control_plane.logs import configure_logging
+    from streamspace.control_plane.asgi.logs import configure_logging
 
     try:
         settings = load_agent_settings()

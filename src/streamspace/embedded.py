@@ -10,13 +10,12 @@ import logging
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI
 
 from streamspace.config import AgentSettings, ControlPlaneSettings
 from streamspace.control_plane.app import create_app
 from streamspace.control_plane.db.engine import create_engine, session_factory
+from streamspace.control_plane.server import server_config
 from streamspace.control_plane.services.agents import AgentService
-from streamspace.control_plane.wsserver import LeanWebSocketProtocol
 from streamspace.errors import Conflict
 
 log = logging.getLogger("streamspace.up")
@@ -112,23 +111,6 @@ async def run_local_agent(settings: ControlPlaneSettings) -> None:
         await AgentRuntime(settings=agent_settings, platform=platform, key=key).run()
     finally:
         await platform.close()
-
-
-def server_config(app: FastAPI, settings: ControlPlaneSettings) -> uvicorn.Config:
-    """How every StreamSpace HTTP server runs (api and up alike)."""
-    return uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        ws_max_size=1 << 20,
-        timeout_graceful_shutdown=10,
-        proxy_headers=True,
-        # VNC data is binary and mostly incompressible or already compressed: deflate would
-        # cost more CPU than the whole relay.
-        ws_per_message_deflate=False,
-        ws=LeanWebSocketProtocol,
-    )
 
 
 async def serve_embedded(settings: ControlPlaneSettings, *, with_agent: bool = True) -> None:

@@ -26,7 +26,7 @@ from streamspace.control_plane.auth.login_store import (
     LoginSessionStore,
     RedisLoginSessionStore,
 )
-from streamspace.control_plane.principal import Principal
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.errors import Unauthenticated
 from tests.support.processes import RedisServer
 

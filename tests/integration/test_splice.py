@@ -1,5 +1,5 @@
 """The browser's replica splicing a peer replica's frames into the browser's socket
-(control_plane/splice.py), on real sockets: a uvicorn server with our WebSocket protocol plays
+(control_plane/streaming/splice.py), on real sockets: a uvicorn server with our WebSocket protocol plays
 the browser's replica, a `websockets` server (or a broken raw one) the replica holding the
 agent, a `websockets` client the browser. Bytes arrive whole and in order with pings crossing
 both ways, a slow browser holds the peer back instead of filling memory, and a peer that dies
@@ -23,10 +23,10 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.server import ServerConnection
 
-from streamspace.control_plane import peer, splice
-from streamspace.control_plane.streams import relay
+from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
+from streamspace.control_plane.streaming import peer, splice
+from streamspace.control_plane.streaming.streams import relay
 from streamspace.control_plane.ws.vnc import BrowserViewer
-from streamspace.control_plane.wsserver import FRAMES_EXTENSION
 from tests.support.lean import serve
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "splice"), reason="splice(2) is Linux-only")

@@ -1,4 +1,4 @@
-"""The control plane's WebSocket frames (control_plane/wsserver.py) on a real uvicorn server:
+"""The control plane's WebSocket frames (control_plane/asgi/wsserver.py) on a real uvicorn server:
 what clients send arrives whole and in order however TCP splits or joins it, and every frame
 RFC 6455 forbids is refused with the close code it names and a reason."""
 
@@ -19,7 +19,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.frames import Close
 
-from streamspace.control_plane.wsserver import (
+from streamspace.control_plane.asgi.wsserver import (
     FRAMES_EXTENSION,
     MAX_QUEUED,
     LeanWebSocketProtocol,

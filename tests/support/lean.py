@@ -1,5 +1,5 @@
 """A uvicorn server in the test's own event loop, with the control plane's WebSocket protocol
-(control_plane/wsserver.py), on a free loopback port."""
+(control_plane/asgi/wsserver.py), on a free loopback port."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import uvicorn
 
-from streamspace.control_plane.wsserver import LeanWebSocketProtocol
+from streamspace.control_plane.asgi.wsserver import LeanWebSocketProtocol
 from tests.support.processes import free_port
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from streamspace.control_plane.connection import AgentConnection
+from streamspace.control_plane.hub.connection import AgentConnection
 
 
 class Socket:

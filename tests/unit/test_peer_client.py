@@ -1,4 +1,4 @@
-"""The peer hop's WebSocket client (control_plane/peer.py) against a real `websockets` server
+"""The peer hop's WebSocket client (control_plane/streaming/peer.py) against a real `websockets` server
 and against broken servers on loopback: bytes arrive whole and in order, pings are answered,
 close reasons come through, and a refused or broken handshake is a clear Unavailable."""
 
@@ -16,7 +16,7 @@ import pytest
 import websockets
 from websockets.asyncio.server import ServerConnection
 
-from streamspace.control_plane import peer
+from streamspace.control_plane.streaming import peer
 from streamspace.errors import Unavailable
 
 SIZES = [1, 125, 126, 65535, 65536, 300_000]  # every length encoding, payloads across reads

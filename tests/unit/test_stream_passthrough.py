@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from streamspace.control_plane.streams import AgentStream, Data, relay
+from streamspace.control_plane.streaming.streams import AgentStream, Data, relay
 from streamspace.protocol.streams import WINDOW
 
 

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 class MemoryHubBackend(HubBackend):
     name = "memory"
+    shared = False
 
     def __init__(self) -> None:
         self._pods: dict[str, str] = {}

@@ -76,6 +76,7 @@ def unpack(data: bytes) -> Iterator[bytes]:
 
 class RedisHubBackend(HubBackend):
     name = "redis"
+    shared = True
 
     def __init__(
         self,

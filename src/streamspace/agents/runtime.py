@@ -22,6 +22,7 @@ from streamspace.agents.platforms.base import ObservedSession, Platform, Session
 from streamspace.agents.streams import AgentStreams
 from streamspace.config import AgentSettings
 from streamspace.errors import StreamSpaceError
+from streamspace.netio.wsframes import masked_binary
 from streamspace.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, make
 from streamspace.protocol.close_codes import (
     CONFLICT,
@@ -31,7 +32,6 @@ from streamspace.protocol.close_codes import (
 )
 from streamspace.protocol.messages import CommandPayload
 from streamspace.protocol.streams import CHUNK, HEADER, unpack
-from streamspace.protocol.wsframes import masked_binary
 
 log = logging.getLogger(__name__)
 Frame = str | bytes | memoryview  # control text, or a binary stream frame (maybe a view)

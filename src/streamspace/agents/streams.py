@@ -17,7 +17,7 @@ from typing import Any
 
 from streamspace.agents.platforms.base import Platform
 from streamspace.errors import StreamSpaceError
-from streamspace.protocol.links import BufferedLink
+from streamspace.netio.links import BufferedLink
 from streamspace.protocol.streams import CHUNK, HEADER, WINDOW, Credit, Receipts, race
 
 log = logging.getLogger(__name__)

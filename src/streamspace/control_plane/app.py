@@ -21,7 +21,6 @@ from streamspace.agent_hub.discovery import RedisTarget, pooled_client
 from streamspace.agent_hub.memory import MemoryHubBackend
 from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.config import ControlPlaneSettings
-from streamspace.control_plane.activity import ActivityTracker
 from streamspace.control_plane.api import (
     agents,
     auth,
@@ -33,6 +32,7 @@ from streamspace.control_plane.api import (
     users,
 )
 from streamspace.control_plane.api.errors import install_error_handlers
+from streamspace.control_plane.asgi.middleware import RequestMiddleware
 from streamspace.control_plane.auth.login_store import (
     CachingLoginSessionStore,
     DatabaseLoginSessionStore,
@@ -51,16 +51,16 @@ from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db import migrate
 from streamspace.control_plane.db.engine import create_engine, reads, session_factory
 from streamspace.control_plane.db.records import SystemSettingRecord
-from streamspace.control_plane.events import EventHub
-from streamspace.control_plane.hub import AgentHub
+from streamspace.control_plane.hub.events import EventHub
+from streamspace.control_plane.hub.hub import AgentHub
 from streamspace.control_plane.metrics import Metrics
-from streamspace.control_plane.middleware import RequestMiddleware
 from streamspace.control_plane.services import templates as template_service
 from streamspace.control_plane.services import users as user_service
 from streamspace.control_plane.services.agents import AgentService
 from streamspace.control_plane.services.sessions import SessionService
-from streamspace.control_plane.ui import mount_ui
-from streamspace.control_plane.viewer_page import mount_viewer
+from streamspace.control_plane.streaming.activity import ActivityTracker
+from streamspace.control_plane.web.spa import mount_ui
+from streamspace.control_plane.web.viewer_page import mount_viewer
 from streamspace.control_plane.ws import agent_gateway, events, vnc
 
 log = logging.getLogger(__name__)
@@ -150,9 +150,11 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     secret = settings.jwt_secret or await cluster_secret(db, key="jwt_secret")
     login_store, throttle, cache = await _auth_stores(settings, db, read_db)
     backend = _hub_backend(settings)
-    event_hub = EventHub(backend=backend)
+    event_hub = EventHub(bus=backend)
     hub = AgentHub(
-        backend=backend,
+        registry=backend,
+        bus=backend,
+        addresses=backend,
         db=db,
         settings=settings,
         metrics=metrics,
@@ -179,6 +181,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         throttle=throttle,
         metrics=metrics,
         hub=hub,
+        hub_backend=backend,
         events=event_hub,
         session_service=session_service,
         agent_service=agent_service,
@@ -225,7 +228,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         __version__,
         settings.pod_name,
         ctx.engine.dialect.name,
-        ctx.hub.backend.name,
+        ctx.hub_backend.name,
     )
     # Everything built so far lives as long as the process: move it out of the collector's
     # sight, and collect the young generation less often, so full collections stay short and
@@ -240,6 +243,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await ctx.hub.stop()
+        await ctx.hub_backend.close()
         await ctx.login_store.close()
         if ctx.cache_redis is not None:
             await ctx.cache_redis.aclose()
@@ -265,7 +269,9 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     mount_viewer(app)
     app.state.metrics = Metrics()
     app.add_middleware(
-        RequestMiddleware, metrics=app.state.metrics, max_body=settings.max_body_bytes
+        RequestMiddleware,
+        latency=app.state.metrics.http_latency,
+        max_body=settings.max_body_bytes,
     )
     if settings.ui_dir:
         mount_ui(app, Path(settings.ui_dir))

@@ -8,16 +8,17 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from streamspace.agent_hub.base import HubBackend
 from streamspace.config import ControlPlaneSettings
-from streamspace.control_plane.activity import ActivityTracker
 from streamspace.control_plane.auth.login_store import LoginSessionStore
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
 from streamspace.control_plane.metrics import Metrics
+from streamspace.control_plane.streaming.activity import ActivityTracker
 
 if TYPE_CHECKING:
-    from streamspace.control_plane.events import EventHub
-    from streamspace.control_plane.hub import AgentHub
+    from streamspace.control_plane.hub.events import EventHub
+    from streamspace.control_plane.hub.hub import AgentHub
     from streamspace.control_plane.services.agents import AgentService
     from streamspace.control_plane.services.sessions import SessionService
 
@@ -33,6 +34,7 @@ class AppContext:
     throttle: LoginThrottle
     metrics: Metrics
     hub: AgentHub
+    hub_backend: HubBackend  # the store behind the hub's registry, bus and replica addresses
     events: EventHub
     session_service: SessionService
     agent_service: AgentService

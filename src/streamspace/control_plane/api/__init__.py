@@ -1,1 +1,1 @@
-"""StreamSpace package."""
+"""The HTTP edge: one router per resource, its schemas, dependencies and error mapping."""

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.context import AppContext
-from streamspace.control_plane.principal import Principal
 from streamspace.errors import PermissionDenied, Unauthenticated
 
 _bearer = HTTPBearer(auto_error=False, description="Login token from POST /api/v1/auth/login")

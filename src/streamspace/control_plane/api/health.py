@@ -30,7 +30,7 @@ async def _check_db(ctx: Ctx) -> str:
 
 
 async def _check_redis(ctx: Ctx) -> str:
-    if not await ctx.hub.backend.ping():
+    if not await ctx.hub_backend.ping():
         return "failed: AgentHub Redis (DB 1) does not answer"
     if ctx.cache_redis is not None:
         try:
@@ -60,6 +60,6 @@ async def metrics(ctx: Ctx) -> Response:
         sessions=ctx.db,
         liveness=ctx.agent_liveness,
         local_agents=ctx.hub.local_count,
-        redis_connected=ctx.hub.backend.multi_pod if ctx.settings.agenthub_redis_enabled else None,
+        redis_connected=ctx.hub.bus.multi_pod if ctx.settings.agenthub_redis_enabled else None,
     )
     return Response(ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

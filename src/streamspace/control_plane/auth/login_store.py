@@ -20,8 +20,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.db.records import LoginSessionRecord, UserRecord
-from streamspace.control_plane.principal import Principal
 from streamspace.errors import Unauthenticated
 
 SESSION_ENDED = "session has ended; log in again"

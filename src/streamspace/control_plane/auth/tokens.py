@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from streamspace.control_plane.principal import Principal
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.errors import Unauthenticated
 
 _ALGORITHM = "HS256"

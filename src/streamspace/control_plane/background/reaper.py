@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
 from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.background.lease import try_lease
 from streamspace.control_plane.db.records import SessionRecord, TemplateRecord
-from streamspace.control_plane.principal import Principal
 from streamspace.control_plane.services.sessions import SessionService
 from streamspace.errors import StreamSpaceError
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.background.lease import try_lease
 from streamspace.control_plane.db.records import AgentRecord, LoginSessionRecord, SessionRecord
-from streamspace.control_plane.hub import AgentHub
+from streamspace.control_plane.hub.hub import AgentHub
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.services import commands
 from streamspace.control_plane.services.sessions import SessionService, set_state

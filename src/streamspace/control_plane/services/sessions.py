@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
-from streamspace.control_plane.principal import Principal
 from streamspace.control_plane.services import commands, scheduler
 from streamspace.control_plane.services.ports import CommandRouter, EventSink
 from streamspace.control_plane.services.states import check_transition

@@ -11,10 +11,10 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from streamspace.control_plane.connection import AgentConnection
+from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
 from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.hub.connection import AgentConnection
 from streamspace.control_plane.ws.close import close_with
-from streamspace.control_plane.wsserver import FRAMES_EXTENSION
 from streamspace.errors import (
     PermissionDenied,
     ProtocolError,

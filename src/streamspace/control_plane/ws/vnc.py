@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from streamspace.control_plane import peer, splice
+from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.auth.tokens import session_principal, session_token
 from streamspace.control_plane.context import AppContext
-from streamspace.control_plane.principal import Principal
-from streamspace.control_plane.streams import Data, relay
+from streamspace.control_plane.streaming import peer, splice
+from streamspace.control_plane.streaming.streams import Data, relay
 from streamspace.control_plane.ws.close import close_with
-from streamspace.control_plane.wsserver import FRAMES_EXTENSION
 from streamspace.errors import StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
 
@@ -129,8 +129,8 @@ async def _local(
 
 async def _owner_url(ctx: AppContext, agent_id: str) -> str:
     for _ in range(20):  # the agent may be reconnecting right now
-        pod = await ctx.hub.backend.lookup(agent_id=agent_id)
-        if pod is not None and (address := await ctx.hub.backend.replica_address(pod)):
+        pod = await ctx.hub.registry.lookup(agent_id=agent_id)
+        if pod is not None and (address := await ctx.hub.addresses.replica_address(pod)):
             return address
         await asyncio.sleep(0.5)
     raise Unavailable(f"agent {agent_id} is not connected to any replica", code="agent_offline")

@@ -1,6 +1,6 @@
 """The browser's replica's end of a peer hop when both of its sockets are plain TCP on Linux:
 the peer's data frames move from the peer socket to the viewer's through a pipe (splice(2)),
-so their bytes never enter this process. control_plane/peer.py is the general client (TLS,
+so their bytes never enter this process. control_plane/streaming/peer.py is the general client (TLS,
 other systems) and the reference for what is accepted.
 
 Why: on a cross-replica stream this replica only forwards; reading each 256 KiB frame into a
@@ -29,10 +29,10 @@ import socket
 
 from websockets.frames import Close, Opcode
 
-from streamspace.control_plane.peer import MAX_FRAME, MAX_HEAD, Hello, response_problem
-from streamspace.control_plane.wsserver import LeanWebSocketProtocol
+from streamspace.control_plane.asgi.wsserver import LeanWebSocketProtocol
+from streamspace.control_plane.streaming.peer import MAX_FRAME, MAX_HEAD, Hello, response_problem
 from streamspace.errors import Unavailable
-from streamspace.protocol.wsframes import (
+from streamspace.netio.wsframes import (
     header_size,
     masked_binary,
     masked_frame,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace import __version__
-from streamspace.agent_hub.base import HubBackend
+from streamspace.agent_hub.base import ReplicaAddresses
 from streamspace.control_plane.db.records import ReplicaRecord
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,14 @@ class ReplicaDirectory:
         self,
         *,
         db: async_sessionmaker[AsyncSession],
-        backend: HubBackend,
+        addresses: ReplicaAddresses,
         pod: str,
         internal_url: str,
     ) -> None:
-        self._db, self._backend, self._pod, self._url = db, backend, pod, internal_url
+        self._db, self._addresses, self._pod, self._url = db, addresses, pod, internal_url
 
     async def beat(self) -> None:
-        await self._backend.register_replica(
+        await self._addresses.register_replica(
             pod_name=self._pod, address=self._url, ttl=int(BEAT * 3)
         )
         async with self._db.begin() as db:

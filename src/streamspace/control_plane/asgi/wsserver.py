@@ -33,7 +33,7 @@ from websockets.exceptions import ProtocolError as WsProtocolError
 from websockets.frames import Close, Frame, Opcode
 from websockets.speedups import apply_mask
 
-from streamspace.protocol.wsframes import frame_header
+from streamspace.netio.wsframes import frame_header
 
 MAX_QUEUED = 64  # messages waiting for the application before reading pauses
 # The ASGI scope extension under which the protocol offers `send_now` to the application.
@@ -332,7 +332,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         return self._lean
 
     def hold_writes(self, finish: Callable[[], None]) -> None:
-        """Someone writes a frame to this socket past the transport (control_plane/splice.py):
+        """Someone writes a frame to this socket past the transport (control_plane/streaming/splice.py):
         frames this protocol writes by itself (pongs) wait until `release_writes`, so they
         never land inside that frame. When this protocol must write at once (server shutdown,
         keepalive timeout), `finish` completes that frame first and releases the writes."""

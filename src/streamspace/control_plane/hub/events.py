@@ -9,8 +9,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamspace.agent_hub.base import EVENTS_CHANNEL, HubBackend
-from streamspace.control_plane.principal import Principal
+from streamspace.agent_hub.base import EVENTS_CHANNEL, Bus
+from streamspace.control_plane.auth.principal import Principal
 from streamspace.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,8 @@ class Listener:
 
 
 class EventHub:
-    def __init__(self, *, backend: HubBackend) -> None:
-        self._backend = backend
+    def __init__(self, *, bus: Bus) -> None:
+        self._bus = bus
         self._listeners: set[Listener] = set()
 
     def listen(self, principal: Principal) -> Listener:
@@ -40,9 +40,9 @@ class EventHub:
     ) -> None:
         event = {"kind": kind, "org_id": org_id, "user_id": user_id, "data": data}
         raw = json.dumps(event, default=str).encode()
-        if self._backend.multi_pod:
+        if self._bus.multi_pod:
             try:
-                await self._backend.publish(channel=EVENTS_CHANNEL, data=raw)
+                await self._bus.publish(channel=EVENTS_CHANNEL, data=raw)
                 return
             except Unavailable:
                 log.warning("events: Redis unavailable, delivering %s event locally only", kind)

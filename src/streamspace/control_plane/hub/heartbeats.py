@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from streamspace.agent_hub.base import HubBackend
+from streamspace.agent_hub.base import AgentRegistry
 from streamspace.control_plane.db.records import AgentRecord
 
 log = logging.getLogger(__name__)
@@ -81,11 +81,11 @@ class HeartbeatWriter:
         self,
         *,
         db: async_sessionmaker[AsyncSession],
-        backend: HubBackend,
+        registry: AgentRegistry,
         pod: str,
         interval: float,
     ) -> None:
-        self._db, self._backend, self._pod = db, backend, pod
+        self._db, self._registry, self._pod = db, registry, pod
         self.interval = interval
         self._pending: dict[str, HeartbeatReport] = {}
         self._lock = asyncio.Lock()
@@ -137,7 +137,7 @@ class HeartbeatWriter:
                 for agent_id, report in batch.items():  # newer reports win
                     self._pending.setdefault(agent_id, report)
                 raise
-        await self._backend.refresh_many(agent_ids=list(batch), pod_name=self._pod)
+        await self._registry.refresh_many(agent_ids=list(batch), pod_name=self._pod)
         return len(batch)
 
     async def _write(self, reports: list[HeartbeatReport]) -> None:

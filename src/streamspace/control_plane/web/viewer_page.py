@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 HERE = Path(__file__).with_name("viewer")
-NOVNC = Path(__file__).resolve().parents[3] / "web" / "viewer" / "node_modules" / "@novnc" / "novnc"
+NOVNC = Path(__file__).resolve().parents[4] / "web" / "viewer" / "node_modules" / "@novnc" / "novnc"
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from streamspace.control_plane.streams import StreamTable
+from streamspace.control_plane.streaming.streams import StreamTable
 from streamspace.protocol import close_codes
 
 SEND_QUEUE = 4096

@@ -1,5 +1,5 @@
 """What the two hand-driven sockets of the VNC data path share (the agent's connection to a
-session's VNC server, agents/streams.py, and the peer hop's client, control_plane/peer.py):
+session's VNC server, agents/streams.py, and the peer hop's client, control_plane/streaming/peer.py):
 reads land in buffers the protocol hands out (asyncio.BufferedProtocol), reading pauses while
 more than `read_ahead` received bytes wait for their consumer, and writers wait while the
 transport's buffer is full."""

@@ -28,10 +28,10 @@ from urllib.parse import urlsplit
 
 from websockets.frames import Close, Frame, Opcode
 
-from streamspace.control_plane.streams import Passthrough
+from streamspace.control_plane.streaming.streams import Passthrough
 from streamspace.errors import Unavailable
-from streamspace.protocol.links import BufferedLink
-from streamspace.protocol.wsframes import header_size, payload_length
+from streamspace.netio.links import BufferedLink
+from streamspace.netio.wsframes import header_size, payload_length
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_AHEAD = 1 << 20

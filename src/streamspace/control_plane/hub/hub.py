@@ -1,6 +1,6 @@
 """AgentHub: the agent connections this replica holds, command delivery (local first, else
 pub/sub to the owning pod), fencing by leader epoch, and liveness. Durable state is in the
-database; the backend (memory or Redis) only routes."""
+database; the registry, bus and replica addresses (memory or Redis) only route."""
 
 from __future__ import annotations
 
@@ -20,19 +20,21 @@ from streamspace.agent_hub.base import (
     AGENT_KEY_TTL,
     CONTROL_CHANNEL,
     EVENTS_CHANNEL,
-    HubBackend,
+    AgentRegistry,
+    Bus,
+    ReplicaAddresses,
     pod_channel,
 )
 from streamspace.config import ControlPlaneSettings
-from streamspace.control_plane.connection import AgentConnection
 from streamspace.control_plane.db.records import AgentRecord
-from streamspace.control_plane.heartbeats import HeartbeatWriter
+from streamspace.control_plane.hub.connection import AgentConnection
+from streamspace.control_plane.hub.heartbeats import HeartbeatWriter
+from streamspace.control_plane.hub.pings import PingBook
+from streamspace.control_plane.hub.replicas import ReplicaDirectory
 from streamspace.control_plane.metrics import Metrics
-from streamspace.control_plane.pings import PingBook
-from streamspace.control_plane.replicas import ReplicaDirectory
 from streamspace.control_plane.services import commands
 from streamspace.control_plane.services.ports import EventSink, announce_agent
-from streamspace.control_plane.streams import AgentStream
+from streamspace.control_plane.streaming.streams import AgentStream
 from streamspace.errors import Conflict, TimedOut, Unavailable
 from streamspace.protocol import close_codes, encode, make
 
@@ -56,14 +58,16 @@ class AgentHub:
     def __init__(
         self,
         *,
-        backend: HubBackend,
+        registry: AgentRegistry,
+        bus: Bus,
+        addresses: ReplicaAddresses,
         db: async_sessionmaker[AsyncSession],
         settings: ControlPlaneSettings,
         metrics: Metrics,
         on_event: Callable[[bytes], Awaitable[None]],
         events: EventSink | None = None,
     ) -> None:
-        self.backend = backend
+        self.registry, self.bus, self.addresses = registry, bus, addresses
         self._db = db
         self._settings = settings
         self._metrics = metrics
@@ -76,10 +80,13 @@ class AgentHub:
         self._routes: dict[str, tuple[str, float]] = {}  # agent -> (pod, trusted until)
         self._pings = PingBook()
         self.heartbeats = HeartbeatWriter(
-            db=db, backend=backend, pod=self.pod, interval=min(settings.heartbeat_interval / 4, 1.0)
+            db=db,
+            registry=registry,
+            pod=self.pod,
+            interval=min(settings.heartbeat_interval / 4, 1.0),
         )
         self.replicas = ReplicaDirectory(
-            db=db, backend=backend, pod=self.pod, internal_url=settings.effective_internal_url
+            db=db, addresses=addresses, pod=self.pod, internal_url=settings.effective_internal_url
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.running = False
@@ -89,7 +96,7 @@ class AgentHub:
         return len(self.local)
 
     async def start(self) -> None:
-        await self.backend.start(
+        await self.bus.start(
             channels=[pod_channel(self.pod), CONTROL_CHANNEL, EVENTS_CHANNEL],
             handler=self._on_bus,
             on_connected=self._reclaim,
@@ -110,14 +117,13 @@ class AgentHub:
         for conn in list(self.local.values()):
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
             await self.detach(conn)
-        await self.backend.close()
 
     async def _reclaim(self) -> None:
         """(Re)subscribed: forget the remembered routes (moves may have gone unannounced
         here meanwhile) and claim the agents connected here again."""
         self._routes.clear()
         for agent_id in list(self.local):
-            await self.backend.claim(agent_id=agent_id, pod_name=self.pod)
+            await self.registry.claim(agent_id=agent_id, pod_name=self.pod)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -137,7 +143,7 @@ class AgentHub:
         self._epochs[conn.agent_id] = conn.epoch
         await self._displace_local(agent_id=conn.agent_id, epoch=conn.epoch, keep=conn.conn_id)
         self.local[conn.agent_id] = conn
-        await self.backend.claim(agent_id=conn.agent_id, pod_name=self.pod)
+        await self.registry.claim(agent_id=conn.agent_id, pod_name=self.pod)
         await self._announce(
             {
                 "type": "displace",
@@ -158,11 +164,9 @@ class AgentHub:
 
     async def _announce(self, message: dict[str, Any]) -> None:
         """Tell every replica on the control channel (nobody to tell without Redis)."""
-        if self.backend.multi_pod:
+        if self.bus.multi_pod:
             with contextlib.suppress(Unavailable):
-                await self.backend.publish(
-                    channel=CONTROL_CHANNEL, data=json.dumps(message).encode()
-                )
+                await self.bus.publish(channel=CONTROL_CHANNEL, data=json.dumps(message).encode())
 
     async def _displace_local(self, *, agent_id: str, epoch: int, keep: str) -> None:
         old = self.local.get(agent_id)
@@ -182,7 +186,7 @@ class AgentHub:
             return
         del self.local[conn.agent_id]
         await self.heartbeats.forget(conn.agent_id)
-        await self.backend.release(agent_id=conn.agent_id, pod_name=self.pod)
+        await self.registry.release(agent_id=conn.agent_id, pod_name=self.pod)
         await self._announce({"type": "detached", "agent_id": conn.agent_id, "pod": self.pod})
         async with self._db.begin() as db:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
@@ -241,7 +245,7 @@ class AgentHub:
     async def ensure_reachable(self, agent_id: str) -> None:
         if agent_id in self.local:
             return
-        if self.backend.name == "redis" and not self.backend.multi_pod:
+        if self.bus.shared and not self.bus.multi_pod:
             raise Unavailable(
                 f"agent {agent_id} is not connected to this replica ({self.pod}) and "
                 "Redis is unavailable, so the command cannot be routed; retry shortly",
@@ -280,7 +284,7 @@ class AgentHub:
             {"agent_id": agent_id, "commands": payloads, "sent": time.time(), "origin": self.pod}
         ).encode()
         try:
-            receivers = await self.backend.publish(channel=pod_channel(pod), data=message)
+            receivers = await self.bus.publish(channel=pod_channel(pod), data=message)
         except Unavailable:
             self._metrics.commands_failed.labels(reason="unreachable").inc(len(payloads))
             return False
@@ -300,7 +304,7 @@ class AgentHub:
         known = self._routes.get(agent_id)
         if known is not None and known[1] > now:
             return known[0]
-        pod = await self.backend.lookup(agent_id=agent_id)
+        pod = await self.registry.lookup(agent_id=agent_id)
         if pod is None:
             self._routes.pop(agent_id, None)
         else:
@@ -378,7 +382,7 @@ class AgentHub:
             return
         message["forwards"] = forwards + 1
         with contextlib.suppress(Unavailable):
-            await self.backend.publish(channel=pod_channel(pod), data=json.dumps(message).encode())
+            await self.bus.publish(channel=pod_channel(pod), data=json.dumps(message).encode())
         log.info(
             "Forwarded %d command(s) for agent %s to pod:%s:commands (sent here on a stale route)",
             len(message.get("commands", ())),
@@ -427,9 +431,7 @@ class AgentHub:
         if pod is None or pod == self.pod:
             raise Unavailable(f"agent {agent_id} is not connected", code="agent_offline")
         message = {"type": "ping", "agent_id": agent_id, "ping_id": ping_id, "origin": self.pod}
-        if not await self.backend.publish(
-            channel=pod_channel(pod), data=json.dumps(message).encode()
-        ):
+        if not await self.bus.publish(channel=pod_channel(pod), data=json.dumps(message).encode()):
             raise Unavailable(
                 f"replica {pod}, which holds agent {agent_id}, is not listening",
                 code="agent_unreachable",
@@ -464,9 +466,7 @@ class AgentHub:
     ) -> None:
         message = {"type": "pong", "agent_id": agent_id, "ping_id": ping_id, "error": error}
         with contextlib.suppress(Unavailable):  # the asker times out with a clear 504
-            await self.backend.publish(
-                channel=pod_channel(origin), data=json.dumps(message).encode()
-            )
+            await self.bus.publish(channel=pod_channel(origin), data=json.dumps(message).encode())
 
     async def stop_orphan(self, agent_id: str, session_id: str) -> None:
         """The agent runs a session the control plane no longer wants: tell it to stop."""

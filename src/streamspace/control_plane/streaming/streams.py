@@ -177,7 +177,7 @@ class Viewer(Protocol):
 
 class Source(Protocol):
     """The agent's side of a relay: an `AgentStream`, or the peer link to the replica holding
-    the agent (control_plane/peer.py)."""
+    the agent (control_plane/streaming/peer.py)."""
 
     close_reason: str
 
