@@ -201,3 +201,30 @@ async def test_heartbeat_refresh_writes_each_agents_keys_with_their_ttl(
         assert await backend.lookup(agent_id="hb-7") == "pod-x"
     finally:
         await backend.close()
+
+
+async def test_the_hub_opens_no_more_pooled_connections_than_redis_pool_size(
+    server: RedisServer,
+) -> None:
+    """REDIS_POOL_SIZE is what the hub's pool opens at most under a burst; beside it the hub
+    holds its subscription and its pipelined connection, two more."""
+
+    async def ignore(_channel: str, _data: bytes) -> None:
+        return None
+
+    async def nothing() -> None:
+        return None
+
+    backend = RedisHubBackend(target=RedisTarget(url=url(server)), pool_size=2)
+    await backend.start(channels=["test"], handler=ignore, on_connected=nothing)
+    try:
+        await backend.lookup(agent_id="warm-up")  # the pipelined connection is open
+        await asyncio.gather(
+            *(backend.claim(agent_id=f"burst-{i}", pod_name="pod-x") for i in range(40))
+        )
+        async with aioredis.Redis(port=server.port, db=0) as check:
+            me = await check.client_id()
+            clients = [c for c in await check.client_list() if int(c["id"]) != me]
+        assert len(clients) == 2 + 2, clients
+    finally:
+        await backend.close()

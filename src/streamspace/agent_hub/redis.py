@@ -91,7 +91,7 @@ class RedisHubBackend(HubBackend):
         self._resolve = resolver(target)
         self._client = pooled_client(
             target,
-            max_connections=pool_size + 2,
+            max_connections=pool_size,
             health_check_interval=10,
             resolve=self._resolve if target.sentinels else None,  # one resolver, one log line
         )

@@ -99,7 +99,10 @@ class ControlPlaneSettings(BaseSettings):
         10,
         ge=1,
         validation_alias=env("REDIS_POOL_SIZE"),
-        description="Redis connections per replica and database.",
+        description="Pooled Redis connections a replica opens at most per database (the login"
+        " store's on DB 0, the AgentHub's on DB 1); a burst past it waits for a free one. The"
+        " AgentHub holds two more of its own: its subscription and its pipelined lookups and"
+        " publishes.",
     )
     db_max_open_conns: int = Field(
         25,
