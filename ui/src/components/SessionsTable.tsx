@@ -1,6 +1,6 @@
 import { Button, Group, Table, Text, VisuallyHidden } from '@mantine/core';
 import { IconExternalLink, IconPlayerPause, IconPlayerPlay, IconTrash } from '@tabler/icons-react';
-import { useNavigate } from 'react-router';
+import { Link } from 'react-router';
 import type { Session } from '../api/types';
 import { sessionActions } from '../lib/sessions';
 import { DataTable } from './DataTable';
@@ -16,7 +16,6 @@ interface Props {
 }
 
 export function SessionsTable({ sessions, admin = false, caption }: Props) {
-  const navigate = useNavigate();
   const { run, confirmTerminate, pending } = useSessionActions();
 
   return (
@@ -53,10 +52,11 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
               <Group gap="xs" justify="flex-end" wrap="nowrap">
                 {can.open && !admin && (
                   <Button
+                    component={Link}
+                    to={`/sessions/${encodeURIComponent(s.id)}`}
                     size="xs"
                     variant="light"
                     leftSection={<IconExternalLink size={14} />}
-                    onClick={() => navigate(`/sessions/${encodeURIComponent(s.id)}`)}
                   >
                     Open
                   </Button>

@@ -103,9 +103,12 @@ export function SessionPage() {
                 Fullscreen
               </Button>
               <Button
+                component="a"
+                href={viewerUrl(s.id)}
+                target="_blank"
+                rel="noopener"
                 variant="default"
                 leftSection={<IconExternalLink size={16} />}
-                onClick={() => window.open(viewerUrl(s.id), '_blank', 'noopener')}
               >
                 Open in new tab
               </Button>

@@ -54,10 +54,21 @@ describe('Admin console', () => {
         }),
     });
     renderApp('/admin');
-    expect(await screen.findByRole('link', { name: 'Admin' })).toBeInTheDocument();
-    for (const name of ['Overview', 'Agents', 'Replicas', 'Sessions', 'Templates', 'Users']) {
-      expect(screen.getByRole('link', { name })).toBeInTheDocument();
+    expect(await screen.findByRole('link', { name: 'Admin' })).toHaveAttribute('href', '/admin');
+    expect(screen.getByRole('link', { name: 'Catalog' })).toHaveAttribute('href', '/');
+    expect(screen.getByRole('link', { name: 'My sessions' })).toHaveAttribute('href', '/sessions');
+    const sections = within(screen.getByRole('navigation', { name: 'Admin sections' }));
+    for (const [name, href] of [
+      ['Overview', '/admin'],
+      ['Agents', '/admin/agents'],
+      ['Replicas', '/admin/replicas'],
+      ['Sessions', '/admin/sessions'],
+      ['Templates', '/admin/templates'],
+      ['Users', '/admin/users'],
+    ]) {
+      expect(sections.getByRole('link', { name })).toHaveAttribute('href', href);
     }
+    expect(sections.getByRole('link', { name: 'Overview' })).toHaveAttribute('aria-current', 'page');
     const card = await screen.findByRole('group', { name: 'Agents connected' });
     expect(card).toHaveTextContent('2');
     expect(card).toHaveTextContent('1 agent awaiting approval');

@@ -27,10 +27,14 @@ describe('My sessions', () => {
     renderApp('/sessions');
     await screen.findByRole('table');
 
-    expect(buttonsOf('run')).toEqual(['Open', 'Hibernate', 'Terminate']);
-    expect(buttonsOf('hib')).toEqual(['Open', 'Resume', 'Terminate']);
-    expect(buttonsOf('pend')).toEqual(['Open', 'Terminate']);
-    expect(buttonsOf('term')).toEqual(['Open']);
+    expect(buttonsOf('run')).toEqual(['Hibernate', 'Terminate']);
+    expect(buttonsOf('hib')).toEqual(['Resume', 'Terminate']);
+    expect(buttonsOf('pend')).toEqual(['Terminate']);
+    expect(within(row('term')).queryAllByRole('button')).toHaveLength(0);
+    for (const id of ['run', 'hib', 'pend', 'term']) {
+      // Open is a link (middle-click, open in a new tab), not a button that navigates.
+      expect(within(row(id)).getByRole('link', { name: 'Open' })).toHaveAttribute('href', `/sessions/${id}`);
+    }
     expect(within(row('run')).getByText('running')).toBeInTheDocument();
     expect(within(row('run')).getByText('5 min ago')).toBeInTheDocument();
   });
@@ -52,8 +56,10 @@ describe('My sessions', () => {
 
     await user.click(screen.getByRole('switch', { name: 'Show ended sessions' }));
     await waitFor(() => expect(document.querySelectorAll('tr[data-session-id]')).toHaveLength(3));
-    expect(within(row('old')).queryAllByRole('button')).toHaveLength(0);
-    expect(within(row('bad')).queryAllByRole('button')).toHaveLength(0);
+    for (const id of ['old', 'bad']) {
+      expect(within(row(id)).queryAllByRole('button')).toHaveLength(0);
+      expect(within(row(id)).queryAllByRole('link')).toHaveLength(0);
+    }
     expect(calls.some((c) => c.search.get('include_terminated') === 'true')).toBe(true);
   });
 

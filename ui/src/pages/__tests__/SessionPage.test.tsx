@@ -35,7 +35,10 @@ describe('Session page', () => {
     expect(frame.tagName).toBe('IFRAME');
     expect(frame).toHaveAttribute('src', '/sessions/s-1/view');
     expect(screen.getByRole('button', { name: 'Fullscreen' })).toBeInTheDocument();
-    expect(screen.getByRole('button', { name: 'Open in new tab' })).toBeInTheDocument();
+    const newTab = screen.getByRole('link', { name: 'Open in new tab' });
+    expect(newTab).toHaveAttribute('href', '/sessions/s-1/view');
+    expect(newTab).toHaveAttribute('target', '_blank');
+    expect(newTab).toHaveAttribute('rel', 'noopener');
     expect(screen.getByRole('button', { name: 'Hibernate' })).toBeInTheDocument();
     expect(screen.getByRole('status', { name: /Live updates: Live/ })).toHaveTextContent('Live');
   });
