@@ -54,7 +54,7 @@ export function CatalogPage() {
   const onLaunch = (t: Template) => {
     setLaunchError(null);
     launch.mutate(t.name, {
-      onSuccess: (session) => navigate(`/sessions/${encodeURIComponent(session.id)}`),
+      onSuccess: (session) => void navigate(`/sessions/${encodeURIComponent(session.id)}`),
       onError: (err) => setLaunchError({ app: t.display_name, message: errorMessage(err) }),
     });
   };
