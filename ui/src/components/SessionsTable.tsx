@@ -45,9 +45,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
             <Table.Td>
               <RelativeTime iso={s.created_at} />
             </Table.Td>
-            <Table.Td>
-              {can.open ? <RelativeTime iso={s.last_activity_at} mode="duration" /> : <Text size="sm">—</Text>}
-            </Table.Td>
+            <Table.Td>{can.open ? <RelativeTime iso={s.last_activity_at} mode="duration" /> : <Text size="sm">—</Text>}</Table.Td>
             <Table.Td>
               <Group gap="xs" justify="flex-end" wrap="nowrap">
                 {can.open && !admin && (

@@ -31,8 +31,7 @@ export function sessionActions(state: string) {
 export const showsDesktop = (state: string) => state === 'running' || state === 'waking';
 
 /** States that are on their way somewhere: worth polling when the live socket is down. */
-export const isTransitional = (state: string) =>
-  ['pending', 'starting', 'hibernating', 'waking', 'terminating'].includes(state);
+export const isTransitional = (state: string) => ['pending', 'starting', 'hibernating', 'waking', 'terminating'].includes(state);
 
 export const viewerUrl = (id: string) => `/sessions/${encodeURIComponent(id)}/view`;
 

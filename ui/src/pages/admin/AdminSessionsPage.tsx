@@ -16,9 +16,7 @@ export function AdminSessionsPage() {
   // Asking for an ended state only makes sense with ended sessions included.
   const includeTerminated = showEnded || state === 'terminated' || state === 'failed';
   const sessions = useSessions({ all: true, includeTerminated, state }, live.status === 'live' ? 30_000 : 5_000);
-  const list = (sessions.data ?? [])
-    .filter((s) => sessionMatches(s, search))
-    .sort((a, b) => b.created_at.localeCompare(a.created_at));
+  const list = (sessions.data ?? []).filter((s) => sessionMatches(s, search)).sort((a, b) => b.created_at.localeCompare(a.created_at));
 
   return (
     <Stack>
