@@ -1,12 +1,12 @@
 import type { QueryClient } from '@tanstack/react-query';
 import { keys } from './queries';
-import type { Session } from './types';
+import type { Session, SessionState } from './types';
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
 export interface SessionEvent {
   id: string;
-  state: string;
+  state: SessionState;
   reason?: string | null;
   template?: string;
   agent_id?: string | null;

@@ -1,6 +1,7 @@
 import { act, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
+import type { SessionState } from '../../api/types';
 import { alice, apiError, FakeWebSocket, json, mockApi, renderApp, session, template } from '../../test/utils';
 
 const apps = [template({ name: 'xterm', display_name: 'XTerm' })];
@@ -44,7 +45,7 @@ describe('Session page', () => {
   });
 
   it('offers Resume for a hibernated session', async () => {
-    let state = 'hibernated';
+    let state: SessionState = 'hibernated';
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(alice),
       'GET /api/v1/templates': () => json(apps),
@@ -67,7 +68,7 @@ describe('Session page', () => {
   });
 
   it('terminates after confirmation', async () => {
-    let state = 'running';
+    let state: SessionState = 'running';
     mockApi({
       'GET /api/v1/auth/me': () => json(alice),
       'GET /api/v1/templates': () => json(apps),

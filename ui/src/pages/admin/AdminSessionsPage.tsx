@@ -2,11 +2,10 @@ import { Group, NativeSelect, Stack, Switch, TextInput, Title } from '@mantine/c
 import { IconSearch } from '@tabler/icons-react';
 import { useState } from 'react';
 import { useSessions } from '../../api/queries';
-import { SESSION_STATES } from '../../api/types';
 import { useLiveEvents } from '../../auth/EventsContext';
 import { EmptyState, QueryContent } from '../../components/QueryState';
 import { SessionsTable } from '../../components/SessionsTable';
-import { sessionMatches } from '../../lib/sessions';
+import { SESSION_STATES, sessionMatches } from '../../lib/sessions';
 
 export function AdminSessionsPage() {
   const [state, setState] = useState('');
