@@ -28,6 +28,9 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
       {sessions.map((s) => {
         const can = sessionActions(s.state);
         const busy = pending?.id === s.id;
+        // Each action's accessible name says which session it acts on: "Terminate" alone is
+        // one of many identical buttons to a screen reader (and to a test).
+        const label = (verb: string) => `${verb} ${s.template} session ${s.id}`;
         return (
           <Table.Tr key={s.id} data-session-id={s.id} data-state={s.state}>
             <Table.Td>
@@ -55,6 +58,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
                     size="xs"
                     variant="light"
                     leftSection={<IconExternalLink size={14} />}
+                    aria-label={label('Open')}
                   >
                     Open
                   </Button>
@@ -66,6 +70,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
                     leftSection={<IconPlayerPause size={14} />}
                     loading={busy && pending?.action === 'hibernate'}
                     onClick={() => run(s, 'hibernate')}
+                    aria-label={label('Hibernate')}
                   >
                     Hibernate
                   </Button>
@@ -77,6 +82,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
                     leftSection={<IconPlayerPlay size={14} />}
                     loading={busy && pending?.action === 'resume'}
                     onClick={() => run(s, 'resume')}
+                    aria-label={label('Resume')}
                   >
                     Resume
                   </Button>
@@ -89,6 +95,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
                     leftSection={<IconTrash size={14} />}
                     loading={busy && pending?.action === 'terminate'}
                     onClick={() => confirmTerminate(s)}
+                    aria-label={label('Terminate')}
                   >
                     Terminate
                   </Button>

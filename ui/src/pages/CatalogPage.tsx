@@ -131,6 +131,7 @@ export function CatalogPage() {
                 <Button
                   leftSection={<IconPlayerPlay size={16} />}
                   onClick={() => onLaunch(t)}
+                  aria-label={`Launch ${t.display_name}`}
                   loading={launch.isPending && launch.variables === t.name}
                   disabled={launch.isPending && launch.variables !== t.name}
                 >

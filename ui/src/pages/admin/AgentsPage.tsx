@@ -167,6 +167,7 @@ export function AgentsPage() {
                         color="green"
                         leftSection={<IconCheck size={14} />}
                         loading={busy(a.id, 'approve')}
+                        aria-label={`Approve agent ${a.id}`}
                         onClick={() => decide(a, 'approve')}
                       >
                         Approve
@@ -177,6 +178,7 @@ export function AgentsPage() {
                         variant="light"
                         leftSection={<IconX size={14} />}
                         loading={busy(a.id, 'reject')}
+                        aria-label={`Reject agent ${a.id}`}
                         onClick={() => decide(a, 'reject')}
                       >
                         Reject
@@ -190,6 +192,7 @@ export function AgentsPage() {
                         variant="default"
                         leftSection={<IconKey size={14} />}
                         loading={rotate.isPending && rotate.variables === a.id}
+                        aria-label={`Rotate key of agent ${a.id}`}
                         onClick={() => confirmRotate(a)}
                       >
                         Rotate key

@@ -133,6 +133,7 @@ export function UsersPage() {
                     color={u.disabled ? 'green' : undefined}
                     loading={update.isPending && update.variables?.id === u.id && update.variables.body.disabled !== undefined}
                     onClick={() => change(u, { disabled: !u.disabled }, u.disabled ? 'User enabled' : 'User disabled')}
+                    aria-label={`${u.disabled ? 'Enable' : 'Disable'} ${u.username}`}
                   >
                     {u.disabled ? 'Enable' : 'Disable'}
                   </Button>
