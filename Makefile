@@ -56,6 +56,7 @@ check: setup
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	cd ui && npm run --silent typecheck && npm run --silent lint && npm run --silent format:check
 
 images:
 	images/build.sh

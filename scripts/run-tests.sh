@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: start the real services, then lint, type-check, layer-check, the UI's own checks
-# (types, API drift, Vitest) and pytest (browser tests use the UI that `make setup` built).
+# (types, API drift, ESLint, Prettier, Vitest) and pytest (browser tests use the UI that
+# `make setup` built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/test-services.sh start)"
@@ -8,5 +9,6 @@ mkdir -p artifacts
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache >/dev/null
-(cd ui && npm run --silent typecheck && npm run --silent check:api && npm test --silent)
+(cd ui && npm run --silent typecheck && npm run --silent check:api && npm run --silent lint \
+    && npm run --silent format:check && npm test --silent)
 .venv/bin/pytest -q -p no:cacheprovider "$@"

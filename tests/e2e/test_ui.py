@@ -127,7 +127,8 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
     )
     row = admin.locator(f'tr[data-agent-id="{site.agent_id}"]')
     await expect(row).to_contain_text("pending", timeout=30_000)  # no reload: live update
-    await row.get_by_role("button", name="Approve").click()
+    # row actions name their row: this is the button for this agent, whatever else is listed
+    await admin.get_by_role("button", name=f"Approve agent {site.agent_id}", exact=True).click()
     await expect(row).to_contain_text("online", timeout=60_000)
     await expect(row).to_contain_text(re.compile(r"api-[ab]"))  # the replica holding it
     await shot(admin, site, "admin-agents")
@@ -166,7 +167,7 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
     await expect(card).to_be_visible()
     await expect(user.get_by_role("article", name="Web Browser")).to_have_count(0)
     await shot(user, site, "catalog")
-    await card.get_by_role("button", name="Launch").click()
+    await card.get_by_role("button", name="Launch Terminal", exact=True).click()
     await user.wait_for_url(re.compile(r"/sessions/[0-9a-f]+$"))
     sid = user.url.rsplit("/", 1)[1]
     await state_is(user, "running")
@@ -199,7 +200,7 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
     mine = user.locator(f'tr[data-session-id="{sid}"]')
     await expect(mine).to_contain_text("running")
     await shot(user, site, "my-sessions")
-    await mine.get_by_role("button", name="Terminate").click()
+    await user.get_by_role("button", name=f"Terminate terminal session {sid}", exact=True).click()
     await user.get_by_role("dialog").get_by_role("button", name="Terminate session").click()
     await expect(mine).to_have_count(0, timeout=60_000)  # ended sessions are hidden by default
     assert await c.session_state(c.replicas[0].url, sid, admin_api) in ("terminating", "terminated")

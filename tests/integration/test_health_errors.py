@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import get_args
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from streamspace.control_plane.services.states import TRANSITIONS, SessionState
 from tests.support.app import login, running_app
 
 
@@ -44,6 +46,18 @@ async def test_openapi_and_docs(app_client: tuple[FastAPI, httpx.AsyncClient]) -
     spec = (await client.get("/api/openapi.json")).json()
     assert "/api/v1/sessions" in spec["paths"] and "/api/v1/auth/login" in spec["paths"]
     assert (await client.get("/api/docs")).status_code == 200
+
+
+async def test_openapi_names_every_session_state_and_role(
+    app_client: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    # The UI's TypeScript types are generated from this spec: without the enums its session
+    # states and roles would be plain strings again.
+    _, client = app_client
+    schemas = (await client.get("/api/openapi.json")).json()["components"]["schemas"]
+    states = schemas["SessionRead"]["properties"]["state"]["enum"]
+    assert states == list(get_args(SessionState)) and set(states) == set(TRANSITIONS)
+    assert schemas["UserRead"]["properties"]["role"]["enum"] == ["admin", "user"]
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """The session state machine allows the lifecycle and refuses the impossible."""
 
 import itertools
+from typing import get_args
 
 import pytest
 
-from streamspace.control_plane.services.states import TRANSITIONS, check_transition
+from streamspace.control_plane.services.states import TRANSITIONS, SessionState, check_transition
 from streamspace.errors import InvalidTransition
 
 
@@ -41,3 +42,9 @@ def test_impossible_transitions_raise(current: str, target: str) -> None:
 def test_every_state_is_known() -> None:
     targets = {t for ts in TRANSITIONS.values() for t in ts}
     assert targets <= set(TRANSITIONS)
+
+
+def test_the_state_literal_is_exactly_the_machines_states() -> None:
+    # SessionRead.state is this Literal: a state the machine can reach but the Literal lacks
+    # would fail the API's response validation.
+    assert set(get_args(SessionState)) == set(TRANSITIONS)

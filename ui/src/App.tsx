@@ -12,9 +12,7 @@ import { SessionPage } from './pages/SessionPage';
 const OverviewPage = lazy(() => import('./pages/admin/OverviewPage').then((m) => ({ default: m.OverviewPage })));
 const AgentsPage = lazy(() => import('./pages/admin/AgentsPage').then((m) => ({ default: m.AgentsPage })));
 const ReplicasPage = lazy(() => import('./pages/admin/ReplicasPage').then((m) => ({ default: m.ReplicasPage })));
-const AdminSessionsPage = lazy(() =>
-  import('./pages/admin/AdminSessionsPage').then((m) => ({ default: m.AdminSessionsPage })),
-);
+const AdminSessionsPage = lazy(() => import('./pages/admin/AdminSessionsPage').then((m) => ({ default: m.AdminSessionsPage })));
 const TemplatesPage = lazy(() => import('./pages/admin/TemplatesPage').then((m) => ({ default: m.TemplatesPage })));
 const UsersPage = lazy(() => import('./pages/admin/UsersPage').then((m) => ({ default: m.UsersPage })));
 
@@ -53,12 +51,54 @@ export function AppRoutes() {
         <Route path="sessions" element={<MySessionsPage />} />
         <Route path="sessions/:id" element={<SessionPage />} />
         <Route path="admin" element={<AdminLayout />}>
-          <Route index element={<Lazy><OverviewPage /></Lazy>} />
-          <Route path="agents" element={<Lazy><AgentsPage /></Lazy>} />
-          <Route path="replicas" element={<Lazy><ReplicasPage /></Lazy>} />
-          <Route path="sessions" element={<Lazy><AdminSessionsPage /></Lazy>} />
-          <Route path="templates" element={<Lazy><TemplatesPage /></Lazy>} />
-          <Route path="users" element={<Lazy><UsersPage /></Lazy>} />
+          <Route
+            index
+            element={
+              <Lazy>
+                <OverviewPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="agents"
+            element={
+              <Lazy>
+                <AgentsPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="replicas"
+            element={
+              <Lazy>
+                <ReplicasPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="sessions"
+            element={
+              <Lazy>
+                <AdminSessionsPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="templates"
+            element={
+              <Lazy>
+                <TemplatesPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="users"
+            element={
+              <Lazy>
+                <UsersPage />
+              </Lazy>
+            }
+          />
           <Route path="*" element={<NotFound />} />
         </Route>
         <Route path="*" element={<NotFound />} />

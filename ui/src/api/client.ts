@@ -49,12 +49,10 @@ export function errorMessageFromBody(body: unknown, fallback: string): { code: s
     }
     // FastAPI's default validation shape, in case a route bypasses the error handlers.
     if (Array.isArray(body.detail)) {
-      const parts = body.detail
-        .filter(isRecord)
-        .map((d) => {
-          const loc = Array.isArray(d.loc) ? d.loc.filter((p) => p !== 'body').join('.') : '';
-          return `${loc ? `${loc}: ` : ''}${typeof d.msg === 'string' ? d.msg : 'invalid'}`;
-        });
+      const parts = body.detail.filter(isRecord).map((d) => {
+        const loc = Array.isArray(d.loc) ? d.loc.filter((p) => p !== 'body').join('.') : '';
+        return `${loc ? `${loc}: ` : ''}${typeof d.msg === 'string' ? d.msg : 'invalid'}`;
+      });
       if (parts.length > 0) return { code: 'invalid_request', message: parts.join('; ') };
     }
     if (typeof body.detail === 'string') return { code: 'error', message: body.detail };
@@ -130,9 +128,7 @@ export const api = createClient<paths>({
 api.use(auth);
 
 /** Resolve an openapi-fetch result to its data, or throw an ApiError with the server's message. */
-export async function unwrap<T>(
-  call: Promise<{ data?: T; error?: unknown; response: Response }>,
-): Promise<T> {
+export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
   const { data, error, response } = await call;
   if (!response.ok) throw apiErrorFrom(response, error);
   return data as T;

@@ -34,9 +34,7 @@ describe('EventsClient', () => {
     expect(eventsUrl('a b', { protocol: 'https:', host: 'ss.example:8443' } as Location)).toBe(
       'wss://ss.example:8443/api/v1/ws/events?token=a%20b',
     );
-    expect(eventsUrl('t', { protocol: 'http:', host: 'localhost:5173' } as Location)).toBe(
-      'ws://localhost:5173/api/v1/ws/events?token=t',
-    );
+    expect(eventsUrl('t', { protocol: 'http:', host: 'localhost:5173' } as Location)).toBe('ws://localhost:5173/api/v1/ws/events?token=t');
   });
 
   it('goes live on hello and remembers the replica', () => {

@@ -1,12 +1,12 @@
 import type { QueryClient } from '@tanstack/react-query';
 import { keys } from './queries';
-import type { Session } from './types';
+import type { Session, SessionState } from './types';
 
 export type LiveStatus = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
 export interface SessionEvent {
   id: string;
-  state: string;
+  state: SessionState;
   reason?: string | null;
   template?: string;
   agent_id?: string | null;
@@ -21,9 +21,7 @@ export interface AgentEvent {
 }
 
 export type EventMessage =
-  | { kind: 'hello'; data: { pod_name: string } }
-  | { kind: 'session'; data: SessionEvent }
-  | { kind: 'agent'; data: AgentEvent };
+  { kind: 'hello'; data: { pod_name: string } } | { kind: 'session'; data: SessionEvent } | { kind: 'agent'; data: AgentEvent };
 
 /** WebSocket close codes meaning "your token is not (or no longer) valid". */
 const AUTH_CLOSE_CODES = new Set([4401, 4403, 1008]);
@@ -60,8 +58,7 @@ function parse(raw: unknown): EventMessage | null {
 
 /** The live-events socket: reconnects by itself with exponential backoff until closed. */
 export class EventsClient {
-  private readonly opts: Required<Omit<EventsClientOptions, 'onReconnect' | 'onAuthFailure' | 'onStatus'>> &
-    EventsClientOptions;
+  private readonly opts: Required<Omit<EventsClientOptions, 'onReconnect' | 'onAuthFailure' | 'onStatus'>> & EventsClientOptions;
   private socket: WebSocket | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private attempts = 0;

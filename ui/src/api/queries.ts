@@ -72,10 +72,8 @@ export function useSessions(opts: SessionListOptions, refetchInterval: number | 
 export function useSession(id: string, refetchInterval: number | false | ((s: Session | undefined) => number | false)) {
   return useQuery({
     queryKey: keys.session(id),
-    queryFn: (): Promise<Session> =>
-      unwrap(api.GET('/api/v1/sessions/{session_id}', { params: { path: { session_id: id } } })),
-    refetchInterval:
-      typeof refetchInterval === 'function' ? (q) => refetchInterval(q.state.data) : refetchInterval,
+    queryFn: (): Promise<Session> => unwrap(api.GET('/api/v1/sessions/{session_id}', { params: { path: { session_id: id } } })),
+    refetchInterval: typeof refetchInterval === 'function' ? (q) => refetchInterval(q.state.data) : refetchInterval,
   });
 }
 
@@ -105,8 +103,7 @@ export function useUsers() {
 export function useOverview(minutes = 60, buckets = 30) {
   return useQuery({
     queryKey: [...keys.overview, minutes, buckets],
-    queryFn: (): Promise<Overview> =>
-      unwrap(api.GET('/api/v1/admin/overview', { params: { query: { minutes, buckets } } })),
+    queryFn: (): Promise<Overview> => unwrap(api.GET('/api/v1/admin/overview', { params: { query: { minutes, buckets } } })),
     refetchInterval: 15_000,
   });
 }
@@ -122,8 +119,7 @@ export function storeSession(qc: QueryClient, session: Session): void {
 export function useLaunchSession() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (template: string): Promise<Session> =>
-      unwrap(api.POST('/api/v1/sessions', { body: { template } })),
+    mutationFn: (template: string): Promise<Session> => unwrap(api.POST('/api/v1/sessions', { body: { template } })),
     onSuccess: (session) => storeSession(qc, session),
   });
 }
@@ -190,8 +186,7 @@ export function useSaveTemplate() {
 export function useDeleteTemplate() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (name: string): Promise<unknown> =>
-      unwrap(api.DELETE('/api/v1/templates/{name}', { params: { path: { name } } })),
+    mutationFn: (name: string): Promise<unknown> => unwrap(api.DELETE('/api/v1/templates/{name}', { params: { path: { name } } })),
     onSuccess: () => void qc.invalidateQueries({ queryKey: keys.templates }),
   });
 }

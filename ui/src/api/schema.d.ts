@@ -659,8 +659,11 @@ export interface components {
             last_activity_at: string;
             /** Owner */
             owner?: string | null;
-            /** State */
-            state: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "starting" | "running" | "hibernating" | "hibernated" | "waking" | "terminating" | "terminated" | "failed";
             /**
              * State Changed At
              * Format: date-time
@@ -894,8 +897,11 @@ export interface components {
             id: string;
             /** Org Id */
             org_id: string;
-            /** Role */
-            role: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "user";
             /** Username */
             username: string;
         };

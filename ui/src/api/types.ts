@@ -16,17 +16,6 @@ export type Overview = Schemas['Overview'];
 export type OverviewPoint = Schemas['OverviewPoint'];
 export type TokenResponse = Schemas['TokenResponse'];
 
-export type Role = 'admin' | 'user';
-
-export const SESSION_STATES = [
-  'pending',
-  'starting',
-  'running',
-  'hibernating',
-  'hibernated',
-  'waking',
-  'terminating',
-  'terminated',
-  'failed',
-] as const;
-export type SessionState = (typeof SESSION_STATES)[number];
+// The API declares both as literals, so the generated schema carries every value.
+export type Role = User['role'];
+export type SessionState = Session['state'];

@@ -32,17 +32,11 @@ function Shell() {
   const links = [
     { to: '/', label: 'Catalog', icon: IconApps, active: pathname === '/' },
     { to: '/sessions', label: 'My sessions', icon: IconDeviceDesktop, active: pathname.startsWith('/sessions') },
-    ...(me.data?.role === 'admin'
-      ? [{ to: '/admin', label: 'Admin', icon: IconSettings, active: pathname.startsWith('/admin') }]
-      : []),
+    ...(me.data?.role === 'admin' ? [{ to: '/admin', label: 'Admin', icon: IconSettings, active: pathname.startsWith('/admin') }] : []),
   ];
 
   return (
-    <AppShell
-      header={{ height: 56 }}
-      navbar={{ width: 220, breakpoint: 'sm', collapsed: { mobile: !opened } }}
-      padding="md"
-    >
+    <AppShell header={{ height: 56 }} navbar={{ width: 220, breakpoint: 'sm', collapsed: { mobile: !opened } }} padding="md">
       <AppShell.Header>
         <Group h="100%" px="md" justify="space-between" wrap="nowrap">
           <Group gap="sm" wrap="nowrap">

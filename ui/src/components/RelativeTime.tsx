@@ -4,7 +4,12 @@ import { absoluteTime, durationSince, relativeTime, useNow } from '../lib/time';
 /** "3 min ago", with the absolute time as a tooltip (and title). */
 export function RelativeTime({ iso, mode = 'ago' }: { iso: string | null | undefined; mode?: 'ago' | 'duration' }) {
   const now = useNow();
-  if (!iso) return <Text span size="sm">—</Text>;
+  if (!iso)
+    return (
+      <Text span size="sm">
+        —
+      </Text>
+    );
   const label = absoluteTime(iso);
   return (
     <Tooltip label={label} openDelay={300}>

@@ -1,6 +1,6 @@
 import { Button, Group, Table, Text, VisuallyHidden } from '@mantine/core';
 import { IconExternalLink, IconPlayerPause, IconPlayerPlay, IconTrash } from '@tabler/icons-react';
-import { useNavigate } from 'react-router';
+import { Link } from 'react-router';
 import type { Session } from '../api/types';
 import { sessionActions } from '../lib/sessions';
 import { DataTable } from './DataTable';
@@ -16,7 +16,6 @@ interface Props {
 }
 
 export function SessionsTable({ sessions, admin = false, caption }: Props) {
-  const navigate = useNavigate();
   const { run, confirmTerminate, pending } = useSessionActions();
 
   return (
@@ -29,6 +28,9 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
       {sessions.map((s) => {
         const can = sessionActions(s.state);
         const busy = pending?.id === s.id;
+        // Each action's accessible name says which session it acts on: "Terminate" alone is
+        // one of many identical buttons to a screen reader (and to a test).
+        const label = (verb: string) => `${verb} ${s.template} session ${s.id}`;
         return (
           <Table.Tr key={s.id} data-session-id={s.id} data-state={s.state}>
             <Table.Td>
@@ -46,17 +48,17 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
             <Table.Td>
               <RelativeTime iso={s.created_at} />
             </Table.Td>
-            <Table.Td>
-              {can.open ? <RelativeTime iso={s.last_activity_at} mode="duration" /> : <Text size="sm">—</Text>}
-            </Table.Td>
+            <Table.Td>{can.open ? <RelativeTime iso={s.last_activity_at} mode="duration" /> : <Text size="sm">—</Text>}</Table.Td>
             <Table.Td>
               <Group gap="xs" justify="flex-end" wrap="nowrap">
                 {can.open && !admin && (
                   <Button
+                    component={Link}
+                    to={`/sessions/${encodeURIComponent(s.id)}`}
                     size="xs"
                     variant="light"
                     leftSection={<IconExternalLink size={14} />}
-                    onClick={() => navigate(`/sessions/${encodeURIComponent(s.id)}`)}
+                    aria-label={label('Open')}
                   >
                     Open
                   </Button>
@@ -68,6 +70,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
                     leftSection={<IconPlayerPause size={14} />}
                     loading={busy && pending?.action === 'hibernate'}
                     onClick={() => run(s, 'hibernate')}
+                    aria-label={label('Hibernate')}
                   >
                     Hibernate
                   </Button>
@@ -79,6 +82,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
                     leftSection={<IconPlayerPlay size={14} />}
                     loading={busy && pending?.action === 'resume'}
                     onClick={() => run(s, 'resume')}
+                    aria-label={label('Resume')}
                   >
                     Resume
                   </Button>
@@ -91,6 +95,7 @@ export function SessionsTable({ sessions, admin = false, caption }: Props) {
                     leftSection={<IconTrash size={14} />}
                     loading={busy && pending?.action === 'terminate'}
                     onClick={() => confirmTerminate(s)}
+                    aria-label={label('Terminate')}
                   >
                     Terminate
                   </Button>

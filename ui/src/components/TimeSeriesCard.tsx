@@ -31,7 +31,9 @@ export function TimeSeriesCard({ title, note, kind, data, series }: Props) {
         )}
       </Group>
       {data.length === 0 ? (
-        <Text c="dimmed" size="sm">No data yet</Text>
+        <Text c="dimmed" size="sm">
+          No data yet
+        </Text>
       ) : (
         <Chart h={220} data={data} dataKey="time" withLegend curveType="monotone" series={series} />
       )}

@@ -36,9 +36,7 @@ export function useSessionActions() {
       modals.openConfirmModal({
         title: 'Terminate session?',
         children: (
-          <Text size="sm">
-            The {session.template} session will be stopped and anything not saved in its persistent home is lost.
-          </Text>
+          <Text size="sm">The {session.template} session will be stopped and anything not saved in its persistent home is lost.</Text>
         ),
         labels: { confirm: 'Terminate session', cancel: 'Cancel' },
         confirmProps: { color: 'red' },

@@ -1,6 +1,8 @@
-import type { Session } from '../api/types';
+import type { Session, SessionState } from '../api/types';
 
-export const STATE_COLORS: Record<string, string> = {
+/** Every state's badge colour, in lifecycle order. A Record over the API's states: one the API
+ * gains fails the type check until it has a colour here. */
+export const STATE_COLORS: Record<SessionState, string> = {
   pending: 'gray',
   starting: 'blue',
   running: 'green',
@@ -12,13 +14,15 @@ export const STATE_COLORS: Record<string, string> = {
   failed: 'red',
 };
 
-const ENDED = new Set(['terminated', 'failed']);
-const NOT_TERMINABLE = new Set(['terminated', 'terminating', 'failed']);
+export const SESSION_STATES = Object.keys(STATE_COLORS) as SessionState[];
 
-export const isEnded = (state: string) => ENDED.has(state);
+const ENDED = new Set<SessionState>(['terminated', 'failed']);
+const NOT_TERMINABLE = new Set<SessionState>(['terminated', 'terminating', 'failed']);
+
+export const isEnded = (state: SessionState) => ENDED.has(state);
 
 /** Which actions make sense for a session in this state. */
-export function sessionActions(state: string) {
+export function sessionActions(state: SessionState) {
   return {
     open: !ENDED.has(state),
     hibernate: state === 'running',
@@ -28,11 +32,10 @@ export function sessionActions(state: string) {
 }
 
 /** States where the desktop can be shown (waking: the viewer page shows its own banner). */
-export const showsDesktop = (state: string) => state === 'running' || state === 'waking';
+export const showsDesktop = (state: SessionState) => state === 'running' || state === 'waking';
 
 /** States that are on their way somewhere: worth polling when the live socket is down. */
-export const isTransitional = (state: string) =>
-  ['pending', 'starting', 'hibernating', 'waking', 'terminating'].includes(state);
+export const isTransitional = (state: SessionState) => ['pending', 'starting', 'hibernating', 'waking', 'terminating'].includes(state);
 
 export const viewerUrl = (id: string) => `/sessions/${encodeURIComponent(id)}/view`;
 

@@ -54,7 +54,7 @@ export function CatalogPage() {
   const onLaunch = (t: Template) => {
     setLaunchError(null);
     launch.mutate(t.name, {
-      onSuccess: (session) => navigate(`/sessions/${encodeURIComponent(session.id)}`),
+      onSuccess: (session) => void navigate(`/sessions/${encodeURIComponent(session.id)}`),
       onError: (err) => setLaunchError({ app: t.display_name, message: errorMessage(err) }),
     });
   };
@@ -131,6 +131,7 @@ export function CatalogPage() {
                 <Button
                   leftSection={<IconPlayerPlay size={16} />}
                   onClick={() => onLaunch(t)}
+                  aria-label={`Launch ${t.display_name}`}
                   loading={launch.isPending && launch.variables === t.name}
                   disabled={launch.isPending && launch.variables !== t.name}
                 >

@@ -16,11 +16,7 @@ export function MySessionsPage() {
     <Stack>
       <Group justify="space-between" align="flex-end">
         <Title order={2}>My sessions</Title>
-        <Switch
-          label="Show ended sessions"
-          checked={showEnded}
-          onChange={(e) => setShowEnded(e.currentTarget.checked)}
-        />
+        <Switch label="Show ended sessions" checked={showEnded} onChange={(e) => setShowEnded(e.currentTarget.checked)} />
       </Group>
       <QueryContent
         query={sessions}

@@ -1,19 +1,13 @@
+import { Alert, Anchor, Box, Button, Card, Center, Group, Loader, Paper, Stack, Stepper, Text, Title } from '@mantine/core';
 import {
-  Alert,
-  Anchor,
-  Box,
-  Button,
-  Card,
-  Center,
-  Group,
-  Loader,
-  Paper,
-  Stack,
-  Stepper,
-  Text,
-  Title,
-} from '@mantine/core';
-import { IconAlertTriangle, IconExternalLink, IconMaximize, IconPlayerPause, IconPlayerPlay, IconTrash, IconZzz } from '@tabler/icons-react';
+  IconAlertTriangle,
+  IconExternalLink,
+  IconMaximize,
+  IconPlayerPause,
+  IconPlayerPlay,
+  IconTrash,
+  IconZzz,
+} from '@tabler/icons-react';
 import { useRef } from 'react';
 import { Link, useParams } from 'react-router';
 import { ApiError } from '../api/client';
@@ -88,12 +82,22 @@ export function SessionPage() {
         </Group>
         <Group gap="xs">
           {can.hibernate && (
-            <Button variant="default" leftSection={<IconPlayerPause size={16} />} loading={busy === 'hibernate'} onClick={() => run(s, 'hibernate')}>
+            <Button
+              variant="default"
+              leftSection={<IconPlayerPause size={16} />}
+              loading={busy === 'hibernate'}
+              onClick={() => run(s, 'hibernate')}
+            >
               Hibernate
             </Button>
           )}
           {can.resume && !hibernated && (
-            <Button variant="default" leftSection={<IconPlayerPlay size={16} />} loading={busy === 'resume'} onClick={() => run(s, 'resume')}>
+            <Button
+              variant="default"
+              leftSection={<IconPlayerPlay size={16} />}
+              loading={busy === 'resume'}
+              onClick={() => run(s, 'resume')}
+            >
               Resume
             </Button>
           )}
@@ -103,16 +107,25 @@ export function SessionPage() {
                 Fullscreen
               </Button>
               <Button
+                component="a"
+                href={viewerUrl(s.id)}
+                target="_blank"
+                rel="noopener"
                 variant="default"
                 leftSection={<IconExternalLink size={16} />}
-                onClick={() => window.open(viewerUrl(s.id), '_blank', 'noopener')}
               >
                 Open in new tab
               </Button>
             </>
           )}
           {can.terminate && (
-            <Button color="red" variant="light" leftSection={<IconTrash size={16} />} loading={busy === 'terminate'} onClick={() => confirmTerminate(s)}>
+            <Button
+              color="red"
+              variant="light"
+              leftSection={<IconTrash size={16} />}
+              loading={busy === 'terminate'}
+              onClick={() => confirmTerminate(s)}
+            >
               Terminate
             </Button>
           )}

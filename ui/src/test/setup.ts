@@ -25,10 +25,10 @@ class ResizeObserverStub {
   unobserve() {}
   disconnect() {}
 }
-window.ResizeObserver = ResizeObserverStub as unknown as typeof ResizeObserver;
+window.ResizeObserver = ResizeObserverStub;
 window.HTMLElement.prototype.scrollIntoView = () => undefined;
-window.scrollTo = (() => undefined) as typeof window.scrollTo;
-const { getComputedStyle } = window;
+window.scrollTo = () => undefined;
+const getComputedStyle = window.getComputedStyle.bind(window);
 window.getComputedStyle = (elt: Element, pseudo?: string | null) => getComputedStyle(elt, pseudo ?? undefined);
 
 afterEach(() => {

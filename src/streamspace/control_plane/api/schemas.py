@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streamspace.control_plane.services.states import SessionState
+
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 
@@ -54,11 +56,15 @@ class TokenResponse(BaseModel):
     expires_in: int
 
 
+# Every role a user can hold: what UserCreate and UserUpdate accept is all a user record has.
+Role = Literal["admin", "user"]
+
+
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
     username: str
-    role: str
+    role: Role
     org_id: str
     disabled: bool
 
@@ -66,12 +72,12 @@ class UserRead(BaseModel):
 class UserCreate(StrictBody):
     username: str = Field(..., min_length=2, max_length=63)
     password: str = Field(..., min_length=8, max_length=1024)
-    role: Literal["admin", "user"] = "user"
+    role: Role = "user"
 
 
 class UserUpdate(StrictBody):
     disabled: bool | None = None
-    role: Literal["admin", "user"] | None = None
+    role: Role | None = None
 
 
 PullPolicy = Literal["never", "if-missing", "always"]
@@ -157,7 +163,7 @@ class SessionRead(BaseModel):
     user_id: str
     owner: str | None = None
     agent_id: str | None
-    state: str
+    state: SessionState
     state_reason: str
     created_at: datetime
     updated_at: datetime

@@ -54,10 +54,21 @@ describe('Admin console', () => {
         }),
     });
     renderApp('/admin');
-    expect(await screen.findByRole('link', { name: 'Admin' })).toBeInTheDocument();
-    for (const name of ['Overview', 'Agents', 'Replicas', 'Sessions', 'Templates', 'Users']) {
-      expect(screen.getByRole('link', { name })).toBeInTheDocument();
+    expect(await screen.findByRole('link', { name: 'Admin' })).toHaveAttribute('href', '/admin');
+    expect(screen.getByRole('link', { name: 'Catalog' })).toHaveAttribute('href', '/');
+    expect(screen.getByRole('link', { name: 'My sessions' })).toHaveAttribute('href', '/sessions');
+    const sections = within(screen.getByRole('navigation', { name: 'Admin sections' }));
+    for (const [name, href] of [
+      ['Overview', '/admin'],
+      ['Agents', '/admin/agents'],
+      ['Replicas', '/admin/replicas'],
+      ['Sessions', '/admin/sessions'],
+      ['Templates', '/admin/templates'],
+      ['Users', '/admin/users'],
+    ]) {
+      expect(sections.getByRole('link', { name })).toHaveAttribute('href', href);
     }
+    expect(sections.getByRole('link', { name: 'Overview' })).toHaveAttribute('aria-current', 'page');
     const card = await screen.findByRole('group', { name: 'Agents connected' });
     expect(card).toHaveTextContent('2');
     expect(card).toHaveTextContent('1 agent awaiting approval');
@@ -84,12 +95,13 @@ describe('Admin console', () => {
     expect(within(pending).getByText('pending')).toBeInTheDocument();
     expect(within(rowOf('agent-1')).getByText('online')).toBeInTheDocument();
     expect(within(rowOf('agent-1')).getByRole('progressbar', { name: /4 of 10 sessions/ })).toBeInTheDocument();
-    expect(within(rowOf('agent-1')).queryByRole('button', { name: 'Approve' })).not.toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: 'Approve agent agent-1' })).not.toBeInTheDocument();
 
-    await user.click(within(pending).getByRole('button', { name: 'Approve' }));
+    expect(within(pending).getByRole('button', { name: 'Reject agent agent-new' })).toBeInTheDocument();
+    await user.click(within(pending).getByRole('button', { name: 'Approve agent agent-new' }));
     await waitFor(() => expect(within(rowOf('agent-new')).getByText('online')).toBeInTheDocument());
-    expect(within(rowOf('agent-new')).queryByRole('button', { name: 'Approve' })).not.toBeInTheDocument();
-    expect(within(rowOf('agent-new')).getByRole('button', { name: 'Rotate key' })).toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: 'Approve agent agent-new' })).not.toBeInTheDocument();
+    expect(within(rowOf('agent-new')).getByRole('button', { name: 'Rotate key of agent agent-new' })).toBeInTheDocument();
     expect(calls.some((c) => c.method === 'POST' && c.path === '/api/v1/admin/agents/agent-new/approve')).toBe(true);
   });
 
@@ -102,7 +114,7 @@ describe('Admin console', () => {
     });
     const user = userEvent.setup();
     renderApp('/admin/agents');
-    await user.click(await screen.findByRole('button', { name: 'Rotate key' }));
+    await user.click(await screen.findByRole('button', { name: 'Rotate key of agent agent-1' }));
     await user.click(within(await screen.findByRole('dialog')).getByRole('button', { name: 'Rotate key' }));
     expect(await screen.findByText('sk-very-secret')).toBeInTheDocument();
     expect(screen.getByText(/shown only once/)).toBeInTheDocument();

@@ -69,9 +69,8 @@ describe('Admin templates', () => {
     const user = userEvent.setup();
     renderApp('/admin/templates');
     await screen.findByRole('table');
-    const tr = document.querySelector<HTMLElement>('tr[data-template-name="firefox"]');
-    if (!tr) throw new Error('no firefox row');
-    await user.click(within(tr).getByRole('button', { name: 'Delete' }));
+    expect(screen.getByRole('button', { name: 'Edit xterm' })).toBeInTheDocument();
+    await user.click(screen.getByRole('button', { name: 'Delete firefox' }));
     await user.click(within(await screen.findByRole('dialog')).getByRole('button', { name: 'Delete template' }));
     await waitFor(() => expect(document.querySelector('tr[data-template-name="firefox"]')).toBeNull());
     expect(document.querySelector('tr[data-template-name="xterm"]')).not.toBeNull();
@@ -100,9 +99,10 @@ describe('Admin users', () => {
     await screen.findByRole('table');
     const row = (name: string) => document.querySelector<HTMLElement>(`tr[data-username="${name}"]`)!;
 
-    await user.click(within(row('bob')).getByRole('button', { name: 'Disable' }));
+    expect(screen.getByRole('button', { name: 'Disable root' })).toBeInTheDocument();
+    await user.click(screen.getByRole('button', { name: 'Disable bob' }));
     await waitFor(() => expect(within(row('bob')).getByText('disabled')).toBeInTheDocument());
-    expect(within(row('bob')).getByRole('button', { name: 'Enable' })).toBeInTheDocument();
+    expect(within(row('bob')).getByRole('button', { name: 'Enable bob' })).toBeInTheDocument();
 
     await user.selectOptions(screen.getByRole('combobox', { name: 'Role for bob' }), 'admin');
     await waitFor(() => expect(screen.getByRole('combobox', { name: 'Role for bob' })).toHaveValue('admin'));

@@ -16,8 +16,13 @@ describe('Catalog', () => {
     const card = await screen.findByRole('article', { name: 'XTerm' });
     expect(within(card).getByText('A plain terminal')).toBeInTheDocument();
     expect(within(card).getByText('Development')).toBeInTheDocument();
-    expect(within(card).getByRole('button', { name: 'Launch' })).toBeInTheDocument();
+    expect(within(card).getByRole('button', { name: 'Launch XTerm' })).toBeInTheDocument();
     expect(screen.getAllByRole('article')).toHaveLength(3);
+    expect(screen.getAllByRole('button', { name: /^Launch / }).map((b) => b.getAttribute('aria-label'))).toEqual([
+      'Launch Firefox',
+      'Launch GIMP',
+      'Launch XTerm',
+    ]);
   });
 
   it('filters by search text and by category, with an empty state', async () => {
@@ -52,7 +57,7 @@ describe('Catalog', () => {
     const user = userEvent.setup();
     renderApp('/');
     const card = await screen.findByRole('article', { name: 'Firefox' });
-    await user.click(within(card).getByRole('button', { name: 'Launch' }));
+    await user.click(within(card).getByRole('button', { name: 'Launch Firefox' }));
 
     expect(await screen.findByTestId('session-state')).toHaveTextContent('pending');
     expect(screen.getByTestId('location')).toHaveTextContent('/sessions/s-new');
@@ -68,7 +73,7 @@ describe('Catalog', () => {
     const user = userEvent.setup();
     renderApp('/');
     const card = await screen.findByRole('article', { name: 'XTerm' });
-    await user.click(within(card).getByRole('button', { name: 'Launch' }));
+    await user.click(within(card).getByRole('button', { name: 'Launch XTerm' }));
     const alert = await screen.findByRole('alert');
     expect(alert).toHaveTextContent('Could not launch XTerm');
     expect(alert).toHaveTextContent('No agents available');

@@ -55,14 +55,10 @@ describe('Login', () => {
     expect(await screen.findByRole('alert')).toHaveTextContent('Too many attempts, try again in 3 s');
     expect(screen.getByRole('button', { name: 'Sign in' })).toBeDisabled();
 
-    await act(async () => {
-      vi.advanceTimersByTime(1100);
-    });
+    await act(() => vi.advanceTimersByTimeAsync(1100));
     expect(screen.getByRole('alert')).toHaveTextContent('try again in 2 s');
 
-    await act(async () => {
-      vi.advanceTimersByTime(2500);
-    });
+    await act(() => vi.advanceTimersByTimeAsync(2500));
     await waitFor(() => expect(screen.queryByRole('alert')).not.toBeInTheDocument());
     expect(screen.getByRole('button', { name: 'Sign in' })).toBeEnabled();
   });

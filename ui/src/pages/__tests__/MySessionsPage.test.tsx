@@ -27,10 +27,14 @@ describe('My sessions', () => {
     renderApp('/sessions');
     await screen.findByRole('table');
 
-    expect(buttonsOf('run')).toEqual(['Open', 'Hibernate', 'Terminate']);
-    expect(buttonsOf('hib')).toEqual(['Open', 'Resume', 'Terminate']);
-    expect(buttonsOf('pend')).toEqual(['Open', 'Terminate']);
-    expect(buttonsOf('term')).toEqual(['Open']);
+    expect(buttonsOf('run')).toEqual(['Hibernate', 'Terminate']);
+    expect(buttonsOf('hib')).toEqual(['Resume', 'Terminate']);
+    expect(buttonsOf('pend')).toEqual(['Terminate']);
+    expect(within(row('term')).queryAllByRole('button')).toHaveLength(0);
+    for (const id of ['run', 'hib', 'pend', 'term']) {
+      // Open is a link (middle-click, open in a new tab), not a button that navigates.
+      expect(within(row(id)).getByRole('link', { name: `Open xterm session ${id}` })).toHaveAttribute('href', `/sessions/${id}`);
+    }
     expect(within(row('run')).getByText('running')).toBeInTheDocument();
     expect(within(row('run')).getByText('5 min ago')).toBeInTheDocument();
   });
@@ -52,8 +56,10 @@ describe('My sessions', () => {
 
     await user.click(screen.getByRole('switch', { name: 'Show ended sessions' }));
     await waitFor(() => expect(document.querySelectorAll('tr[data-session-id]')).toHaveLength(3));
-    expect(within(row('old')).queryAllByRole('button')).toHaveLength(0);
-    expect(within(row('bad')).queryAllByRole('button')).toHaveLength(0);
+    for (const id of ['old', 'bad']) {
+      expect(within(row(id)).queryAllByRole('button')).toHaveLength(0);
+      expect(within(row(id)).queryAllByRole('link')).toHaveLength(0);
+    }
     expect(calls.some((c) => c.search.get('include_terminated') === 'true')).toBe(true);
   });
 
@@ -71,16 +77,16 @@ describe('My sessions', () => {
     renderApp('/sessions');
     await screen.findByRole('table');
 
-    await user.click(within(row('s-1')).getByRole('button', { name: 'Terminate' }));
+    await user.click(screen.getByRole('button', { name: 'Terminate xterm session s-1' }));
     const dialog = await screen.findByRole('dialog');
     await user.click(within(dialog).getByRole('button', { name: 'Cancel' }));
     expect(calls.some((c) => c.method === 'DELETE')).toBe(false);
 
-    await user.click(within(row('s-1')).getByRole('button', { name: 'Terminate' }));
+    await user.click(screen.getByRole('button', { name: 'Terminate xterm session s-1' }));
     await user.click(await screen.findByRole('button', { name: 'Terminate session' }));
     await waitFor(() => expect(calls.some((c) => c.method === 'DELETE' && c.path === '/api/v1/sessions/s-1')).toBe(true));
     await waitFor(() => expect(within(row('s-1')).getByText('terminating')).toBeInTheDocument());
-    expect(within(row('s-1')).queryByRole('button', { name: 'Terminate' })).not.toBeInTheDocument();
+    expect(screen.queryByRole('button', { name: 'Terminate xterm session s-1' })).not.toBeInTheDocument();
   });
 
   it('hibernates a running session and reports a refused transition', async () => {
@@ -93,8 +99,35 @@ describe('My sessions', () => {
     const user = userEvent.setup();
     renderApp('/sessions');
     await screen.findByRole('table');
-    await user.click(within(row('s-1')).getByRole('button', { name: 'Hibernate' }));
+    await user.click(screen.getByRole('button', { name: 'Hibernate xterm session s-1' }));
     expect(await screen.findByText('cannot hibernate a session that is starting')).toBeInTheDocument();
+  });
+
+  it('names the session each row action acts on, so two sessions of one app are told apart', async () => {
+    const { calls } = mockApi({
+      'GET /api/v1/auth/me': () => json(alice),
+      'GET /api/v1/sessions': () =>
+        json([session({ id: 's-1' }), session({ id: 's-2' }), session({ id: 's-3', template: 'firefox', state: 'hibernated' })]),
+      'POST /api/v1/sessions/:id/hibernate': (_, p) => json(session({ id: p.id ?? '', state: 'hibernating' }), 202),
+    });
+    const user = userEvent.setup();
+    renderApp('/sessions');
+    await screen.findByRole('table');
+
+    const names = (id: string) => [
+      ...within(row(id))
+        .getAllByRole('link')
+        .map((a) => a.getAttribute('aria-label')),
+      ...within(row(id))
+        .getAllByRole('button')
+        .map((b) => b.getAttribute('aria-label')),
+    ];
+    expect(names('s-1')).toEqual(['Open xterm session s-1', 'Hibernate xterm session s-1', 'Terminate xterm session s-1']);
+    expect(names('s-3')).toEqual(['Open firefox session s-3', 'Resume firefox session s-3', 'Terminate firefox session s-3']);
+
+    await user.click(screen.getByRole('button', { name: 'Hibernate xterm session s-2' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'POST' && c.path === '/api/v1/sessions/s-2/hibernate')).toBe(true));
+    expect(calls.some((c) => c.path === '/api/v1/sessions/s-1/hibernate')).toBe(false);
   });
 
   it('points to the catalog when there is nothing to show', async () => {

@@ -1,6 +1,7 @@
 import { act, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
+import type { SessionState } from '../../api/types';
 import { alice, apiError, FakeWebSocket, json, mockApi, renderApp, session, template } from '../../test/utils';
 
 const apps = [template({ name: 'xterm', display_name: 'XTerm' })];
@@ -35,13 +36,16 @@ describe('Session page', () => {
     expect(frame.tagName).toBe('IFRAME');
     expect(frame).toHaveAttribute('src', '/sessions/s-1/view');
     expect(screen.getByRole('button', { name: 'Fullscreen' })).toBeInTheDocument();
-    expect(screen.getByRole('button', { name: 'Open in new tab' })).toBeInTheDocument();
+    const newTab = screen.getByRole('link', { name: 'Open in new tab' });
+    expect(newTab).toHaveAttribute('href', '/sessions/s-1/view');
+    expect(newTab).toHaveAttribute('target', '_blank');
+    expect(newTab).toHaveAttribute('rel', 'noopener');
     expect(screen.getByRole('button', { name: 'Hibernate' })).toBeInTheDocument();
     expect(screen.getByRole('status', { name: /Live updates: Live/ })).toHaveTextContent('Live');
   });
 
   it('offers Resume for a hibernated session', async () => {
-    let state = 'hibernated';
+    let state: SessionState = 'hibernated';
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(alice),
       'GET /api/v1/templates': () => json(apps),
@@ -64,7 +68,7 @@ describe('Session page', () => {
   });
 
   it('terminates after confirmation', async () => {
-    let state = 'running';
+    let state: SessionState = 'running';
     mockApi({
       'GET /api/v1/auth/me': () => json(alice),
       'GET /api/v1/templates': () => json(apps),

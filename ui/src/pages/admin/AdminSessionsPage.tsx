@@ -2,11 +2,10 @@ import { Group, NativeSelect, Stack, Switch, TextInput, Title } from '@mantine/c
 import { IconSearch } from '@tabler/icons-react';
 import { useState } from 'react';
 import { useSessions } from '../../api/queries';
-import { SESSION_STATES } from '../../api/types';
 import { useLiveEvents } from '../../auth/EventsContext';
 import { EmptyState, QueryContent } from '../../components/QueryState';
 import { SessionsTable } from '../../components/SessionsTable';
-import { sessionMatches } from '../../lib/sessions';
+import { SESSION_STATES, sessionMatches } from '../../lib/sessions';
 
 export function AdminSessionsPage() {
   const [state, setState] = useState('');
@@ -16,9 +15,7 @@ export function AdminSessionsPage() {
   // Asking for an ended state only makes sense with ended sessions included.
   const includeTerminated = showEnded || state === 'terminated' || state === 'failed';
   const sessions = useSessions({ all: true, includeTerminated, state }, live.status === 'live' ? 30_000 : 5_000);
-  const list = (sessions.data ?? [])
-    .filter((s) => sessionMatches(s, search))
-    .sort((a, b) => b.created_at.localeCompare(a.created_at));
+  const list = (sessions.data ?? []).filter((s) => sessionMatches(s, search)).sort((a, b) => b.created_at.localeCompare(a.created_at));
 
   return (
     <Stack>

@@ -55,7 +55,11 @@ function showKey(key: AgentKey) {
         <Group justify="flex-end">
           <CopyButton value={key.apiKey}>
             {({ copied, copy }) => (
-              <Button leftSection={copied ? <IconCheck size={16} /> : <IconCopy size={16} />} color={copied ? 'teal' : undefined} onClick={copy}>
+              <Button
+                leftSection={copied ? <IconCheck size={16} /> : <IconCopy size={16} />}
+                color={copied ? 'teal' : undefined}
+                onClick={copy}
+              >
                 {copied ? 'Copied' : 'Copy key'}
               </Button>
             )}
@@ -89,15 +93,14 @@ export function AgentsPage() {
   const confirmRotate = (agent: Agent) =>
     modals.openConfirmModal({
       title: `Rotate the key of ${agent.id}?`,
-      children: (
-        <Text size="sm">The agent's current key stops working at once; it must be reconfigured with the new key.</Text>
-      ),
+      children: <Text size="sm">The agent's current key stops working at once; it must be reconfigured with the new key.</Text>,
       labels: { confirm: 'Rotate key', cancel: 'Cancel' },
       confirmProps: { color: 'orange' },
       onConfirm: () =>
         rotate.mutate(agent.id, {
           onSuccess: showKey,
-          onError: (err) => notifications.show({ color: 'red', title: `Could not rotate the key of ${agent.id}`, message: errorMessage(err) }),
+          onError: (err) =>
+            notifications.show({ color: 'red', title: `Could not rotate the key of ${agent.id}`, message: errorMessage(err) }),
         }),
     });
 
@@ -146,15 +149,38 @@ export function AgentsPage() {
               <Table.Td>
                 <RelativeTime iso={a.last_heartbeat} />
               </Table.Td>
-              <Table.Td>{a.draining ? <Badge color="orange" variant="light">draining</Badge> : <Text size="sm">no</Text>}</Table.Td>
+              <Table.Td>
+                {a.draining ? (
+                  <Badge color="orange" variant="light">
+                    draining
+                  </Badge>
+                ) : (
+                  <Text size="sm">no</Text>
+                )}
+              </Table.Td>
               <Table.Td>
                 <Group gap="xs" wrap="nowrap">
                   {a.approval_status === 'pending' && (
                     <>
-                      <Button size="xs" color="green" leftSection={<IconCheck size={14} />} loading={busy(a.id, 'approve')} onClick={() => decide(a, 'approve')}>
+                      <Button
+                        size="xs"
+                        color="green"
+                        leftSection={<IconCheck size={14} />}
+                        loading={busy(a.id, 'approve')}
+                        aria-label={`Approve agent ${a.id}`}
+                        onClick={() => decide(a, 'approve')}
+                      >
                         Approve
                       </Button>
-                      <Button size="xs" color="red" variant="light" leftSection={<IconX size={14} />} loading={busy(a.id, 'reject')} onClick={() => decide(a, 'reject')}>
+                      <Button
+                        size="xs"
+                        color="red"
+                        variant="light"
+                        leftSection={<IconX size={14} />}
+                        loading={busy(a.id, 'reject')}
+                        aria-label={`Reject agent ${a.id}`}
+                        onClick={() => decide(a, 'reject')}
+                      >
                         Reject
                       </Button>
                     </>
@@ -166,6 +192,7 @@ export function AgentsPage() {
                         variant="default"
                         leftSection={<IconKey size={14} />}
                         loading={rotate.isPending && rotate.variables === a.id}
+                        aria-label={`Rotate key of agent ${a.id}`}
                         onClick={() => confirmRotate(a)}
                       >
                         Rotate key

@@ -154,10 +154,40 @@ export function TemplateForm({ template, onSubmit, onCancel }: Props) {
         <TextInput label="Image" description="Container image" {...form.getInputProps('image')} />
         <SimpleGrid cols={{ base: 1, sm: 3 }}>
           <NumberInput clampBehavior="none" label="VNC port" min={1} max={65535} allowDecimal={false} {...form.getInputProps('vnc_port')} />
-          <NumberInput clampBehavior="none" label="CPU limit" min={0} max={256} decimalScale={2} placeholder="No limit" {...form.getInputProps('cpu_limit')} />
-          <NumberInput clampBehavior="none" label="Memory limit (MB)" min={64} max={1048576} allowDecimal={false} placeholder="No limit" {...form.getInputProps('memory_limit_mb')} />
-          <NumberInput clampBehavior="none" label="Idle timeout (s)" min={60} max={604800} allowDecimal={false} {...form.getInputProps('idle_timeout_s')} />
-          <NumberInput clampBehavior="none" label="Max duration (s)" min={60} max={2592000} allowDecimal={false} {...form.getInputProps('max_duration_s')} />
+          <NumberInput
+            clampBehavior="none"
+            label="CPU limit"
+            min={0}
+            max={256}
+            decimalScale={2}
+            placeholder="No limit"
+            {...form.getInputProps('cpu_limit')}
+          />
+          <NumberInput
+            clampBehavior="none"
+            label="Memory limit (MB)"
+            min={64}
+            max={1048576}
+            allowDecimal={false}
+            placeholder="No limit"
+            {...form.getInputProps('memory_limit_mb')}
+          />
+          <NumberInput
+            clampBehavior="none"
+            label="Idle timeout (s)"
+            min={60}
+            max={604800}
+            allowDecimal={false}
+            {...form.getInputProps('idle_timeout_s')}
+          />
+          <NumberInput
+            clampBehavior="none"
+            label="Max duration (s)"
+            min={60}
+            max={2592000}
+            allowDecimal={false}
+            {...form.getInputProps('max_duration_s')}
+          />
         </SimpleGrid>
         <Textarea
           label="Environment"

@@ -85,10 +85,23 @@ export function TemplatesPage() {
               </Table.Td>
               <Table.Td>
                 <Group gap="xs" wrap="nowrap">
-                  <Button size="xs" variant="default" leftSection={<IconPencil size={14} />} onClick={() => setEditing({ mode: 'edit', template: t })}>
+                  <Button
+                    size="xs"
+                    variant="default"
+                    leftSection={<IconPencil size={14} />}
+                    onClick={() => setEditing({ mode: 'edit', template: t })}
+                    aria-label={`Edit ${t.name}`}
+                  >
                     Edit
                   </Button>
-                  <Button size="xs" color="red" variant="light" leftSection={<IconTrash size={14} />} onClick={() => confirmDelete(t)}>
+                  <Button
+                    size="xs"
+                    color="red"
+                    variant="light"
+                    leftSection={<IconTrash size={14} />}
+                    onClick={() => confirmDelete(t)}
+                    aria-label={`Delete ${t.name}`}
+                  >
                     Delete
                   </Button>
                 </Group>
