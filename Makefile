@@ -6,7 +6,7 @@ export STREAMSPACE_HOST ?= 127.0.0.1
 export STREAMSPACE_PORT ?= 8080
 export STREAMSPACE_DATA_DIR ?= ./data
 
-.PHONY: run test setup services check lint typecheck clean images ui
+.PHONY: run test test-lowest setup services check lint typecheck clean images ui
 
 $(UV):
 	@scripts/bootstrap-tools.sh
@@ -50,6 +50,10 @@ services:
 
 test: setup
 	@scripts/run-tests.sh
+
+# Unit and integration tests on the lowest versions pyproject.toml's bounds admit (CI runs it).
+test-lowest: setup
+	@scripts/test-lowest.sh
 
 check: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -118,8 +118,9 @@ class RedisLeaderElector(LeaderElector):
 
     async def close(self) -> None:
         await self._client.aclose()
-        if self._sentinel is not None:
-            await self._sentinel.aclose()
+        if self._sentinel is not None:  # Sentinel.aclose() is redis-py 8's; each client has one
+            for client in self._sentinel.sentinels:
+                await client.aclose()
 
 
 def _clients(url: str, *, timeout: float) -> tuple[Redis, Sentinel | None]:

@@ -358,8 +358,13 @@ class DockerPlatform(Platform):
 
 
 def _summary(container: DockerContainer) -> dict[str, Any]:
-    """The `GET /containers/json` entry a listed container was built from."""
-    return {key: container[key] for key in _SUMMARY_KEYS if key in container}
+    """The `GET /containers/json` entry a listed container was built from (by lookups alone:
+    aiodocker before 0.27 has no `in` for a container)."""
+    summary = {}
+    for key in _SUMMARY_KEYS:
+        with contextlib.suppress(KeyError):
+            summary[key] = container[key]
+    return summary
 
 
 def _docker_time(nanoseconds: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from streamspace.control_plane.api.deps import Ctx, User
 from streamspace.control_plane.api.schemas import LoginRequest, TokenResponse, UserRead
@@ -46,7 +46,7 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
     return TokenResponse(access_token=token, expires_in=int(ttl))
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, response_class=Response, response_model=None)
 async def logout(principal: User, ctx: Ctx) -> None:
     await ctx.login_store.revoke(token_id=principal.token_id)
 

@@ -46,6 +46,6 @@ async def update_template(name: str, body: TemplateUpdate, admin: Admin, ctx: Ct
     return TemplateRead.model_validate(template)
 
 
-@router.delete("/{name}", status_code=204, response_class=Response)
+@router.delete("/{name}", status_code=204, response_class=Response, response_model=None)
 async def delete_template(name: str, admin: Admin, ctx: Ctx) -> None:
     await templates.delete_template(ctx.db, org_id=admin.org_id, name=name)
