@@ -7,14 +7,18 @@ mid-frame still leaves the browser a well-formed stream and a close reason."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import base64
 import contextlib
+import fcntl
 import hashlib
 import os
 import struct
+import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import websockets
@@ -26,7 +30,8 @@ from websockets.asyncio.server import ServerConnection
 from streamspace.control_plane import peer, splice
 from streamspace.control_plane.streams import relay
 from streamspace.control_plane.ws.vnc import BrowserViewer
-from streamspace.control_plane.wsserver import FRAMES_EXTENSION
+from streamspace.control_plane.wsserver import FRAMES_EXTENSION, LeanWebSocketProtocol
+from tests.support.cluster import eventually
 from tests.support.lean import serve
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "splice"), reason="splice(2) is Linux-only")
@@ -38,6 +43,7 @@ async def view(ws: WebSocket) -> None:
     await ws.accept()
     frames = ws.scope["extensions"][FRAMES_EXTENSION]
     assert splice.usable(frames)
+    ws.app.state.viewers.append(frames)
     link = await splice.SplicedPeer.connect(peer.Hello.to(ws.app.state.peer_url), frames)
     try:
         reason = await relay(BrowserViewer(ws), link)
@@ -47,9 +53,13 @@ async def view(ws: WebSocket) -> None:
 
 
 @asynccontextmanager
-async def browsers_replica(peer_url: str) -> AsyncIterator[str]:
+async def browsers_replica(
+    peer_url: str, *, viewers: list[LeanWebSocketProtocol] | None = None
+) -> AsyncIterator[str]:
+    """Yields the URL the browser opens; `viewers` gets each browser's socket as it comes."""
     app = Starlette(routes=[WebSocketRoute("/view", view)])
     app.state.peer_url = peer_url
+    app.state.viewers = [] if viewers is None else viewers
     async with serve(
         app,
         ws_per_message_deflate=False,
@@ -101,30 +111,93 @@ async def test_bytes_arrive_whole_and_in_order_with_pings_crossing_both_ways() -
     assert browser.close_reason == "the session's VNC server closed the connection"
 
 
+def _tcp_max(kind: str) -> int:
+    """The most one TCP socket may buffer, `kind` "rmem" receiving or "wmem" sending: what
+    autotuning may grow it to or what setsockopt may set it to, whichever is more."""
+    autotuned = int(Path(f"/proc/sys/net/ipv4/tcp_{kind}").read_text().split()[2])
+    explicit = 2 * int(Path(f"/proc/sys/net/core/{kind}_max").read_text())  # the kernel doubles
+    return max(autotuned, explicit)
+
+
+def _unacknowledged(transport: asyncio.BaseTransport) -> int:
+    """Bytes written to `transport`'s socket that the other end has not yet taken."""
+    out = array.array("i", [0])
+    fcntl.ioctl(transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, out)
+    return out[0]
+
+
+BROWSER_QUEUE = 4  # frames the browser's client takes off its socket before it stops reading
+REPLICA_HOLDS_AT_MOST = splice.PIPE_SIZE + 4096  # one pipe's worth, a header, a few pings
+
+
 async def test_a_slow_browser_holds_the_peer_back_and_loses_nothing() -> None:
-    chunk, count = 256 << 10, 120  # 30 MiB: more than the sockets between can hold
+    """The browser reads nothing until the holding replica cannot send any more. The peer has
+    more to send than the four sockets between (the peer's, the browser's replica's two, the
+    browser's) could hold at the kernel's largest buffers, with every process's bounded queue
+    on top; so it is held back only if the browser's replica stops reading it instead of
+    buffering. The browser's replica never holds more than a pipe's worth, and once the
+    browser reads, every frame arrives, in order."""
+    chunk = 256 << 10
+    between = 2 * _tcp_max("wmem") + 2 * _tcp_max("rmem")
+    in_processes = (BROWSER_QUEUE + 2) * chunk + 2 * chunk + 2 * REPLICA_HOLDS_AT_MOST
+    capacity = between + in_processes
+    count = capacity // chunk + 4
     sent = 0
-    stalled_at = asyncio.get_running_loop().create_future()
+    peers: list[ServerConnection] = []
+    viewers: list[LeanWebSocketProtocol] = []
+    most_held = 0
 
     async def handler(ws: ServerConnection) -> None:
         nonlocal sent
+        peers.append(ws)
         for i in range(count):
             await ws.send(struct.pack(">I", i) + bytes(chunk - 4))
             sent += 1
         await ws.close(1000, "done")
 
+    def replica_holds() -> None:
+        nonlocal most_held
+        for viewer in viewers:
+            most_held = max(most_held, viewer.transport.get_write_buffer_size())
+
+    last: tuple[int, int, int] | None = None
+
+    async def peer_held_back() -> bool:
+        """The peer's send waits (its transport holds bytes its socket will not take), the
+        other end leaves them unacknowledged, and nothing moved since the last poll, though
+        the event loop ran the replica's readers in between: it stopped reading the peer."""
+        nonlocal last
+        if sent == count:
+            pytest.fail("the peer sent everything while the browser read nothing")
+        replica_holds()
+        if not peers:
+            return False
+        now = (
+            sent,
+            peers[0].transport.get_write_buffer_size(),
+            _unacknowledged(peers[0].transport),
+        )
+        held, last = now == last and now[1] > 0 and now[2] > 0, now
+        return held
+
+    numbers: list[int] = []
     async with (
         holding_replica(handler) as peer_url,
-        browsers_replica(peer_url) as url,
-        websockets.connect(url, compression=None, max_size=None) as browser,
+        browsers_replica(peer_url, viewers=viewers) as url,
+        websockets.connect(
+            url, compression=None, max_size=None, max_queue=BROWSER_QUEUE
+        ) as browser,
     ):
-        await asyncio.sleep(1.0)  # the browser reads nothing meanwhile
-        stalled_at.set_result(sent)
-        received = await asyncio.wait_for(read_all(browser), 60)
-    assert stalled_at.result() < count  # held back by TCP, not buffered in the replica
-    assert len(received) == chunk * count
-    numbers = [struct.unpack_from(">I", received, i * chunk)[0] for i in range(count)]
+        await eventually(peer_held_back, timeout=60, interval=0.02, what="the peer held back")
+        held_back_at = sent
+        async for message in browser:
+            replica_holds()
+            assert isinstance(message, bytes) and len(message) == chunk
+            numbers.append(struct.unpack_from(">I", message)[0])
+    assert held_back_at * chunk <= capacity, (held_back_at, count)
+    assert most_held <= REPLICA_HOLDS_AT_MOST
     assert numbers == list(range(count))
+    assert browser.close_code == 1000
 
 
 def _accept(request: bytes) -> bytes:
