@@ -19,6 +19,7 @@ import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
@@ -76,6 +77,19 @@ async def holding_replica(
         handler, "127.0.0.1", 0, compression=None, ping_interval=0.05, max_size=None
     ) as server:
         yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/internal?token=t"
+
+
+class RawKeepingBrowser(websockets.ClientConnection):
+    """A browser that also keeps the bytes its socket delivered, to see part of a frame
+    arrive before the whole message does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.raw = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.raw += data
+        super().data_received(data)
 
 
 async def read_all(browser: websockets.ClientConnection) -> bytes:
@@ -223,7 +237,9 @@ async def raw_holding_replica(after_handshake: bytes, *, drop: bool = True) -> A
         writer.write(_accept(request) + after_handshake)
         await writer.drain()
         if drop:
-            await asyncio.sleep(0.3)
+            # Only what the other end has not taken is lost to the reset; what it has, it reads.
+            while _unacknowledged(writer.transport):  # noqa: ASYNC110 - no event for an ACK
+                await asyncio.sleep(0.01)
             writer.transport.abort()
             return
         with contextlib.suppress(OSError):
@@ -271,8 +287,15 @@ async def test_a_replica_shutting_down_mid_frame_still_closes_cleanly_with_1012(
     async with raw_holding_replica(half, drop=False) as peer_url:
         replica = browsers_replica(peer_url)
         url = await replica.__aenter__()
-        browser = await websockets.connect(url, compression=None, max_size=None)
-        await asyncio.sleep(0.3)  # the first half is through; the rest never comes
+        browser = await websockets.connect(
+            url, compression=None, max_size=None, create_connection=RawKeepingBrowser
+        )
+        assert isinstance(browser, RawKeepingBrowser)
+
+        async def first_half_through() -> bool:  # the rest never comes
+            return half in browser.raw
+
+        await eventually(first_half_through, interval=0.02, what="the first half in the browser")
         restart = asyncio.create_task(replica.__aexit__(None, None, None))
         received = await asyncio.wait_for(read_all(browser), 30)
         await asyncio.wait_for(restart, 30)
