@@ -7,18 +7,14 @@ mid-frame still leaves the browser a well-formed stream and a close reason."""
 
 from __future__ import annotations
 
-import array
 import asyncio
 import base64
 import contextlib
-import fcntl
 import hashlib
 import os
 import struct
-import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +30,7 @@ from streamspace.control_plane.ws.vnc import BrowserViewer
 from streamspace.control_plane.wsserver import FRAMES_EXTENSION, LeanWebSocketProtocol
 from tests.support.cluster import eventually
 from tests.support.lean import serve
+from tests.support.sockets import tcp_buffer_max, unacknowledged
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "splice"), reason="splice(2) is Linux-only")
 SIZES = [1, 125, 126, 65535, 65536, 262148, 300_000]
@@ -125,21 +122,6 @@ async def test_bytes_arrive_whole_and_in_order_with_pings_crossing_both_ways() -
     assert browser.close_reason == "the session's VNC server closed the connection"
 
 
-def _tcp_max(kind: str) -> int:
-    """The most one TCP socket may buffer, `kind` "rmem" receiving or "wmem" sending: what
-    autotuning may grow it to or what setsockopt may set it to, whichever is more."""
-    autotuned = int(Path(f"/proc/sys/net/ipv4/tcp_{kind}").read_text().split()[2])
-    explicit = 2 * int(Path(f"/proc/sys/net/core/{kind}_max").read_text())  # the kernel doubles
-    return max(autotuned, explicit)
-
-
-def _unacknowledged(transport: asyncio.BaseTransport) -> int:
-    """Bytes written to `transport`'s socket that the other end has not yet taken."""
-    out = array.array("i", [0])
-    fcntl.ioctl(transport.get_extra_info("socket").fileno(), termios.TIOCOUTQ, out)
-    return out[0]
-
-
 BROWSER_QUEUE = 4  # frames the browser's client takes off its socket before it stops reading
 REPLICA_HOLDS_AT_MOST = splice.PIPE_SIZE + 4096  # one pipe's worth, a header, a few pings
 
@@ -152,7 +134,7 @@ async def test_a_slow_browser_holds_the_peer_back_and_loses_nothing() -> None:
     buffering. The browser's replica never holds more than a pipe's worth, and once the
     browser reads, every frame arrives, in order."""
     chunk = 256 << 10
-    between = 2 * _tcp_max("wmem") + 2 * _tcp_max("rmem")
+    between = 2 * tcp_buffer_max("wmem") + 2 * tcp_buffer_max("rmem")
     in_processes = (BROWSER_QUEUE + 2) * chunk + 2 * chunk + 2 * REPLICA_HOLDS_AT_MOST
     capacity = between + in_processes
     count = capacity // chunk + 4
@@ -189,7 +171,7 @@ async def test_a_slow_browser_holds_the_peer_back_and_loses_nothing() -> None:
         now = (
             sent,
             peers[0].transport.get_write_buffer_size(),
-            _unacknowledged(peers[0].transport),
+            unacknowledged(peers[0].transport),
         )
         held, last = now == last and now[1] > 0 and now[2] > 0, now
         return held
@@ -238,7 +220,7 @@ async def raw_holding_replica(after_handshake: bytes, *, drop: bool = True) -> A
         await writer.drain()
         if drop:
             # Only what the other end has not taken is lost to the reset; what it has, it reads.
-            while _unacknowledged(writer.transport):  # noqa: ASYNC110 - no event for an ACK
+            while unacknowledged(writer.transport):  # noqa: ASYNC110 - no event for an ACK
                 await asyncio.sleep(0.01)
             writer.transport.abort()
             return
