@@ -9,4 +9,4 @@ mkdir -p artifacts
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache >/dev/null
 (cd ui && npm run --silent typecheck && npm run --silent check:api && npm test --silent)
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+.venv/bin/pytest -q -p no:cacheprovider --durations=25 "$@"
