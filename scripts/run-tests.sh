@@ -11,4 +11,4 @@ mkdir -p artifacts
 .venv/bin/lint-imports --no-cache >/dev/null
 (cd ui && npm run --silent typecheck && npm run --silent check:api && npm run --silent lint \
     && npm run --silent format:check && npm test --silent)
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+.venv/bin/pytest -q -p no:cacheprovider --durations=25 "$@"

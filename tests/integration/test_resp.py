@@ -162,9 +162,11 @@ async def test_a_consumer_that_falls_behind_pauses_reading_and_loses_nothing(
     await subscriber.connect()
     try:
         await client.pipeline([("PUBLISH", "pod:a", str(i)) for i in range(500)])
-        await asyncio.sleep(0.3)
         transport = subscriber._proto.transport if subscriber._proto else None
-        assert transport is not None and not transport.is_reading()  # Redis holds the rest
+        assert transport is not None
+        async with asyncio.timeout(10):  # PAUSE_AT messages arrive; then Redis holds the rest
+            while transport.is_reading():  # noqa: ASYNC110 - asyncio has no event for it
+                await asyncio.sleep(0.01)
         got = [await subscriber.get(wait=2) for _ in range(500)]
         assert got == [(b"pod:a", str(i).encode()) for i in range(500)]
         assert transport.is_reading()

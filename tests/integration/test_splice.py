@@ -15,6 +15,7 @@ import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import websockets
@@ -23,11 +24,13 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from websockets.asyncio.server import ServerConnection
 
-from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
+from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION, LeanWebSocketProtocol
 from streamspace.control_plane.streaming import peer, splice
 from streamspace.control_plane.streaming.streams import relay
 from streamspace.control_plane.ws.vnc import BrowserViewer
+from tests.support.cluster import eventually
 from tests.support.lean import serve
+from tests.support.sockets import tcp_buffer_max, unacknowledged
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "splice"), reason="splice(2) is Linux-only")
 SIZES = [1, 125, 126, 65535, 65536, 262148, 300_000]
@@ -38,6 +41,7 @@ async def view(ws: WebSocket) -> None:
     await ws.accept()
     frames = ws.scope["extensions"][FRAMES_EXTENSION]
     assert splice.usable(frames)
+    ws.app.state.viewers.append(frames)
     link = await splice.SplicedPeer.connect(peer.Hello.to(ws.app.state.peer_url), frames)
     try:
         reason = await relay(BrowserViewer(ws), link)
@@ -47,9 +51,13 @@ async def view(ws: WebSocket) -> None:
 
 
 @asynccontextmanager
-async def browsers_replica(peer_url: str) -> AsyncIterator[str]:
+async def browsers_replica(
+    peer_url: str, *, viewers: list[LeanWebSocketProtocol] | None = None
+) -> AsyncIterator[str]:
+    """Yields the URL the browser opens; `viewers` gets each browser's socket as it comes."""
     app = Starlette(routes=[WebSocketRoute("/view", view)])
     app.state.peer_url = peer_url
+    app.state.viewers = [] if viewers is None else viewers
     async with serve(
         app,
         ws_per_message_deflate=False,
@@ -66,6 +74,19 @@ async def holding_replica(
         handler, "127.0.0.1", 0, compression=None, ping_interval=0.05, max_size=None
     ) as server:
         yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/internal?token=t"
+
+
+class RawKeepingBrowser(websockets.ClientConnection):
+    """A browser that also keeps the bytes its socket delivered, to see part of a frame
+    arrive before the whole message does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.raw = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.raw += data
+        super().data_received(data)
 
 
 async def read_all(browser: websockets.ClientConnection) -> bytes:
@@ -101,30 +122,78 @@ async def test_bytes_arrive_whole_and_in_order_with_pings_crossing_both_ways() -
     assert browser.close_reason == "the session's VNC server closed the connection"
 
 
+BROWSER_QUEUE = 4  # frames the browser's client takes off its socket before it stops reading
+REPLICA_HOLDS_AT_MOST = splice.PIPE_SIZE + 4096  # one pipe's worth, a header, a few pings
+
+
 async def test_a_slow_browser_holds_the_peer_back_and_loses_nothing() -> None:
-    chunk, count = 256 << 10, 120  # 30 MiB: more than the sockets between can hold
+    """The browser reads nothing until the holding replica cannot send any more. The peer has
+    more to send than the four sockets between (the peer's, the browser's replica's two, the
+    browser's) could hold at the kernel's largest buffers, with every process's bounded queue
+    on top; so it is held back only if the browser's replica stops reading it instead of
+    buffering. The browser's replica never holds more than a pipe's worth, and once the
+    browser reads, every frame arrives, in order."""
+    chunk = 256 << 10
+    between = 2 * tcp_buffer_max("wmem") + 2 * tcp_buffer_max("rmem")
+    in_processes = (BROWSER_QUEUE + 2) * chunk + 2 * chunk + 2 * REPLICA_HOLDS_AT_MOST
+    capacity = between + in_processes
+    count = capacity // chunk + 4
     sent = 0
-    stalled_at = asyncio.get_running_loop().create_future()
+    peers: list[ServerConnection] = []
+    viewers: list[LeanWebSocketProtocol] = []
+    most_held = 0
 
     async def handler(ws: ServerConnection) -> None:
         nonlocal sent
+        peers.append(ws)
         for i in range(count):
             await ws.send(struct.pack(">I", i) + bytes(chunk - 4))
             sent += 1
         await ws.close(1000, "done")
 
+    def replica_holds() -> None:
+        nonlocal most_held
+        for viewer in viewers:
+            most_held = max(most_held, viewer.transport.get_write_buffer_size())
+
+    last: tuple[int, int, int] | None = None
+
+    async def peer_held_back() -> bool:
+        """The peer's send waits (its transport holds bytes its socket will not take), the
+        other end leaves them unacknowledged, and nothing moved since the last poll, though
+        the event loop ran the replica's readers in between: it stopped reading the peer."""
+        nonlocal last
+        if sent == count:
+            pytest.fail("the peer sent everything while the browser read nothing")
+        replica_holds()
+        if not peers:
+            return False
+        now = (
+            sent,
+            peers[0].transport.get_write_buffer_size(),
+            unacknowledged(peers[0].transport),
+        )
+        held, last = now == last and now[1] > 0 and now[2] > 0, now
+        return held
+
+    numbers: list[int] = []
     async with (
         holding_replica(handler) as peer_url,
-        browsers_replica(peer_url) as url,
-        websockets.connect(url, compression=None, max_size=None) as browser,
+        browsers_replica(peer_url, viewers=viewers) as url,
+        websockets.connect(
+            url, compression=None, max_size=None, max_queue=BROWSER_QUEUE
+        ) as browser,
     ):
-        await asyncio.sleep(1.0)  # the browser reads nothing meanwhile
-        stalled_at.set_result(sent)
-        received = await asyncio.wait_for(read_all(browser), 60)
-    assert stalled_at.result() < count  # held back by TCP, not buffered in the replica
-    assert len(received) == chunk * count
-    numbers = [struct.unpack_from(">I", received, i * chunk)[0] for i in range(count)]
+        await eventually(peer_held_back, timeout=60, interval=0.02, what="the peer held back")
+        held_back_at = sent
+        async for message in browser:
+            replica_holds()
+            assert isinstance(message, bytes) and len(message) == chunk
+            numbers.append(struct.unpack_from(">I", message)[0])
+    assert held_back_at * chunk <= capacity, (held_back_at, count)
+    assert most_held <= REPLICA_HOLDS_AT_MOST
     assert numbers == list(range(count))
+    assert browser.close_code == 1000
 
 
 def _accept(request: bytes) -> bytes:
@@ -150,7 +219,9 @@ async def raw_holding_replica(after_handshake: bytes, *, drop: bool = True) -> A
         writer.write(_accept(request) + after_handshake)
         await writer.drain()
         if drop:
-            await asyncio.sleep(0.3)
+            # Only what the other end has not taken is lost to the reset; what it has, it reads.
+            while unacknowledged(writer.transport):  # noqa: ASYNC110 - no event for an ACK
+                await asyncio.sleep(0.01)
             writer.transport.abort()
             return
         with contextlib.suppress(OSError):
@@ -198,8 +269,15 @@ async def test_a_replica_shutting_down_mid_frame_still_closes_cleanly_with_1012(
     async with raw_holding_replica(half, drop=False) as peer_url:
         replica = browsers_replica(peer_url)
         url = await replica.__aenter__()
-        browser = await websockets.connect(url, compression=None, max_size=None)
-        await asyncio.sleep(0.3)  # the first half is through; the rest never comes
+        browser = await websockets.connect(
+            url, compression=None, max_size=None, create_connection=RawKeepingBrowser
+        )
+        assert isinstance(browser, RawKeepingBrowser)
+
+        async def first_half_through() -> bool:  # the rest never comes
+            return half in browser.raw
+
+        await eventually(first_half_through, interval=0.02, what="the first half in the browser")
         restart = asyncio.create_task(replica.__aexit__(None, None, None))
         received = await asyncio.wait_for(read_all(browser), 30)
         await asyncio.wait_for(restart, 30)

@@ -24,15 +24,18 @@ from streamspace.control_plane.asgi.wsserver import (
     MAX_QUEUED,
     LeanWebSocketProtocol,
 )
+from tests.support.cluster import eventually
 from tests.support.lean import serve
+from tests.support.sockets import tcp_buffer_max
 
 MAX_SIZE = 1 << 20
 
 
 async def echo(ws: WebSocket) -> None:
-    """Echoes every message; `close <code>` closes with that code; `stall` stops reading for
-    a second, then says how many messages were waiting, then echoes on; `hook` has binary
-    messages echoed by the server's `on_binary` hook (prefixed `hook:`), except `refuse`."""
+    """Echoes every message; `close <code>` closes with that code; `stall <n>` reads nothing
+    until n messages wait or the server stops reading the socket, then says how many were
+    waiting (and `paused` if it stopped reading), then echoes on; `hook` has binary messages
+    echoed by the server's `on_binary` hook (prefixed `hook:`), except `refuse`."""
     await ws.accept()
     while True:
         message: Any = await ws.receive()
@@ -49,14 +52,20 @@ async def echo(ws: WebSocket) -> None:
             hooked = ws.scope["extensions"][FRAMES_EXTENSION]
             hooked.on_binary = functools.partial(echo_now, hooked)
             await ws.send_text("hooked")
-        elif text == "stall":
-            await asyncio.sleep(1.0)
-            protocol = ws._receive.__self__  # type: ignore[attr-defined]  # the uvicorn protocol
-            await ws.send_text(f"waiting {protocol.queue.qsize()}")
+        elif text is not None and text.startswith("stall "):
+            await ws.send_text(await stall(ws, int(text.split()[1])))
         elif text is not None:
             await ws.send_text(text)
         else:
             await ws.send_bytes(message["bytes"])
+
+
+async def stall(ws: WebSocket, messages: int) -> str:
+    protocol = ws._receive.__self__  # type: ignore[attr-defined]  # the uvicorn protocol
+    async with asyncio.timeout(20):
+        while protocol.queue.qsize() < messages and not protocol.read_paused:  # noqa: ASYNC110 - no event for either
+            await asyncio.sleep(0.01)
+    return f"waiting {protocol.queue.qsize()}" + (" paused" if protocol.read_paused else "")
 
 
 def echo_now(frames: LeanWebSocketProtocol, payload: bytes) -> bool:
@@ -124,6 +133,15 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
         (n,) = struct.unpack("!Q", await reader.readexactly(8))
     assert not second & 0x80, "servers never mask"
     return first & 0x0F, await reader.readexactly(n)
+
+
+async def disconnects(app: Starlette) -> list[tuple[int, str]]:
+    """The disconnects the application has seen, once it has seen one."""
+
+    async def seen() -> list[tuple[int, str]]:
+        return list(app.state.disconnects)
+
+    return await eventually(seen, timeout=10, interval=0.01, what="the application's disconnect")
 
 
 async def test_messages_arrive_whole_and_in_order(server: tuple[str, Starlette]) -> None:
@@ -194,8 +212,7 @@ async def test_forbidden_frames_are_refused_with_a_reason(
     assert (close.code, close.reason[: len(reason)]) == (code, reason)
     assert await reader.read() == b""  # nothing after the close: the connection ends
     writer.close()
-    await asyncio.sleep(0.1)
-    assert app.state.disconnects == [(code, close.reason)]
+    assert await disconnects(app) == [(code, close.reason)]
 
 
 async def test_close_codes_go_both_ways(server: tuple[str, Starlette]) -> None:
@@ -209,8 +226,7 @@ async def test_close_codes_go_both_ways(server: tuple[str, Starlette]) -> None:
     async with websockets.connect(f"ws://{address}/ws") as c:
         await c.close(4000, "leaving")
         assert c.close_code == 4000  # the server echoed it
-    await asyncio.sleep(0.1)
-    assert app.state.disconnects == [(4000, "leaving")]
+    assert await disconnects(app) == [(4000, "leaving")]
 
 
 async def test_a_slow_application_pauses_reading(server: tuple[str, Starlette]) -> None:
@@ -218,11 +234,11 @@ async def test_a_slow_application_pauses_reading(server: tuple[str, Starlette]) 
     without bound in the replica's memory, and nothing is lost."""
     address, _ = server
     async with websockets.connect(f"ws://{address}/ws", compression=None) as c:
-        await c.send("stall")
+        await c.send("stall 1000")  # more than the server queues: it stops reading first
         for i in range(1000):
             await c.send(f"m{i}")
         reply = await c.recv()
-        assert isinstance(reply, str)
+        assert isinstance(reply, str) and reply.endswith(" paused"), reply
         waiting = int(reply.split()[1])
         assert 0 < waiting <= MAX_QUEUED
         assert [await c.recv() for _ in range(1000)] == [f"m{i}" for i in range(1000)]
@@ -235,15 +251,18 @@ async def test_direct_writes_stop_when_the_transport_pushes_back(
     agent) are ordinary frames; once the client falls behind, `send_now` refuses instead of
     buffering without bound, and the sender's waiting sends follow in order, nothing lost."""
     address, _ = server
+    # More than the two sockets between could take, whatever the kernel's buffer sizes. The
+    # direct writes all happen in one turn of the event loop, so the client reads none of
+    # them meanwhile.
+    count = (tcp_buffer_max("wmem") + tcp_buffer_max("rmem")) // (256 << 10) + 8
     async with websockets.connect(f"ws://{address}/ws", compression=None, max_size=None) as c:
-        await c.send("direct 200")  # 50 MiB
-        await asyncio.sleep(0.5)  # not reading meanwhile
-        for i in range(200):
+        await c.send(f"direct {count}")
+        for i in range(count):
             message = await c.recv()
             assert isinstance(message, bytes) and struct.unpack("!I", message[:4]) == (i,)
         done = await c.recv()
         assert isinstance(done, str) and done.startswith("done ")
-        assert 0 < int(done.split()[1]) < 200
+        assert 0 < int(done.split()[1]) < count
 
 
 async def test_binary_messages_go_to_the_hook_only_when_nothing_waits_before_them(
@@ -258,8 +277,8 @@ async def test_binary_messages_go_to_the_hook_only_when_nothing_waits_before_the
         assert await c.recv() == "hooked"
         await c.send(b"a")
         assert await c.recv() == b"hook:a"
-        await c.send("stall")
-        await c.send("t1")  # waits in the queue while the application sleeps
+        await c.send("stall 3")
+        await c.send("t1")  # waits in the queue while the application stalls
         await c.send(b"b")  # so this waits behind it
         await c.send(b"refuse")
         replies = [await c.recv() for _ in range(4)]

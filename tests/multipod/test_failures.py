@@ -3,7 +3,6 @@ going away and coming back, without restarts."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -33,7 +32,15 @@ async def test_killing_the_agents_replica_loses_nothing(tmp_path: Path) -> None:
             )
             assert r.status_code == 202, r.text
             sids.append(r.json()["id"])
-        await asyncio.sleep(0.3)  # commands delivered and running on the agent
+
+        async def delivered() -> bool:
+            # The agent acks a command as it begins it (`starting`); each start takes 1.5 s,
+            # so the kill below finds them running on the agent (one already done must not
+            # be applied again either).
+            states = [await c.session_state(issuer.url, sid, admin) for sid in sids]
+            return all(state in ("starting", "running") for state in states)
+
+        await eventually(delivered, interval=0.05, what="the commands acknowledged by the agent")
         c.replica(holder).kill()
 
         new_holder = await eventually(

@@ -13,6 +13,7 @@ import redis.asyncio as redis
 from websockets.asyncio.client import ClientConnection
 
 from tests.multipod.test_agent_protocol import connect, frame
+from tests.multipod.test_routing import collect_events
 from tests.support.cluster import cluster, enroll_agent, eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -103,14 +104,31 @@ async def test_an_agent_that_moves_is_reached_on_its_new_replica_at_once(tmp_pat
             assert r.status_code == 200, (home.pod, r.text)
             assert r.json()["route"] == "cross_pod"
         assert len(seen) == 3
+        # Replica B announces the agent's departure (`detached`) before its offline event, on
+        # the same Redis connection, and A reads both from one subscription in order: A's
+        # admin socket showing the offline event means A has heard the departure.
+        events: list[dict[str, object]] = []
+        watcher = asyncio.create_task(
+            collect_events(a.url.replace("http", "ws"), admin["Authorization"].split()[1], events)
+        )
+
+        async def hello() -> bool:
+            return bool(events)
+
+        await eventually(hello, interval=0.05, what="A's events socket")
         await sockets[-1].close()
 
         async def offline() -> bool:
             agents = (await c.call(a.url, "GET", "/api/v1/agents", admin)).json()
             return any(x["id"] == "mover-1" and x["status"] == "offline" for x in agents)
 
+        async def a_heard_it_leave() -> bool:
+            agents = [e["data"] for e in events if e.get("kind") == "agent"]
+            return any(x["id"] == "mover-1" and x["status"] == "offline" for x in agents)  # type: ignore[index]
+
         await eventually(offline, what="mover-1 offline")
-        await asyncio.sleep(0.5)
+        await eventually(a_heard_it_leave, interval=0.05, what="mover-1's offline event on A")
+        watcher.cancel()
         # Gone: replica A heard it leave (`detached`), so it answers itself, at once, instead
         # of asking the replica it last knew (which would answer "not connected to replica").
         r = await c.call(a.url, "POST", path, admin)
