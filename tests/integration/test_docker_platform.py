@@ -1,4 +1,5 @@
-"""DockerPlatform against the real Docker engine and a real session image (images/build.sh).
+"""DockerPlatform against the real Docker engine and a real session image (images/build.sh):
+what only Docker does. What every platform must do is in tests/contracts/test_platforms.py.
 
 Each test gets its own agent id and network, and removes every container, volume and network
 it made. Without a Docker engine or a buildable image the tests skip, unless
@@ -8,6 +9,7 @@ STREAMSPACE_TEST_REQUIRE_SERVICES=1 (then they fail).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -15,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from streamspace.agents.platforms.base import ObservedSession, SessionSpec
+from streamspace.agents.platforms.base import SessionSpec
 from streamspace.agents.platforms.docker import DockerPlatform
 from streamspace.agents.platforms.rfb import RFB_BANNER
-from streamspace.errors import NotFound, PlatformError
+from streamspace.errors import PlatformError
+from tests.support.cluster import eventually
 from tests.support.docker import IMAGE, cleanup, docker_cli
 
 pytestmark = pytest.mark.docker
@@ -86,103 +89,6 @@ async def test_start_serves_vnc_on_the_private_network_only(platform: DockerPlat
     assert observed.vnc_host == next(iter(networks.values()))["IPAddress"]
 
 
-async def test_start_is_idempotent_even_when_concurrent(platform: DockerPlatform) -> None:
-    spec = make_spec()
-
-    first, second = await asyncio.gather(platform.start(spec), platform.start(spec))
-    third = await platform.start(spec)
-
-    ids = {o.metadata["container_id"] for o in (first, second, third)}
-    assert len(ids) == 1
-    assert await states(platform) == {spec.session_id: "running"}
-
-
-async def test_hibernate_then_wake(platform: DockerPlatform) -> None:
-    spec = make_spec()
-    await platform.start(spec)
-
-    await platform.hibernate(spec.session_id)
-    await platform.hibernate(spec.session_id)
-
-    assert await states(platform) == {spec.session_id: "hibernated"}
-    with pytest.raises(PlatformError, match="hibernated"):
-        await platform.vnc_address(spec.session_id)
-
-    woken = await platform.wake(spec.session_id)
-    again = await platform.wake(spec.session_id)
-
-    assert woken.state == again.state == "running"
-    assert RFB_BANNER.fullmatch(await read_banner(platform, spec.session_id))
-    assert await states(platform) == {spec.session_id: "running"}
-
-
-async def test_start_on_a_hibernated_session_wakes_it(platform: DockerPlatform) -> None:
-    spec = make_spec()
-    started = await platform.start(spec)
-    await platform.hibernate(spec.session_id)
-
-    restarted = await platform.start(spec)
-
-    assert restarted.metadata["container_id"] == started.metadata["container_id"]
-    assert await states(platform) == {spec.session_id: "running"}
-
-
-async def test_home_survives_sessions_of_the_same_user_and_template(
-    platform: DockerPlatform,
-) -> None:
-    first = make_spec()
-    await platform.start(first)
-    await docker_cli(
-        "exec", "-u", "user", f"ss-{first.session_id}", "sh", "-c", "echo kept > ~/note.txt"
-    )
-
-    await platform.stop(first.session_id)
-    await platform.stop(first.session_id)
-
-    assert await states(platform) == {}
-    volumes = await docker_cli(
-        "volume", "ls", "-q", "--filter", f"name=streamspace-home-{USER}-terminal-"
-    )
-    assert volumes.strip(), "the home volume must outlive the session"
-    second = make_spec()
-    await platform.start(second)
-    note = await docker_cli("exec", "-u", "user", f"ss-{second.session_id}", "cat", "note.txt")
-    assert note == "kept\n"
-    other = make_spec(template="other")
-    await platform.start(other)
-    listing = await docker_cli("exec", "-u", "user", f"ss-{other.session_id}", "ls", "/home/user")
-    assert "note.txt" not in listing, "another template has its own home"
-
-
-async def test_watch_reports_a_killed_session_as_failed_and_a_hibernated_one_as_such(
-    platform: DockerPlatform,
-) -> None:
-    killed, hibernated = make_spec(), make_spec()
-    await asyncio.gather(platform.start(killed), platform.start(hibernated))
-    events = platform.watch()
-    first_event = asyncio.ensure_future(anext(events))
-    # One turn of the loop starts the watch, which asks the engine for the events since it
-    # started: the kill below is reported whether or not its subscription is up by then.
-    await asyncio.sleep(0)
-
-    await docker_cli("kill", f"ss-{killed.session_id}")
-    seen: list[ObservedSession] = [await asyncio.wait_for(first_event, 15)]
-    await platform.hibernate(hibernated.session_id)
-    seen.append(await asyncio.wait_for(anext(events), 15))
-    await events.aclose()  # type: ignore[attr-defined]
-
-    assert [(s.session_id, s.state) for s in seen] == [
-        (killed.session_id, "failed"),
-        (hibernated.session_id, "hibernated"),
-    ]
-    assert "137" in seen[0].detail
-    assert await states(platform) == {
-        killed.session_id: "failed",
-        hibernated.session_id: "hibernated",
-    }
-    assert (await platform.start(killed)).state == "running"
-
-
 async def test_missing_image_fails_with_a_clear_message(platform: DockerPlatform) -> None:
     spec = make_spec(image="streamspace/no-such-image:never")
 
@@ -207,9 +113,39 @@ async def test_a_session_that_cannot_start_fails_fast_with_its_logs(
     assert (await states(platform))[spec.session_id] == "failed"
 
 
-async def test_operations_on_unknown_sessions(platform: DockerPlatform) -> None:
-    await platform.stop("never-started")
+async def test_the_watch_reports_a_hibernation_as_such(platform: DockerPlatform) -> None:
+    """Hibernating stops the container; its `die` event must not read as a crash."""
+    spec = make_spec()
+    await platform.start(spec)
+    events = platform.watch()
+    # The watch replays the engine's events from the instant it begins iterating: one turn of
+    # the loop lets it begin.
+    first_event = asyncio.ensure_future(anext(events))
+    await asyncio.sleep(0)
+    try:
+        await platform.hibernate(spec.session_id)
+        seen = await asyncio.wait_for(first_event, 15)
+    finally:
+        first_event.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first_event
+        await events.aclose()  # type: ignore[attr-defined]
 
-    for operation in (platform.hibernate, platform.wake, platform.vnc_address):
-        with pytest.raises(NotFound):
-            await operation("never-started")
+    assert (seen.session_id, seen.state) == (spec.session_id, "hibernated")
+
+
+async def test_a_killed_session_starts_again(platform: DockerPlatform) -> None:
+    """Its exited container is started again, not left in the way of a new one."""
+    spec = make_spec()
+    started = await platform.start(spec)
+    await docker_cli("kill", f"ss-{spec.session_id}")
+
+    async def failed() -> bool:
+        return (await states(platform)).get(spec.session_id) == "failed"
+
+    await eventually(failed, what="the killed session listed as failed")
+    restarted = await platform.start(spec)
+
+    assert restarted.state == "running"
+    assert restarted.metadata["container_id"] == started.metadata["container_id"]
+    assert RFB_BANNER.fullmatch(await read_banner(platform, spec.session_id))

@@ -254,7 +254,7 @@ class DockerPlatform(Platform):
         self, container: DockerContainer, *, session_id: str
     ) -> ObservedSession:
         with _docker_errors(f"starting session {session_id}"):
-            info = await container.show()
+            info = await self._show_once_registered(container)
             # Rename before starting, so a crash while starting is reported as failed.
             if is_hibernated_name(info["Name"]):
                 await container.rename(container_name(session_id))
@@ -271,6 +271,20 @@ class DockerPlatform(Platform):
             vnc_port=port,
             metadata={"container_id": info["Id"], "container_name": info["Name"].lstrip("/")},
         )
+
+    async def _show_once_registered(self, container: DockerContainer) -> dict[str, Any]:
+        """Inspect a container that a listing showed. The engine lists a container being
+        created (by a concurrent start) a moment before it can be inspected, and answers
+        404 meanwhile; a container really gone stays 404 and fails after a few seconds."""
+        for _ in range(100):
+            try:
+                info: dict[str, Any] = await container.show()
+                return info
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
+            await asyncio.sleep(0.05)
+        return await container.show()
 
     def _address(self, info: dict[str, Any], *, session_id: str) -> str:
         networks = info["NetworkSettings"].get("Networks") or {}

@@ -133,8 +133,11 @@ class KubernetesPlatform(Platform):
         record = await self._record(session_id)
         if record is None:
             raise NotFound(f"session {session_id} has no record on agent {self._agent_id}")
-        await self._wait_gone(session_id)  # a hibernation may still be finishing
-        await self._set_record_state(session_id, "running")
+        # Only a hibernated session's pod can still be going away; an awake one's pod stays,
+        # and waiting for it to go would fail a re-delivered wake after a minute.
+        if model.record_state(record) == "hibernated":
+            await self._wait_gone(session_id)  # a hibernation may still be finishing
+            await self._set_record_state(session_id, "running")
         return await self._run(model.spec_from_record(record))
 
     async def list_sessions(self) -> list[ObservedSession]:

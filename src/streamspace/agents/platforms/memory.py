@@ -102,7 +102,15 @@ class MemoryPlatform(Platform):
         self._events.put_nowait(observed)
 
     async def vnc_address(self, session_id: str) -> tuple[str, int]:
-        if self.knobs.vnc is None or session_id not in self.sessions:
+        observed = self.sessions.get(session_id)
+        if observed is None:
+            raise NotFound(f"session {session_id} is not on this platform")
+        if observed.state != "running":
+            raise PlatformError(
+                f"session {session_id} is {observed.state}; its VNC server runs only while it runs",
+                code="session_not_running",
+            )
+        if self.knobs.vnc is None:
             raise PlatformError("the memory platform has no VNC server for this session")
         host, _, port = self.knobs.vnc.rpartition(":")
         return host, int(port)
