@@ -40,6 +40,24 @@ def url(server: RedisServer, db: int = 1, auth: str = "") -> str:
     return f"redis://{auth}127.0.0.1:{server.port}/{db}"
 
 
+@pytest.fixture
+async def hub(server: RedisServer) -> AsyncIterator[RedisHubBackend]:
+    """The hub's Redis backend, started (subscribed), with REDIS_POOL_SIZE 2."""
+
+    async def ignore(_channel: str, _data: bytes) -> None:
+        return None
+
+    async def nothing() -> None:
+        return None
+
+    backend = RedisHubBackend(target=RedisTarget(url=url(server)), pool_size=2)
+    await backend.start(channels=["test"], handler=ignore, on_connected=nothing)
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
 async def test_messages_arrive_whole_and_in_order_with_receiver_counts(
     server: RedisServer,
 ) -> None:
@@ -176,57 +194,31 @@ async def test_a_consumer_that_falls_behind_pauses_reading_and_loses_nothing(
 
 
 async def test_heartbeat_refresh_writes_each_agents_keys_with_their_ttl(
-    server: RedisServer,
+    server: RedisServer, hub: RedisHubBackend
 ) -> None:
     """The hub's batched refresh (one write for every agent of a flush) leaves each agent's
     pod and connected keys set, in the hub's database, with the agent key TTL, and lookups
     find the pod."""
-
-    async def ignore(_channel: str, _data: bytes) -> None:
-        return None
-
-    async def nothing() -> None:
-        return None
-
-    backend = RedisHubBackend(target=RedisTarget(url=url(server)), pool_size=2)
-    await backend.start(channels=["test"], handler=ignore, on_connected=nothing)
-    try:
-        agents = [f"hb-{i}" for i in range(300)]
-        await backend.refresh_many(agent_ids=agents, pod_name="pod-x")
-        async with aioredis.Redis(port=server.port, db=1) as check:
-            for agent_id in (agents[0], agents[-1]):
-                assert await check.get(f"agent:{agent_id}:pod") == b"pod-x"
-                assert await check.get(f"agent:{agent_id}:connected") == b"1"
-                assert 0 < await check.ttl(f"agent:{agent_id}:pod") <= AGENT_KEY_TTL
-                assert 0 < await check.ttl(f"agent:{agent_id}:connected") <= AGENT_KEY_TTL
-            assert await check.dbsize() == 2 * len(agents)
-        assert await backend.lookup(agent_id="hb-7") == "pod-x"
-    finally:
-        await backend.close()
+    agents = [f"hb-{i}" for i in range(300)]
+    await hub.refresh_many(agent_ids=agents, pod_name="pod-x")
+    async with aioredis.Redis(port=server.port, db=1) as check:
+        for agent_id in (agents[0], agents[-1]):
+            assert await check.get(f"agent:{agent_id}:pod") == b"pod-x"
+            assert await check.get(f"agent:{agent_id}:connected") == b"1"
+            assert 0 < await check.ttl(f"agent:{agent_id}:pod") <= AGENT_KEY_TTL
+            assert 0 < await check.ttl(f"agent:{agent_id}:connected") <= AGENT_KEY_TTL
+        assert await check.dbsize() == 2 * len(agents)
+    assert await hub.lookup(agent_id="hb-7") == "pod-x"
 
 
 async def test_the_hub_opens_no_more_pooled_connections_than_redis_pool_size(
-    server: RedisServer,
+    server: RedisServer, hub: RedisHubBackend
 ) -> None:
     """REDIS_POOL_SIZE is what the hub's pool opens at most under a burst; beside it the hub
     holds its subscription and its pipelined connection, two more."""
-
-    async def ignore(_channel: str, _data: bytes) -> None:
-        return None
-
-    async def nothing() -> None:
-        return None
-
-    backend = RedisHubBackend(target=RedisTarget(url=url(server)), pool_size=2)
-    await backend.start(channels=["test"], handler=ignore, on_connected=nothing)
-    try:
-        await backend.lookup(agent_id="warm-up")  # the pipelined connection is open
-        await asyncio.gather(
-            *(backend.claim(agent_id=f"burst-{i}", pod_name="pod-x") for i in range(40))
-        )
-        async with aioredis.Redis(port=server.port, db=0) as check:
-            me = await check.client_id()
-            clients = [c for c in await check.client_list() if int(c["id"]) != me]
-        assert len(clients) == 2 + 2, clients
-    finally:
-        await backend.close()
+    await hub.lookup(agent_id="warm-up")  # the pipelined connection is open
+    await asyncio.gather(*(hub.claim(agent_id=f"burst-{i}", pod_name="pod-x") for i in range(40)))
+    async with aioredis.Redis(port=server.port, db=0) as check:
+        me = await check.client_id()
+        clients = [c for c in await check.client_list() if int(c["id"]) != me]
+    assert len(clients) == 2 + 2, clients
