@@ -19,6 +19,14 @@ VNC_CONNECT_TIMEOUT = 5.0
 ObservedState = Literal["running", "hibernated", "missing", "failed", "starting"]
 
 
+def not_running(session_id: str, state: str) -> PlatformError:
+    """The answer to `vnc_address` for a session that is there but not running."""
+    return PlatformError(
+        f"session {session_id} is {state}; its VNC server runs only while it runs",
+        code="session_not_running",
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SessionSpec:
     """Everything a platform needs to run one session (built from the template)."""

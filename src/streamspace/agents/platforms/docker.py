@@ -17,7 +17,7 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
 
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
 from streamspace.agents.platforms.docker_model import (
     LABEL_AGENT,
     LABEL_SESSION,
@@ -160,10 +160,7 @@ class DockerPlatform(Platform):
         container = await self._get(session_id)
         observed = observed_from_summary(_summary(container), network=self._network)
         if observed.state != "running" or observed.vnc_host is None or observed.vnc_port is None:
-            raise PlatformError(
-                f"session {session_id} is {observed.state}; its VNC server runs only while it runs",
-                code="session_not_running",
-            )
+            raise not_running(session_id, observed.state)
         return observed.vnc_host, observed.vnc_port
 
     # -- finding and creating ----------------------------------------------------------------

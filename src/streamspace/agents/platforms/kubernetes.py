@@ -17,7 +17,7 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from streamspace.agents.platforms import kubernetes_model as model
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
@@ -182,10 +182,7 @@ class KubernetesPlatform(Platform):
             if address is not None and observed.state in ("running", "starting"):
                 return address
             state = observed.state
-        raise PlatformError(
-            f"session {session_id} is {state}; its VNC server runs only while it runs",
-            code="session_not_running",
-        )
+        raise not_running(session_id, state)
 
     # -- running and readiness ---------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec
+from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
 from streamspace.errors import NotFound, PlatformError
 
 
@@ -106,10 +106,7 @@ class MemoryPlatform(Platform):
         if observed is None:
             raise NotFound(f"session {session_id} is not on this platform")
         if observed.state != "running":
-            raise PlatformError(
-                f"session {session_id} is {observed.state}; its VNC server runs only while it runs",
-                code="session_not_running",
-            )
+            raise not_running(session_id, observed.state)
         if self.knobs.vnc is None:
             raise PlatformError("the memory platform has no VNC server for this session")
         host, _, port = self.knobs.vnc.rpartition(":")
