@@ -34,6 +34,7 @@ from streamspace.kubeconn import api_client
 from tests.support.cluster import eventually
 from tests.support.docker import cleanup, docker_cli
 from tests.support.kube import KubeCluster, kube_namespace
+from tests.support.watch import next_report
 
 # A desktop app that shows what its home held when it started, then adds this session's mark:
 # the session's own output says whether files outlived a hibernation or a session.
@@ -235,14 +236,6 @@ async def listed_as(platform: Platform, session_id: str, state: str) -> Observed
         return observed if observed is not None and observed.state == state else None
 
     return await eventually(shown, timeout=30, what=f"session {session_id} listed as {state}")
-
-
-async def next_report(reports: AsyncIterator[ObservedSession], session_id: str) -> ObservedSession:
-    async with asyncio.timeout(60):
-        async for observed in reports:
-            if observed.session_id == session_id:
-                return observed
-    raise AssertionError("the watch ended")
 
 
 # -- starting --------------------------------------------------------------------------------

@@ -14,11 +14,12 @@ import pytest
 from kubernetes_asyncio import client
 
 from streamspace.agents.platforms import kubernetes_model as model
-from streamspace.agents.platforms.base import ObservedSession, SessionSpec
+from streamspace.agents.platforms.base import SessionSpec
 from streamspace.agents.platforms.kubernetes import KubernetesPlatform
 from streamspace.errors import PlatformError
 from streamspace.kubeconn import api_client
 from tests.support.kube import KubeCluster
+from tests.support.watch import next_report
 
 pytestmark = [pytest.mark.docker]
 
@@ -82,14 +83,6 @@ async def test_a_quota_refusal_is_a_capacity_answer(
         assert refused.value.code == "capacity"
     finally:
         await api.close()
-
-
-async def next_report(reports: AsyncIterator[ObservedSession], session_id: str) -> ObservedSession:
-    async with asyncio.timeout(60):
-        async for observed in reports:
-            if observed.session_id == session_id:
-                return observed
-    raise AssertionError("the watch ended")
 
 
 async def test_the_watch_reports_node_loss_and_removal(
