@@ -15,7 +15,7 @@ from streamspace.agent_hub.base import HubBackend
 from streamspace.agent_hub.discovery import RedisTarget
 from streamspace.agent_hub.memory import MemoryHubBackend
 from streamspace.agent_hub.redis import RedisHubBackend
-from tests.support.cluster import eventually
+from tests.support.cluster import eventually, holds
 from tests.support.processes import RedisServer
 
 CHANNEL = "pod:pod-a:commands"
@@ -51,7 +51,7 @@ async def backend(
             channels=[CHANNEL], handler=inbox.handler, on_connected=inbox.on_connected
         )
         await eventually(
-            lambda: _true(store.multi_pod == store.shared), what=f"{store.name} started"
+            holds(lambda: store.multi_pod == store.shared), what=f"{store.name} started"
         )
         yield store, inbox
     finally:
@@ -59,10 +59,6 @@ async def backend(
         if server is not None:
             server.send_signal(signal.SIGCONT)
             server.stop()
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 # -- AgentRegistry -------------------------------------------------------------------------------
@@ -105,14 +101,14 @@ async def test_a_message_reaches_the_subscribed_channel_whole(
     store, inbox = backend
     payload = bytes(range(256)) * 64
     assert await store.publish(channel=CHANNEL, data=payload) == 1
-    await eventually(lambda: _true(bool(inbox.messages)), what="delivery")
+    await eventually(holds(lambda: bool(inbox.messages)), what="delivery")
     assert inbox.messages == [(CHANNEL, payload)]
 
 
 async def test_messages_keep_their_order(backend: tuple[HubBackend, Inbox]) -> None:
     store, inbox = backend
     await asyncio.gather(*(store.publish(channel=CHANNEL, data=b"%d" % i) for i in range(200)))
-    await eventually(lambda: _true(len(inbox.messages) == 200), what="200 deliveries")
+    await eventually(holds(lambda: len(inbox.messages) == 200), what="200 deliveries")
     assert [data for _, data in inbox.messages] == [b"%d" % i for i in range(200)]
 
 
@@ -122,7 +118,7 @@ async def test_a_channel_nobody_listens_on_reaches_nobody(
     store, inbox = backend
     assert await store.publish(channel="pod:pod-gone:commands", data=b"x") == 0
     await store.publish(channel=CHANNEL, data=b"after")  # a marker: what came before is in
-    await eventually(lambda: _true(bool(inbox.messages)), what="the marker")
+    await eventually(holds(lambda: bool(inbox.messages)), what="the marker")
     assert inbox.messages == [(CHANNEL, b"after")]
 
 

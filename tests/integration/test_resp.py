@@ -21,7 +21,7 @@ from streamspace.agent_hub.base import AGENT_KEY_TTL
 from streamspace.agent_hub.discovery import RedisTarget
 from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.agent_hub.resp import Address, RespClient, RespSubscriber
-from tests.support.cluster import eventually
+from tests.support.cluster import eventually, holds
 from tests.support.processes import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -129,7 +129,7 @@ async def test_a_killed_server_fails_calls_and_the_subscriber_then_both_come_bac
     assert await client.call("PUBLISH", "pod:a", b"1") == 1
     # PUBLISH answers once the message is queued for the subscriber, which Redis may write a
     # moment after the answer: kill the server only once the subscriber's socket has it.
-    await eventually(lambda: _true(bool(subscriber._messages)), what="the message received")
+    await eventually(holds(lambda: bool(subscriber._messages)), what="the message received")
     server.kill()
     assert await subscriber.get(wait=1) == (b"pod:a", b"1")  # what came before the loss
     with pytest.raises(RedisConnectionError):
@@ -226,7 +226,3 @@ async def test_the_hub_opens_no_more_pooled_connections_than_redis_pool_size(
         me = await check.client_id()
         clients = [c for c in await check.client_list() if int(c["id"]) != me]
     assert len(clients) == 2 + 2, clients
-
-
-async def _true(value: bool) -> bool:
-    return value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Cluster, cluster, eventually
+from tests.support.cluster import Cluster, cluster, eventually, holds
 from tests.support.sentinel import SentinelGroup
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -105,7 +105,7 @@ async def _failover_under_commands(c: Cluster, group: SentinelGroup, tmp_path: P
     stream = CommandStream(c, a.url, admin)
     client = asyncio.create_task(stream.run())
     try:
-        await eventually(_ok(lambda: stream.completed_since(0) >= 4), what="commands before")
+        await eventually(holds(lambda: stream.completed_since(0) >= 4), what="commands before")
         killed = time.monotonic()
         group.master.kill()
         await eventually(
@@ -113,7 +113,7 @@ async def _failover_under_commands(c: Cluster, group: SentinelGroup, tmp_path: P
         )
         promoted = time.monotonic()
         await eventually(
-            _ok(lambda: stream.completed_since(promoted) >= 4), timeout=40, what="commands after"
+            holds(lambda: stream.completed_since(promoted) >= 4), timeout=40, what="commands after"
         )
     finally:
         stream.stopping = True
@@ -150,13 +150,6 @@ async def _failover_under_commands(c: Cluster, group: SentinelGroup, tmp_path: P
 async def _ready(c: Cluster, base: str) -> dict[str, dict[str, str]] | None:
     r = await c.call(base, "GET", "/ready", {})
     return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
-
-
-def _ok(check):  # type: ignore[no-untyped-def]
-    async def run() -> bool:
-        return bool(check())
-
-    return run
 
 
 async def _is(value, expected) -> bool:  # type: ignore[no-untyped-def]

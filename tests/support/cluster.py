@@ -42,6 +42,15 @@ async def eventually(
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
+def holds(check: Callable[[], object]) -> Callable[[], Awaitable[bool]]:
+    """A plain condition as the async check `eventually` polls: `eventually(holds(lambda: x))`."""
+
+    async def run() -> bool:
+        return bool(check())
+
+    return run
+
+
 @dataclass
 class Cluster:
     log_dir: Path
