@@ -33,7 +33,14 @@ class Inbox:
         self.connected += 1
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.redis),
+        # STREAMSPACE_LEAN_REDIS_CLIENT=false: the library path keeps the same contract
+        pytest.param("redis-py", marks=pytest.mark.redis),
+    ]
+)
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[HubBackend, Inbox]]:
@@ -43,7 +50,9 @@ async def backend(
     else:
         server = RedisServer(log_dir=tmp_path).start()
         store = RedisHubBackend(
-            target=RedisTarget(url=f"redis://127.0.0.1:{server.port}/1"), pool_size=2
+            target=RedisTarget(url=f"redis://127.0.0.1:{server.port}/1"),
+            pool_size=2,
+            lean=request.param == "redis",
         )
     inbox = Inbox()
     try:

@@ -132,3 +132,48 @@ async def test_a_dropped_connection_is_reported_as_lost() -> None:
         assert await asyncio.wait_for(drain(link), 5) == b"hi"
     assert link.lost
     assert "lost the connection to the peer replica" in link.close_reason
+
+
+# -- the library path (STREAMSPACE_LEAN_PEER_CLIENT=false) ------------------------------------
+
+
+async def drain_library(link: peer.LibraryPeer) -> bytes:
+    received = bytearray()
+    while (data := await link.recv()) is not None:
+        received += data
+        link.consumed(len(data))
+    return bytes(received)
+
+
+async def test_the_library_client_carries_the_same_bytes_and_close_reason() -> None:
+    payloads = [bytes([i % 251]) * size for i, size in enumerate(SIZES)]
+    heard: list[bytes] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        heard.append(await ws.recv())  # type: ignore[arg-type]
+        for payload in payloads:
+            await ws.send(payload)
+        await ws.close(1000, "the session's VNC server closed the connection")
+
+    async with ws_server(handler) as url:
+        link = await peer.LibraryPeer.connect(url)
+        assert await link.send(b"viewer input")
+        received = await asyncio.wait_for(drain_library(link), 10)
+
+    assert heard == [b"viewer input"]
+    assert received == b"".join(payloads)
+    assert link.close_reason == "the session's VNC server closed the connection"
+    assert not link.lost
+    assert not await link.send(b"after the end")
+
+
+async def test_the_library_client_reports_a_refusal_and_a_drop_as_the_lean_one_does() -> None:
+    async with raw_server(lambda _: b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n") as url:
+        with pytest.raises(Unavailable, match="refused the stream"):
+            await asyncio.wait_for(peer.LibraryPeer.connect(url), 5)
+
+    frame = struct.pack(">BB", 0x82, 2) + b"hi"
+    async with raw_server(lambda key: accept(key) + frame) as url:
+        link = await asyncio.wait_for(peer.LibraryPeer.connect(url), 5)
+        assert await asyncio.wait_for(drain_library(link), 5) == b"hi"
+    assert link.lost and "lost the connection to the peer replica" in link.close_reason

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -113,12 +114,14 @@ def pooled_client(
     max_connections: int,
     health_check_interval: int = 0,
     resolve: Resolver | None = None,
+    retry: Retry | None = None,
 ) -> aioredis.Redis:
     """A redis-py client whose callers wait (up to 2 s) for a pooled connection when all are
     busy; redis-py's default pool raises "Too many connections" at once, which callers take for
     an outage. 2 s socket and connect timeouts; aclose() closes the pool's connections. Its
     connections ask `resolve` (default: the target's) for the node when there are sentinels or
-    a resolver is given, else they dial the URL's node."""
+    a resolver is given, else they dial the URL's node. `retry`: redis-py's retry policy
+    (default: redis-py's own)."""
     options: dict[str, Any] = {
         "max_connections": max_connections,
         "timeout": 2.0,
@@ -126,6 +129,8 @@ def pooled_client(
         "socket_connect_timeout": 2.0,
         "health_check_interval": health_check_interval,
     }
+    if retry is not None:
+        options["retry"] = retry
     if not target.sentinels and resolve is None:
         return aioredis.Redis.from_pool(
             aioredis.BlockingConnectionPool.from_url(target.url, **options)

@@ -7,7 +7,8 @@ Lookups and publishes issued in the same loop turn are coalesced (coalesce.py): 
 the lookups, one pipeline for the publishes, and several messages for one channel travel as one
 batch frame (`BATCH_MAGIC`, then each message as a 4-byte big-endian length and its bytes),
 which the listener splits again before the handler sees them. Those three (MGET, PUBLISH and
-the subscription) run over resp.py's lean connections; the rest uses redis-py. Every connection
+the subscription) run over resp.py's lean connections (`lean=False`: over redis-py, through
+redispy.py); the rest uses redis-py. Every connection
 finds its node through discovery.py, so with Sentinel each reconnect follows the master.
 """
 
@@ -25,6 +26,12 @@ from redis.exceptions import RedisError
 from streamspace.agent_hub.base import AGENT_KEY_TTL, Handler, HubBackend
 from streamspace.agent_hub.coalesce import Coalescer
 from streamspace.agent_hub.discovery import RedisTarget, pooled_client, resolver
+from streamspace.agent_hub.redispy import (
+    CommandClient,
+    PooledCommands,
+    PubSubSubscriber,
+    Subscriber,
+)
 from streamspace.agent_hub.resp import Arg, RespClient, RespSubscriber
 from streamspace.errors import Unavailable
 
@@ -85,6 +92,7 @@ class RedisHubBackend(HubBackend):
         pool_size: int,
         retry_interval: float = 1.0,
         health_interval: float = 10.0,
+        lean: bool = True,
     ) -> None:
         # A burst waits for a free connection instead of failing with "Too many connections",
         # which would flip the whole replica into single-pod mode.
@@ -95,7 +103,10 @@ class RedisHubBackend(HubBackend):
             health_check_interval=10,
             resolve=self._resolve if target.sentinels else None,  # one resolver, one log line
         )
-        self._fast = RespClient(self._resolve, timeout=2.0)
+        self._target, self._lean = target, lean
+        self._fast: CommandClient = (
+            RespClient(self._resolve, timeout=2.0) if lean else PooledCommands(self._client)
+        )
         self._health = health_interval
         self._retry = retry_interval
         self._available = False
@@ -146,8 +157,10 @@ class RedisHubBackend(HubBackend):
     async def _listen(
         self, channels: list[str], handler: Handler, on_connected: Callable[[], Awaitable[None]]
     ) -> None:
-        subscriber = RespSubscriber(
-            self._resolve, channels, timeout=2.0, health_interval=self._health
+        subscriber: Subscriber = (
+            RespSubscriber(self._resolve, channels, timeout=2.0, health_interval=self._health)
+            if self._lean
+            else PubSubSubscriber(self._target, self._resolve, channels, health=self._health)
         )
         try:
             await subscriber.connect()
@@ -171,7 +184,7 @@ class RedisHubBackend(HubBackend):
             await subscriber.close()
 
     async def _recover(
-        self, on_connected: Callable[[], Awaitable[None]], subscriber: RespSubscriber
+        self, on_connected: Callable[[], Awaitable[None]], subscriber: Subscriber
     ) -> None:
         """A command failed but the subscription is alive: back to multi-pod once Redis
         answers again, on the node subscribed to (raises, so the supervisor reconnects and

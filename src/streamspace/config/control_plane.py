@@ -228,6 +228,33 @@ class ControlPlaneSettings(BaseSettings):
         validation_alias=env("STREAMSPACE_UI_DIR"),
         description="Built web UI to serve at / (embedded mode).",
     )
+    lean_ws_server: bool = Field(
+        True,
+        validation_alias=env("STREAMSPACE_LEAN_WS_SERVER"),
+        description="Handle open WebSockets with StreamSpace's own frame code (less CPU per"
+        " message and per MB streamed; see docs/benchmarks.md). false: uvicorn's"
+        " `websockets-sansio` protocol, which also turns off the splice path.",
+    )
+    splice: bool = Field(
+        True,
+        validation_alias=env("STREAMSPACE_SPLICE"),
+        description="On Linux, move a cross-replica viewer's frames from the peer replica's"
+        " socket into the browser's with splice(2), uncopied. Applies with the lean WebSocket"
+        " server and the lean peer client, on plain TCP; false: the peer client relays them.",
+    )
+    lean_peer_client: bool = Field(
+        True,
+        validation_alias=env("STREAMSPACE_LEAN_PEER_CLIENT"),
+        description="Reach the replica holding a viewer's agent with StreamSpace's own"
+        " WebSocket client, which reads payloads in place. false: the `websockets` client (and"
+        " no splice).",
+    )
+    lean_redis_client: bool = Field(
+        True,
+        validation_alias=env("STREAMSPACE_LEAN_REDIS_CLIENT"),
+        description="Run the AgentHub's lookups, publishes and subscription over StreamSpace's"
+        " own pipelined Redis connections (hiredis parses). false: redis-py for those too.",
+    )
     embedded: bool = Field(False, description="Set by `streamspace up`: single-process mode.")
 
     @field_validator("redis_sentinel_hosts")

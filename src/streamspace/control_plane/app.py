@@ -137,7 +137,11 @@ async def _auth_stores(
 
 def _hub_backend(settings: ControlPlaneSettings) -> HubBackend:
     if settings.agenthub_redis_enabled:
-        return RedisHubBackend(target=redis_target(settings, 1), pool_size=settings.redis_pool_size)
+        return RedisHubBackend(
+            target=redis_target(settings, 1),
+            pool_size=settings.redis_pool_size,
+            lean=settings.lean_redis_client,
+        )
     return MemoryHubBackend()
 
 

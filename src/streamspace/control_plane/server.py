@@ -23,5 +23,5 @@ def server_config(app: FastAPI, settings: ControlPlaneSettings) -> uvicorn.Confi
         # VNC data is binary and mostly incompressible or already compressed: deflate would
         # cost more CPU than the whole relay.
         ws_per_message_deflate=False,
-        ws=LeanWebSocketProtocol,
+        ws=LeanWebSocketProtocol if settings.lean_ws_server else "websockets-sansio",
     )

@@ -26,6 +26,9 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.frames import Close, Frame, Opcode
 
 from streamspace.control_plane.streaming.streams import Passthrough
@@ -262,3 +265,63 @@ async def connect(url: str) -> PeerProtocol:
         protocol.close()
         raise
     return protocol
+
+
+class LibraryPeer:
+    """The library path (STREAMSPACE_LEAN_PEER_CLIENT=false): the same `streams.Source` over
+    the `websockets` client. Its read queue (`max_queue` messages) is the read-ahead: a slow
+    viewer stops the reading, which backs up to the holding replica as on the lean path."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self.close_reason = ""
+        self.lost = False
+        self._closing: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, url: str) -> LibraryPeer:
+        try:
+            ws = await ws_connect(
+                url, max_size=MAX_FRAME, compression=None, open_timeout=None, max_queue=4
+            )
+        except InvalidHandshake as exc:
+            raise Unavailable(
+                f"the peer replica refused the stream: {exc}", code="peer_unreachable"
+            ) from exc
+        return cls(ws)
+
+    def _ended(self, exc: ConnectionClosed) -> None:
+        if self.close_reason:
+            return
+        if exc.rcvd is None:
+            self.lost = True
+            self.close_reason = f"lost the connection to the peer replica ({exc})"
+        else:
+            self.close_reason = exc.rcvd.reason or "stream closed"
+
+    async def recv(self) -> bytes | None:
+        while True:
+            try:
+                message = await self._ws.recv()
+            except ConnectionClosed as exc:
+                self._ended(exc)
+                return None
+            if isinstance(message, bytes) and message:
+                return message
+
+    def consumed(self, nbytes: int) -> None:
+        """Nothing to do: the library reads on as its queue drains."""
+
+    async def send(self, data: bytes) -> bool:
+        try:
+            await self._ws.send(data)
+        except ConnectionClosed as exc:
+            self._ended(exc)
+            return False
+        return True
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.close_reason:
+            self.close_reason = "stream closed"
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._ws.close(code, reason))

@@ -151,14 +151,18 @@ async def _via_peer(
         base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
     )
     viewer = BrowserViewer(ws)
-    link: peer.PeerProtocol | splice.SplicedPeer
+    lean = ctx.settings.lean_peer_client
+    link: peer.PeerProtocol | splice.SplicedPeer | peer.LibraryPeer
     try:
         async with asyncio.timeout(PEER_CONNECT_TIMEOUT):
-            if splice.usable(viewer.frames):  # the peer's frames reach the browser uncopied
+            if lean and ctx.settings.splice and splice.usable(viewer.frames):
+                # the peer's frames reach the browser uncopied
                 link = await splice.SplicedPeer.connect(peer.Hello.to(url), viewer.frames)
-            else:
+            elif lean:
                 link = await peer.connect(url)
                 link.direct.sink = viewer.send_now
+            else:
+                link = await peer.LibraryPeer.connect(url)
     except (OSError, TimeoutError, Unavailable) as exc:
         detail = str(exc) or type(exc).__name__
         raise Unavailable(
