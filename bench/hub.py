@@ -5,6 +5,10 @@ admin ping round trips (local vs cross-pod) against a plain Redis PUBLISH->subsc
     .venv/bin/python bench/hub.py                        # 1,000 then 5,000 agents
     .venv/bin/python bench/hub.py --agents 1000 --log-level INFO --rates 0
     .venv/bin/python bench/hub.py --agents 5000 --rates 1000 --batch 25  # fleet pings
+    .venv/bin/python bench/hub.py --agents 1000 --rates 1000 --redis-client lean,library
+
+`--redis-client lean,library` runs each level with resp.py's lean connections and again with
+redis-py for them (STREAMSPACE_LEAN_REDIS_CLIENT=false), and prints the pair side by side.
 
 Agents are created approved, with known keys, directly in the database (AgentRecord with
 api_key_hash = sha256 hex of the key, as services/agents.py hash_key stores it): enrolling
@@ -107,8 +111,11 @@ async def seed_agents(db_url: str, count: int) -> list[tuple[str, str, int]]:
     return agents
 
 
-def replica_env(*, db_url: str, redis_port: int, log_level: str, db_idle: int) -> dict[str, str]:
+def replica_env(
+    *, db_url: str, redis_port: int, log_level: str, db_idle: int, redis_client: str = "lean"
+) -> dict[str, str]:
     return {
+        "STREAMSPACE_LEAN_REDIS_CLIENT": str(redis_client == "lean").lower(),
         "DATABASE_URL": db_url,
         "STREAMSPACE_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "AGENTHUB_REDIS_ENABLED": "true",
@@ -365,6 +372,7 @@ async def redis_baseline(port: int, *, rate: int, seconds: float) -> dict[str, f
 @dataclass
 class Level:
     agents: int
+    redis_client: str
     kib_per_agent: list[float]
     hb_ms: list[float]
     projected_pct: list[float]
@@ -454,8 +462,11 @@ async def measure_pings(
     return results
 
 
-async def run_level(args: Any, n: int) -> Level:
-    print(f"\n== {n} agents on {REPLICAS} replicas (LOG_LEVEL={args.log_level}) ==")
+async def run_level(args: Any, n: int, redis_client: str = "lean") -> Level:
+    print(
+        f"\n== {n} agents on {REPLICAS} replicas (LOG_LEVEL={args.log_level}, "
+        f"{redis_client} Redis client) =="
+    )
     tmp = Path(tempfile.mkdtemp(prefix="hubbench-"))
     replicas: list[ApiReplica] = []
     clients: list[Client] = []
@@ -463,7 +474,11 @@ async def run_level(args: Any, n: int) -> Level:
         redis = RedisServer(log_dir=tmp).start()
         try:
             env = replica_env(
-                db_url=db_url, redis_port=redis.port, log_level=args.log_level, db_idle=args.db_idle
+                db_url=db_url,
+                redis_port=redis.port,
+                log_level=args.log_level,
+                db_idle=args.db_idle,
+                redis_client=redis_client,
             )
             for i in range(REPLICAS):
                 replica = ApiReplica(pod=f"bench-api-{i}", env=env, log_dir=tmp)
@@ -506,7 +521,7 @@ async def run_level(args: Any, n: int) -> Level:
                     await client.stop()
                 replicas[0].stop(signal.SIGINT, timeout=60)  # cProfile writes its file on exit
                 print_profile(tmp / "api.prof")
-            return Level(n, per_agent, hb_ms, projected, pings, baseline)
+            return Level(n, redis_client, per_agent, hb_ms, projected, pings, baseline)
         finally:
             for client in clients:
                 await client.stop()
@@ -523,7 +538,8 @@ def summary(levels: list[Level], args: Any) -> None:
     for lv in levels:
         worst = max(lv.kib_per_agent)
         print(
-            f"{lv.agents:>5} agents: memory {worst:.1f} KiB/agent (max of replicas; target < 64: "
+            f"{lv.agents:>5} agents ({lv.redis_client} Redis client): memory {worst:.1f} KiB/agent "
+            f"(max of replicas; target < 64: "
             f"{'met' if worst < 64 else 'MISSED'}); heartbeat {max(lv.hb_ms):.3f} CPU-ms, "
             f"{max(lv.projected_pct):.2f}% of a core per replica at 30 s"
         )
@@ -540,6 +556,29 @@ def summary(levels: list[Level], args: Any) -> None:
                 f"   {label:<15} p50 {f['p50']:6.2f} ms = {f['p50'] / base['p50']:5.1f}x redis hop, "
                 f"p99 {f['p99']:6.2f} ms = {f['p99'] / base['p99']:5.1f}x, "
                 f"{f['rate']:.0f}/s{verdict}"
+            )
+
+
+def compare_clients(levels: list[Level]) -> None:
+    """The RESP client's pair: each level's lean run against its redis-py run."""
+    by = {(lv.agents, lv.redis_client): lv for lv in levels}
+    for (n, client), lean in by.items():
+        library = by.get((n, "library"))
+        if client != "lean" or library is None:
+            continue
+        print(f"\n== lean RESP client vs redis-py, {n} agents (saving of the lean one) ==")
+        hb, hb_lib = max(lean.hb_ms), max(library.hb_ms)
+        print(
+            f"  heartbeat CPU-ms (worst replica) {hb:.3f} vs {hb_lib:.3f} ({1 - hb / hb_lib:.0%})"
+        )
+        for label, f in lean.pings.items():
+            g = library.pings.get(label)
+            if g is None:
+                continue
+            print(
+                f"  {label:<15} p99 {f['p99']:6.2f} vs {g['p99']:6.2f} ms ({1 - f['p99'] / g['p99']:.0%}),"
+                f" replicas' CPU {f['cpu_ms']:.2f} vs {g['cpu_ms']:.2f} ms per ping "
+                f"({1 - f['cpu_ms'] / g['cpu_ms']:.0%})"
             )
 
 
@@ -585,12 +624,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--ping-seconds", type=float, default=10.0, help="per rate and route")
     parser.add_argument("--db-idle", type=int, default=20, help="replicas' DB_MAX_IDLE_CONNS")
+    parser.add_argument(
+        "--redis-client",
+        default="lean",
+        help="lean, library, or lean,library: the AgentHub's hot-path Redis connections",
+    )
     parser.add_argument("--keep-logs", action="store_true")
     parser.add_argument("--profile", action="store_true", help="cProfile replica 0")
     parser.add_argument("--max-seconds", type=float, default=1500, help="give up after this")
     args = parser.parse_args(argv)
     args.agents = [int(x) for x in args.agents.split(",")]
     args.rates = [int(x) for x in args.rates.split(",") if int(x) > 0]
+    args.redis_client = args.redis_client.split(",")
+    if not set(args.redis_client) <= {"lean", "library"}:
+        parser.error("--redis-client takes lean, library or both")
     return args
 
 
@@ -598,8 +645,11 @@ async def main(argv: list[str]) -> None:
     args = parse_args(argv)
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}, Python {platform.python_version()}")
     async with asyncio.timeout(args.max_seconds):
-        levels = [await run_level(args, n) for n in args.agents]
+        levels = [
+            await run_level(args, n, client) for n in args.agents for client in args.redis_client
+        ]
     summary(levels, args)
+    compare_clients(levels)
 
 
 if __name__ == "__main__":
