@@ -1,5 +1,5 @@
 """With every hand-written networking piece switched off (the library paths: uvicorn's
-WebSocket protocol, the `websockets` peer client, redis-py for the AgentHub, no splice) the
+WebSocket protocol, the `websockets` peer client, redis-py for the AgentHub) the
 product still does its job across replicas: a session is started through the replica that
 does not hold the agent, and a viewer on either replica receives every byte in order."""
 
@@ -23,7 +23,6 @@ LIBRARY_PATHS = {
     "STREAMSPACE_LEAN_WS_SERVER": "false",
     "STREAMSPACE_LEAN_PEER_CLIENT": "false",
     "STREAMSPACE_LEAN_REDIS_CLIENT": "false",
-    "STREAMSPACE_SPLICE": "false",
 }
 PATTERN = bytes(range(251)) * 4200  # about 1 MiB that is not the same shifted by a byte
 

@@ -233,21 +233,14 @@ class ControlPlaneSettings(BaseSettings):
         validation_alias=env("STREAMSPACE_LEAN_WS_SERVER"),
         description="Handle open WebSockets with StreamSpace's own frame code (less CPU per"
         " message and per MB streamed; see docs/benchmarks.md). false: uvicorn's"
-        " `websockets-sansio` protocol, which also turns off the splice path.",
-    )
-    splice: bool = Field(
-        True,
-        validation_alias=env("STREAMSPACE_SPLICE"),
-        description="On Linux, move a cross-replica viewer's frames from the peer replica's"
-        " socket into the browser's with splice(2), uncopied. Applies with the lean WebSocket"
-        " server and the lean peer client, on plain TCP; false: the peer client relays them.",
+        " `websockets-sansio` protocol.",
     )
     lean_peer_client: bool = Field(
         True,
         validation_alias=env("STREAMSPACE_LEAN_PEER_CLIENT"),
         description="Reach the replica holding a viewer's agent with StreamSpace's own"
-        " WebSocket client, which reads payloads in place. false: the `websockets` client (and"
-        " no splice).",
+        " WebSocket client, which reads payloads in place (less CPU per MB; see"
+        " docs/benchmarks.md). false: the `websockets` client.",
     )
     lean_redis_client: bool = Field(
         True,

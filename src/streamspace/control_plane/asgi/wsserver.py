@@ -87,8 +87,6 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lean = False  # set once the handshake's 101 is written
-        self._held: list[bytes] | None = None  # our frames waiting for another writer's
-        self._finish: Callable[[], None] | None = None  # completes that writer's frame now
         self._buf = bytearray()
         self._payload: memoryview | None = None  # a large frame's payload, being gathered
         self._got = 0
@@ -321,45 +319,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     # -- writing -------------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
-        if self._held is not None:  # another writer is inside a frame: after it
-            self._held.append(data)
-        elif not self.transport.is_closing():
+        if not self.transport.is_closing():
             self.transport.write(data)
-
-    @property
-    def lean(self) -> bool:
-        """The connection is open and its frames are ours (see `_go_lean`)."""
-        return self._lean
-
-    def hold_writes(self, finish: Callable[[], None]) -> None:
-        """Someone writes a frame to this socket past the transport (control_plane/streaming/splice.py):
-        frames this protocol writes by itself (pongs) wait until `release_writes`, so they
-        never land inside that frame. When this protocol must write at once (server shutdown,
-        keepalive timeout), `finish` completes that frame first and releases the writes."""
-        self._held, self._finish = [], finish
-
-    def _finish_frame(self) -> None:
-        if self._held is not None and self._finish is not None:
-            self._finish()
-
-    def send_keepalive_ping(self) -> None:
-        if self._held is not None:  # uvicorn writes its ping itself: not inside that frame
-            self.ping_timer = self.loop.call_later(0.05, self.send_keepalive_ping)
-            return
-        super().send_keepalive_ping()
-
-    def shutdown(self) -> None:
-        self._finish_frame()
-        super().shutdown()
-
-    def keepalive_timeout(self) -> None:
-        self._finish_frame()
-        super().keepalive_timeout()
-
-    def release_writes(self) -> None:
-        held, self._held, self._finish = self._held or [], None, None
-        for data in held:
-            self._write(data)
 
     async def send(self, message: Any) -> None:
         if not self._lean or message["type"] != "websocket.send":

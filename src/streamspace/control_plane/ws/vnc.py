@@ -16,7 +16,7 @@ from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
 from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.auth.tokens import session_principal, session_token
 from streamspace.control_plane.context import AppContext
-from streamspace.control_plane.streaming import peer, splice
+from streamspace.control_plane.streaming import peer
 from streamspace.control_plane.streaming.streams import Data, relay
 from streamspace.control_plane.ws.close import close_with
 from streamspace.errors import StreamSpaceError, Unavailable
@@ -32,7 +32,7 @@ PEER_CONNECT_TIMEOUT = 10.0
 class BrowserViewer:
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws
-        # wsserver's connection (None on another server): direct writes, splice
+        # wsserver's connection (None on another server): direct writes
         self.frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         self._now: Callable[[Data], bool] | None = self.frames.send_now if self.frames else None
 
@@ -151,14 +151,10 @@ async def _via_peer(
         base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
     )
     viewer = BrowserViewer(ws)
-    lean = ctx.settings.lean_peer_client
-    link: peer.PeerProtocol | splice.SplicedPeer | peer.LibraryPeer
+    link: peer.PeerProtocol | peer.LibraryPeer
     try:
         async with asyncio.timeout(PEER_CONNECT_TIMEOUT):
-            if lean and ctx.settings.splice and splice.usable(viewer.frames):
-                # the peer's frames reach the browser uncopied
-                link = await splice.SplicedPeer.connect(peer.Hello.to(url), viewer.frames)
-            elif lean:
+            if ctx.settings.lean_peer_client:
                 link = await peer.connect(url)
                 link.direct.sink = viewer.send_now
             else:
