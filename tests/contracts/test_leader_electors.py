@@ -202,7 +202,9 @@ def test_one_leader_at_a_time_under_churn(pool: CandidatePool) -> None:
         if "leader" in target:
             leader = pool.wait_for_leader(above_epoch=leader.epoch, timeout=WAIT)
             leader_changes += 1
-    time.sleep(2 * TIMINGS.retry)
+    for name in pool.alive():  # the last ones started have each met the current leader
+        if name != pool.latest().identity:
+            pool.wait_for_campaigning(name, timeout=WAIT)
     pool.stop_all()
     _assert_one_leader_at_a_time(pool)
     assert len({beat.epoch for beat in pool.beats()}) >= leader_changes + 1
@@ -214,7 +216,7 @@ def test_standby_takes_over_within_lease_and_retry_after_leader_is_killed(
     pool.start("a")
     pool.start("b")
     leader = pool.wait_for_leader(timeout=START_UP)
-    time.sleep(TIMINGS.retry * 2)  # let the standby settle into campaigning
+    pool.wait_for_campaigning("b" if leader.identity == "a" else "a", timeout=WAIT)
     killed_at = pool.signal(leader.identity, signal.SIGKILL)
     successor = pool.wait_for_leader(above_epoch=leader.epoch, timeout=WAIT)
     assert successor.identity != leader.identity
@@ -226,7 +228,7 @@ def test_sigterm_hands_over_sooner_than_a_lease(pool: CandidatePool) -> None:
     pool.start("a")
     pool.start("b")
     leader = pool.wait_for_leader(timeout=START_UP)
-    time.sleep(TIMINGS.retry * 2)
+    pool.wait_for_campaigning("b" if leader.identity == "a" else "a", timeout=WAIT)
     stopped_at = pool.signal(leader.identity, signal.SIGTERM)
     successor = pool.wait_for_leader(above_epoch=leader.epoch, timeout=WAIT)
     assert successor.at - stopped_at < TIMINGS.lease

@@ -76,6 +76,7 @@ async def _campaign(
     *, elector: LeaderElector, clock: Clock, retry_period: float, renew_deadline: float
 ) -> LeaderTerm:
     """Try to acquire every `retry_period` until it works."""
+    announced = False
     while True:
         started = clock.monotonic()
         epoch = await _call(
@@ -89,6 +90,13 @@ async def _campaign(
                 renew_deadline=renew_deadline,
                 clock=clock,
             )
+        if not announced:
+            log.info(
+                "leader election: campaigning for %s (another holds the lease; retrying every %g s)",
+                elector.agent_id,
+                retry_period,
+            )
+            announced = True
         await clock.sleep(retry_period)
 
 

@@ -156,6 +156,14 @@ class CandidatePool:
                 )
             time.sleep(POLL)
 
+    def wait_for_campaigning(self, identity: str, *, timeout: float) -> None:
+        """Until `identity` has tried for the lease and found it held (it logs "campaigning")."""
+        deadline = time.monotonic() + timeout
+        while "leader election: campaigning" not in self.stderr_of(identity):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{identity} never campaigned\n" + self.stderr_tail())
+            time.sleep(POLL)
+
     def latest(self) -> Beat:
         beats = self.beats()
         if not beats:
