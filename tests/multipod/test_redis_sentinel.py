@@ -149,7 +149,8 @@ async def _failover_under_commands(c: Cluster, group: SentinelGroup, tmp_path: P
 
 async def _ready(c: Cluster, base: str) -> dict[str, dict[str, str]] | None:
     r = await c.call(base, "GET", "/ready", {})
-    return r.json() if r.status_code == 200 else None  # type: ignore[no-any-return]
+    ok = r.status_code == 200 and r.json()["status"] == "ok"  # not "degraded"
+    return r.json() if ok else None  # type: ignore[no-any-return]
 
 
 async def _is(value, expected) -> bool:  # type: ignore[no-untyped-def]

@@ -43,15 +43,23 @@ async def _check_redis(ctx: Ctx) -> str:
 
 @router.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
 async def ready(ctx: Ctx) -> Response:
+    """200 while this replica can serve: "ok", or "degraded" when Redis is down (it serves its
+    own agents in single-pod mode and checks logins against the database, as the guide
+    says). 503 "unavailable" only when it cannot: no database, or its AgentHub stopped."""
     checks = {"database": await _check_db(ctx)}
     if ctx.settings.redis_enabled:
         checks["redis"] = await _check_redis(ctx)
     checks["hub"] = "ok" if ctx.hub.running else "failed: AgentHub not running"
-    ok = all(v == "ok" for v in checks.values())
-    body = Ready(
-        status="ok" if ok else "unavailable", pod_name=ctx.settings.pod_name, checks=checks
+    essential = checks["database"] == "ok" and checks["hub"] == "ok"
+    status = (
+        "unavailable"
+        if not essential
+        else "ok"
+        if checks.get("redis", "ok") == "ok"
+        else "degraded"
     )
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    body = Ready(status=status, pod_name=ctx.settings.pod_name, checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if essential else 503)
 
 
 @router.get("/api/v1/metrics", response_class=Response)
