@@ -55,8 +55,9 @@ async def run_agent(settings: AgentSettings, *, platform: Platform | None = None
     if settings.alive_file is not None:
         alive = asyncio.create_task(keep_alive(settings.alive_file), name="alive-file")
     try:
-        key = await obtain_key(settings, metadata=platform_metadata(settings))
-        work = asyncio.create_task(_work(settings, platform, key))
+        # Registration (which may wait long for approval) runs inside the work, so SIGTERM
+        # stops the agent in every state.
+        work = asyncio.create_task(_work(settings, platform))
         stopper = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
         for task in (work, stopper):
@@ -72,7 +73,8 @@ async def run_agent(settings: AgentSettings, *, platform: Platform | None = None
         await platform.close()
 
 
-async def _work(settings: AgentSettings, platform: Platform, key: str) -> None:
+async def _work(settings: AgentSettings, platform: Platform) -> None:
+    key = await obtain_key(settings, metadata=platform_metadata(settings))
     if not settings.enable_ha:
         await AgentRuntime(settings=settings, platform=platform, key=key).run()
         return
