@@ -113,7 +113,7 @@ class Cluster:
     async def wait_online(
         self, agent_id: str, admin: dict[str, str], pod: str | None = None
     ) -> dict[str, Any]:
-        base = self.replicas[0].url
+        base = next(r.url for r in self.replicas if r.alive)
 
         async def online() -> dict[str, Any] | None:
             for a in (await self.call(base, "GET", "/api/v1/agents", admin)).json():
@@ -150,6 +150,7 @@ async def cluster(
     redis: bool = True,
     extra_env: dict[str, str] | None = None,
     lb: bool = True,
+    shipped_lb: bool = False,
 ) -> AsyncIterator[Cluster]:
     async with fresh_postgres() as db_url:
         redis_server = RedisServer(log_dir=tmp_path).start() if redis else None
@@ -180,7 +181,9 @@ async def cluster(
                     ).start()
                 )
             if lb:
-                c.lb = LoadBalancer(backends=c.replicas, log_dir=tmp_path).start()
+                c.lb = LoadBalancer(
+                    backends=c.replicas, log_dir=tmp_path, shipped=shipped_lb
+                ).start()
             yield c
         finally:
             for proc in [*c.others, *([c.lb] if c.lb else []), *c.replicas]:

@@ -166,16 +166,37 @@ class RedisServer(Proc):
             return False
 
 
-class LoadBalancer(Proc):
-    """haproxy in TCP mode with health checks: what agents and browsers dial in the tests."""
+HAPROXY_CFG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy" / "haproxy.cfg"
 
-    def __init__(self, *, backends: list[ApiReplica], log_dir: Path) -> None:
+
+def shipped_haproxy_config(port: int, backends: list[ApiReplica]) -> str:
+    """deploy/haproxy/haproxy.cfg with only the listen address and the servers the test's."""
+    lines = []
+    for line in HAPROXY_CFG.read_text().splitlines():
+        if line.strip().startswith("bind "):
+            line = f"    bind 127.0.0.1:{port}"
+        elif line.strip().startswith("server "):
+            continue
+        lines.append(line)
+    lines += [f"    server {b.pod} 127.0.0.1:{b.port}" for b in backends]
+    return "\n".join(lines) + "\n"
+
+
+class LoadBalancer(Proc):
+    """haproxy with health checks: what agents and browsers dial in the tests. `shipped`: the
+    configuration users get (deploy/haproxy/haproxy.cfg, HTTP mode, retries and redispatch);
+    else a bare TCP balancer."""
+
+    def __init__(self, *, backends: list[ApiReplica], log_dir: Path, shipped: bool = False) -> None:
         self.port = free_port()
         config = log_dir / f"haproxy-{self.port}.cfg"
         servers = "\n".join(
             f"    server {b.pod} 127.0.0.1:{b.port} check inter 500 fall 2 rise 1" for b in backends
         )
-        config.write_text(f"""global
+        if shipped:
+            config.write_text(shipped_haproxy_config(self.port, backends))
+        else:
+            config.write_text(f"""global
 defaults
     mode tcp
     timeout connect 2s

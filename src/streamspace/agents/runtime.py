@@ -27,6 +27,8 @@ from streamspace.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Envelope, 
 from streamspace.protocol.close_codes import (
     CONFLICT,
     FORBIDDEN,
+    GOING_AWAY,
+    SERVICE_RESTART,
     UNAUTHENTICATED,
     UNSUPPORTED_VERSION,
 )
@@ -36,6 +38,7 @@ from streamspace.protocol.streams import CHUNK, HEADER, unpack
 log = logging.getLogger(__name__)
 Frame = str | bytes | memoryview  # control text, or a binary stream frame (maybe a view)
 FATAL_CLOSES = {UNAUTHENTICATED, FORBIDDEN, UNSUPPORTED_VERSION}
+SENT_AWAY = {GOING_AWAY, SERVICE_RESTART}  # the replica is stopping: reconnect at once
 APPLIED_MEMORY = 5000
 
 
@@ -95,14 +98,23 @@ class AgentRuntime:
         watcher = asyncio.create_task(self._watch_platform(), name="platform-watch")
         try:
             await self._load_active()
+            rushed = False  # the last reconnect was immediate: never twice in a row
             while True:
+                sent_away = False
                 try:
-                    await self._connect_once()
+                    sent_away = await self._connect_once()
                     attempt = 0
                 except FatalAgentError:
                     raise
                 except (TimeoutError, OSError, ConnectionClosed, InvalidStatus) as exc:
                     log.warning("agent %s: connection lost (%s)", self.settings.agent_id, exc)
+                rushed = sent_away and not rushed
+                if rushed:  # the replica is stopping: another one takes us at once
+                    log.info(
+                        "agent %s: the control plane replica is going away; reconnecting now",
+                        self.settings.agent_id,
+                    )
+                    continue
                 delay = self._backoff(attempt)
                 attempt += 1
                 log.info(
@@ -118,10 +130,14 @@ class AgentRuntime:
                 task.cancel()
 
     def _backoff(self, attempt: int) -> float:
+        """Full jitter: anywhere up to 0.5 s after a first loss (so a replica's agents do not
+        all arrive at once), doubling up to RECONNECT_MAX_BACKOFF while attempts fail."""
         cap = self.settings.reconnect_max_backoff
-        return float(random.uniform(0.5, 1.0) * min(cap, 0.5 * 2**attempt))
+        return float(random.uniform(0.0, 1.0) * min(cap, 0.5 * 2**attempt))
 
-    async def _connect_once(self) -> None:
+    async def _connect_once(self) -> bool:
+        """One connection, until it ends; True when the replica sent us away on purpose
+        (it is shutting down: 1001 going away, 1012 service restart)."""
         url = f"{self.settings.ws_base_url}/api/v1/agents/connect?agent_id={self.settings.agent_id}"
         headers = {
             "X-Agent-API-Key": self.key,
@@ -152,6 +168,7 @@ class AgentRuntime:
                 self.connected.clear()
                 self.streams.close_all()  # streams do not survive a reconnect; viewers reopen
         self._raise_if_fatal(ws)
+        return ws.close_code in SENT_AWAY
 
     def _raise_if_fatal(self, ws: ClientConnection) -> None:
         code, reason = ws.close_code, ws.close_reason or ""

@@ -2,6 +2,7 @@
 
 NORMAL = 1000
 GOING_AWAY = 1001
+SERVICE_RESTART = 1012  # the server is restarting (uvicorn's close to every socket on SIGTERM)
 POLICY = 1008
 TOO_BIG = 1009
 UNAUTHENTICATED = 4401
