@@ -25,6 +25,7 @@ from tests.support.processes import free_port
 
 PG_URL = os.environ.get("STREAMSPACE_TEST_PG_URL", "")
 REDIS_URL = os.environ.get("STREAMSPACE_TEST_REDIS_URL", "")
+PGBOUNCER_URL = os.environ.get("STREAMSPACE_TEST_PGBOUNCER_URL", "")
 REQUIRE = os.environ.get("STREAMSPACE_TEST_REQUIRE_SERVICES") == "1"
 
 
@@ -35,6 +36,15 @@ def need(value: str, what: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return value
+
+
+def _on_server(server_url: str, database: str) -> str:
+    return server_url.rsplit("/", 1)[0] + "/" + database
+
+
+def pgbouncer_url(url: str) -> str:
+    """`url`'s database on the test server, reached through PgBouncer (transaction mode)."""
+    return _on_server(need(PGBOUNCER_URL, "PgBouncer"), url.rsplit("/", 1)[1])
 
 
 @asynccontextmanager
