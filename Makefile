@@ -6,7 +6,7 @@ export STREAMSPACE_HOST ?= 127.0.0.1
 export STREAMSPACE_PORT ?= 8080
 export STREAMSPACE_DATA_DIR ?= ./data
 
-.PHONY: run test test-lowest setup services check lint typecheck clean images ui
+.PHONY: run test test-lowest test-pgbouncer setup services check lint typecheck clean images ui
 
 $(UV):
 	@scripts/bootstrap-tools.sh
@@ -54,6 +54,10 @@ test: setup
 # Unit and integration tests on the lowest versions pyproject.toml's bounds admit (CI runs it).
 test-lowest: setup
 	@scripts/test-lowest.sh
+
+# Integration tests with the app behind PgBouncer in transaction pooling mode (CI runs it).
+test-pgbouncer: setup
+	@scripts/test-pgbouncer.sh
 
 check: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from streamspace.control_plane.db import engine
 from streamspace.control_plane.db.engine import PING_AFTER_IDLE
 from tests.support.app import login, running_app
-from tests.support.services import fresh_postgres, private_postgres
+from tests.support.services import VIA_PGBOUNCER, direct_url, fresh_postgres, private_postgres
 
 
 async def test_unreachable_database_is_503_not_500(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ async def test_unreachable_database_is_503_not_500(tmp_path: Path) -> None:
 
 async def _kill_connections(url: str) -> int:
     """Terminate every server process of the app's database, as a PostgreSQL restart would."""
-    admin = create_async_engine(url.rsplit("/", 1)[0] + "/postgres")
+    admin = create_async_engine(direct_url(url).rsplit("/", 1)[0] + "/postgres")
     try:
         async with admin.connect() as conn:
             killed = await conn.scalar(
@@ -84,8 +84,10 @@ async def test_a_connection_lost_mid_request_is_503(monkeypatch: pytest.MonkeyPa
         assert (await client.get("/api/v1/sessions", headers=headers)).status_code == 200
         assert await _kill_connections(url) >= 1
         r = await client.get("/api/v1/sessions", headers=headers)
-        assert r.status_code == 503, r.text
-        assert r.json()["error"]["code"] == "database_unavailable"
+        # Behind PgBouncer the cut connection was the pooler's, and it may lend a live one.
+        assert r.status_code in ((200, 503) if VIA_PGBOUNCER else (503,)), r.text
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "database_unavailable"
         r = await client.get("/api/v1/sessions", headers=headers)
         assert r.status_code == 200, r.text
 

@@ -1,5 +1,7 @@
 """Where the real test services are (started by scripts/test-services.sh), and fresh
-databases on them. A test needing a missing service skips locally and fails under `make test`."""
+databases on them. A test needing a missing service skips locally and fails under `make test`.
+With STREAMSPACE_TEST_VIA_PGBOUNCER=1 (`make test-pgbouncer`) the app reaches its fresh database
+through the PgBouncer in front of the test server, as a production deployment would."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from tests.support.processes import free_port
 
 PG_URL = os.environ.get("STREAMSPACE_TEST_PG_URL", "")
 REDIS_URL = os.environ.get("STREAMSPACE_TEST_REDIS_URL", "")
+PGBOUNCER_URL = os.environ.get("STREAMSPACE_TEST_PGBOUNCER_URL", "")
+VIA_PGBOUNCER = os.environ.get("STREAMSPACE_TEST_VIA_PGBOUNCER") == "1"
 REQUIRE = os.environ.get("STREAMSPACE_TEST_REQUIRE_SERVICES") == "1"
 
 
@@ -37,17 +41,35 @@ def need(value: str, what: str) -> str:
     return value
 
 
+def _on_server(server_url: str, database: str) -> str:
+    return server_url.rsplit("/", 1)[0] + "/" + database
+
+
+def direct_url(url: str) -> str:
+    """The test server's own URL for `url`'s database, bypassing PgBouncer: for what a test
+    does to the server itself (create, drop, terminate connections)."""
+    if PGBOUNCER_URL and url.startswith(PGBOUNCER_URL.rsplit("/", 1)[0] + "/"):
+        return _on_server(need(PG_URL, "PostgreSQL"), url.rsplit("/", 1)[1])
+    return url
+
+
+def pgbouncer_url(url: str) -> str:
+    """`url`'s database on the test server, reached through PgBouncer (transaction mode)."""
+    return _on_server(need(PGBOUNCER_URL, "PgBouncer"), url.rsplit("/", 1)[1])
+
+
 @asynccontextmanager
 async def fresh_postgres(server_url: str | None = None) -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on `server_url` (default: the test server); dropped
-    afterwards."""
+    """A new, empty PostgreSQL database on `server_url` (default: the test server, reached
+    through PgBouncer when the run asks for it); dropped afterwards."""
     base = server_url or need(PG_URL, "PostgreSQL")
+    via = need(PGBOUNCER_URL, "PgBouncer") if VIA_PGBOUNCER and server_url is None else base
     name = f"ss_test_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.rsplit("/", 1)[0] + f"/{name}"
+        yield _on_server(via, name)
     finally:
         async with admin.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

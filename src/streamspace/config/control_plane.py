@@ -125,6 +125,15 @@ class ControlPlaneSettings(BaseSettings):
         validation_alias=env("DB_CONN_MAX_LIFETIME"),
         description="Recycle database connections older than this (e.g. '5m').",
     )
+    db_pgbouncer: bool = Field(
+        False,
+        validation_alias=env("DB_PGBOUNCER"),
+        description="Set to true when DATABASE_URL points at PgBouncer in transaction pooling"
+        " mode (the guide's recommendation): every statement is then prepared unnamed and sent"
+        " again with its parameters, so it runs on the server connection that parsed it, at"
+        " the cost of one more round trip per statement. Not needed for a direct connection or"
+        " session pooling; ignored for SQLite.",
+    )
     jwt_secret: str | None = Field(
         None,
         min_length=32,

@@ -3,7 +3,7 @@
 DB_MAX_OPEN_CONNS caps connections, DB_MAX_IDLE_CONNS is the pool kept open,
 DB_CONN_MAX_LIFETIME recycles old connections. SQLite gets WAL and a busy timeout.
 PostgreSQL connections that sat idle are checked before use, and single-statement reads run
-outside a transaction (`reads`).
+outside a transaction (`reads`). DB_PGBOUNCER makes statements safe behind a transaction pooler.
 """
 
 from __future__ import annotations
@@ -65,10 +65,31 @@ def create_engine(settings: ControlPlaneSettings) -> AsyncEngine:
         max_overflow=max(settings.db_max_open_conns - idle, 0),
         pool_recycle=int(settings.db_conn_max_lifetime),
         pool_timeout=10,
+        connect_args=POOLER_SAFE_STATEMENTS if settings.db_pgbouncer else {},
     )
     _ping_when_idle(engine)
     _refusals_are_database_errors(engine)
     return engine
+
+
+def _unnamed() -> str:
+    return ""
+
+
+# Behind PgBouncer in transaction mode a client holds a server connection only for one
+# transaction, while asyncpg names its prepared statements per client connection and caches
+# them: the next use lands on another server connection ("prepared statement ... does not
+# exist"). SQLAlchemy's documented remedy, unique names, leaves every statement prepared on the
+# server connection it happened to use, never deallocated there (PgBouncer runs no DISCARD in
+# transaction mode). Unnamed statements replace one another instead, and with its cache off
+# asyncpg sends the Parse again with the Bind, Execute and Sync, so a statement always runs on
+# the server connection that parsed it, in autocommit reads too. The cost: a statement is
+# parsed on every execution, so it is an opt-in.
+POOLER_SAFE_STATEMENTS: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg's own cache (its introspection, executemany)
+    "prepared_statement_cache_size": 0,  # SQLAlchemy's cache of prepared statements
+    "prepared_statement_name_func": _unnamed,
+}
 
 
 def _refusals_are_database_errors(engine: AsyncEngine) -> None:
