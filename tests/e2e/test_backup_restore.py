@@ -105,6 +105,10 @@ async def test_a_user_finds_their_home_in_the_restored_installation(
                 "exec", "-u", "user", f"ss-{again}", "cat", "/home/user/notes.txt"
             )
             assert found.strip() == NOTE
+            # the session that ran at backup time went with the old host: ending it is harmless
+            r = await new.call(base, "DELETE", f"/api/v1/sessions/{sid}", alice)
+            assert r.status_code == 202, r.text
+            await new.wait_state(sid, "terminated", alice, timeout=30)
         finally:
             for proc in [*new.others, replica]:
                 proc.kill()
