@@ -1,13 +1,14 @@
 """`streamspace` command line: api | up | agent | agent-health | openapi | db upgrade |
-users create | agents create."""
+users create | agents create | backup | restore."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -269,6 +270,116 @@ def agents_create(
     except StreamSpaceError as exc:
         raise _fail(exc.message) from exc
     typer.echo(f"agent {agent_id} created and approved. Its key (shown once):\n{key}")
+
+
+HELPER_IMAGE = "streamspace/terminal:bookworm"  # the session image images/build.sh makes
+DataDir = Annotated[Path | None, typer.Option(help="Data directory [STREAMSPACE_DATA_DIR]")]
+DockerUrl = Annotated[
+    str | None, typer.Option(help="Docker engine for the home volumes [DOCKER_HOST]")
+]
+HelperImage = Annotated[
+    str,
+    typer.Option(help="A local image the home volumes are mounted in (created, never run)"),
+]
+
+
+@app.command()
+def backup(
+    archive: Annotated[Path, typer.Argument(help="The archive to write (.tar.gz)")],
+    database: Annotated[
+        bool, typer.Option(help="The database and the data directory's secrets")
+    ] = True,
+    homes: Annotated[
+        bool, typer.Option(help="Also the users' home volumes on this Docker engine")
+    ] = False,
+    homes_agent: Annotated[
+        str | None, typer.Option(help="Only the home volumes of this agent (its AGENT_ID)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing archive")] = False,
+    data_dir: DataDir = None,
+    docker_url: DockerUrl = None,
+    helper_image: HelperImage = HELPER_IMAGE,
+) -> None:
+    """Back up the installation that DATABASE_URL / STREAMSPACE_DATA_DIR name, while it runs."""
+    from streamspace.backup.progress import BarProgress
+    from streamspace.backup.take import HomesSource, take_backup
+
+    settings = _settings(data_dir=data_dir)
+    source = HomesSource(helper_image, docker_url, homes_agent) if homes else None
+    with _reported(), BarProgress() as progress:
+        result = asyncio.run(
+            take_backup(
+                settings,
+                archive=archive,
+                database=database,
+                homes=source,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        )
+    manifest = result.manifest
+    parts = []
+    if manifest.database is not None:
+        rows = sum(t.rows for t in manifest.database.tables)
+        parts.append(f"{rows} rows at schema {manifest.database.revision}")
+        parts.append(f"{len(manifest.secrets)} secret files")
+    if homes:
+        parts.append(f"{len(manifest.homes)} home volumes")
+    typer.echo(f"backed up {', '.join(parts)} to {archive} ({result.size:,} bytes)")
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="An archive `streamspace backup` wrote")],
+    replace: Annotated[
+        bool, typer.Option(help="Drop what the target database holds; overwrite secret files")
+    ] = False,
+    database: Annotated[
+        bool, typer.Option(help="The database and the data directory's secrets")
+    ] = True,
+    homes: Annotated[
+        bool,
+        typer.Option(help="The home volumes, on this Docker engine (when the archive has them)"),
+    ] = True,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Where the archive is unpacked meanwhile [TMPDIR]")
+    ] = None,
+    data_dir: DataDir = None,
+    docker_url: DockerUrl = None,
+    helper_image: HelperImage = HELPER_IMAGE,
+) -> None:
+    """Restore a backup into the installation DATABASE_URL / STREAMSPACE_DATA_DIR name (stopped)."""
+    from streamspace.backup.progress import BarProgress
+    from streamspace.backup.restore import HomesTarget, RestoreScope, restore_backup
+
+    settings = _settings(data_dir=data_dir)
+    target = HomesTarget(helper_image, docker_url) if homes else None
+    scope = RestoreScope(database=database, homes=target, replace=replace)
+    with _reported(), BarProgress() as progress:
+        manifest = asyncio.run(
+            restore_backup(
+                settings, archive=archive, scope=scope, work_dir=work_dir, progress=progress
+            )
+        )
+    parts = []
+    if database and manifest.database is not None:
+        rows = sum(t.rows for t in manifest.database.tables)
+        parts.append(f"{rows} rows (taken on {manifest.database.dialect})")
+        parts.append(f"{len(manifest.secrets)} secret files")
+    if target is not None:
+        parts.append(f"{len(manifest.homes)} home volumes")
+    typer.echo(f"restored {', '.join(parts) or 'nothing'} from the backup of {manifest.created_at}")
+
+
+@contextlib.contextmanager
+def _reported() -> Iterator[None]:
+    """Errors of backup and restore as one line, no traceback."""
+    try:
+        yield
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+    except OSError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def main() -> None:

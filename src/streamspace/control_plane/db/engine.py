@@ -160,3 +160,34 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def sqlite_path(settings: ControlPlaneSettings) -> Path | None:
+    """The SQLite file DATABASE_URL (or the data dir) names; None on PostgreSQL or in memory."""
+    url = make_url(settings.effective_database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def explicit_transactions(engine: AsyncEngine) -> AsyncEngine:
+    """Make `engine.begin()` one real transaction on SQLite, as it is on PostgreSQL.
+
+    pysqlite opens a transaction only before a write: a backup's SELECTs would each see their
+    own snapshot, and a restore's CREATE TABLEs would commit one by one. With the driver's own
+    handling off and BEGIN sent by SQLAlchemy, a backup reads one snapshot (WAL lets writers
+    carry on meanwhile) and a failed restore leaves nothing behind. For the engines of
+    `streamspace backup` and `restore` only: the app's hot paths keep the driver's behaviour."""
+    sync = engine.sync_engine
+    if is_sqlite(engine) and not event.contains(sync, "begin", _begin):
+        event.listen(sync, "connect", _no_driver_transactions)
+        event.listen(sync, "begin", _begin)
+    return engine
+
+
+def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None
+
+
+def _begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
