@@ -415,7 +415,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Ready */
+        /**
+         * Ready
+         * @description 200 while this replica can serve: "ok", or "degraded" when Redis is down (it serves its
+         *     own agents in single-pod mode and checks logins against the database, as the guide
+         *     says). 503 "unavailable" only when it cannot: no database, or its AgentHub stopped.
+         */
         get: operations["ready_ready_get"];
         put?: never;
         post?: never;
