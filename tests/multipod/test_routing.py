@@ -95,6 +95,22 @@ async def test_cross_pod_command_routing_and_events(tmp_path: Path) -> None:
         ops = journal.read_text().split()
         assert ops == ["start", sid, "hibernate", sid, "wake", sid, "stop", sid]
 
+        # each cross-pod command is counted where it arrived and where it was delivered
+        counts = {r.pod: await cross_pod_counts(c.call, r.url) for r in (a, b, cc)}
+        assert counts["api-a"]["received"] >= 3 and counts["api-c"]["received"] >= 1
+        assert counts["api-b"]["delivered"] >= 4 and counts["api-b"]["received"] == 0
+        assert counts["api-a"]["delivered"] == counts["api-c"]["delivered"] == 0
+
+
+async def cross_pod_counts(call, base: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    text = (await call(base, "GET", "/api/v1/metrics", {})).text
+    counts = {"received": 0.0, "delivered": 0.0}
+    for line in text.splitlines():
+        for side in counts:
+            if line.startswith(f'streamspace_cross_pod_commands_total{{side="{side}"}}'):
+                counts[side] = float(line.rsplit(" ", 1)[1])
+    return counts
+
 
 async def _async(value: object) -> object:
     return value

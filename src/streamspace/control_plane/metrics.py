@@ -42,6 +42,15 @@ class Metrics:
             ["route"],
             registry=r,
         )
+        self.cross_pod_commands = Counter(
+            "streamspace_cross_pod_commands_total",
+            "Commands for an agent on another replica, counted on both replicas: side=received"
+            " where the request arrived (published to the agent's replica), side=delivered"
+            " where the agent is connected (also counted there in"
+            " streamspace_commands_dispatched_total{route=\"cross_pod\"}).",
+            ["side"],
+            registry=r,
+        )
         self.commands_failed = Counter(
             "streamspace_commands_failed_total",
             "Failed command dispatches and executions.",

@@ -296,6 +296,8 @@ class AgentHub:
                 agent_id,
                 pod,
             )
+        if receivers > 0:
+            self._metrics.cross_pod_commands.labels(side="received").inc(len(payloads))
         return receivers > 0
 
     async def _pod_of(self, agent_id: str) -> str | None:
@@ -362,6 +364,7 @@ class AgentHub:
                 route="cross_pod",
                 sent=float(message.get("sent", time.time())),
             )
+            self._metrics.cross_pod_commands.labels(side="delivered").inc(len(message["commands"]))
             return
         await self._forward_misrouted(agent_id, message)
 
