@@ -31,6 +31,9 @@ async def test_unreachable_database_is_503_not_500(tmp_path: Path) -> None:
         assert r.headers["Retry-After"] == "1"
         ready = await client.get("/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("failed")
+        # The scrape still answers, and says the database is out, rather than leaving a gap.
+        scrape = await client.get("/api/v1/metrics")
+        assert scrape.status_code == 200 and "streamspace_database_up 0.0" in scrape.text
         db_file.rmdir()
 
 

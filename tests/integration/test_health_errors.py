@@ -34,6 +34,8 @@ async def test_health_ready_metrics(app_client: tuple[FastAPI, httpx.AsyncClient
         "streamspace_http_request_duration_seconds",
         "streamspace_session_starts_total 0.0",
         "streamspace_session_start_failures_total 0.0",
+        "streamspace_database_up 1.0",
+        'streamspace_viewers{path="local"} 0.0',
     ):
         assert name in text, name
     assert 'route="/api/v1/templates"' in text

@@ -1,8 +1,14 @@
 """Prometheus metrics of one replica, on its own registry (several apps may share a process in
-tests). The guide's four names are exported exactly; gauges are refreshed at scrape time."""
+tests). The guide's four names are exported exactly; gauges are refreshed at scrape time.
+Hot paths touch only pre-bound children: one Counter.inc per stream chunk, never per byte."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import (
@@ -14,10 +20,27 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import AgentRecord, SessionRecord
 from streamspace.control_plane.services.states import ACTIVE_STATES
+
+# Where a viewer stream runs, seen from this replica: `local` a browser here and the agent
+# here; `peer` a browser here, bytes relayed from the replica holding the agent; `relay` the
+# holding replica's end of that hop (no browser here: leave it out when counting viewers).
+log = logging.getLogger(__name__)
+DB_TIMEOUT = 2.0
+VIEWER_PATHS = ("local", "peer", "relay")
+START_KINDS = {"start_session": "start", "wake_session": "wake"}
+
+
+@dataclass(frozen=True)
+class StreamMeter:
+    """The counters one viewer stream adds its chunks to (children bound once per stream)."""
+
+    to_viewer: Counter
+    to_agent: Counter
 
 
 class Metrics:
@@ -47,7 +70,7 @@ class Metrics:
             "Commands for an agent on another replica, counted on both replicas: side=received"
             " where the request arrived (published to the agent's replica), side=delivered"
             " where the agent is connected (also counted there in"
-            " streamspace_commands_dispatched_total{route=\"cross_pod\"}).",
+            ' streamspace_commands_dispatched_total{route="cross_pod"}).',
             ["side"],
             registry=r,
         )
@@ -94,17 +117,88 @@ class Metrics:
             ["db"],
             registry=r,
         )
+        self._streaming(r)
+        self._lifecycle(r)
         for route in ("local", "cross_pod"):
             self.commands_dispatched.labels(route=route)
+            self.command_roundtrip.labels(route=route)
         self.commands_failed.labels(reason="unreachable")
 
-    def count_outcome(self, action: str | None, *, failed: bool) -> None:
-        """Count the final outcome of a start or wake command (each applied once)."""
-        if action not in ("start_session", "wake_session"):
+    def _streaming(self, r: CollectorRegistry) -> None:
+        self.viewers = Gauge(
+            "streamspace_viewers",
+            "Open viewer streams on this replica: path=local (browser and agent here), peer"
+            " (browser here, agent on another replica), relay (agent here, browser on another"
+            " replica; already counted there as peer).",
+            ["path"],
+            registry=r,
+        )
+        self.stream_bytes = Counter(
+            "streamspace_stream_bytes_total",
+            "VNC bytes written to viewer sockets (direction=to_viewer) and read from them"
+            " (to_agent) on this replica, by path as in streamspace_viewers.",
+            ["direction", "path"],
+            registry=r,
+        )
+        for path in VIEWER_PATHS:
+            self.viewers.labels(path=path)
+            for direction in ("to_viewer", "to_agent"):
+                self.stream_bytes.labels(direction=direction, path=path)
+
+    def _lifecycle(self, r: CollectorRegistry) -> None:
+        self.session_start_seconds = Histogram(
+            "streamspace_session_start_seconds",
+            "Start or wake command issued -> the agent reported the session running.",
+            ["kind"],
+            buckets=(0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300),
+            registry=r,
+        )
+        self.agent_drains = Counter(
+            "streamspace_agent_drains_total",
+            "Agent connections this replica closed while shutting down (sent to reconnect"
+            " to another replica).",
+            registry=r,
+        )
+        self.database_up = Gauge(
+            "streamspace_database_up",
+            "1 when this replica's last scrape read the database, else 0 (the agent and"
+            " session gauges then keep their last values).",
+            registry=r,
+        )
+        self.shutting_down = Gauge(
+            "streamspace_shutting_down",
+            "1 while this replica is shutting down.",
+            registry=r,
+        )
+        for kind in START_KINDS.values():
+            self.session_start_seconds.labels(kind=kind)
+
+    @contextmanager
+    def viewer(self, path: str) -> Iterator[StreamMeter]:
+        """Count one open viewer stream on `path` while the block runs."""
+        gauge = self.viewers.labels(path=path)
+        gauge.inc()
+        try:
+            yield StreamMeter(
+                to_viewer=self.stream_bytes.labels(direction="to_viewer", path=path),
+                to_agent=self.stream_bytes.labels(direction="to_agent", path=path),
+            )
+        finally:
+            gauge.dec()
+
+    def count_outcome(
+        self, action: str | None, *, failed: bool, seconds: float | None = None
+    ) -> None:
+        """Count the final outcome of a start or wake command (each applied once); `seconds`
+        from the command being issued to this outcome feeds the start latency on success."""
+        kind = START_KINDS.get(action or "")
+        if kind is None:
             return
         self.session_starts.inc()
         if failed:
             self.session_start_failures.inc()
+        elif seconds is not None:
+            self.session_start_seconds.labels(kind=kind).observe(max(seconds, 0.0))
 
     async def refresh(
         self,
@@ -113,6 +207,22 @@ class Metrics:
         liveness: float,
         local_agents: int,
         redis_connected: bool | None = None,
+    ) -> None:
+        if redis_connected is not None:
+            self.redis_connected.labels(db="agenthub").set(1 if redis_connected else 0)
+        self.agents_local.set(local_agents)
+        try:
+            async with asyncio.timeout(DB_TIMEOUT):
+                await self._read_fleet(sessions=sessions, liveness=liveness)
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            # The scrape still answers: a dashboard shows the outage instead of a gap.
+            log.warning("metrics: cannot read the database: %s", exc)
+            self.database_up.set(0)
+        else:
+            self.database_up.set(1)
+
+    async def _read_fleet(
+        self, *, sessions: async_sessionmaker[AsyncSession], liveness: float
     ) -> None:
         since = datetime.now(UTC) - timedelta(seconds=liveness)
         async with sessions() as db:
@@ -127,9 +237,6 @@ class Metrics:
                 .group_by(SessionRecord.agent_id)
             )
         self.agents_connected.set(online or 0)
-        if redis_connected is not None:
-            self.redis_connected.labels(db="agenthub").set(1 if redis_connected else 0)
-        self.agents_local.set(local_agents)
         self.sessions_active.clear()
         for agent_id, count in rows.all():
             self.sessions_active.labels(agent_id=agent_id or "unassigned").set(count)

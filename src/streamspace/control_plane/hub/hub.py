@@ -116,6 +116,7 @@ class AgentHub:
             await self.heartbeats.flush()
         for conn in list(self.local.values()):
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
+            self._metrics.agent_drains.inc()
             await self.detach(conn)
 
     async def _reclaim(self) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,15 @@ _OBSERVED = {
     "failed": ("failed", ("pending", "starting", "running", "waking", "hibernating")),
     "missing": ("failed", ("running", "waking", "hibernating", "hibernated")),
 }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A command result applied: its action, and the seconds from the command being issued
+    (its row created) to this result."""
+
+    action: str
+    seconds: float
 
 
 def new_agent_key() -> str:
@@ -247,9 +257,9 @@ class AgentService:
         status: str,
         error: str = "",
         result: dict[str, Any] | None = None,
-    ) -> str | None:
-        """Apply ack/complete/failed once; drive the session's state. Returns the command's
-        action when applied, None when ignored (stale epoch, unknown, or a duplicate)."""
+    ) -> Outcome | None:
+        """Apply ack/complete/failed once; drive the session's state. Returns what was
+        applied, None when ignored (stale epoch, unknown, or a duplicate)."""
         async with self._sessions.begin() as db:
             agent = await db.get(AgentRecord, agent_id)
             if agent is None or agent.epoch != epoch:
@@ -262,15 +272,21 @@ class AgentService:
                 error=error,
                 result=result,
             )
-            if command is None or command.session_id is None:
-                return None if command is None else command.action
+            if command is None:
+                return None
+            done = Outcome(
+                action=command.action,
+                seconds=(datetime.now(UTC) - command.created_at).total_seconds(),
+            )
+            if command.session_id is None:
+                return done
             session = await db.get(SessionRecord, command.session_id, with_for_update=True)
             changed = session is not None and self._drive(
                 session, command.action, status, error, result or {}
             )
         if changed and session is not None:
             await self._announce(session)
-        return command.action
+        return done
 
     @staticmethod
     def _drive(

@@ -102,6 +102,10 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
         except (WebSocketDisconnect, RuntimeError):
             return
         if message["type"] == "websocket.disconnect":
+            if message.get("code") == close_codes.SERVICE_RESTART:
+                # the server's own close to every socket when it shuts down (the agent
+                # reconnects elsewhere at once); what uvicorn leaves open, hub.stop() closes
+                ctx.metrics.agent_drains.inc()
             return
         try:
             if message.get("bytes") is not None:
@@ -175,25 +179,27 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
         )
     elif envelope.type == "complete":
         done = CompletePayload.model_validate(p)
-        action = await svc.command_outcome(
+        outcome = await svc.command_outcome(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
             command_id=done.command_id,
             status="completed",
             result=done.result,
         )
-        ctx.metrics.count_outcome(action, failed=False)
+        if outcome is not None:
+            ctx.metrics.count_outcome(outcome.action, failed=False, seconds=outcome.seconds)
     elif envelope.type == "failed":
         failed = FailedPayload.model_validate(p)
         ctx.metrics.commands_failed.labels(reason="agent_error").inc()
-        action = await svc.command_outcome(
+        outcome = await svc.command_outcome(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
             command_id=failed.command_id,
             status="failed",
             error=failed.error,
         )
-        ctx.metrics.count_outcome(action, failed=True)
+        if outcome is not None:
+            ctx.metrics.count_outcome(outcome.action, failed=True)
     elif envelope.type == "pong":
         pong = PongPayload.model_validate(p)
         await ctx.hub.observe_pong(agent_id=conn.agent_id, ping_id=pong.ping_id)

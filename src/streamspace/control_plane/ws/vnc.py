@@ -16,6 +16,7 @@ from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
 from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.auth.tokens import session_principal, session_token
 from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.metrics import StreamMeter
 from streamspace.control_plane.streaming import peer
 from streamspace.control_plane.streaming.streams import Data, relay
 from streamspace.control_plane.ws.close import close_with
@@ -30,8 +31,13 @@ PEER_CONNECT_TIMEOUT = 10.0
 
 
 class BrowserViewer:
-    def __init__(self, ws: WebSocket) -> None:
+    """A viewer socket (a browser's, or a peer replica's on the internal endpoint). Every byte
+    it writes or reads passes here once, whether the relay task or the direct path
+    (streams.Passthrough, whose sink is `send_now`) moved it: the one place to count them."""
+
+    def __init__(self, ws: WebSocket, meter: StreamMeter) -> None:
         self.ws = ws
+        self.meter = meter
         # wsserver's connection (None on another server): direct writes
         self.frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         self._now: Callable[[Data], bool] | None = self.frames.send_now if self.frames else None
@@ -45,16 +51,21 @@ class BrowserViewer:
             if message["type"] == "websocket.disconnect":
                 return None
             if message.get("bytes") is not None:
+                self.meter.to_agent.inc(len(message["bytes"]))
                 return bytes(message["bytes"])
 
     async def send_bytes(self, data: Data) -> None:
         # Straight to the ASGI server (Starlette's send_bytes is typed for bytes only); the
         # server frames a memoryview without copying it first.
         await self.ws.send({"type": "websocket.send", "bytes": data})
+        self.meter.to_viewer.inc(len(data))
 
     def send_now(self, data: Data) -> bool:
         """Write a binary frame at once if the socket takes writes (wsserver); else False."""
-        return self._now is not None and self._now(data)
+        if self._now is not None and self._now(data):
+            self.meter.to_viewer.inc(len(data))
+            return True
+        return False
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
@@ -107,22 +118,27 @@ async def _stream(
         ctx.activity.touch(session_id)
 
     if agent_id in ctx.hub.local:
-        return await _local(ctx, BrowserViewer(ws), session_id, agent_id, on_input)
+        return await _local(ctx, ws, session_id, agent_id, path="local", on_input=on_input)
     url = await _owner_url(ctx, agent_id)
     return await _via_peer(ctx, ws, url, session_id, principal, on_input)
 
 
 async def _local(
     ctx: AppContext,
-    viewer: BrowserViewer,
+    ws: WebSocket,
     session_id: str,
     agent_id: str,
+    *,
+    path: str,
     on_input: Callable[[int], None] | None = None,
 ) -> str:
+    """The agent is here; `path` is "local" for a browser, "relay" for a peer replica."""
     stream = await ctx.hub.open_stream(agent_id, session_id)
-    stream.direct.sink = viewer.send_now
     try:
-        return await relay(viewer, stream, on_input=on_input)
+        with ctx.metrics.viewer(path) as meter:
+            viewer = BrowserViewer(ws, meter)
+            stream.direct.sink = viewer.send_now
+            return await relay(viewer, stream, on_input=on_input)
     finally:
         ctx.hub.close_stream(stream, "viewer disconnected")
 
@@ -150,13 +166,11 @@ async def _via_peer(
     url = (
         base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
     )
-    viewer = BrowserViewer(ws)
     link: peer.PeerProtocol | peer.LibraryPeer
     try:
         async with asyncio.timeout(PEER_CONNECT_TIMEOUT):
             if ctx.settings.lean_peer_client:
                 link = await peer.connect(url)
-                link.direct.sink = viewer.send_now
             else:
                 link = await peer.LibraryPeer.connect(url)
     except (OSError, TimeoutError, Unavailable) as exc:
@@ -166,7 +180,11 @@ async def _via_peer(
         ) from exc
 
     try:
-        reason = await relay(viewer, link, on_input=on_input)
+        with ctx.metrics.viewer("peer") as meter:
+            viewer = BrowserViewer(ws, meter)
+            if isinstance(link, peer.PeerProtocol):  # earlier payloads wait in its queue
+                link.direct.sink = viewer.send_now
+            reason = await relay(viewer, link, on_input=on_input)
     finally:
         link.close()
     if link.lost:  # the holding replica went away: the viewer should reconnect
@@ -186,7 +204,7 @@ async def peer_vnc(ws: WebSocket, session_id: str) -> None:
         session = await ctx.session_service.get(principal=principal, session_id=session_id)
         if session.agent_id is None or session.agent_id not in ctx.hub.local:
             raise Unavailable("the agent is not connected to this replica", code="agent_not_here")
-        reason = await _local(ctx, BrowserViewer(ws), session_id, session.agent_id)
+        reason = await _local(ctx, ws, session_id, session.agent_id, path="relay")
     except StreamSpaceError as exc:
         await close_with(ws, exc)
         return
