@@ -122,6 +122,8 @@ class Metrics:
         for route in ("local", "cross_pod"):
             self.commands_dispatched.labels(route=route)
             self.command_roundtrip.labels(route=route)
+        for side in ("received", "delivered"):
+            self.cross_pod_commands.labels(side=side)
         self.commands_failed.labels(reason="unreachable")
 
     def _streaming(self, r: CollectorRegistry) -> None:
