@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import websockets
 
 from tests.support.cluster import cluster
+from tests.support.pattern import PATTERN, expected, pattern_source
 from tests.support.vnc import stream_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -24,38 +23,6 @@ LIBRARY_PATHS = {
     "STREAMSPACE_LEAN_PEER_CLIENT": "false",
     "STREAMSPACE_LEAN_REDIS_CLIENT": "false",
 }
-PATTERN = bytes(range(251)) * 4200  # about 1 MiB that is not the same shifted by a byte
-
-
-@asynccontextmanager
-async def pattern_source() -> AsyncIterator[int]:
-    """A stand-in VNC server (a test double): each 4-byte request N is answered with the next
-    N bytes of PATTERN, repeated, so a lost, doubled or reordered byte shows."""
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        at = 0
-        try:
-            while True:
-                (n,) = struct.unpack(">I", await reader.readexactly(4))
-                while n:
-                    take = min(n, len(PATTERN) - at)
-                    writer.write(PATTERN[at : at + take])
-                    at, n = (at + take) % len(PATTERN), n - take
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
-
-
-def expected(start: int, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        at = (start + len(out)) % len(PATTERN)
-        out += PATTERN[at : at + n - len(out)]
-    return bytes(out)
 
 
 async def read_through(url: str) -> None:

@@ -12,8 +12,8 @@ import pytest
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.multipod.test_library_paths import pattern_source
 from tests.support.cluster import Cluster, cluster, eventually
+from tests.support.pattern import pattern_source
 from tests.support.vnc import stream_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
