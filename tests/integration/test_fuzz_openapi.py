@@ -48,9 +48,18 @@ def error_shape_problem(response: Any) -> str | None:
     return None
 
 
+# Well-formed requests the app answers 503 by design: a session for an existing template while
+# no agent is connected (the fuzzed app has none). Still checked for the error body's shape.
+UNAVAILABLE_BY_DESIGN = {("POST", "/api/v1/sessions", "no_agents_available")}
+
+
 def check(case: schemathesis.Case, headers: dict[str, str]) -> None:
     response = case.call(headers=headers)
     where = f"{case.method} {case.formatted_path} -> {response.status_code}"
+    if response.status_code == 503 and error_shape_problem(response) is None:
+        code = response.json()["error"]["code"]
+        if (case.method.upper(), case.path, code) in UNAVAILABLE_BY_DESIGN:
+            return
     assert response.status_code < 500, f"{where}: {response.text[:500]}"
     if response.status_code >= 400:
         problem = error_shape_problem(response)
