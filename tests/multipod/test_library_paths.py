@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from tests.support.cluster import cluster
-from tests.support.pattern import PATTERN, expected, pattern_source
+from tests.support.pattern import PATTERN, expected, pattern_source, session_across_replicas
 from tests.support.vnc import stream_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -42,18 +42,8 @@ async def test_a_cross_replica_stream_on_the_library_paths(tmp_path: Path) -> No
         pattern_source() as port,
         cluster(tmp_path, replicas=2, redis=True, lb=False, extra_env=LIBRARY_PATHS) as c,
     ):
-        holder, other = c.replicas
-        admin = await c.token(other.url)
-        c.agent("library-paths", url=holder.url, extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{port}"})
-        await c.approve("library-paths", admin)
-        await c.wait_online("library-paths", admin)
         # started through the replica without the agent: the command crosses through Redis
-        r = await c.call(
-            other.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"}
-        )
-        assert r.status_code == 202, r.text
-        sid = r.json()["id"]
-        await c.wait_state(sid, "running", admin)
+        holder, other, admin, sid = await session_across_replicas(c, "library-paths", port)
 
         await read_through(await stream_url(other.url, sid, admin))  # across replicas
         await read_through(await stream_url(holder.url, sid, admin))  # on the agent's replica

@@ -13,7 +13,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cluster import Cluster, cluster, eventually
-from tests.support.pattern import pattern_source
+from tests.support.pattern import pattern_source, session_across_replicas
 from tests.support.vnc import stream_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -40,17 +40,7 @@ async def test_viewers_bytes_and_start_latency_across_replicas(tmp_path: Path) -
         pattern_source() as port,
         cluster(tmp_path, replicas=2, redis=True, lb=False) as c,
     ):
-        holder, other = c.replicas
-        admin = await c.token(other.url)
-        c.agent("metered", url=holder.url, extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{port}"})
-        await c.approve("metered", admin)
-        await c.wait_online("metered", admin)
-        r = await c.call(
-            other.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"}
-        )
-        assert r.status_code == 202, r.text
-        sid = r.json()["id"]
-        await c.wait_state(sid, "running", admin)
+        holder, other, admin, sid = await session_across_replicas(c, "metered", port)
         started = await scrape(c, holder.url)  # the agent reported the start to its replica
         assert value(started, "streamspace_session_start_seconds_count", kind="start") >= 1
         before = {pod.pod: await scrape(c, pod.url) for pod in (holder, other)}

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import aiodocker
@@ -18,6 +18,7 @@ from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
 
 from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
+from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
 from streamspace.agents.platforms.docker_model import (
     LABEL_AGENT,
     LABEL_SESSION,
@@ -39,18 +40,7 @@ _SUMMARY_KEYS = ("Id", "Names", "Image", "State", "Status", "Labels", "NetworkSe
 _LOG_LINES = 20
 
 
-@contextlib.contextmanager
-def _docker_errors(action: str) -> Iterator[None]:
-    """Turn engine failures into PlatformError, so callers see one error family."""
-    try:
-        yield
-    except aiodocker.DockerError as exc:
-        raise PlatformError(f"docker: {action} failed: {exc.message}") from exc
-    except aiohttp.ClientError as exc:
-        raise PlatformError(f"docker: {action} failed: cannot reach the engine ({exc})") from exc
-
-
-class DockerPlatform(Platform):
+class DockerPlatform(LazyDockerClient, Platform):
     """Runs each session as one labelled container, its home on a per-user-and-template volume.
 
     The agent connects to container addresses on the sessions' network, so it runs on the
@@ -87,18 +77,6 @@ class DockerPlatform(Platform):
         """The platform `streamspace agent` builds when PLATFORM=docker."""
         return cls(agent_id=settings.agent_id, network=settings.docker_network)
 
-    @property
-    def _docker(self) -> aiodocker.Docker:
-        # Created on first use, inside the running loop that will own its HTTP session.
-        if self._client is None:
-            self._client = aiodocker.Docker(url=self._docker_url)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
     # -- the Platform contract ---------------------------------------------------------------
 
     async def start(self, spec: SessionSpec) -> ObservedSession:
@@ -112,7 +90,7 @@ class DockerPlatform(Platform):
         container = await self._find(session_id)
         if container is None:
             return
-        with _docker_errors(f"removing session {session_id}"):
+        with docker_errors(f"removing session {session_id}"):
             try:
                 await container.delete(force=True)
             except aiodocker.DockerError as exc:
@@ -121,7 +99,7 @@ class DockerPlatform(Platform):
 
     async def hibernate(self, session_id: str) -> None:
         container = await self._get(session_id)
-        with _docker_errors(f"hibernating session {session_id}"):
+        with docker_errors(f"hibernating session {session_id}"):
             # Rename first: the die event of the stop must already see the hibernated name.
             if not is_hibernated_name(container["Names"][0]):
                 await container.rename(hibernated_name(session_id))
@@ -169,7 +147,7 @@ class DockerPlatform(Platform):
         labels = [f"{LABEL_AGENT}={self._agent_id}"]
         if session_id is not None:
             labels.append(f"{LABEL_SESSION}={session_id}")
-        with _docker_errors("listing sessions"):
+        with docker_errors("listing sessions"):
             return await self._docker.containers.list(
                 all=True, filters=json.dumps({"label": labels})
             )
@@ -188,7 +166,7 @@ class DockerPlatform(Platform):
         async with self._network_lock:
             if self._network_ready:
                 return
-            with _docker_errors(f"creating network {self._network}"):
+            with docker_errors(f"creating network {self._network}"):
                 try:
                     await self._docker.networks.get(self._network)
                 except aiodocker.DockerError as exc:
@@ -201,7 +179,7 @@ class DockerPlatform(Platform):
     async def _create(self, spec: SessionSpec) -> DockerContainer:
         config = container_config(spec=spec, agent_id=self._agent_id, network=self._network)
         name = container_name(spec.session_id)
-        with _docker_errors(f"creating session {spec.session_id}"):
+        with docker_errors(f"creating session {spec.session_id}"):
             if spec.persistent_home:
                 volume = volume_config(spec=spec, agent_id=self._agent_id)
                 await self._docker.volumes.create(volume)  # type: ignore[no-untyped-call]
@@ -250,7 +228,7 @@ class DockerPlatform(Platform):
     async def _run_until_ready(
         self, container: DockerContainer, *, session_id: str
     ) -> ObservedSession:
-        with _docker_errors(f"starting session {session_id}"):
+        with docker_errors(f"starting session {session_id}"):
             info = await self._show_once_registered(container)
             # Rename before starting, so a crash while starting is reported as failed.
             if is_hibernated_name(info["Name"]):

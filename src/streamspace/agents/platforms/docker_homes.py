@@ -6,7 +6,7 @@ the archive around the streams belongs to streamspace.backup."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from typing import Any
 import aiodocker
 import aiohttp
 
+from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
 from streamspace.agents.platforms.docker_model import LABEL_AGENT, LABEL_TEMPLATE, LABEL_USER
 from streamspace.errors import Conflict, PlatformError
 
@@ -34,17 +35,7 @@ class HomeVolume:
     labels: dict[str, str]
 
 
-@contextlib.contextmanager
-def _engine_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except aiodocker.DockerError as exc:
-        raise PlatformError(f"docker: {action} failed: {exc.message}") from exc
-    except aiohttp.ClientError as exc:
-        raise PlatformError(f"docker: {action} failed: cannot reach the engine ({exc})") from exc
-
-
-class DockerHomes:
+class DockerHomes(LazyDockerClient):
     """Lists, exports and restores the home volumes on one Docker engine."""
 
     def __init__(self, *, helper_image: str, docker_url: str | None = None) -> None:
@@ -52,20 +43,9 @@ class DockerHomes:
         self._docker_url = docker_url
         self._client: aiodocker.Docker | None = None
 
-    @property
-    def _docker(self) -> aiodocker.Docker:
-        if self._client is None:
-            self._client = aiodocker.Docker(url=self._docker_url)
-        return self._client
-
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
     async def check_helper_image(self) -> None:
         """Fail before any work when the helper image is not on this engine: nothing is pulled."""
-        with _engine_errors("looking up the helper image"):
+        with docker_errors("looking up the helper image"):
             try:
                 await self._docker.images.inspect(self._helper_image)
             except aiodocker.DockerError as exc:
@@ -83,7 +63,7 @@ class DockerHomes:
         labels = [LABEL_USER, LABEL_TEMPLATE]
         if agent_id is not None:
             labels.append(f"{LABEL_AGENT}={agent_id}")
-        with _engine_errors("listing home volumes"):
+        with docker_errors("listing home volumes"):
             found = await self._docker.volumes.list(filters={"label": labels})  # type: ignore[no-untyped-call]
         volumes = [
             HomeVolume(v["Name"], dict(v.get("Labels") or {})) for v in found["Volumes"] or []
@@ -93,7 +73,7 @@ class DockerHomes:
     async def existing(self, names: list[str]) -> list[str]:
         """Those of `names` that are volumes on this engine already."""
         wanted = set(names)
-        with _engine_errors("listing volumes"):
+        with docker_errors("listing volumes"):
             found = await self._docker.volumes.list()  # type: ignore[no-untyped-call]
         return sorted(wanted & {v["Name"] for v in found["Volumes"] or []})
 
@@ -102,7 +82,7 @@ class DockerHomes:
         returns its size. The volume is mounted read-only: a running session keeps writing."""
         written = 0
         async with self._helper(volume.name, read_only=True) as helper:
-            with _engine_errors(f"reading home volume {volume.name}"):
+            with docker_errors(f"reading home volume {volume.name}"):
                 async with self._docker._query(
                     f"containers/{helper}/archive",
                     params={"path": HELPER_MOUNT},
@@ -120,7 +100,7 @@ class DockerHomes:
         volume is never written into."""
         if await self.existing([volume.name]):
             raise Conflict(f"home volume {volume.name} exists already", code="volume_exists")
-        with _engine_errors(f"creating home volume {volume.name}"):
+        with docker_errors(f"creating home volume {volume.name}"):
             await self._docker.volumes.create({"Name": volume.name, "Labels": volume.labels})  # type: ignore[no-untyped-call]
         try:
             await self._unpack(volume.name, source=source, advance=advance)
@@ -131,7 +111,7 @@ class DockerHomes:
 
     async def _unpack(self, name: str, *, source: Path, advance: Advance) -> None:
         async with self._helper(name, read_only=False) as helper:
-            with _engine_errors(f"writing home volume {name}"):
+            with docker_errors(f"writing home volume {name}"):
                 async with self._docker._query(
                     f"containers/{helper}/archive",
                     method="PUT",
@@ -143,7 +123,7 @@ class DockerHomes:
                     pass
 
     async def remove(self, name: str) -> None:
-        with _engine_errors(f"removing home volume {name}"):
+        with docker_errors(f"removing home volume {name}"):
             volume = await self._docker.volumes.get(name)  # type: ignore[no-untyped-call]
             await volume.delete()
 
@@ -166,7 +146,7 @@ class DockerHomes:
                 ]
             },
         }
-        with _engine_errors(f"creating a helper container for {volume}"):
+        with docker_errors(f"creating a helper container for {volume}"):
             container = await self._docker.containers.create(config)
         try:
             yield container.id
