@@ -30,7 +30,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.stream import _listening, _pids, measure_relay, start_session
+from bench.stream import _listening, measure_relay, relay_session
 from tests.support.cluster import Cluster, cluster
 from tests.support.processes import Proc, free_port, wait_until
 from tests.support.vnc import stream_url
@@ -55,17 +55,8 @@ async def open_config(
     c = await stack.enter_async_context(
         cluster(log_dir, replicas=2, redis=True, lb=False, extra_env=env | {"LOG_LEVEL": "WARNING"})
     )
-    holder, _ = c.replicas
-    admin = await c.token(holder.url)
-    agent = c.agent(
-        "bench-netpaths",
-        url=holder.url,
-        extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{source_port}", "LOG_LEVEL": "WARNING"},
-    )
-    await c.approve("bench-netpaths", admin)
-    await c.wait_online("bench-netpaths", admin)
-    sid = await start_session(c, admin)
-    return c, sid, admin, _pids(*c.replicas, agent)
+    admin, sid, pids = await relay_session(c, "bench-netpaths", source_port)
+    return c, sid, admin, pids
 
 
 async def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:

@@ -169,16 +169,7 @@ async def run_relay(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         wait_until(lambda: _listening(src_port) and _listening(ws_port), what="relay servers")
         async with cluster(tmp, replicas=2, redis=True, lb=False) as c:
             a, b = c.replicas
-            admin = await c.token(a.url)
-            agent = c.agent(
-                "bench-relay",
-                url=a.url,
-                extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{src_port}", "LOG_LEVEL": "WARNING"},
-            )
-            await c.approve("bench-relay", admin)
-            await c.wait_online("bench-relay", admin)
-            sid = await start_session(c, admin)
-            pids = _pids(a, b, agent)
+            admin, sid, pids = await relay_session(c, "bench-relay", src_port)
 
             async def websockify() -> dict[str, float]:
                 return await measure_relay(f"ws://127.0.0.1:{ws_port}/", args.seconds, [])
@@ -291,6 +282,24 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.to_thread(cleanup, agent_id, network)
         relay = await run_relay(args)
         report(results, relay, per_viewer, args)
+
+
+async def relay_session(
+    c: Cluster, agent_id: str, source_port: int
+) -> tuple[dict[str, str], str, list[int]]:
+    """A memory-platform agent on the first replica whose VNC server is the TCP source on
+    `source_port`, and a running session on it: (admin headers, session id, the pids of both
+    replicas and the agent)."""
+    holder = c.replicas[0]
+    admin = await c.token(holder.url)
+    agent = c.agent(
+        agent_id,
+        url=holder.url,
+        extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{source_port}", "LOG_LEVEL": "WARNING"},
+    )
+    await c.approve(agent_id, admin)
+    await c.wait_online(agent_id, admin)
+    return admin, await start_session(c, admin), _pids(*c.replicas, agent)
 
 
 async def start_session(c: Cluster, admin: dict[str, str]) -> str:

@@ -15,7 +15,7 @@ import websockets
 
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.app import create_app
-from tests.support.app import ADMIN_PASSWORD
+from tests.support.app import ADMIN_PASSWORD, login
 from tests.support.cluster import BOOTSTRAP_KEY, enroll_agent
 from tests.support.lean import serve
 
@@ -82,10 +82,7 @@ async def test_every_metric_a_dashboard_reads_is_exported(
     async with serve(create_app(settings)) as port:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base) as client:
-            r = await client.post(
-                "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-            )
-            admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            admin = await login(client)
             key = await enroll_agent(base, admin, "dashboards")
             async with websockets.connect(
                 base.replace("http", "ws", 1) + "/api/v1/agents/connect",

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.app import create_app
 from streamspace.protocol import PROTOCOL_VERSION, close_codes
-from tests.support.app import ADMIN_PASSWORD
+from tests.support.app import ADMIN_PASSWORD, login
 from tests.support.cluster import BOOTSTRAP_KEY, enroll_agent
 from tests.support.lean import serve
 
@@ -40,10 +40,7 @@ async def test_shutdown_counts_the_agents_it_sends_away(database_url: str) -> No
     async with serve(app) as port:
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base) as client:
-            r = await client.post(
-                "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
-            )
-            admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            admin = await login(client)
         key = await enroll_agent(base, admin, "drained")
         agent = await websockets.connect(
             f"ws://127.0.0.1:{port}/api/v1/agents/connect",

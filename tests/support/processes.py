@@ -190,12 +190,13 @@ class LoadBalancer(Proc):
     def __init__(self, *, backends: list[ApiReplica], log_dir: Path, shipped: bool = False) -> None:
         self.port = free_port()
         config = log_dir / f"haproxy-{self.port}.cfg"
-        servers = "\n".join(
-            f"    server {b.pod} 127.0.0.1:{b.port} check inter 500 fall 2 rise 1" for b in backends
-        )
         if shipped:
             config.write_text(shipped_haproxy_config(self.port, backends))
         else:
+            servers = "\n".join(
+                f"    server {b.pod} 127.0.0.1:{b.port} check inter 500 fall 2 rise 1"
+                for b in backends
+            )
             config.write_text(f"""global
 defaults
     mode tcp
