@@ -14,7 +14,8 @@
 #   platform = platform-base + control-plane + agent + ui (each builds platform-base if needed).
 #   Images that are built and up to date are skipped unless --force is given.
 # Env: DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: what this host's apt uses);
-#   STREAMSPACE_IMAGES_CACHE (wheel cache, default /var/tmp/streamspace-images); UV (uv binary).
+#   STREAMSPACE_IMAGES_CACHE (wheel cache, default /var/tmp/streamspace-images); UV (uv binary);
+#   STREAMSPACE_IMAGES_LOCK (one build at a time, default /var/tmp/streamspace-images.lock).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +30,7 @@ START=$(date +%s)
 # shellcheck source=lib/platform.sh
 . "$HERE/lib/platform.sh"
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # Each step at most once per run (several targets need platform-base; --force rebuilds it once).
 declare -A DONE=()
@@ -64,6 +65,13 @@ main() {
   done
   ((${#targets[@]})) || targets=(base terminal)
   docker info >/dev/null 2>&1 || die "cannot reach the Docker engine"
+  # One build at a time on a host: a second one (make run's, a test's) waits, then finds the
+  # images it wanted already built and up to date.
+  exec 9>"${STREAMSPACE_IMAGES_LOCK:-/var/tmp/streamspace-images.lock}"
+  if ! flock --nonblock 9; then
+    log "another images/build.sh is running on this host; waiting for it"
+    flock 9
+  fi
   for target in "${targets[@]}"; do
     build "$target"
   done

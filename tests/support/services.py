@@ -26,7 +26,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests.support.processes import free_port
 
 PG_URL = os.environ.get("STREAMSPACE_TEST_PG_URL", "")
-REDIS_URL = os.environ.get("STREAMSPACE_TEST_REDIS_URL", "")
 PGBOUNCER_URL = os.environ.get("STREAMSPACE_TEST_PGBOUNCER_URL", "")
 VIA_PGBOUNCER = os.environ.get("STREAMSPACE_TEST_VIA_PGBOUNCER") == "1"
 REQUIRE = os.environ.get("STREAMSPACE_TEST_REQUIRE_SERVICES") == "1"
@@ -76,14 +75,20 @@ async def fresh_postgres(server_url: str | None = None) -> AsyncIterator[str]:
         await admin.dispose()
 
 
+def redis_url() -> str:
+    """The test Redis: read when asked, since a parallel run's worker points the variable at a
+    Redis of its own after this module is imported (tests/conftest.py)."""
+    return need(os.environ.get("STREAMSPACE_TEST_REDIS_URL", ""), "Redis")
+
+
 def redis_host_port() -> tuple[str, int]:
-    parsed = urlparse(need(REDIS_URL, "Redis"))
+    parsed = urlparse(redis_url())
     return parsed.hostname or "127.0.0.1", parsed.port or 6379
 
 
 async def flush_redis() -> str:
     """Empty the real Redis (DB 0 and 1) and return its URL."""
-    url = need(REDIS_URL, "Redis")
+    url = redis_url()
     for db in (0, 1):
         client = aioredis.Redis.from_url(f"{url}/{db}")
         await client.flushdb()

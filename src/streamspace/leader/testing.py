@@ -212,12 +212,16 @@ def swarm_ready() -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     if json.loads(info.stdout).get("LocalNodeState") != "active":
-        subprocess.run(
+        init = subprocess.run(
             ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
             capture_output=True,
+            text=True,
             timeout=60,
-            check=True,
+            check=False,
         )
+        # another process may have made it a swarm between our look and our init
+        if init.returncode != 0 and "already part of a swarm" not in init.stderr:
+            raise subprocess.CalledProcessError(init.returncode, init.args, init.stdout, init.stderr)
     return True
 
 
