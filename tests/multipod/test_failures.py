@@ -110,3 +110,52 @@ async def test_redis_outage_degrades_and_recovers(tmp_path: Path) -> None:
 
 async def _logged(proc, needle: str, times: int = 1) -> bool:  # type: ignore[no-untyped-def]
     return proc.log().count(needle) >= times
+
+
+async def test_commands_in_doubt_when_the_agent_leader_dies_are_finished_by_the_new_leader(
+    tmp_path: Path,
+) -> None:
+    """The guide's Test 2 with commands in flight: the leader acknowledged them and died before
+    reporting an outcome. The new leader gets them again when it connects and answers from what
+    it observes (the two replicas share one host, a shared memory-platform journal here), so no
+    session waits for the command deadline and none is started twice."""
+    async with cluster(tmp_path, replicas=2) as c:
+        admin = await c.token(c.replicas[0].url)
+        journal = tmp_path / "journal.txt"
+        ha = {
+            "ENABLE_HA": "true",
+            "LEADER_ELECTION_BACKEND": "file",
+            "LOCK_FILE_PATH": str(tmp_path / "agent.lock"),
+            "LEASE_DURATION": "3",
+            "RENEW_DEADLINE": "2",
+            "RETRY_PERIOD": "0.3",
+            "MEMORY_PLATFORM": "delay=3",
+            "MEMORY_PLATFORM_JOURNAL": str(journal),
+        }
+        leader = c.agent("mem-lead", extra={**ha, "POD_NAME": "replica-1"})
+        await c.approve("mem-lead", admin)
+        await c.wait_online("mem-lead", admin)
+        await leader.logged("became leader")
+        standby = c.agent("mem-lead", extra={**ha, "POD_NAME": "replica-2"})
+        await standby.logged("leader election: campaigning")
+        sids = []
+        for _ in range(3):
+            r = await c.call(
+                c.lb.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"}
+            )
+            assert r.status_code == 202, r.text
+            sids.append(r.json()["id"])
+
+        async def acknowledged() -> bool:  # the leader acks a start as it begins (3 s)
+            states = [await c.session_state(c.lb.url, sid, admin) for sid in sids]
+            return all(state == "starting" for state in states)
+
+        await eventually(acknowledged, interval=0.05, what="the starts acknowledged")
+        leader.kill()
+        await standby.logged("became leader", timeout=30)
+        for sid in sids:  # the deadline (COMMAND_DEADLINE) is minutes away
+            await c.wait_state(sid, "running", admin, timeout=30)
+        starts = Counter(
+            line.split()[1] for line in journal.read_text().splitlines() if line.startswith("start")
+        )
+        assert starts == Counter({sid: 1 for sid in sids})

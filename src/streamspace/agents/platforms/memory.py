@@ -41,10 +41,29 @@ class MemoryPlatform(Platform):
 
     def __init__(self, *, knobs: MemoryKnobs | None = None, journal: Path | None = None) -> None:
         self.knobs = knobs or MemoryKnobs()
-        self.journal = journal  # every applied operation is appended here (tests count them)
+        # Every applied operation is appended to the journal (tests count them), and what
+        # others appended is read back before each operation: agent replicas sharing one
+        # journal share their sessions, as replicas on one Docker host share its containers.
+        self.journal = journal
+        self._journal_read = 0  # bytes of the journal already applied to `sessions`
         self.sessions: dict[str, ObservedSession] = {}
         self.calls: list[tuple[str, str]] = []
         self._events: asyncio.Queue[ObservedSession] = asyncio.Queue()
+
+    def _catch_up(self) -> None:
+        if self.journal is None or not self.journal.exists():
+            return
+        with self.journal.open("rb") as handle:
+            handle.seek(self._journal_read)
+            appended = handle.read()
+        whole = appended[: appended.rfind(b"\n") + 1]  # a line still being written waits
+        self._journal_read += len(whole)
+        for line in whole.decode().splitlines():
+            op, _, session_id = line.partition(" ")
+            if op == "stop":
+                self.sessions.pop(session_id, None)
+            else:
+                self._set(session_id, "hibernated" if op == "hibernate" else "running")
 
     async def _operate(self, op: str, session_id: str) -> None:
         self.calls.append((op, session_id))
@@ -57,6 +76,7 @@ class MemoryPlatform(Platform):
         if self.journal is not None:
             with self.journal.open("a") as handle:
                 handle.write(f"{op} {session_id}\n")
+            self._catch_up()  # our own line, and any others' before it
 
     def _set(self, session_id: str, state: str) -> ObservedSession:
         observed = ObservedSession(
@@ -69,6 +89,10 @@ class MemoryPlatform(Platform):
         return observed
 
     async def start(self, spec: SessionSpec) -> ObservedSession:
+        self._catch_up()
+        running = self.sessions.get(spec.session_id)
+        if running is not None and running.state == "running":
+            return running  # started already (by another replica): as Docker finds it
         await self._operate("start", spec.session_id)
         return self._set(spec.session_id, "running")
 
@@ -77,18 +101,21 @@ class MemoryPlatform(Platform):
         self.sessions.pop(session_id, None)
 
     async def hibernate(self, session_id: str) -> None:
+        self._catch_up()
         await self._operate("hibernate", session_id)
         if session_id not in self.sessions:
             raise NotFound(f"session {session_id} is not on this platform")
         self._set(session_id, "hibernated")
 
     async def wake(self, session_id: str) -> ObservedSession:
+        self._catch_up()
         await self._operate("wake", session_id)
         if session_id not in self.sessions:
             raise NotFound(f"session {session_id} is not on this platform")
         return self._set(session_id, "running")
 
     async def list_sessions(self) -> list[ObservedSession]:
+        self._catch_up()
         return list(self.sessions.values())
 
     async def watch(self) -> AsyncIterator[ObservedSession]:

@@ -253,10 +253,16 @@ class AgentHub:
                 code="agent_unreachable",
             )
 
-    async def dispatch(self, agent_id: str, *, resend_after: float | None = None) -> int:
-        """Send the agent's outstanding commands, locally or via its pod; returns how many."""
+    async def dispatch(
+        self, agent_id: str, *, resend_after: float | None = None, in_doubt: bool = False
+    ) -> int:
+        """Send the agent's outstanding commands, locally or via its pod; returns how many.
+        `in_doubt` (on a reconnect) re-sends acknowledged ones still without an outcome: the
+        agent answers a repeat from what it remembers or observes, never applying it twice."""
         async with self._db.begin() as db:
-            due = await commands.outstanding_for(db, agent_id=agent_id, resend_after=resend_after)
+            due = await commands.outstanding_for(
+                db, agent_id=agent_id, resend_after=resend_after, in_doubt=in_doubt
+            )
             if resend_after is None:
                 due = [c for c in due if c.status == "pending"]
             if not due:

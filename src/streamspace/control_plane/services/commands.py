@@ -62,20 +62,27 @@ def wire_payload(command: AgentCommandRecord) -> dict[str, Any]:
 
 
 async def outstanding_for(
-    db: AsyncSession, *, agent_id: str, resend_after: float | None = None
+    db: AsyncSession,
+    *,
+    agent_id: str,
+    resend_after: float | None = None,
+    in_doubt: bool = False,
 ) -> list[AgentCommandRecord]:
-    """Commands still owed to an agent; with `resend_after`, only those not sent recently."""
+    """Commands still owed to an agent; with `resend_after`, only those not sent recently,
+    and with `in_doubt` also those acknowledged but without an outcome yet (on a reconnect:
+    the outcome may have died with the old connection or the old leader)."""
     query = select(AgentCommandRecord).where(
         AgentCommandRecord.agent_id == agent_id, AgentCommandRecord.status.in_(OUTSTANDING)
     )
     if resend_after is not None:
         cutoff = datetime.now(UTC) - timedelta(seconds=resend_after)
-        query = query.where(
-            or_(
-                AgentCommandRecord.status == "pending",
-                (AgentCommandRecord.status == "sent") & (AgentCommandRecord.sent_at < cutoff),
-            )
-        )
+        due = [
+            AgentCommandRecord.status == "pending",
+            (AgentCommandRecord.status == "sent") & (AgentCommandRecord.sent_at < cutoff),
+        ]
+        if in_doubt:
+            due.append(AgentCommandRecord.status == "ack")
+        query = query.where(or_(*due))
     return list((await db.scalars(query.order_by(AgentCommandRecord.created_at))).all())
 
 

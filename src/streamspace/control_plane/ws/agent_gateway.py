@@ -85,7 +85,9 @@ async def agent_connect(ws: WebSocket) -> None:
                 )
             )
         )
-        await ctx.hub.dispatch(agent.id, resend_after=0)  # everything still owed, on reconnect
+        # everything still owed, on reconnect, with the acknowledged commands whose outcome
+        # may have been lost with the previous connection or the previous leader
+        await ctx.hub.dispatch(agent.id, resend_after=0, in_doubt=True)
         await _read_loop(ctx, ws, conn)
     finally:
         writer.cancel()
