@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -215,3 +216,57 @@ async def websockets_connect(url: str):  # type: ignore[no-untyped-def]
     import websockets
 
     return await websockets.connect(url, subprotocols=["binary"], max_size=None, max_queue=1)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("streaming", [(3, True)], indirect=True)
+async def test_the_viewer_page_reconnects_by_itself_when_its_replica_dies(
+    streaming: tuple[Cluster, str, dict[str, str]],
+) -> None:
+    """Through the load balancer, the replica carrying the viewer's socket is SIGKILLed: the
+    page says "Reconnecting…" (never an error) and shows the desktop again through another
+    replica, with no click."""
+    c, _, admin = streaming
+    assert c.lb is not None
+    sid = await running_session(c, admin)
+    token = admin["Authorization"].split()[1]
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1280, "height": 860})
+        await page.add_init_script(f"localStorage.setItem('streamspace_token', '{token}')")
+        await page.goto(f"{c.lb.url}/sessions/{sid}/view")
+        await page.wait_for_selector("body[data-state=connected]", timeout=30_000)
+        await page.evaluate(
+            """() => {
+                window.seenStates = [];
+                new MutationObserver(() => window.seenStates.push(document.body.dataset.state))
+                    .observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
+            }"""
+        )
+        carrier = await eventually(lambda: _viewer_replica(c), what="the viewer's replica")
+        c.replica(carrier).kill()
+        await page.wait_for_function(
+            "document.body.dataset.state === 'connected' && window.seenStates.length > 0",
+            timeout=60_000,
+        )
+        seen = await page.evaluate("window.seenStates")
+        assert "reconnecting" in seen
+        assert not {"disconnected", "ended"} & set(seen), seen
+
+        async def drawn() -> bool:
+            return int(await page.locator("#screen canvas").evaluate(DISTINCT_COLOURS)) > 2
+
+        await eventually(drawn, timeout=30, interval=0.25, what="the desktop drawn again")
+
+
+async def _viewer_replica(c: Cluster) -> str | None:
+    """The replica whose metrics count the open viewer socket (path local or peer)."""
+    for replica in c.replicas:
+        metrics = (await c.call(replica.url, "GET", "/api/v1/metrics", {})).text
+        for family in text_string_to_metric_families(metrics):
+            for sample in family.samples:
+                if (
+                    sample.name == "streamspace_viewers"
+                    and sample.labels.get("path") != "relay"
+                    and sample.value >= 1
+                ):
+                    return replica.pod
+    return None

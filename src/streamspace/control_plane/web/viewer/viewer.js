@@ -1,5 +1,6 @@
 // The session viewer: gets a short-lived stream token, connects noVNC to the control plane,
-// wakes hibernated sessions, reconnects on transient drops, and shows what is happening.
+// wakes hibernated sessions, reconnects by itself when its socket drops (a replica went away:
+// within a second of another answering), and shows what is happening.
 import RFB from '/static/novnc/core/rfb.js';
 
 const sessionId = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -90,22 +91,28 @@ async function connect() {
     return finish(`Session ${session.state}${session.state_reason ? ': ' + session.state_reason : ''}`);
   }
   const waking = session.state !== 'running';
-  setState(waking ? 'waking' : 'connecting', waking ? `Waking the session (${session.state})…` : 'Connecting…');
+  if (waking) setState('waking', `Waking the session (${session.state})…`);
+  else if (!attempts) setState('connecting', 'Connecting…'); // a retry stays "Reconnecting…"
   const grant = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}/stream`, { method: 'POST' });
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   if (rfb) rfb.disconnect();
   rfb = new RFB($('screen'), `${scheme}://${location.host}${grant.url}`, { wsProtocols: ['binary'] });
   rfb.scaleViewport = true;
   rfb.addEventListener('connect', () => { attempts = 0; setState('connected', 'Connected'); rfb.focus(); });
-  rfb.addEventListener('disconnect', () => { if (!ended) scheduleReconnect('Disconnected'); });
+  rfb.addEventListener('disconnect', () => { if (!ended) scheduleReconnect('Connection lost'); });
   rfb.addEventListener('clipboard', (event) => { $('clipboard-text').value = event.detail.text; });
   window.streamspaceRfb = rfb;
 }
 
+// A lost socket is retried at once, then every 0.25-1 s (jittered, so a replica's viewers do
+// not all come back in step): a viewer is back within a second of any replica answering.
+// After a minute of failures it says so, and keeps trying.
 function scheduleReconnect(reason) {
   attempts += 1;
-  const delay = Math.min(10000, 500 * 2 ** Math.min(attempts, 5)) * (0.5 + Math.random() / 2);
-  setState('disconnected', `${reason}; reconnecting in ${Math.round(delay / 1000)} s…`);
+  const delay = attempts === 1 ? Math.random() * 250 : 250 + Math.random() * 750;
+  const text = attempts > 60 ? `${reason}; still trying to reconnect…` : 'Reconnecting…';
+  setState('reconnecting', text);
+  $('status').title = reason;
   reconnectTimer = setTimeout(() => connect().catch((error) => scheduleReconnect(error.message)), delay);
 }
 
