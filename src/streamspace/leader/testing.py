@@ -221,7 +221,9 @@ def swarm_ready() -> bool:
         )
         # another process may have made it a swarm between our look and our init
         if init.returncode != 0 and "already part of a swarm" not in init.stderr:
-            raise subprocess.CalledProcessError(init.returncode, init.args, init.stdout, init.stderr)
+            raise subprocess.CalledProcessError(
+                init.returncode, init.args, init.stdout, init.stderr
+            )
     return True
 
 
