@@ -124,6 +124,10 @@ async def test_refusals_are_clear_and_change_nothing(tmp_path: Path) -> None:
         assert (
             code == close_codes.UNSUPPORTED_VERSION and "unsupported protocol version 9" in reason
         )
+        # epochs that are not one: refused with a reason, never a server error
+        for epoch in ("\u00b2", str(2**70), "-1", "1e3"):
+            code, reason = await closed_with(await connect(base, key, **{"X-Agent-Epoch": epoch}))
+            assert code == close_codes.PROTOCOL and "X-Agent-Epoch must be" in reason, epoch
         # malformed, unknown type, bad payload, oversized, binary: each closes with a reason
         cases = [
             ("not json", close_codes.PROTOCOL, "not valid JSON"),

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
@@ -33,6 +34,8 @@ from streamspace.protocol.streams import unpack
 
 router = APIRouter()
 log = logging.getLogger(__name__)
+EPOCH = re.compile(r"[0-9]{1,19}")
+MAX_EPOCH = 2**63 - 1
 
 
 def _handshake(ws: WebSocket) -> tuple[str, int, str | None]:
@@ -44,8 +47,12 @@ def _handshake(ws: WebSocket) -> tuple[str, int, str | None]:
             code="unsupported_version",
         )
     raw_epoch = ws.headers.get("x-agent-epoch") or ws.query_params.get("epoch") or "0"
-    if not raw_epoch.isdigit():
-        raise ProtocolError("X-Agent-Epoch must be a non-negative integer", code="bad_epoch")
+    # ASCII digits only (str.isdigit takes "²", which int() refuses), and within the BIGINT
+    # the epoch is stored in
+    if not EPOCH.fullmatch(raw_epoch) or int(raw_epoch) > MAX_EPOCH:
+        raise ProtocolError(
+            f"X-Agent-Epoch must be an integer from 0 to {MAX_EPOCH}", code="bad_epoch"
+        )
     return key, int(raw_epoch), ws.query_params.get("agent_id")
 
 
