@@ -59,10 +59,18 @@ class Cluster:
     replicas: list[ApiReplica] = field(default_factory=list)
     others: list[Proc] = field(default_factory=list)
     lb: LoadBalancer | None = None
+    spares: list[ApiReplica] = field(default_factory=list)  # in the LB's list, not started
     _tokens: dict[str, str] = field(default_factory=dict)
 
     def replica(self, pod: str) -> ApiReplica:
         return next(r for r in self.replicas if r.pod == pod)
+
+    def scale_up(self) -> list[ApiReplica]:
+        """Start the spare replicas (the load balancer already lists them and sends them
+        traffic once its health checks pass); returns them."""
+        started, self.spares = [spare.start() for spare in self.spares], []
+        self.replicas += started
+        return started
 
     async def token(
         self, base: str, username: str = "admin", password: str = ADMIN_PASSWORD
@@ -151,7 +159,9 @@ async def cluster(
     extra_env: dict[str, str] | None = None,
     lb: bool = True,
     shipped_lb: bool = False,
+    spares: int = 0,
 ) -> AsyncIterator[Cluster]:
+    """`spares`: replicas more in the load balancer's list, not started (`Cluster.scale_up`)."""
     async with fresh_postgres() as db_url:
         redis_server = RedisServer(log_dir=tmp_path).start() if redis else None
         env = {
@@ -180,9 +190,13 @@ async def cluster(
                         pod=f"api-{'abc'[i] if i < 3 else i}", env=env, log_dir=tmp_path
                     ).start()
                 )
+            c.spares = [
+                ApiReplica(pod=f"api-{i}", env=env, log_dir=tmp_path)
+                for i in range(replicas, replicas + spares)
+            ]
             if lb:
                 c.lb = LoadBalancer(
-                    backends=c.replicas, log_dir=tmp_path, shipped=shipped_lb
+                    backends=[*c.replicas, *c.spares], log_dir=tmp_path, shipped=shipped_lb
                 ).start()
             yield c
         finally:

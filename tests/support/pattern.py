@@ -1,13 +1,22 @@
 """A stand-in VNC server for stream tests (a test double): each 4-byte request N is answered
-with the next N bytes of PATTERN, so a lost, doubled or reordered byte shows."""
+with the next N bytes of PATTERN, so a lost, doubled or reordered byte shows; and a viewer
+that reads it through the control plane, checking every byte."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
+
+import httpx
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tests.support.vnc import stream_url
 
 if TYPE_CHECKING:
     from tests.support.cluster import Cluster
@@ -63,3 +72,51 @@ async def session_across_replicas(
     sid = str(r.json()["id"])
     await c.wait_state(sid, "running", admin)
     return holder, other, admin, sid
+
+
+class PatternMismatch(AssertionError):
+    """The viewer got bytes other than the pattern's next ones: lost, doubled or reordered."""
+
+
+async def read_pattern(
+    base: str,
+    sid: str,
+    headers: dict[str, str],
+    *,
+    stop: asyncio.Event,
+    record: Callable[[float, int, str], None],
+    chunk: int = 64 * 1024,
+    stall: float = 20.0,
+) -> None:
+    """A viewer of session `sid` (its VNC server the pattern source) through `base` until
+    `stop`: asks for `chunk` bytes at a time and checks each against the pattern. When its
+    socket closes it opens a new stream as the viewer page does (at once, then every
+    0.25-1 s); a new stream starts the pattern again. After each read or failed attempt,
+    `record(started, bytes checked, what failed or "")`. Raises PatternMismatch on a wrong
+    byte and TimeoutError when an open stream gives nothing for `stall` seconds."""
+    failures = 0
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            url = await stream_url(base, sid, headers)
+            async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:  # type: ignore[list-item]
+                at = 0
+                while not stop.is_set():
+                    started = time.monotonic()
+                    await ws.send(struct.pack(">I", chunk))
+                    got = bytearray()
+                    while len(got) < chunk:
+                        got += await asyncio.wait_for(ws.recv(), stall)  # type: ignore[operator]
+                    if bytes(got) != expected(at, chunk):
+                        raise PatternMismatch(
+                            f"stream bytes {at}..{at + chunk} are not the pattern"
+                        )
+                    at += chunk
+                    failures = 0
+                    record(started, chunk, "")
+        except TimeoutError:
+            raise  # (an OSError too) a stream that stalls is a fault, not a drop
+        except (ConnectionClosed, InvalidStatus, httpx.HTTPError, OSError) as exc:
+            record(started, 0, type(exc).__name__)
+            failures += 1
+            await asyncio.sleep(0 if failures == 1 else random.uniform(0.25, 1.0))

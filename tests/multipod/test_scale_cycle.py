@@ -1,0 +1,155 @@
+"""The guide's scale cycle, 3 -> 5 -> 3 replicas behind the shipped haproxy configuration, with
+users working through it: a loop creating and deleting sessions through the load balancer, and
+a viewer reading a stream. Scaling up starts two replicas the load balancer already lists;
+scaling down drains two with SIGTERM, one of them the replica holding the agent. Nothing a user
+did fails: every request is answered, every session starts and stops exactly once, and the
+viewer gets every byte in order, back by itself whenever a drain closes its socket."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.cluster import Cluster, cluster, eventually
+from tests.support.pattern import pattern_source, read_pattern
+from tests.support.processes import ApiReplica
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+@dataclass
+class Traffic:
+    """What the users did and saw while the replicas changed under them."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    sessions: list[str] = field(default_factory=list)  # created, then deleted once running
+    viewed: int = 0  # bytes the viewer got, each checked against the pattern
+    viewer_drops: Counter[str] = field(default_factory=Counter)
+
+    def viewer_read(self, started: float, n: int, failed: str) -> None:
+        self.viewed += n
+        if failed:
+            self.viewer_drops[failed] += 1
+
+
+async def test_scaling_3_to_5_to_3_loses_no_request_command_or_byte(tmp_path: Path) -> None:
+    async with (
+        pattern_source() as vnc_port,
+        cluster(tmp_path, replicas=3, shipped_lb=True, spares=2) as c,
+    ):
+        assert c.lb is not None
+        admin = await c.token(c.lb.url)
+        journal = tmp_path / "journal.txt"
+        c.agent(
+            "scaled",
+            url=c.lb.url,
+            extra={
+                "MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}",
+                "MEMORY_PLATFORM_JOURNAL": str(journal),
+            },
+        )
+        await c.approve("scaled", admin)
+        await c.wait_online("scaled", admin)
+        r = await c.call(c.lb.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"})
+        viewed_sid = r.json()["id"]
+        await c.wait_state(viewed_sid, "running", admin)
+
+        traffic = Traffic()
+        users = [
+            asyncio.create_task(_session_loop(c, admin, traffic)),
+            asyncio.create_task(
+                read_pattern(
+                    c.lb.url, viewed_sid, admin, stop=traffic.stop, record=traffic.viewer_read
+                )
+            ),
+        ]
+        try:
+            await _progress(traffic, users, "before scaling")
+            added = await asyncio.to_thread(c.scale_up)  # 3 -> 5
+            for replica in added:
+                await eventually(lambda r=replica: _serves(c, r), what=f"{replica.pod} serving")
+            await _progress(traffic, users, "at five replicas")
+
+            holder = c.replica((await c.wait_online("scaled", admin))["pod_name"])
+            drained = [holder, next(r for r in c.replicas if r is not holder)]
+            for replica in drained:  # 5 -> 3
+                replica.send_signal(signal.SIGTERM)
+            for replica in drained:
+                assert replica.proc is not None
+                code = await asyncio.wait_for(asyncio.to_thread(replica.proc.wait), 30)
+                assert code in (0, -signal.SIGTERM), replica.log()[-2000:]
+
+            async def moved() -> bool:
+                online = await c.wait_online("scaled", admin)
+                return online["pod_name"] not in {r.pod for r in drained}
+
+            await eventually(moved, what="the agent on a remaining replica")
+            await _progress(traffic, users, "after draining two")
+        finally:
+            traffic.stop.set()
+            await asyncio.gather(*users)
+
+        assert set(traffic.outcomes) == {"create 202", "delete 202"}, traffic.outcomes
+        live = next(r for r in c.replicas if r.alive)
+        for sid in traffic.sessions:
+            await c.wait_state(sid, "terminated", admin)
+        applied = Counter(tuple(line.split()) for line in journal.read_text().splitlines())
+        for sid in traffic.sessions:  # no command lost, none applied twice
+            assert applied[("start", sid)] == 1 and applied[("stop", sid)] == 1, sid
+        assert await c.session_state(live.url, viewed_sid, admin) == "running"
+
+
+async def _progress(traffic: Traffic, users: list[asyncio.Task[None]], when: str) -> None:
+    """Both users get further: two more sessions through their life, 1 MiB more viewed."""
+    sessions, viewed = len(traffic.sessions), traffic.viewed
+
+    async def further() -> bool:
+        for task in users:
+            if task.done():
+                task.result()  # a user's failure shows as itself, not as a timeout
+        return len(traffic.sessions) >= sessions + 2 and traffic.viewed >= viewed + (1 << 20)
+
+    await eventually(further, timeout=60, what=f"users making progress {when}")
+
+
+async def _session_loop(c: Cluster, admin: dict[str, str], traffic: Traffic) -> None:
+    """Create a session, wait until it runs, delete it; again, through the load balancer."""
+    assert c.lb is not None
+    async with httpx.AsyncClient(base_url=c.lb.url, headers=admin, timeout=30) as http:
+        while not traffic.stop.is_set():
+            r = await http.post("/api/v1/sessions", json={"template": "terminal"})
+            traffic.outcomes[f"create {r.status_code}"] += 1
+            if r.status_code != 202:
+                continue
+            sid = r.json()["id"]
+
+            async def running(sid: str = sid) -> bool:
+                state = (await http.get(f"/api/v1/sessions/{sid}")).json()["state"]
+                assert state in ("pending", "starting", "running"), state
+                return bool(state == "running")
+
+            await eventually(running, timeout=30, interval=0.05, what=f"session {sid} running")
+            r = await http.delete(f"/api/v1/sessions/{sid}")
+            traffic.outcomes[f"delete {r.status_code}"] += 1
+            traffic.sessions.append(sid)
+
+
+async def _serves(c: Cluster, replica: ApiReplica) -> bool:
+    """The replica has answered session requests (it is in the load balancer's rotation)."""
+    r = await c.call(replica.url, "GET", "/api/v1/metrics", {})
+    return any(
+        sample.name.endswith("_count")
+        and "sessions" in sample.labels.get("route", "")
+        and sample.value > 0
+        for family in text_string_to_metric_families(r.text)
+        if family.name == "streamspace_http_request_duration_seconds"
+        for sample in family.samples
+    )
