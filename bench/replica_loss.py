@@ -1,9 +1,11 @@
 """Losing a control-plane replica, as users feel it: three replicas behind the shipped haproxy
 config (deploy/haproxy/haproxy.cfg), one agent connected through it, clients calling the API
-and pinging the agent all along. Each run kills the replica holding the agent (SIGKILL) or
-stops it (SIGTERM, a scale-down), and prints, per scenario, how long until the API answers
-every request again and until the agent answers a command again (p50 and max over the runs),
-and how many requests failed.
+and pinging the agent all along, and a viewer reading a session's stream (the viewer page's
+reconnect pace; the session's VNC server is a pattern source, every byte checked). Each run
+kills the replica holding the agent (SIGKILL) or stops it (SIGTERM, a scale-down), and prints,
+per scenario, how long until the API answers every request again, until the agent answers a
+command again and until the viewer gets bytes again (p50 and max over the runs), and how many
+requests failed.
 
     PYTHONPATH=. .venv/bin/python bench/replica_loss.py [--runs 5]
 
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import httpx
 from tests.support.cluster import Cluster, cluster
+from tests.support.pattern import pattern_source, read_pattern
 
 HEALTH_CHECK_DOWN = 2 * 0.5  # fall 2 x inter 500ms in the shipped config
 
@@ -96,17 +99,37 @@ async def one_run(tmp: Path, sig: signal.Signals, run: int) -> dict[str, float]:
     log_dir = tmp / f"{sig.name}-{run}"
     log_dir.mkdir()
     env = {"LOG_LEVEL": "WARNING"}
-    async with cluster(
-        log_dir, replicas=3, redis=True, lb=True, shipped_lb=True, extra_env=env
-    ) as c:
+    async with (
+        pattern_source() as vnc_port,
+        cluster(log_dir, replicas=3, redis=True, lb=True, shipped_lb=True, extra_env=env) as c,
+    ):
         assert c.lb is not None
         admin = await c.token(c.lb.url)
-        c.agent("replica-loss", url=c.lb.url, extra={"LOG_LEVEL": "WARNING"})
+        c.agent(
+            "replica-loss",
+            url=c.lb.url,
+            extra={"LOG_LEVEL": "WARNING", "MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}"},
+        )
         await c.approve("replica-loss", admin)
         holder = c.replica((await c.wait_online("replica-loss", admin))["pod_name"])
-        api, agent, stop = Probe(), Probe(), asyncio.Event()
+        r = await c.call(c.lb.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"})
+        sid = r.json()["id"]
+        await c.wait_state(sid, "running", admin)
+        api, agent, viewer, stop = Probe(), Probe(), Probe(), asyncio.Event()
         tasks = [asyncio.create_task(api_client(c, admin, api, stop)) for _ in range(4)]
         tasks.append(asyncio.create_task(agent_pinger(c, admin, "replica-loss", agent, stop)))
+        tasks.append(
+            asyncio.create_task(
+                read_pattern(
+                    c.lb.url,
+                    sid,
+                    admin,
+                    stop=stop,
+                    chunk=4096,
+                    record=lambda started, n, failed: viewer.record(started, n > 0, failed),
+                )
+            )
+        )
         await asyncio.sleep(2)  # steady traffic before the loss (a load phase, not a wait)
         at = time.monotonic()
         holder.send_signal(sig)
@@ -121,6 +144,7 @@ async def one_run(tmp: Path, sig: signal.Signals, run: int) -> dict[str, float]:
             "api_failures": dict(api.failures),  # type: ignore[dict-item]
             "agent_failed": sum(agent.failures.values()),
             "agent_failures": dict(agent.failures),  # type: ignore[dict-item]
+            "viewer": viewer.back_after(at),
         }
 
 
@@ -134,6 +158,7 @@ def report(name: str, runs: list[dict[str, float]]) -> None:
     print(f"{name}")
     print(f"  API answers every request again after      {stat('api')}")
     print(f"  the agent answers a command again after    {stat('agent')}")
+    print(f"  the viewer gets bytes again after          {stat('viewer')}")
     print(
         f"  API requests failed: {failed} of {total} {[r['api_failures'] for r in runs]}; "
         "agent pings failed: "
