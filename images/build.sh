@@ -15,7 +15,7 @@
 #   Images that are built and up to date are skipped unless --force is given.
 # Env: DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: what this host's apt uses);
 #   STREAMSPACE_IMAGES_CACHE (wheel cache, default /var/tmp/streamspace-images); UV (uv binary);
-#   STREAMSPACE_IMAGES_LOCK (one build at a time, default /var/tmp/streamspace-images.lock).
+#   STREAMSPACE_IMAGES_LOCKS (where the per-family build locks live, default /var/tmp).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -65,19 +65,34 @@ main() {
   done
   ((${#targets[@]})) || targets=(base terminal)
   docker info >/dev/null 2>&1 || die "cannot reach the Docker engine"
-  # One build at a time on a host: a second one (make run's, a test's) waits, then finds the
-  # images it wanted already built and up to date.
-  exec 9>"${STREAMSPACE_IMAGES_LOCK:-/var/tmp/streamspace-images.lock}"
-  if ! flock --nonblock 9; then
-    log "another images/build.sh is running on this host; waiting for it"
-    flock 9
-  fi
+  local session=0 platform=0
+  for target in "${targets[@]}"; do
+    case "$target" in base|terminal|browser) session=1 ;; *) platform=1 ;; esac
+  done
+  # One build of each family at a time on a host: a second one (make run's, a test's) waits,
+  # then finds the images it wanted already built and up to date. The session and platform
+  # families share nothing, so neither waits for the other (locks taken in this order).
+  ((session)) && take_lock 8 session
+  ((platform)) && take_lock 9 platform
   for target in "${targets[@]}"; do
     build "$target"
   done
-  # The Python images' venv stage is left untagged by the legacy builder; not needed once built.
-  docker image prune --force --filter label=io.streamspace.stage=venv >/dev/null
+  if ((platform)); then
+    # The Python images' venv stage is left untagged by the legacy builder; not needed once
+    # built (pruned only under the platform lock: another build may be making one).
+    docker image prune --force --filter label=io.streamspace.stage=venv >/dev/null
+  fi
   log "done: ${targets[*]}"
+}
+
+# take_lock FD FAMILY: hold the host-wide lock of one image family until this script exits.
+take_lock() {
+  local file="${STREAMSPACE_IMAGES_LOCKS:-/var/tmp}/streamspace-images-$2.lock"
+  eval "exec $1>\"\$file\""
+  if ! flock --nonblock "$1"; then
+    log "another images/build.sh is building $2 images on this host; waiting for it"
+    flock "$1"
+  fi
 }
 
 main "$@"
