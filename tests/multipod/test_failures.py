@@ -116,9 +116,10 @@ async def test_commands_in_doubt_when_the_agent_leader_dies_are_finished_by_the_
     tmp_path: Path,
 ) -> None:
     """The guide's Test 2 with commands in flight: the leader acknowledged them and died before
-    reporting an outcome. The new leader gets them again when it connects and answers from what
-    it observes (the two replicas share one host, a shared memory-platform journal here), so no
-    session waits for the command deadline and none is started twice."""
+    reporting an outcome. The new leader gets them again when it connects and carries them out
+    (the two replicas share one host, a shared memory-platform journal here, where a start the
+    old leader had finished would be found running), so no session waits for the command
+    deadline and none is started twice."""
     async with cluster(tmp_path, replicas=2) as c:
         admin = await c.token(c.replicas[0].url)
         journal = tmp_path / "journal.txt"
@@ -129,10 +130,12 @@ async def test_commands_in_doubt_when_the_agent_leader_dies_are_finished_by_the_
             "LEASE_DURATION": "3",
             "RENEW_DEADLINE": "2",
             "RETRY_PERIOD": "0.3",
-            "MEMORY_PLATFORM": "delay=3",
             "MEMORY_PLATFORM_JOURNAL": str(journal),
         }
-        leader = c.agent("mem-lead", extra={**ha, "POD_NAME": "replica-1"})
+        # the leader acknowledges each start and never finishes one: all are in doubt
+        leader = c.agent(
+            "mem-lead", extra={**ha, "POD_NAME": "replica-1", "MEMORY_PLATFORM": "hang=start"}
+        )
         await c.approve("mem-lead", admin)
         await c.wait_online("mem-lead", admin)
         await leader.logged("became leader")
@@ -146,7 +149,7 @@ async def test_commands_in_doubt_when_the_agent_leader_dies_are_finished_by_the_
             assert r.status_code == 202, r.text
             sids.append(r.json()["id"])
 
-        async def acknowledged() -> bool:  # the leader acks a start as it begins (3 s)
+        async def acknowledged() -> bool:  # the leader acks a start as it begins
             states = [await c.session_state(c.lb.url, sid, admin) for sid in sids]
             return all(state == "starting" for state in states)
 

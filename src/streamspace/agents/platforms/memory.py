@@ -62,7 +62,8 @@ class MemoryPlatform(Platform):
             op, _, session_id = line.partition(" ")
             if op == "stop":
                 self.sessions.pop(session_id, None)
-            else:
+            elif op == "start" or session_id in self.sessions:  # (a hibernate or wake of an
+                # unknown session was refused where it was asked: it creates nothing)
                 self._set(session_id, "hibernated" if op == "hibernate" else "running")
 
     async def _operate(self, op: str, session_id: str) -> None:
@@ -102,15 +103,17 @@ class MemoryPlatform(Platform):
 
     async def hibernate(self, session_id: str) -> None:
         self._catch_up()
+        known = session_id in self.sessions
         await self._operate("hibernate", session_id)
-        if session_id not in self.sessions:
+        if not known:
             raise NotFound(f"session {session_id} is not on this platform")
         self._set(session_id, "hibernated")
 
     async def wake(self, session_id: str) -> ObservedSession:
         self._catch_up()
+        known = session_id in self.sessions
         await self._operate("wake", session_id)
-        if session_id not in self.sessions:
+        if not known:
             raise NotFound(f"session {session_id} is not on this platform")
         return self._set(session_id, "running")
 
