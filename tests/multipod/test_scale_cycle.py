@@ -133,7 +133,8 @@ async def _session_loop(c: Cluster, admin: dict[str, str], traffic: Traffic) -> 
 
             async def running(sid: str = sid) -> bool:
                 state = (await http.get(f"/api/v1/sessions/{sid}")).json()["state"]
-                assert state in ("pending", "starting", "running"), state
+                if state not in ("pending", "starting", "running"):
+                    pytest.fail(f"session {sid} went {state}")  # at once, not at the timeout
                 return bool(state == "running")
 
             await eventually(running, timeout=30, interval=0.05, what=f"session {sid} running")

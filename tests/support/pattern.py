@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 import websockets
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from tests.support.vnc import stream_url
 
@@ -78,6 +78,10 @@ class PatternMismatch(AssertionError):
     """The viewer got bytes other than the pattern's next ones: lost, doubled or reordered."""
 
 
+class StreamStalled(AssertionError):
+    """An open stream gave nothing for too long: the path is stuck, not closed."""
+
+
 async def read_pattern(
     base: str,
     sid: str,
@@ -90,10 +94,10 @@ async def read_pattern(
 ) -> None:
     """A viewer of session `sid` (its VNC server the pattern source) through `base` until
     `stop`: asks for `chunk` bytes at a time and checks each against the pattern. When its
-    socket closes it opens a new stream as the viewer page does (at once, then every
-    0.25-1 s); a new stream starts the pattern again. After each read or failed attempt,
+    socket closes it opens a new stream at the viewer page's pace (within 0.25 s, then every
+    0.2-0.5 s); a new stream starts the pattern again. After each read or failed attempt,
     `record(started, bytes checked, what failed or "")`. Raises PatternMismatch on a wrong
-    byte and TimeoutError when an open stream gives nothing for `stall` seconds."""
+    byte and StreamStalled when an open stream gives nothing for `stall` seconds."""
     failures = 0
     while not stop.is_set():
         started = time.monotonic()
@@ -106,7 +110,10 @@ async def read_pattern(
                     await ws.send(struct.pack(">I", chunk))
                     got = bytearray()
                     while len(got) < chunk:
-                        got += await asyncio.wait_for(ws.recv(), stall)  # type: ignore[operator]
+                        try:
+                            got += await asyncio.wait_for(ws.recv(), stall)  # type: ignore[operator]
+                        except TimeoutError:
+                            raise StreamStalled(f"no byte for {stall} s at {at}") from None
                     if bytes(got) != expected(at, chunk):
                         raise PatternMismatch(
                             f"stream bytes {at}..{at + chunk} are not the pattern"
@@ -114,9 +121,9 @@ async def read_pattern(
                     at += chunk
                     failures = 0
                     record(started, chunk, "")
-        except TimeoutError:
-            raise  # (an OSError too) a stream that stalls is a fault, not a drop
-        except (ConnectionClosed, InvalidStatus, httpx.HTTPError, OSError) as exc:
-            record(started, 0, type(exc).__name__)
+        except (ConnectionClosed, InvalidHandshake, httpx.HTTPError, OSError) as exc:
+            record(started, 0, type(exc).__name__)  # (OSError: the opening handshake's timeout)
             failures += 1
-            await asyncio.sleep(0 if failures == 1 else random.uniform(0.25, 1.0))
+            await asyncio.sleep(
+                random.uniform(0, 0.25) if failures == 1 else random.uniform(0.2, 0.5)
+            )

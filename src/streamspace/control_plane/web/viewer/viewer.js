@@ -96,21 +96,28 @@ async function connect() {
   const grant = await api(`/api/v1/sessions/${encodeURIComponent(sessionId)}/stream`, { method: 'POST' });
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   if (rfb) rfb.disconnect();
-  rfb = new RFB($('screen'), `${scheme}://${location.host}${grant.url}`, { wsProtocols: ['binary'] });
+  const current = new RFB($('screen'), `${scheme}://${location.host}${grant.url}`, { wsProtocols: ['binary'] });
+  rfb = current;
   rfb.scaleViewport = true;
   rfb.addEventListener('connect', () => { attempts = 0; setState('connected', 'Connected'); rfb.focus(); });
-  rfb.addEventListener('disconnect', () => { if (!ended) scheduleReconnect('Connection lost'); });
+  // a viewer replaced by a newer one (or closed for good) also says "disconnect": only the
+  // current one's counts (noVNC's events carry no target, hence the closure)
+  rfb.addEventListener('disconnect', () => {
+    if (!ended && current === rfb) scheduleReconnect('Connection lost');
+  });
   rfb.addEventListener('clipboard', (event) => { $('clipboard-text').value = event.detail.text; });
   window.streamspaceRfb = rfb;
 }
 
-// A lost socket is retried at once, then every 0.25-1 s (jittered, so a replica's viewers do
-// not all come back in step): a viewer is back within a second of any replica answering.
-// After a minute of failures it says so, and keeps trying.
+// A lost socket is retried within 0.25 s, then every 0.2-0.5 s (jittered, so a replica's
+// viewers do not all come back in step): a viewer is back within half a second of its agent
+// being reachable again. After 20 failed attempts (about 7 s) it says so and slows to every
+// 2-5 s, so a long outage is not met by every open viewer calling several times a second.
 function scheduleReconnect(reason) {
   attempts += 1;
-  const delay = attempts === 1 ? Math.random() * 250 : 250 + Math.random() * 750;
-  const text = attempts > 60 ? `${reason}; still trying to reconnect…` : 'Reconnecting…';
+  const delay =
+    attempts === 1 ? Math.random() * 250 : attempts <= 20 ? 200 + Math.random() * 300 : 2000 + Math.random() * 3000;
+  const text = attempts > 20 ? `${reason}; still trying to reconnect…` : 'Reconnecting…';
   setState('reconnecting', text);
   $('status').title = reason;
   reconnectTimer = setTimeout(() => connect().catch((error) => scheduleReconnect(error.message)), delay);
