@@ -61,3 +61,31 @@ async def test_sigterm_drains_a_replica_without_losing_a_request(tmp_path: Path)
 
 async def _at_least(outcomes: Counter[str], n: int) -> bool:
     return sum(outcomes.values()) >= n
+
+
+async def test_a_session_asked_for_while_its_agent_moves_is_queued_not_refused(
+    tmp_path: Path,
+) -> None:
+    """The agent's replica drains while the agent is paused (SIGSTOP), so the gap before it
+    reconnects elsewhere is as long as the test wants: a session created in that gap is
+    accepted and queued (the agent was handed over, not lost), and runs once the agent is
+    back. Refusing it with 503 `no_agents_available` would fail a user for a planned stop."""
+    liveness = {"AGENT_HEARTBEAT_MISSED_LIMIT": "60"}  # the sweeper leaves it online for 60 s
+    async with cluster(tmp_path, replicas=2, shipped_lb=True, extra_env=liveness) as c:
+        assert c.lb is not None
+        admin = await c.token(c.lb.url)
+        agent = c.agent("handed-over", url=c.lb.url)
+        await c.approve("handed-over", admin)
+        holder = c.replica((await c.wait_online("handed-over", admin))["pod_name"])
+        assert agent.proc is not None and holder.proc is not None
+        agent.send_signal(signal.SIGSTOP)
+        try:
+            holder.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(asyncio.to_thread(holder.proc.wait), 30)
+            r = await c.call(
+                c.lb.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"}
+            )
+            assert r.status_code == 202, r.text
+        finally:
+            agent.send_signal(signal.SIGCONT)
+        await c.wait_state(r.json()["id"], "running", admin)

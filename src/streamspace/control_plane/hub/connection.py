@@ -32,6 +32,8 @@ class AgentConnection:
     conn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     last_seen: float = field(default_factory=time.monotonic)
     closed: bool = False
+    # closed by this replica's shutdown (1012/1001): the agent is reconnecting elsewhere now
+    handed_over: bool = False
     streams: StreamTable = field(default_factory=StreamTable)
     queue: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     # Writes a frame at once if the socket can take it (wsserver's `send_now`), else False.

@@ -115,6 +115,7 @@ class AgentHub:
         with contextlib.suppress(Exception):
             await self.heartbeats.flush()
         for conn in list(self.local.values()):
+            conn.handed_over = True
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
             self._metrics.agent_drains.inc()
             await self.detach(conn)
@@ -189,6 +190,13 @@ class AgentHub:
         await self.heartbeats.forget(conn.agent_id)
         await self.registry.release(agent_id=conn.agent_id, pod_name=self.pod)
         await self._announce({"type": "detached", "agent_id": conn.agent_id, "pod": self.pod})
+        if conn.handed_over:
+            # Sent away by this replica's shutdown, the agent reconnects to another one at
+            # once: it stays online meanwhile, so a session asked for in that gap is queued
+            # (commands are rows, delivered on reconnect) rather than refused with 503. If it
+            # never comes back, the sweeper marks it offline once its heartbeats stop.
+            log.info("[AgentHub] Agent handed over: %s (reconnecting elsewhere)", conn.agent_id)
+            return
         async with self._db.begin() as db:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
             if agent is not None and agent.pod_name == self.pod and agent.epoch == conn.epoch:

@@ -115,6 +115,7 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
                 # the server's own close to every socket when it shuts down (the agent
                 # reconnects elsewhere at once); what uvicorn leaves open, hub.stop() closes
                 ctx.metrics.agent_drains.inc()
+                conn.handed_over = True
             return
         try:
             if message.get("bytes") is not None:
