@@ -115,10 +115,15 @@ class AgentHub:
         with contextlib.suppress(Exception):
             await self.heartbeats.flush()
         for conn in list(self.local.values()):
-            conn.handed_over = True
+            self.hand_over(conn)
             await conn.close(close_codes.GOING_AWAY, "control plane shutting down")
-            self._metrics.agent_drains.inc()
             await self.detach(conn)
+
+    def hand_over(self, conn: AgentConnection) -> None:
+        """This replica's shutdown sends the agent away (it reconnects elsewhere at once):
+        counted as a drain, and `detach` leaves it online."""
+        conn.handed_over = True
+        self._metrics.agent_drains.inc()
 
     async def _reclaim(self) -> None:
         """(Re)subscribed: forget the remembered routes (moves may have gone unannounced

@@ -114,8 +114,7 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
             if message.get("code") == close_codes.SERVICE_RESTART:
                 # the server's own close to every socket when it shuts down (the agent
                 # reconnects elsewhere at once); what uvicorn leaves open, hub.stop() closes
-                ctx.metrics.agent_drains.inc()
-                conn.handed_over = True
+                ctx.hub.hand_over(conn)
             return
         try:
             if message.get("bytes") is not None:
