@@ -1,7 +1,8 @@
 """Redis backend: `SET NX PX` on `streamspace:agent:leader:{agentId}`, for replicas on many hosts.
 
 The key's value names the holder and epoch; the epoch comes from INCR on `...:{agentId}:epoch`.
-Renew and release are Lua scripts that act only while the caller still holds the key.
+Renew and release are Lua scripts that act only while the caller still holds the key (renew
+also takes back a key that has vanished, as after a failover that lost the last write).
 """
 
 from __future__ import annotations
@@ -29,11 +30,19 @@ local value = '{"holder":' .. cjson.encode(ARGV[1]) .. ',"epoch":' .. string.for
 redis.call('SET', KEYS[1], value, 'NX', 'PX', ARGV[2])
 return {epoch, value}
 """
+# A missing key is taken back with the same value: a Sentinel failover can promote a replica
+# that never saw the holder's last write, and nobody else holds it. The epoch counter is
+# raised to at least our epoch, so whoever acquires after us still gets a higher one.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if held then return 0 end
+local counter = redis.call('GET', KEYS[2])
+if not counter or tonumber(counter) < tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], ARGV[3])
 end
-return 0
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -101,7 +110,10 @@ class RedisLeaderElector(LeaderElector):
     async def renew(self) -> bool:
         if self._value is None:
             return False
-        renewed = await self._renew(keys=[self._key], args=[self._value, self._lease_ms])
+        renewed = await self._renew(
+            keys=[self._key, self._epoch_key],
+            args=[self._value, self._lease_ms, _decode(self._value)[1]],
+        )
         if not renewed:
             self._value = None
         return bool(renewed)
