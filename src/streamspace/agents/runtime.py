@@ -83,7 +83,10 @@ class AgentRuntime:
         self._ws: ClientConnection | None = None  # while connected
         self._seq = itertools.count()
         self.streams = AgentStreams(
-            platform=platform, send_control=self.send, send_data=self._send_data
+            platform=platform,
+            send_control=self.send,
+            send_data=self._send_data,
+            resume_grace=settings.stream_resume_grace,
         )
         self._applied: OrderedDict[str, Envelope | None] = OrderedDict()  # id -> outcome
         self._locks: dict[str, asyncio.Lock] = {}
@@ -126,6 +129,7 @@ class AgentRuntime:
                 await asyncio.sleep(delay)
         finally:
             watcher.cancel()
+            self.streams.close_all()
             for task in list(self._running):
                 task.cancel()
 
@@ -166,7 +170,9 @@ class AgentRuntime:
             finally:
                 self._ws = None
                 self.connected.clear()
-                self.streams.close_all()  # streams do not survive a reconnect; viewers reopen
+                # the viewers' replicas resume them on the next connection, wherever it is
+                self.streams.detach_all()
+                self._drop_stream_frames()
         self._raise_if_fatal(ws)
         return ws.close_code in SENT_AWAY
 
@@ -193,6 +199,17 @@ class AgentRuntime:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _drop_stream_frames(self) -> None:
+        """Stream frames still queued name stream ids of the connection that just ended; on
+        the next one those ids mean other streams, or nothing."""
+        kept = []
+        while not self._outbox.empty():
+            item = self._outbox.get_nowait()
+            if isinstance(item[2], str) and '"type":"stream_' not in item[2]:
+                kept.append(item)  # data frames go too: resumed streams send them again
+        for item in kept:
+            self._outbox.put_nowait(item)
 
     def _queue(self, frame: Frame) -> None:
         self._outbox.put_nowait((0 if isinstance(frame, str) else 1, next(self._seq), frame))

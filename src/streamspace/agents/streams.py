@@ -4,12 +4,18 @@ control (protocol/streams.py). A slow viewer only stalls its own stream.
 
 The VNC server's bytes are read straight into the frame that carries them (stream header
 first, then up to one chunk), so a chunk is not copied on its way from the socket to the
-control plane's WebSocket; reading pauses while the stream's credit is spent."""
+control plane's WebSocket; reading pauses while the stream's credit is spent.
+
+A resumable stream (protocol/streams.py) also keeps what it sent until the viewer's end
+acknowledges it; when the control-plane connection drops it stays open, detached, for
+STREAM_RESUME_GRACE, and a `stream_open` naming its token and `resumeFrom` attaches it to the
+new connection: what the viewer did not get is sent again, then the stream goes on."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +24,17 @@ from typing import Any
 from streamspace.agents.platforms.base import Platform
 from streamspace.errors import StreamSpaceError
 from streamspace.netio.links import BufferedLink
-from streamspace.protocol.streams import CHUNK, HEADER, WINDOW, Credit, Receipts, race
+from streamspace.protocol.streams import (
+    CHUNK,
+    HEADER,
+    REPLAY_LIMIT,
+    WINDOW,
+    Credit,
+    Receipts,
+    chunks,
+    pack,
+    race,
+)
 
 log = logging.getLogger(__name__)
 SendControl = Callable[[Any, dict[str, Any]], None]
@@ -47,7 +63,20 @@ class VncConnection(BufferedLink):
         self._full: collections.deque[memoryview] = collections.deque()
         self._arrived = asyncio.Event()
         self._ended = False
+        self._woken = False
         self.error: str = ""
+
+    def renumber(self, stream_id: int) -> None:
+        """The stream was resumed under a new id: frames not yet taken carry it too."""
+        self._header = HEADER.pack(stream_id)
+        self._buffer[: HEADER.size] = self._header
+        for frame in self._full:
+            frame[: HEADER.size] = self._header
+
+    def wake(self) -> None:
+        """Make a waiting `next_frame` return an empty frame (the pump has other work)."""
+        self._woken = True
+        self._arrived.set()
 
     def _fresh(self) -> bytearray:
         buffer = bytearray(HEADER.size + CHUNK)
@@ -56,8 +85,12 @@ class VncConnection(BufferedLink):
 
     async def next_frame(self) -> memoryview | bytes | None:
         while not self._full and self._filled == HEADER.size and not self._ended:
+            if self._woken:
+                self._woken = False
+                return self._header
             self._arrived.clear()
             await self._arrived.wait()
+        self._woken = False
         if self._full:
             return self._full.popleft()
         if self._filled == HEADER.size:
@@ -102,14 +135,61 @@ class VncConnection(BufferedLink):
         await self.drained()
 
 
+class Sent(enum.Enum):
+    SENT = "sent"
+    AGAIN = "again"  # the stream was detached or resumed meanwhile: start over from `resend`
+    CLOSED = "closed"
+
+
 @dataclass(eq=False)
 class _Stream:
     id: int
     session_id: str
     credit: Credit
+    token: str = ""  # set: resumable
     receipts: Receipts = field(default_factory=lambda: Receipts(WINDOW))
-    inbound: asyncio.Queue[bytes | memoryview | None] = field(default_factory=asyncio.Queue)
+    # viewer bytes to write, each with the generation that received it (credit goes back on
+    # the connection that sent them, not on a later one)
+    inbound: asyncio.Queue[tuple[int, bytes | memoryview] | None] = field(
+        default_factory=asyncio.Queue
+    )
     task: asyncio.Task[None] | None = None
+    vnc: VncConnection | None = None
+    # Resumable streams: the VNC bytes read and not yet acknowledged by the viewer's end, as
+    # (offset, frame) in order; `acked` is where the first one starts, `read` where the last
+    # one ends. `resend` holds what a resume sends again before anything new.
+    log: collections.deque[tuple[int, bytes | memoryview]] = field(
+        default_factory=collections.deque
+    )
+    acked: int = 0
+    read: int = 0
+    resend: collections.deque[bytes | memoryview] = field(default_factory=collections.deque)
+    received: int = 0  # viewer bytes received, over every connection
+    generation: int = 0  # bumped by each detach and resume
+    attached: bool = True
+    changed: asyncio.Event = field(default_factory=asyncio.Event)  # acked, resumed, ended
+    expiry: asyncio.TimerHandle | None = None
+    ended: bool = False
+
+    def trim(self, acked: int) -> None:
+        """The viewer's end has every byte before `acked`: forget them."""
+        if not self.acked <= acked <= self.read:
+            return  # not an offset of this stream: ignore
+        self.acked = acked
+        while self.log and self.log[0][0] + len(self.log[0][1]) - HEADER.size <= acked:
+            self.log.popleft()
+        self.changed.set()
+
+    def unacked(self) -> int:
+        return self.read - self.acked
+
+    def replay_from(self, delivered: int) -> None:
+        """Queue the logged bytes from offset `delivered` on (the viewer has the rest)."""
+        self.trim(delivered)
+        self.resend.clear()
+        for start, frame in self.log:
+            skip = max(delivered - start, 0)
+            self.resend.extend(chunks(bytes(memoryview(frame)[HEADER.size + skip :])))
 
 
 class AgentStreams:
@@ -119,28 +199,40 @@ class AgentStreams:
         platform: Platform,
         send_control: SendControl,
         send_data: Callable[[bytes | memoryview], None],
+        resume_grace: float = 30.0,
     ) -> None:
         self._platform = platform
         self._control = send_control
         self._data = send_data
-        self._streams: dict[int, _Stream] = {}
+        self._grace = resume_grace
+        self._streams: dict[int, _Stream] = {}  # on the current connection, by stream id
+        self._detached: dict[str, _Stream] = {}  # waiting to be resumed, by token
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def on_control(self, type_: str, payload: dict[str, Any]) -> None:
         stream_id = int(payload.get("streamId", 0))
         if type_ == "stream_open":
+            if "resumeFrom" in payload:
+                self._resume(stream_id, payload)
+                return
             stream = _Stream(
                 id=stream_id,
                 session_id=str(payload.get("sessionId", "")),
                 credit=Credit(int(payload.get("window", WINDOW))),
+                token=str(payload.get("token", "")) if self._grace > 0 else "",
             )
             self._streams[stream_id] = stream
             stream.task = asyncio.create_task(self._run(stream), name=f"stream-{stream_id}")
+            self._tasks.add(stream.task)
+            stream.task.add_done_callback(self._tasks.discard)
             return
         existing = self._streams.get(stream_id)
         if existing is None:
             return
         if type_ == "stream_credit":
             existing.credit.grant(int(payload.get("bytes", 0)))
+        elif type_ == "stream_ack":
+            existing.trim(int(payload.get("bytes", 0)))
         elif type_ == "stream_close":
             self._end(existing)
 
@@ -148,15 +240,102 @@ class AgentStreams:
         stream = self._streams.get(stream_id)
         if stream is not None:
             stream.receipts.received(len(data))
-            stream.inbound.put_nowait(data)
+            stream.received += len(data)
+            stream.inbound.put_nowait((stream.generation, data))
+
+    def detach_all(self) -> None:
+        """The control-plane connection is gone: resumable streams wait for a resume (their
+        VNC connections stay open) for the grace period; the others end."""
+        for stream in list(self._streams.values()):
+            if not stream.token or stream.vnc is None:
+                self._end(stream)
+                continue
+            del self._streams[stream.id]
+            stream.attached = False
+            stream.generation += 1
+            stream.credit.reset(0)
+            stream.changed.set()
+            self._detached[stream.token] = stream
+            stream.expiry = asyncio.get_running_loop().call_later(self._grace, self._expire, stream)
 
     def close_all(self) -> None:
-        for stream in list(self._streams.values()):
+        for stream in [*self._streams.values(), *self._detached.values()]:
             self._end(stream)
 
+    async def closed(self) -> None:
+        """Wait until every stream's VNC connection is closed (after `close_all`)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _expire(self, stream: _Stream) -> None:
+        if self._detached.get(stream.token) is stream:
+            log.info(
+                "agent: stream of session %s not resumed within %.0f s; closing it",
+                stream.session_id,
+                self._grace,
+            )
+            self._end(stream)
+
+    def _resume(self, stream_id: int, payload: dict[str, Any]) -> None:
+        token, session_id = str(payload.get("token", "")), str(payload.get("sessionId", ""))
+        stream = self._detached.get(token)
+        delivered = int(payload.get("resumeFrom", -1))
+        problem = ""
+        if stream is None or stream.session_id != session_id:
+            problem = "no such stream is waiting (it ended, or the agent restarted)"
+        elif not stream.acked <= delivered <= stream.read:
+            problem = f"offset {delivered} is outside {stream.acked}..{stream.read}"
+        if problem:
+            if stream is not None and stream.session_id == session_id:
+                self._end(stream)
+            self._control(
+                "stream_close",
+                {
+                    "streamId": stream_id,
+                    "reason": f"the stream cannot be resumed: {problem}",
+                    "code": "stream_not_resumable",
+                },
+            )
+            return
+        assert stream is not None and stream.vnc is not None
+        del self._detached[token]
+        if stream.expiry is not None:
+            stream.expiry.cancel()
+        stream.id = stream_id
+        stream.attached = True
+        stream.generation += 1
+        stream.receipts = Receipts(WINDOW)
+        stream.replay_from(delivered)
+        stream.vnc.renumber(stream_id)
+        self._streams[stream_id] = stream
+        log.info(
+            "agent: stream of session %s resumed at byte %d (%d bytes to send again)",
+            session_id,
+            delivered,
+            stream.read - delivered,
+        )
+        self._control(
+            "stream_opened",
+            {
+                "streamId": stream_id,
+                "window": WINDOW,
+                "resumable": True,
+                "received": stream.received,
+            },
+        )
+        stream.credit.reset(int(payload.get("window", WINDOW)))
+        stream.changed.set()
+        stream.vnc.wake()
+
     def _end(self, stream: _Stream) -> None:
-        self._streams.pop(stream.id, None)
+        if self._streams.get(stream.id) is stream:
+            del self._streams[stream.id]
+        if self._detached.get(stream.token) is stream:
+            del self._detached[stream.token]
+        if stream.expiry is not None:
+            stream.expiry.cancel()
+        stream.ended = True
         stream.credit.close()
+        stream.changed.set()
         stream.inbound.put_nowait(None)
 
     async def _run(self, stream: _Stream) -> None:
@@ -175,12 +354,16 @@ class AgentStreams:
             )
             self._end(stream)
             return
-        self._control("stream_opened", {"streamId": stream.id, "window": WINDOW})
+        stream.vnc = vnc
+        opened: dict[str, Any] = {"streamId": stream.id, "window": WINDOW}
+        if stream.token:
+            opened.update(resumable=True, received=0)
+        self._control("stream_opened", opened)
         try:
             reason = await self._pump(stream, vnc)
         finally:
             vnc.close()
-        if stream.id in self._streams:
+        if self._streams.get(stream.id) is stream:
             self._control("stream_close", {"streamId": stream.id, "reason": reason})
         self._end(stream)
 
@@ -192,18 +375,71 @@ class AgentStreams:
                     return "stream closed"
                 self._data(frame)
                 vnc.consumed(size)
+            return ended()
+
+        async def from_vnc_resumable() -> str:
+            while True:
+                while stream.resend:
+                    data = stream.resend[0]
+                    sent = await self._send(stream, pack(stream.id, data), len(data))
+                    if sent is Sent.CLOSED:
+                        return "stream closed"
+                    if sent is Sent.SENT:
+                        stream.resend.popleft()
+                if stream.unacked() >= REPLAY_LIMIT:  # wait for the viewer's end to catch up
+                    stream.changed.clear()
+                    await stream.changed.wait()
+                    if stream.ended:
+                        return "stream closed"
+                    continue
+                frame = await vnc.next_frame()
+                if frame is None:
+                    return ended()
+                size = len(frame) - HEADER.size
+                if not size:
+                    continue  # woken: a resume queued bytes to send again
+                stream.log.append((stream.read, frame))
+                stream.read += size
+                vnc.consumed(size)
+                if stream.resend:  # resumed while this frame was read: it goes after those
+                    stream.resend.append(memoryview(frame)[HEADER.size :])
+                    continue
+                if await self._send(stream, frame, size) is Sent.CLOSED:
+                    return "stream closed"
+
+        def ended() -> str:
             if vnc.error:
                 return f"stream error: {vnc.error}"
             return "the session's VNC server closed the connection"
 
         async def to_vnc() -> str:
-            while (data := await stream.inbound.get()) is not None:
+            while (item := await stream.inbound.get()) is not None:
+                generation, data = item
                 await vnc.write(data)
+                if generation != stream.generation:
+                    continue  # its credit belonged to a connection that is gone
                 if grant := stream.receipts.consumed(len(data)):
                     self._control("stream_credit", {"streamId": stream.id, "bytes": grant})
+                    if stream.token:
+                        self._control(
+                            "stream_ack", {"streamId": stream.id, "bytes": stream.received}
+                        )
             return "viewer closed the stream"
 
         try:
-            return await race(from_vnc(), to_vnc())
+            pump = from_vnc_resumable() if stream.token else from_vnc()
+            return await race(pump, to_vnc())
         except (OSError, StreamSpaceError) as exc:
             return f"stream error: {exc}"
+
+    async def _send(self, stream: _Stream, frame: bytes | memoryview, size: int) -> Sent:
+        """Send one frame of a resumable stream within its credit, unless the stream was
+        detached or resumed while it waited for that credit."""
+        generation = stream.generation
+        if not await stream.credit.take(size):
+            return Sent.CLOSED
+        if generation != stream.generation or not stream.attached:
+            stream.credit.grant(size)
+            return Sent.AGAIN
+        self._data(frame)
+        return Sent.SENT

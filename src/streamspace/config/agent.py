@@ -108,6 +108,14 @@ class AgentSettings(BaseSettings):
         validation_alias=env("RECONNECT_MAX_BACKOFF"),
         description="Cap of the reconnect backoff.",
     )
+    stream_resume_grace: Seconds = Field(
+        30.0,
+        ge=0,
+        validation_alias=env("STREAM_RESUME_GRACE"),
+        description="Seconds a viewer's VNC connection is kept open after the control-plane "
+        "connection drops, so the viewer's replica can resume the stream where it stopped "
+        "once the agent is back (0: streams end with the connection).",
+    )
     enable_ha: bool = Field(
         False,
         validation_alias=env("ENABLE_HA"),

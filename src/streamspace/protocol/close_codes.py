@@ -9,6 +9,7 @@ UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
 NOT_FOUND = 4404
 CONFLICT = 4409  # a newer connection (higher epoch) displaced this one, or stale epoch
+GONE = 4410  # a stream that cannot be resumed (the agent no longer keeps it)
 PROTOCOL = 4400
 UNSUPPORTED_VERSION = 4426
 UNAVAILABLE = 4503

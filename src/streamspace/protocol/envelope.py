@@ -30,6 +30,7 @@ MessageType = Literal[
     "stream_opened",
     "stream_credit",
     "stream_close",
+    "stream_ack",
     # agent -> control plane
     "heartbeat",
     "ack",

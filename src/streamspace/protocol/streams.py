@@ -6,6 +6,16 @@ agent), `stream_opened {streamId, window}`, `stream_credit {streamId, bytes}` an
 `stream_close {streamId, reason}` (either way). A sender may have at most the receiver's
 granted window in flight; the receiver grants credit back as its consumer takes the bytes, so
 a slow viewer only ever stalls its own stream. No I/O here.
+
+Resumable streams (the control plane names one with a `token` in `stream_open`; the agent says
+`resumable: true` in `stream_opened`) survive the agent's connection: when it drops, the agent
+keeps the VNC connection open for STREAM_RESUME_GRACE and the viewer's replica opens the stream
+again, on whichever replica now holds the agent, with `stream_open {..., token, resumeFrom}`:
+`resumeFrom` is how many of the agent's bytes the viewer got, the agent's `stream_opened`
+carries `received` (how many viewer bytes it got), and each side sends the other's bytes again
+from there. To know what it can forget, each side acknowledges the other's bytes end to end
+with `stream_ack {streamId, bytes}` (a running total), so each keeps at most REPLAY_LIMIT of
+its own unacknowledged bytes.
 """
 
 from __future__ import annotations
@@ -22,9 +32,13 @@ CHUNK = 256 * 1024
 # Bytes a sender may have in flight per stream (also what a stalled viewer can pin in the
 # replica's memory). Credit goes back once half of it is consumed: per 2 chunks, not per chunk.
 WINDOW = 1024 * 1024
+# Bytes a resumable stream's sender keeps until the viewer's end acknowledges them (reading
+# from the VNC server pauses there), and how often that end acknowledges.
+REPLAY_LIMIT = 8 * 1024 * 1024
+ACK_EVERY = 256 * 1024
 
 
-def pack(stream_id: int, data: bytes) -> bytes:
+def pack(stream_id: int, data: bytes | memoryview) -> bytes:
     return HEADER.pack(stream_id) + data
 
 
@@ -65,6 +79,12 @@ class Credit:
 
     def close(self) -> None:
         self.closed = True
+        self._changed.set()
+
+    def reset(self, available: int) -> None:
+        """A new connection's window (0 while there is none): what was granted before is
+        void."""
+        self._available = available
         self._changed.set()
 
 

@@ -239,14 +239,17 @@ class AgentHub:
 
     # -- commands ----------------------------------------------------------------------------
 
-    async def open_stream(self, agent_id: str, session_id: str) -> AgentStream:
-        """A VNC stream to a session through the agent connected here."""
+    async def open_stream(
+        self, agent_id: str, session_id: str, *, token: str = "", resume_from: int | None = None
+    ) -> AgentStream:
+        """A VNC stream to a session through the agent connected here (streams.StreamTable.open
+        says what `token` and `resume_from` do)."""
         conn = self.local.get(agent_id)
         if conn is None or conn.closed:
             raise Unavailable(
                 f"agent {agent_id} is not connected to this replica", code="agent_not_here"
             )
-        return await conn.streams.open(conn, session_id)
+        return await conn.streams.open(conn, session_id, token=token, resume_from=resume_from)
 
     def close_stream(self, stream: AgentStream, reason: str) -> None:
         conn = self.local.get(stream.conn.agent_id)

@@ -11,9 +11,13 @@ reuse `websockets`' frame code.
 A payload goes straight to the viewer's socket in the turn that completed it while no earlier
 one waits for the relay task (streams.Passthrough). Only what the peer endpoint sends is
 handled: binary and continuation frames (the bytes of one stream: message boundaries carry no
-meaning), ping, pong and close. Reading pauses while more than READ_AHEAD bytes wait for the
-viewer, so a slow viewer backs up to the holding replica, whose stream credit then stalls that
-viewer's stream alone.
+meaning), text frames (a resumable stream's control: `{"opened": {"resumable", "received"}}`
+first, then `{"ack": n}`, the agent's running total of viewer bytes; this end sends its own
+`{"ack": n}` of the agent's bytes delivered, see streaming/resume.py), ping, pong and close.
+A close with 1001 or 1012 (the holding replica stopping, or the agent's connection moving
+away) counts as lost, like a dropped connection: the stream may be resumed elsewhere.
+Reading pauses while more than READ_AHEAD bytes wait for the viewer, so a slow viewer backs
+up to the holding replica, whose stream credit then stalls that viewer's stream alone.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import secrets
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -35,11 +41,62 @@ from streamspace.control_plane.streaming.streams import Passthrough
 from streamspace.errors import Unavailable
 from streamspace.netio.links import BufferedLink
 from streamspace.netio.wsframes import header_size, payload_length
+from streamspace.protocol import close_codes
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_AHEAD = 1 << 20
 MAX_FRAME = 4 << 20  # the peer sends chunks of 256 KiB; anything far larger is a broken peer
 MAX_HEAD = 16 << 10
+MAX_TEXT = 4 << 10  # the peer's control messages are a few dozen bytes
+MOVED = (close_codes.GOING_AWAY, close_codes.SERVICE_RESTART)
+# A resumable stream's first message says how it opened; a holding replica that predates
+# resumable streams never sends one, and its first bytes say so instead.
+OPENED_TIMEOUT = 10.0
+
+
+class PeerControl:
+    """What a resumable stream's peer link knows beyond its bytes (shared by both clients)."""
+
+    def __init__(self) -> None:
+        self.resumable = False
+        self.received = 0
+        self.on_ack: Callable[[int], None] | None = None
+        self.ready = asyncio.get_running_loop().create_future()  # opened, data, or the end
+
+    def settle(self) -> None:
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def on_text(self, text: str) -> bool:
+        """Handle a control message; False for one that is not."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return False
+        if not isinstance(message, dict):
+            return False
+        if isinstance(opened := message.get("opened"), dict):
+            self.resumable = opened.get("resumable") is True
+            received = opened.get("received", 0)
+            self.received = received if isinstance(received, int) and received >= 0 else 0
+            self.settle()
+            return True
+        if isinstance(ack := message.get("ack"), int):
+            if self.on_ack is not None:
+                self.on_ack(ack)
+            return True
+        return False
+
+
+def ack_message(delivered: int) -> str:
+    return json.dumps({"ack": delivered})
+
+
+def refusal(code: int | None, reason: str) -> Unavailable:
+    """The error for a peer link the holding replica closed before the stream opened."""
+    if code == close_codes.GONE:
+        return Unavailable(reason or "the stream cannot be resumed", code="stream_not_resumable")
+    return Unavailable(reason or "the peer replica closed the stream", code="peer_unreachable")
 
 
 class PeerProtocol(BufferedLink):
@@ -62,6 +119,8 @@ class PeerProtocol(BufferedLink):
         self._payload: bytearray | None = None
         self._got = 0
         self.direct = Passthrough()  # payloads straight to the viewer's socket when it can
+        self.control = PeerControl()
+        self.close_code: int | None = None
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -94,6 +153,7 @@ class PeerProtocol(BufferedLink):
         if not self.close_reason:
             self.lost = True
             self.close_reason = f"lost the connection to the peer replica ({exc or 'closed'})"
+        self.control.settle()
         self.data.put_nowait(None)
 
     # -- parsing ---------------------------------------------------------------------------
@@ -155,14 +215,22 @@ class PeerProtocol(BufferedLink):
         opcode, payload = self._header[0] & 0x0F, self._payload
         self._payload, self._header_len = None, 0
         if opcode in (Opcode.BINARY, Opcode.CONT):
+            self.control.settle()
             if payload and not self.direct.offer(memoryview(payload)):
                 self.data.put_nowait(memoryview(payload))
                 self.received(len(payload))
+        elif opcode == Opcode.TEXT:
+            if len(payload) > MAX_TEXT or not self.control.on_text(
+                payload.decode("utf-8", "replace")
+            ):
+                self._fail("the peer replica sent an unexpected text frame")
         elif opcode == Opcode.PING:
             self._write(Frame(Opcode.PONG, bytes(payload)))
         elif opcode == Opcode.CLOSE:
             close = Close.parse(bytes(payload)) if payload else None
             self.close_reason = close.reason if close and close.reason else "stream closed"
+            self.close_code = close.code if close else None
+            self.lost = self.close_code in MOVED
             self.close(close.code if close else 1000, "")
         elif opcode != Opcode.PONG:
             self._fail(f"the peer replica sent an unexpected frame (opcode {opcode})")
@@ -188,6 +256,27 @@ class PeerProtocol(BufferedLink):
 
     async def recv(self) -> memoryview | None:
         return await self.data.get()
+
+    # resume.Source: what the resumable stream's control said
+    @property
+    def resumable(self) -> bool:
+        return self.control.resumable
+
+    @property
+    def input_received(self) -> int:
+        return self.control.received
+
+    @property
+    def on_ack(self) -> Callable[[int], None] | None:
+        return self.control.on_ack
+
+    @on_ack.setter
+    def on_ack(self, callback: Callable[[int], None] | None) -> None:
+        self.control.on_ack = callback
+
+    def ack(self, delivered: int) -> None:
+        if self.control.resumable:
+            self._write(Frame(Opcode.TEXT, ack_message(delivered).encode()))
 
     def consumed(self, nbytes: int) -> None:
         self.direct.written(nbytes)
@@ -267,6 +356,15 @@ async def connect(url: str) -> PeerProtocol:
     return protocol
 
 
+async def opened(link: PeerProtocol | LibraryPeer) -> None:
+    """Wait until a resumable stream's link says how it opened (or its bytes start, from a
+    holding replica that predates resumable streams); Unavailable if it closed instead."""
+    async with asyncio.timeout(OPENED_TIMEOUT):
+        await link.control.ready
+    if not link.control.resumable and link.close_reason and not link.lost:
+        raise refusal(link.close_code, link.close_reason)
+
+
 class LibraryPeer:
     """The library path (STREAMSPACE_LEAN_PEER_CLIENT=false): the same `streams.Source` over
     the `websockets` client. Its read queue (`max_queue` messages) is the read-ahead: a slow
@@ -275,8 +373,12 @@ class LibraryPeer:
     def __init__(self, ws: ClientConnection) -> None:
         self._ws = ws
         self.close_reason = ""
+        self.close_code: int | None = None
         self.lost = False
+        self.control = PeerControl()
         self._closing: asyncio.Task[None] | None = None
+        self._first: bytes | None = None
+        self._reader = asyncio.create_task(self._first_message())
 
     @classmethod
     async def connect(cls, url: str) -> LibraryPeer:
@@ -290,24 +392,82 @@ class LibraryPeer:
             ) from exc
         return cls(ws)
 
-    def _ended(self, exc: ConnectionClosed) -> None:
-        if self.close_reason:
-            return
-        if exc.rcvd is None:
-            self.lost = True
-            self.close_reason = f"lost the connection to the peer replica ({exc})"
-        else:
-            self.close_reason = exc.rcvd.reason or "stream closed"
+    async def _first_message(self) -> None:
+        """Read until the stream's first bytes (kept for `recv`) or its end, so `opened` can
+        wait on `control.ready`."""
+        while not self.control.ready.done():
+            message = await self._next()
+            if message is None or isinstance(message, bytes):
+                self._first = message or None
+                self.control.settle()
 
-    async def recv(self) -> bytes | None:
+    async def _next(self) -> bytes | None:
+        """The next message with bytes in it (None at the end); control messages are handled."""
         while True:
             try:
                 message = await self._ws.recv()
             except ConnectionClosed as exc:
                 self._ended(exc)
                 return None
-            if isinstance(message, bytes) and message:
+            if isinstance(message, str):
+                if len(message) > MAX_TEXT or not self.control.on_text(message):
+                    self._ended_by_us("the peer replica sent an unexpected text frame")
+                    return None
+            elif message:
                 return message
+
+    def _ended(self, exc: ConnectionClosed) -> None:
+        self.control.settle()
+        if self.close_reason:
+            return
+        if exc.rcvd is None:
+            self.lost = True
+            self.close_reason = f"lost the connection to the peer replica ({exc})"
+        else:
+            self.close_code = exc.rcvd.code
+            self.lost = exc.rcvd.code in MOVED
+            self.close_reason = exc.rcvd.reason or "stream closed"
+
+    def _ended_by_us(self, reason: str) -> None:
+        self.close_reason = reason
+        self.control.settle()
+        self.close(1002, "")
+
+    async def recv(self) -> bytes | None:
+        await asyncio.wait([self._reader])
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        if self.close_reason:
+            return None
+        return await self._next()
+
+    @property
+    def resumable(self) -> bool:
+        return self.control.resumable
+
+    @property
+    def input_received(self) -> int:
+        return self.control.received
+
+    @property
+    def on_ack(self) -> Callable[[int], None] | None:
+        return self.control.on_ack
+
+    @on_ack.setter
+    def on_ack(self, callback: Callable[[int], None] | None) -> None:
+        self.control.on_ack = callback
+
+    def ack(self, delivered: int) -> None:
+        if self.control.resumable and self._closing is None:
+            task = asyncio.create_task(self._send_quietly(ack_message(delivered)))
+            task.add_done_callback(lambda _: None)
+
+    async def _send_quietly(self, text: str) -> None:
+        try:
+            await self._ws.send(text)
+        except ConnectionClosed as exc:
+            self._ended(exc)
 
     def consumed(self, nbytes: int) -> None:
         """Nothing to do: the library reads on as its queue drains."""
@@ -323,5 +483,7 @@ class LibraryPeer:
     def close(self, code: int = 1000, reason: str = "") -> None:
         if not self.close_reason:
             self.close_reason = "stream closed"
+        self._reader.cancel()
+        self.control.settle()
         if self._closing is None:
             self._closing = asyncio.create_task(self._ws.close(code, reason))

@@ -12,8 +12,8 @@ round trip on the busiest hop of a stream."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -26,7 +26,12 @@ from streamspace.protocol.streams import WINDOW, Credit, Receipts, chunks, pack,
 log = logging.getLogger(__name__)
 Data = bytes | memoryview  # stream bytes; views of the agent's frames are passed on uncopied
 OPEN_TIMEOUT = 20.0
-_ids = itertools.count(1)
+
+
+def _new_id() -> int:
+    """Random, not counted from 1: an agent that moves from replica to replica never meets a
+    new stream under an id it used for another one."""
+    return secrets.randbits(31) | 1
 
 
 @dataclass(eq=False)
@@ -60,7 +65,8 @@ class Connection(Protocol):
 class AgentStream:
     conn: Connection
     session_id: str
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = field(default_factory=_new_id)
+    token: str = ""  # set: the agent is asked to keep the stream across a reconnect
     inbound: asyncio.Queue[Data | None] = field(default_factory=asyncio.Queue)
     credit: Credit = field(default_factory=lambda: Credit(0))
     receipts: Receipts = field(default_factory=lambda: Receipts(WINDOW))
@@ -68,7 +74,12 @@ class AgentStream:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     close_reason: str = ""
+    close_code: str = ""  # the agent's error code for a refused stream
     direct: Passthrough = field(default_factory=Passthrough)
+    resumable: bool = False  # the agent keeps it across a reconnect (its stream_opened says)
+    input_received: int = 0  # viewer bytes the agent had when it opened (resumed) the stream
+    lost: bool = False  # ended because the agent's connection went away
+    on_ack: Callable[[int], None] | None = None  # the agent's running total of viewer bytes
 
     def control(self, type_: MessageType, payload: dict[str, object]) -> None:
         body = {"streamId": self.id, **payload}
@@ -105,13 +116,19 @@ class AgentStream:
         if grant:
             self.control("stream_credit", {"bytes": grant})
 
+    def ack(self, delivered: int) -> None:
+        """Tell the agent the viewer has its first `delivered` bytes (resumable streams)."""
+        if self.resumable:
+            self.control("stream_ack", {"bytes": delivered})
+
     def ended(self, reason: str) -> None:
         if not self.close_reason:
             self.close_reason = reason or "stream closed"
         self.credit.close()
         self.inbound.put_nowait(None)
         if not self.opened.done():
-            self.opened.set_exception(Unavailable(self.close_reason, code="stream_failed"))
+            code = self.close_code or "stream_failed"
+            self.opened.set_exception(Unavailable(self.close_reason, code=code))
 
 
 class StreamTable:
@@ -120,10 +137,22 @@ class StreamTable:
     def __init__(self) -> None:
         self.streams: dict[int, AgentStream] = {}
 
-    async def open(self, conn: Connection, session_id: str) -> AgentStream:
-        stream = AgentStream(conn=conn, session_id=session_id)
+    async def open(
+        self, conn: Connection, session_id: str, *, token: str = "", resume_from: int | None = None
+    ) -> AgentStream:
+        """Open a stream; with a `token` the agent may keep it across a reconnect, and with
+        `resume_from` too this resumes the one it kept (Unavailable `stream_not_resumable`
+        when it has none)."""
+        stream = AgentStream(conn=conn, session_id=session_id, token=token)
+        while stream.id in self.streams:
+            stream.id = _new_id()
         self.streams[stream.id] = stream
-        stream.control("stream_open", {"sessionId": session_id, "window": WINDOW})
+        payload: dict[str, object] = {"sessionId": session_id, "window": WINDOW}
+        if token:
+            payload["token"] = token
+            if resume_from is not None:
+                payload["resumeFrom"] = resume_from
+        stream.control("stream_open", payload)
         try:
             async with asyncio.timeout(OPEN_TIMEOUT):
                 await stream.opened
@@ -148,13 +177,19 @@ class StreamTable:
         if stream is None:
             return
         if type_ == "stream_opened":
+            stream.resumable = bool(stream.token) and payload.get("resumable") is True
+            stream.input_received = _count(payload.get("received"))
             stream.credit.grant(int(str(payload.get("window", WINDOW))))
             if not stream.opened.done():
                 stream.opened.set_result(None)
         elif type_ == "stream_credit":
             stream.credit.grant(int(str(payload.get("bytes", 0))))
+        elif type_ == "stream_ack":
+            if stream.on_ack is not None:
+                stream.on_ack(_count(payload.get("bytes")))
         elif type_ == "stream_close":
             self.streams.pop(stream.id, None)
+            stream.close_code = str(payload.get("code", ""))
             stream.ended(str(payload.get("reason", "closed by the agent")))
 
     def close(self, stream: AgentStream, reason: str, *, notify: bool) -> None:
@@ -163,8 +198,19 @@ class StreamTable:
         stream.ended(reason)
 
     def close_all(self, reason: str) -> None:
+        """The agent's connection is gone: every stream ends, marked lost (its viewer's
+        replica may resume a resumable one wherever the agent reconnects)."""
         for stream in list(self.streams.values()):
+            stream.lost = True
             self.close(stream, reason, notify=False)
+
+
+def _count(value: object) -> int:
+    """A byte count from a payload (0 when missing or malformed)."""
+    try:
+        return max(int(str(value)), 0)
+    except ValueError:
+        return 0
 
 
 class Viewer(Protocol):

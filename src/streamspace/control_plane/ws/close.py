@@ -30,6 +30,8 @@ def close_code_for(exc: StreamSpaceError) -> int:
         if exc.code == "unsupported_version":
             return close_codes.UNSUPPORTED_VERSION
         return close_codes.PROTOCOL
+    if exc.code == "stream_not_resumable":
+        return close_codes.GONE
     return close_codes.UNAVAILABLE
 
 

@@ -1,12 +1,18 @@
 """Viewer sockets: `GET /api/v1/sessions/{id}/vnc?token=` for browsers (binary frames, stock
 noVNC, `binary` subprotocol) and the internal peer endpoint a browser's replica uses to reach
-the replica holding the agent. VNC bytes never go through Redis."""
+the replica holding the agent. VNC bytes never go through Redis.
+
+The browser's replica is the viewer's end of a resumable stream (streaming/resume.py): when the
+agent's connection or the replica holding it goes away, it resumes the stream wherever the
+agent reconnects, and the browser's socket stays open."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 
@@ -18,9 +24,10 @@ from streamspace.control_plane.auth.tokens import session_principal, session_tok
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.metrics import StreamMeter
 from streamspace.control_plane.streaming import peer
-from streamspace.control_plane.streaming.streams import Data, relay
+from streamspace.control_plane.streaming.resume import Opened, ViewerEnd
+from streamspace.control_plane.streaming.streams import AgentStream, Data, relay
 from streamspace.control_plane.ws.close import close_with
-from streamspace.errors import StreamSpaceError, Unavailable
+from streamspace.errors import ProtocolError, StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
 
 router = APIRouter()
@@ -40,7 +47,11 @@ class BrowserViewer:
         self.meter = meter
         # wsserver's connection (None on another server): direct writes
         self.frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
-        self._now: Callable[[Data], bool] | None = self.frames.send_now if self.frames else None
+        self._now: Callable[[Data | str], bool] | None = (
+            self.frames.send_now if self.frames else None
+        )
+        self.on_text: Callable[[str], None] | None = None  # a peer replica's stream control
+        self._texts: set[asyncio.Task[None]] = set()
 
     async def receive_bytes(self) -> bytes | None:
         while True:
@@ -53,6 +64,8 @@ class BrowserViewer:
             if message.get("bytes") is not None:
                 self.meter.to_agent.inc(len(message["bytes"]))
                 return bytes(message["bytes"])
+            if message.get("text") is not None and self.on_text is not None:
+                self.on_text(message["text"])
 
     async def send_bytes(self, data: Data) -> None:
         # Straight to the ASGI server (Starlette's send_bytes is typed for bytes only); the
@@ -66,6 +79,19 @@ class BrowserViewer:
             self.meter.to_viewer.inc(len(data))
             return True
         return False
+
+    def send_text(self, text: str) -> None:
+        """A control message to a peer replica: at once if the socket takes writes, else
+        from a task (its order against the bytes does not matter)."""
+        if self._now is not None and self._now(text):
+            return
+        task = asyncio.create_task(self._send_text(text))
+        self._texts.add(task)
+        task.add_done_callback(self._texts.discard)
+
+    async def _send_text(self, text: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.send({"type": "websocket.send", "text": text})
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
@@ -114,33 +140,76 @@ async def _ensure_running(ctx: AppContext, principal: Principal, session_id: str
 async def _stream(
     ctx: AppContext, ws: WebSocket, session_id: str, agent_id: str, principal: Principal
 ) -> str:
+    """Relay the browser's socket to the agent, here or through its replica, resuming the
+    stream whenever the agent moves."""
+    token = secrets.token_urlsafe(16)
+
     def on_input(_: int) -> None:
         ctx.activity.touch(session_id)
 
-    if agent_id in ctx.hub.local:
-        return await _local(ctx, ws, session_id, agent_id, path="local", on_input=on_input)
-    url = await _owner_url(ctx, agent_id)
-    return await _via_peer(ctx, ws, url, session_id, principal, on_input)
+    async def open_source(resume_from: int | None) -> Opened:
+        if agent_id in ctx.hub.local:
+            stream = await ctx.hub.open_stream(
+                agent_id, session_id, token=token, resume_from=resume_from
+            )
+            return Opened(
+                stream, lambda: ctx.hub.close_stream(stream, "viewer disconnected"), stream.direct
+            )
+        url = await _owner_url(ctx, agent_id)
+        if agent_id in ctx.hub.local:  # it reconnected here meanwhile
+            return await open_source(resume_from)
+        link = await _peer_link(ctx, url, session_id, principal, token, resume_from)
+        return Opened(
+            link, link.close, link.direct if isinstance(link, peer.PeerProtocol) else None
+        )
+
+    path = "local" if agent_id in ctx.hub.local else "peer"
+    with ctx.metrics.viewer(path) as meter:
+        end = ViewerEnd(BrowserViewer(ws, meter), on_input=on_input)
+        return await end.run(open_source)
 
 
-async def _local(
+async def _relay_for_peer(
     ctx: AppContext,
     ws: WebSocket,
     session_id: str,
     agent_id: str,
     *,
-    path: str,
-    on_input: Callable[[int], None] | None = None,
+    token: str,
+    resume_from: int | None,
 ) -> str:
-    """The agent is here; `path` is "local" for a browser, "relay" for a peer replica."""
-    stream = await ctx.hub.open_stream(agent_id, session_id)
+    """The agent is here and a peer replica holds the viewer: relay, passing the resumable
+    stream's acknowledgements both ways (streaming/peer.py)."""
+    stream = await ctx.hub.open_stream(agent_id, session_id, token=token, resume_from=resume_from)
     try:
-        with ctx.metrics.viewer(path) as meter:
+        with ctx.metrics.viewer("relay") as meter:
             viewer = BrowserViewer(ws, meter)
+            if token:  # the viewer's replica asked for a resumable stream: say how it opened
+                opened = {"resumable": stream.resumable, "received": stream.input_received}
+                await ws.send_text(json.dumps({"opened": opened}))
+                viewer.on_text = lambda text: _peer_control(stream, text)
+                stream.on_ack = lambda n: viewer.send_text(peer.ack_message(n))
             stream.direct.sink = viewer.send_now
-            return await relay(viewer, stream, on_input=on_input)
+            reason = await relay(viewer, stream)
     finally:
         ctx.hub.close_stream(stream, "viewer disconnected")
+    if stream.lost and stream.resumable:
+        raise _Moved(reason)
+    return reason
+
+
+class _Moved(Exception):
+    """The agent's connection left this replica mid-stream: the viewer's replica resumes it
+    wherever the agent is now."""
+
+
+def _peer_control(stream: AgentStream, text: str) -> None:
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return
+    if isinstance(message, dict) and isinstance(ack := message.get("ack"), int):
+        stream.ack(ack)
 
 
 async def _owner_url(ctx: AppContext, agent_id: str) -> str:
@@ -152,19 +221,23 @@ async def _owner_url(ctx: AppContext, agent_id: str) -> str:
     raise Unavailable(f"agent {agent_id} is not connected to any replica", code="agent_offline")
 
 
-async def _via_peer(
+async def _peer_link(
     ctx: AppContext,
-    ws: WebSocket,
     base: str,
     session_id: str,
     principal: Principal,
-    on_input: Callable[[int], None],
-) -> str:
+    stream_token: str,
+    resume_from: int | None,
+) -> peer.PeerProtocol | peer.LibraryPeer:
+    """A peer link to the replica holding the agent, its resumable stream opened (or
+    resumed)."""
     token = session_token(
         ctx.tokens, principal=principal, session_id=session_id, purpose="peer", ttl=PEER_TOKEN_TTL
     )
     url = (
-        base.replace("http", "ws", 1) + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}"
+        base.replace("http", "ws", 1)
+        + f"/api/v1/internal/sessions/{session_id}/vnc?token={token}&stream={stream_token}"
+        + ("" if resume_from is None else f"&resume={resume_from}")
     )
     link: peer.PeerProtocol | peer.LibraryPeer
     try:
@@ -178,18 +251,16 @@ async def _via_peer(
         raise Unavailable(
             f"cannot reach the replica holding the agent: {detail}", code="peer_unreachable"
         ) from exc
-
     try:
-        with ctx.metrics.viewer("peer") as meter:
-            viewer = BrowserViewer(ws, meter)
-            if isinstance(link, peer.PeerProtocol):  # earlier payloads wait in its queue
-                link.direct.sink = viewer.send_now
-            reason = await relay(viewer, link, on_input=on_input)
-    finally:
+        await peer.opened(link)
+    except (TimeoutError, Unavailable) as exc:
         link.close()
-    if link.lost:  # the holding replica went away: the viewer should reconnect
-        raise Unavailable(link.close_reason, code="peer_unreachable")
-    return reason
+        if isinstance(exc, Unavailable):
+            raise
+        raise Unavailable(
+            "the replica holding the agent did not open the stream in time", code="peer_unreachable"
+        ) from exc
+    return link
 
 
 @router.websocket("/api/v1/internal/sessions/{session_id}/vnc")
@@ -201,11 +272,24 @@ async def peer_vnc(ws: WebSocket, session_id: str) -> None:
         principal = session_principal(
             ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="peer"
         )
+        token, resume = ws.query_params.get("stream", ""), ws.query_params.get("resume")
+        if len(token) > 64 or (resume is not None and not (resume.isdigit() and len(resume) < 20)):
+            raise ProtocolError("malformed stream token or resume offset", code="bad_request")
         session = await ctx.session_service.get(principal=principal, session_id=session_id)
         if session.agent_id is None or session.agent_id not in ctx.hub.local:
             raise Unavailable("the agent is not connected to this replica", code="agent_not_here")
-        reason = await _local(ctx, ws, session_id, session.agent_id, path="relay")
+        reason = await _relay_for_peer(
+            ctx,
+            ws,
+            session_id,
+            session.agent_id,
+            token=token,
+            resume_from=None if resume is None else int(resume),
+        )
     except StreamSpaceError as exc:
         await close_with(ws, exc)
+        return
+    except _Moved as moved:
+        await _close(ws, close_codes.SERVICE_RESTART, f"the agent moved: {moved}")
         return
     await _close(ws, close_codes.NORMAL, reason)
