@@ -35,7 +35,7 @@ WINDOW = 1024 * 1024
 # Bytes a resumable stream's sender keeps until the viewer's end acknowledges them (reading
 # from the VNC server pauses there), and how often that end acknowledges.
 REPLAY_LIMIT = 8 * 1024 * 1024
-ACK_EVERY = 256 * 1024
+ACK_EVERY = 1024 * 1024
 
 
 def pack(stream_id: int, data: bytes | memoryview) -> bytes:
