@@ -12,9 +12,11 @@ let ended = false;
 document.body.dataset.loaded = '1'; // the modules ran: view.html's reload fallback stands down
 sessionStorage.removeItem('viewer-reloads');
 
+// A state's tooltip (the reason of a lost connection) goes with it: set after setState.
 function setState(state, text) {
   document.body.dataset.state = state;
   $('status').textContent = text;
+  $('status').title = '';
 }
 
 function loginToken() { return localStorage.getItem('streamspace_token'); }
