@@ -1,11 +1,13 @@
 """Losing a control-plane replica, as users feel it: three replicas behind the shipped haproxy
 config (deploy/haproxy/haproxy.cfg), one agent connected through it, clients calling the API
-and pinging the agent all along, and a viewer reading a session's stream (the viewer page's
-reconnect pace; the session's VNC server is a pattern source, every byte checked). Each run
+and pinging the agent all along, and two viewers reading a session's stream (the session's
+VNC server is a pattern source, every byte checked): one through the load balancer (when its
+socket closes it reconnects at the viewer page's pace) and one on a replica that stays, whose
+stream is resumed when the agent moves (its socket should never close; it only pauses). Each run
 kills the replica holding the agent (SIGKILL) or stops it (SIGTERM, a scale-down), and prints,
 per scenario, how long until the API answers every request again, until the agent answers a
-command again and until the viewer gets bytes again (p50 and max over the runs), and how many
-requests failed.
+command again, until the first viewer gets bytes again and how long the second one's stream
+paused (p50 and max over the runs), and how many requests failed and viewer sockets closed.
 
     PYTHONPATH=. .venv/bin/python bench/replica_loss.py [--runs 5]
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import platform
 import signal
@@ -56,6 +59,12 @@ class Probe:
             return 0.0
         last = max(failed)
         return max(0.0, min(t for t, ok in self.results if ok and t > last) - at)
+
+    def longest_pause(self, at: float) -> float:
+        """The longest time between the starts of two calls in a row from 1 s before `at` on
+        (a call that hangs and then works shows here, not in `back_after`)."""
+        starts = sorted(t for t, _ in self.results if t >= at - 1)
+        return max((b - a for a, b in itertools.pairwise(starts)), default=0.0)
 
 
 async def api_client(c: Cluster, admin: dict[str, str], probe: Probe, stop: asyncio.Event) -> None:
@@ -116,6 +125,8 @@ async def one_run(tmp: Path, sig: signal.Signals, run: int) -> dict[str, float]:
         sid = r.json()["id"]
         await c.wait_state(sid, "running", admin)
         api, agent, viewer, stop = Probe(), Probe(), Probe(), asyncio.Event()
+        resumed = Probe()
+        other = next(r for r in c.replicas if r is not holder)
         tasks = [asyncio.create_task(api_client(c, admin, api, stop)) for _ in range(4)]
         tasks.append(asyncio.create_task(agent_pinger(c, admin, "replica-loss", agent, stop)))
         tasks.append(
@@ -127,6 +138,18 @@ async def one_run(tmp: Path, sig: signal.Signals, run: int) -> dict[str, float]:
                     stop=stop,
                     chunk=4096,
                     record=lambda started, n, failed: viewer.record(started, n > 0, failed),
+                )
+            )
+        )
+        tasks.append(
+            asyncio.create_task(
+                read_pattern(
+                    other.url,
+                    sid,
+                    admin,
+                    stop=stop,
+                    chunk=4096,
+                    record=lambda started, n, failed: resumed.record(started, n > 0, failed),
                 )
             )
         )
@@ -145,6 +168,9 @@ async def one_run(tmp: Path, sig: signal.Signals, run: int) -> dict[str, float]:
             "agent_failed": sum(agent.failures.values()),
             "agent_failures": dict(agent.failures),  # type: ignore[dict-item]
             "viewer": viewer.back_after(at),
+            "viewer_failed": sum(viewer.failures.values()),
+            "resumed_pause": resumed.longest_pause(at),
+            "resumed_failed": sum(resumed.failures.values()),
         }
 
 
@@ -159,6 +185,12 @@ def report(name: str, runs: list[dict[str, float]]) -> None:
     print(f"  API answers every request again after      {stat('api')}")
     print(f"  the agent answers a command again after    {stat('agent')}")
     print(f"  the viewer gets bytes again after          {stat('viewer')}")
+    print(f"  a viewer on a replica that stays paused    {stat('resumed_pause')}")
+    print(
+        "  viewer sockets closed: through the load balancer "
+        f"{sum(int(r['viewer_failed']) for r in runs)}, on a replica that stays "
+        f"{sum(int(r['resumed_failed']) for r in runs)}"
+    )
     print(
         f"  API requests failed: {failed} of {total} {[r['api_failures'] for r in runs]}; "
         "agent pings failed: "

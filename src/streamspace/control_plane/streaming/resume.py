@@ -105,7 +105,7 @@ class ViewerEnd:
                         code="peer_unreachable",
                     ) from exc
                 await asyncio.sleep(delay)  # the agent is still on its way to a replica
-                delay = min(delay * 2, 0.5)
+                delay = min(delay * 2, 0.2)
                 continue
             if opened.source.resumable and (
                 self._input_start <= opened.source.input_received <= self._input_end

@@ -213,11 +213,11 @@ def _peer_control(stream: AgentStream, text: str) -> None:
 
 
 async def _owner_url(ctx: AppContext, agent_id: str) -> str:
-    for _ in range(20):  # the agent may be reconnecting right now
+    for _ in range(100):  # the agent may be reconnecting right now: a viewer waits on it
         pod = await ctx.hub.registry.lookup(agent_id=agent_id)
         if pod is not None and (address := await ctx.hub.addresses.replica_address(pod)):
             return address
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.1)
     raise Unavailable(f"agent {agent_id} is not connected to any replica", code="agent_offline")
 
 
