@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -19,6 +18,7 @@ from streamspace.control_plane.db.records import TemplateRecord
 from tests.support.browser import ARTIFACTS, DISTINCT_COLOURS, chromium
 from tests.support.cluster import Cluster, cluster, eventually
 from tests.support.docker import cleanup, docker_cli
+from tests.support.metrics import scrape, total, value
 from tests.support.vnc import framebuffer_update, stream_url, vnc_client
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
@@ -263,13 +263,11 @@ async def test_the_viewer_page_reconnects_by_itself_when_its_replica_dies(
 async def _viewer_replica(c: Cluster) -> str | None:
     """The replica whose metrics count the open viewer socket (path local or peer)."""
     for replica in c.replicas:
-        metrics = (await c.call(replica.url, "GET", "/api/v1/metrics", {})).text
-        for family in text_string_to_metric_families(metrics):
-            for sample in family.samples:
-                if (
-                    sample.name == "streamspace_viewers"
-                    and sample.labels.get("path") != "relay"
-                    and sample.value >= 1
-                ):
-                    return replica.pod
+        samples = await scrape(replica.url)
+        if (
+            total(samples, "streamspace_viewers")
+            - value(samples, "streamspace_viewers", path="relay")
+            >= 1
+        ):
+            return replica.pod
     return None

@@ -8,7 +8,6 @@ import asyncio
 import httpx
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.app import create_app
@@ -16,17 +15,9 @@ from streamspace.protocol import PROTOCOL_VERSION, close_codes
 from tests.support.app import ADMIN_PASSWORD, login
 from tests.support.cluster import BOOTSTRAP_KEY, enroll_agent
 from tests.support.lean import serve
+from tests.support.metrics import parse, value
 
 pytestmark = [pytest.mark.postgres]
-
-
-def sample(text: str, name: str) -> float:
-    return next(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name
-    )
 
 
 async def test_shutdown_counts_the_agents_it_sends_away(database_url: str) -> None:
@@ -52,12 +43,12 @@ async def test_shutdown_counts_the_agents_it_sends_away(database_url: str) -> No
         )
         await agent.recv()  # welcome: attached
         scrape = app.state.metrics.render().decode()
-        assert sample(scrape, "streamspace_shutting_down") == 0
-        assert sample(scrape, "streamspace_agent_drains_total") == 0
+        assert value(parse(scrape), "streamspace_shutting_down") == 0
+        assert value(parse(scrape), "streamspace_agent_drains_total") == 0
     # the server is gone: what it counted is still in its registry
     async with asyncio.timeout(10):
         await agent.wait_closed()
     assert agent.close_code in (close_codes.SERVICE_RESTART, close_codes.GOING_AWAY)
     scrape = app.state.metrics.render().decode()
-    assert sample(scrape, "streamspace_agent_drains_total") == 1
-    assert sample(scrape, "streamspace_shutting_down") == 1
+    assert value(parse(scrape), "streamspace_agent_drains_total") == 1
+    assert value(parse(scrape), "streamspace_shutting_down") == 1

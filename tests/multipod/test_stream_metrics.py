@@ -10,29 +10,14 @@ from pathlib import Path
 
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.cluster import Cluster, cluster, eventually
+from tests.support.cluster import cluster, eventually
+from tests.support.metrics import scrape, value
 from tests.support.pattern import pattern_source, session_across_replicas
 from tests.support.vnc import stream_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 WANTED = 3 << 20
-
-
-async def scrape(c: Cluster, base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    r = await c.call(base, "GET", "/api/v1/metrics", {})
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(r.text)
-        for s in family.samples
-    }
-
-
-def value(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 async def test_viewers_bytes_and_start_latency_across_replicas(tmp_path: Path) -> None:
@@ -41,9 +26,9 @@ async def test_viewers_bytes_and_start_latency_across_replicas(tmp_path: Path) -
         cluster(tmp_path, replicas=2, redis=True, lb=False) as c,
     ):
         holder, other, admin, sid = await session_across_replicas(c, "metered", port)
-        started = await scrape(c, holder.url)  # the agent reported the start to its replica
+        started = await scrape(holder.url)  # the agent reported the start to its replica
         assert value(started, "streamspace_session_start_seconds_count", kind="start") >= 1
-        before = {pod.pod: await scrape(c, pod.url) for pod in (holder, other)}
+        before = {pod.pod: await scrape(pod.url) for pod in (holder, other)}
 
         url = await stream_url(other.url, sid, admin)
         async with websockets.connect(url, subprotocols=["binary"], max_size=None) as ws:  # type: ignore[list-item]
@@ -51,7 +36,7 @@ async def test_viewers_bytes_and_start_latency_across_replicas(tmp_path: Path) -
             got = 0
             while got < WANTED:
                 got += len(await ws.recv())
-            during = {pod.pod: await scrape(c, pod.url) for pod in (holder, other)}
+            during = {pod.pod: await scrape(pod.url) for pod in (holder, other)}
         assert value(during[other.pod], "streamspace_viewers", path="peer") == 1
         assert value(during[holder.pod], "streamspace_viewers", path="relay") == 1
         assert value(during[holder.pod], "streamspace_viewers", path="local") == 0
@@ -68,7 +53,7 @@ async def test_viewers_bytes_and_start_latency_across_replicas(tmp_path: Path) -
 
         async def closed() -> bool:
             for pod, path in ((other, "peer"), (holder, "relay")):
-                if value(await scrape(c, pod.url), "streamspace_viewers", path=path) != 0:
+                if value(await scrape(pod.url), "streamspace_viewers", path=path) != 0:
                     return False
             return True
 

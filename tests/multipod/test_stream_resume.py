@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import cluster, eventually
+from tests.support.metrics import scrape, value
 from tests.support.pattern import pattern_source, read_pattern
 from tests.support.processes import ApiReplica
 
@@ -82,6 +83,9 @@ async def test_the_viewers_stream_goes_on_when_its_agent_moves(
 
         assert not viewer.drops, f"the viewer's socket closed: {dict(viewer.drops)}"
         assert "resuming at byte" in watcher.log()
+        resumes = await scrape(watcher.url)
+        assert value(resumes, "streamspace_stream_resumes_total", outcome="resumed") >= 1
+        assert value(resumes, "streamspace_stream_resumes_total", outcome="failed") == 0
 
 
 async def _viewed_more(viewer: Viewer, reading: asyncio.Task[None], more: int, when: str) -> None:

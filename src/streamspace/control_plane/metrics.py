@@ -161,6 +161,13 @@ class Metrics:
             " to another replica).",
             registry=r,
         )
+        self.stream_resumes = Counter(
+            "streamspace_stream_resumes_total",
+            "Viewer streams whose agent moved while the viewer's socket stayed here, by"
+            " outcome: resumed where they stopped, or not (the viewer reconnects).",
+            ["outcome"],
+            registry=r,
+        )
         self.database_up = Gauge(
             "streamspace_database_up",
             "1 when this replica's last scrape read the database, else 0 (the agent and"
@@ -174,6 +181,8 @@ class Metrics:
         )
         for kind in START_KINDS.values():
             self.session_start_seconds.labels(kind=kind)
+        for outcome in ("resumed", "failed"):
+            self.stream_resumes.labels(outcome=outcome)
 
     @contextmanager
     def viewer(self, path: str) -> Iterator[StreamMeter]:

@@ -60,9 +60,16 @@ OpenSource = Callable[[int | None], Awaitable[Opened]]
 
 
 class ViewerEnd:
-    def __init__(self, viewer: Viewer, *, on_input: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        viewer: Viewer,
+        *,
+        on_input: Callable[[int], None] | None = None,
+        on_resume: Callable[[bool], None] | None = None,
+    ) -> None:
         self.viewer = viewer
         self.on_input = on_input
+        self.on_resume = on_resume  # called with each resume's outcome (True: resumed)
         self.delivered = 0
         self.resumes = 0
         self._acked = 0
@@ -87,10 +94,20 @@ class ViewerEnd:
                     return reason
                 opened.close()
                 log.info("stream lost (%s); resuming at byte %d", reason, self.delivered)
-                opened = await self._reopen(open_source, reason)
+                try:
+                    opened = await self._reopen(open_source, reason)
+                except Unavailable as exc:
+                    log.info("stream not resumed: %s", exc.message)
+                    self._resumed(False)
+                    raise
                 self.resumes += 1
+                self._resumed(True)
         finally:
             opened.close()
+
+    def _resumed(self, ok: bool) -> None:
+        if self.on_resume is not None:
+            self.on_resume(ok)
 
     async def _reopen(self, open_source: OpenSource, reason: str) -> Opened:
         deadline = time.monotonic() + RESUME_TIMEOUT

@@ -165,7 +165,10 @@ async def _stream(
 
     path = "local" if agent_id in ctx.hub.local else "peer"
     with ctx.metrics.viewer(path) as meter:
-        end = ViewerEnd(BrowserViewer(ws, meter), on_input=on_input)
+        def on_resume(ok: bool) -> None:
+            ctx.metrics.stream_resumes.labels(outcome="resumed" if ok else "failed").inc()
+
+        end = ViewerEnd(BrowserViewer(ws, meter), on_input=on_input, on_resume=on_resume)
         return await end.run(open_source)
 
 
