@@ -165,6 +165,7 @@ async def _stream(
 
     path = "local" if agent_id in ctx.hub.local else "peer"
     with ctx.metrics.viewer(path) as meter:
+
         def on_resume(ok: bool) -> None:
             ctx.metrics.stream_resumes.labels(outcome="resumed" if ok else "failed").inc()
 
