@@ -91,6 +91,12 @@ class Stack:
     def ui(self) -> str:
         return f"http://127.0.0.1:{self.env['UI_PORT']}"
 
+    def get_json(self, url: str, headers: dict[str, str] | None = None) -> Any:
+        """GET a JSON answer; anything but 200 (haproxy's 503 page, say) fails the check."""
+        r = self.client.get(url, headers=headers)
+        expect(r.status_code == 200, f"GET {url}: {r.status_code} {r.text[:300]!r}")
+        return r.json()
+
     def replica(self, service: str) -> str:
         return f"http://127.0.0.1:{self.env[service.upper().replace('-', '_') + '_PORT']}"
 
@@ -141,7 +147,7 @@ def pod(service: str) -> str:
 
 
 def replica_health(stack: Stack, service: str) -> str:
-    body = stack.client.get(f"{stack.replica(service)}/health").json()
+    body = stack.get_json(f"{stack.replica(service)}/health")
     expect(body.get("status") == "ok", f"/health: {body}")
     expect(body.get("pod_name") == pod(service), f"/health pod_name: {body}")
     return f"pod_name {body['pod_name']}, version {body.get('version')}"
@@ -189,7 +195,9 @@ def lb_spreads(stack: Stack) -> str:
     seen: set[str] = set()
     for _ in range(30):
         with httpx.Client(timeout=5) as fresh:  # a new connection each time
-            seen.add(fresh.get(f"{stack.lb}/health").json()["pod_name"])
+            r = fresh.get(f"{stack.lb}/health")
+            expect(r.status_code == 200, f"/health via haproxy: {r.status_code} {r.text[:300]!r}")
+            seen.add(r.json()["pod_name"])
         if len(seen) >= 2:
             return ", ".join(sorted(seen))
     raise CheckFailed(f"only {sorted(seen)} answered through haproxy")
@@ -220,7 +228,7 @@ def ui_serves_app(stack: Stack) -> str:
     expect(page.status_code == 200 and "<html" in page.text.lower(), f"/ -> {page.status_code}")
     route = stack.client.get(f"{stack.ui}/sessions")  # a client-side route
     expect(route.text == page.text, "/sessions is not the SPA's index.html")
-    health = stack.client.get(f"{stack.ui}/health").json()
+    health = stack.get_json(f"{stack.ui}/health")
     return f"index.html, /sessions, /health via haproxy from {health['pod_name']}"
 
 
@@ -236,7 +244,7 @@ def login(stack: Stack, base: str) -> dict[str, str]:
 
 def agent_online(stack: Stack, admin: dict[str, str]) -> dict[str, Any]:
     def online() -> dict[str, Any] | None:
-        for agent in stack.client.get(f"{stack.lb}/api/v1/agents", headers=admin).json():
+        for agent in stack.get_json(f"{stack.lb}/api/v1/agents", headers=admin):
             if agent["id"] == stack.agent_id and agent["status"] == "online":
                 return agent  # type: ignore[no-any-return]
         return None
@@ -299,8 +307,7 @@ def ping_via(stack: Stack, admin: dict[str, str], service: str, holder: str) -> 
 
 
 def session_state(stack: Stack, admin: dict[str, str], sid: str) -> str:
-    r = stack.client.get(f"{stack.lb}/api/v1/sessions/{sid}", headers=admin)
-    return str(r.json()["state"])
+    return str(stack.get_json(f"{stack.lb}/api/v1/sessions/{sid}", headers=admin)["state"])
 
 
 def session_containers(stack: Stack, sid: str) -> list[str]:
