@@ -210,6 +210,10 @@ def env_file(tmp_path: Path, images: None) -> Iterator[Path]:
         down = run("down.sh", "--volumes", env_file=path, timeout=300)
         assert down.returncode == 0, f"down.sh --volumes failed:\n{down.stderr[-3000:]}"
         left = leftovers(settings["COMPOSE_PROJECT_NAME"], settings["AGENT_ID"])
+        network = settings["SESSIONS_NETWORK"]
+        inspect = ["docker", "network", "inspect", network]
+        if subprocess.run(inspect, capture_output=True, check=False).returncode == 0:
+            left.append(f"network {network}")
         assert not left, f"down.sh --volumes left {left}"
 
 
