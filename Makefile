@@ -60,9 +60,10 @@ test-pgbouncer: setup
 	@scripts/test-pgbouncer.sh
 
 check: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench deploy
+	$(VENV)/bin/ruff format --check src tests bench deploy
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict deploy/compose/verify.py
 	$(VENV)/bin/lint-imports
 	cd ui && npm run --silent typecheck && npm run --silent lint && npm run --silent format:check
 

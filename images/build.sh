@@ -9,9 +9,12 @@
 #   control-plane  streamspace/control-plane:VERSION   `streamspace api` on :8080, uid 10001
 #   agent          streamspace/agent:VERSION           `streamspace agent`, uid 10001
 #   ui             streamspace/ui:VERSION              nginx + ui/dist on :8080, uid 101
+#   stack-services streamspace/stack-services:bookworm postgresql, pgbouncer, redis, haproxy (apt)
+#                                                      for deploy/compose, FROM platform-base
 # Usage: images/build.sh [TARGET|default|all|platform]... [--force]
 #   default (no target) = base + terminal; all = base + terminal + browser;
-#   platform = platform-base + control-plane + agent + ui (each builds platform-base if needed).
+#   platform = platform-base + control-plane + agent + ui (each builds platform-base if needed);
+#   stack = platform + stack-services + base + terminal (what deploy/compose/up.sh runs).
 #   Images that are built and up to date are skipped unless --force is given.
 # Env: DEBIAN_MIRROR, DEBIAN_SECURITY_MIRROR (default: what this host's apt uses);
 #   STREAMSPACE_IMAGES_CACHE (wheel cache, default /var/tmp/streamspace-images); UV (uv binary);
@@ -29,8 +32,10 @@ START=$(date +%s)
 . "$HERE/lib/session.sh"
 # shellcheck source=lib/platform.sh
 . "$HERE/lib/platform.sh"
+# shellcheck source=lib/stack.sh
+. "$HERE/lib/stack.sh"
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # Each step at most once per run (several targets need platform-base; --force rebuilds it once).
 declare -A DONE=()
@@ -47,6 +52,7 @@ build() {
     platform-base) once build_platform_base ;;
     control-plane|agent) once build_platform_base; once build_python_image "$1" ;;
     ui) once build_platform_base; once build_ui_image ;;
+    stack-services) once build_platform_base; once build_stack_image ;;
   esac
 }
 
@@ -56,10 +62,11 @@ main() {
     case "$arg" in
       --force) FORCE=1 ;;
       -h|--help) usage; exit 0 ;;
-      base|terminal|browser|platform-base|control-plane|agent|ui) targets+=("$arg") ;;
+      base|terminal|browser|platform-base|control-plane|agent|ui|stack-services) targets+=("$arg") ;;
       default) targets+=(base terminal) ;;
       all) targets+=(base terminal browser) ;;
       platform) targets+=(platform-base control-plane agent ui) ;;
+      stack) targets+=(base terminal platform-base control-plane agent ui stack-services) ;;
       *) die "unknown argument '$arg' (try --help)" ;;
     esac
   done

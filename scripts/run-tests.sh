@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/test-services.sh start)"
 mkdir -p artifacts
-.venv/bin/ruff check src tests bench
+.venv/bin/ruff check src tests bench deploy
 .venv/bin/mypy
+.venv/bin/mypy --strict deploy/compose/verify.py
 .venv/bin/lint-imports --no-cache >/dev/null
 (cd ui && npm run --silent typecheck && npm run --silent check:api && npm run --silent lint \
     && npm run --silent format:check && npm test --silent)

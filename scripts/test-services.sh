@@ -2,6 +2,7 @@
 # Install (apt, once) and start the real services the tests use, on loopback only:
 # PostgreSQL 15 on 127.0.0.1:5442, Redis 7 on 127.0.0.1:6390, dockerd on its default socket,
 # and PgBouncer in transaction pooling mode on 127.0.0.1:6442 in front of that PostgreSQL.
+# docker-compose (Debian's 1.29) is installed for deploy/compose and its test.
 # `start` prints `export` lines for the test environment; `stop` shuts them down.
 set -euo pipefail
 RUN_DIR=${STREAMSPACE_SERVICES_DIR:-/tmp/streamspace-services}
@@ -9,8 +10,8 @@ PG_PORT=${STREAMSPACE_TEST_PG_PORT:-5442}
 REDIS_PORT=${STREAMSPACE_TEST_REDIS_PORT:-6390}
 PGBOUNCER_PORT=${STREAMSPACE_TEST_PGBOUNCER_PORT:-6442}
 PGBIN=/usr/lib/postgresql/15/bin
-PACKAGES=(postgresql redis-server redis-sentinel docker.io debootstrap chromium novnc websockify
-          haproxy nginx pgbouncer iproute2 procps curl ca-certificates python3-venv)
+PACKAGES=(postgresql redis-server redis-sentinel docker.io docker-compose debootstrap chromium
+          novnc websockify haproxy nginx pgbouncer iproute2 procps curl ca-certificates python3-venv)
 
 log() { echo "[services] $*" >&2; }
 

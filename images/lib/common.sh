@@ -45,16 +45,19 @@ skip_if_current() {
   return 1
 }
 
-# A short hash of files and directories (contents and relative names), plus extra strings.
+# A short hash of files and directories (contents and names relative to the checkout, so two
+# checkouts of the same commit agree and do not rebuild each other's images), plus extra strings.
 hash_inputs() {
-  local paths=() extra=()
+  local paths=() extra=() root
+  root=$(cd "$HERE/.." && pwd)
   for arg in "$@"; do
     if [ -e "$arg" ]; then paths+=("$arg"); else extra+=("$arg"); fi
   done
   {
     printf '%s\n' "${extra[@]}"
     ((${#paths[@]} == 0)) || find "${paths[@]}" -type f -not -name '*.pyc' \
-      -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+      -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum \
+      | sed "s#  $root/#  #"
   } | sha256sum | cut -c1-16
 }
 

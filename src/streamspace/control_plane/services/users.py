@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.auth.passwords import hash_password, verify_password
@@ -41,12 +42,22 @@ async def create_user(
 ) -> UserRecord:
     check_new_credentials(username=username, password=password)
     password_hash = await hash_password(password)
-    async with sessions.begin() as db:
-        if await db.scalar(select(UserRecord.id).where(UserRecord.username == username)):
-            raise Conflict(f"user {username!r} already exists", code="user_exists")
-        org_id = org_id or (await default_org(db)).id
-        user = UserRecord(username=username, password_hash=password_hash, role=role, org_id=org_id)
-        db.add(user)
+    try:
+        async with sessions.begin() as db:
+            if await db.scalar(select(UserRecord.id).where(UserRecord.username == username)):
+                raise Conflict(f"user {username!r} already exists", code="user_exists")
+            org_id = org_id or (await default_org(db)).id
+            user = UserRecord(
+                username=username, password_hash=password_hash, role=role, org_id=org_id
+            )
+            db.add(user)
+    except IntegrityError as exc:
+        # Inserted meanwhile by another request or replica: the user, or on a new database
+        # the default org (replicas starting together each create the first admin).
+        raise Conflict(
+            f"user {username!r} (or the default org) was created at the same moment",
+            code="user_exists",
+        ) from exc
     return user
 
 
