@@ -10,34 +10,17 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cluster import Cluster, cluster, eventually
-from tests.support.pattern import pattern_source, read_pattern
+from tests.support.pattern import pattern_source
 from tests.support.processes import ApiReplica
+from tests.support.traffic import Traffic, progress, session_loop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
-
-@dataclass
-class Traffic:
-    """What the users did and saw while the replicas changed under them."""
-
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    outcomes: Counter[str] = field(default_factory=Counter)
-    sessions: list[str] = field(default_factory=list)  # created, then deleted once running
-    viewed: int = 0  # bytes the viewer got, each checked against the pattern
-    viewer_drops: Counter[str] = field(default_factory=Counter)
-
-    def viewer_read(self, started: float, n: int, failed: str) -> None:
-        self.viewed += n
-        if failed:
-            self.viewer_drops[failed] += 1
 
 
 async def test_scaling_3_to_5_to_3_loses_no_request_command_or_byte(tmp_path: Path) -> None:
@@ -64,19 +47,15 @@ async def test_scaling_3_to_5_to_3_loses_no_request_command_or_byte(tmp_path: Pa
 
         traffic = Traffic()
         users = [
-            asyncio.create_task(_session_loop(c, admin, traffic)),
-            asyncio.create_task(
-                read_pattern(
-                    c.lb.url, viewed_sid, admin, stop=traffic.stop, record=traffic.viewer_read
-                )
-            ),
+            asyncio.create_task(session_loop(c.lb.url, admin, traffic)),
+            asyncio.create_task(traffic.view(c.lb.url, viewed_sid, admin)),
         ]
         try:
-            await _progress(traffic, users, "before scaling")
+            await progress(traffic, users, "before scaling")
             added = await asyncio.to_thread(c.scale_up)  # 3 -> 5
             for replica in added:
                 await eventually(lambda r=replica: _serves(c, r), what=f"{replica.pod} serving")
-            await _progress(traffic, users, "at five replicas")
+            await progress(traffic, users, "at five replicas")
 
             holder = c.replica((await c.wait_online("scaled", admin))["pod_name"])
             drained = [holder, next(r for r in c.replicas if r is not holder)]
@@ -92,7 +71,7 @@ async def test_scaling_3_to_5_to_3_loses_no_request_command_or_byte(tmp_path: Pa
                 return online["pod_name"] not in {r.pod for r in drained}
 
             await eventually(moved, what="the agent on a remaining replica")
-            await _progress(traffic, users, "after draining two")
+            await progress(traffic, users, "after draining two")
         finally:
             traffic.stop.set()
             await asyncio.gather(*users)
@@ -105,42 +84,6 @@ async def test_scaling_3_to_5_to_3_loses_no_request_command_or_byte(tmp_path: Pa
         for sid in traffic.sessions:  # no command lost, none applied twice
             assert applied[("start", sid)] == 1 and applied[("stop", sid)] == 1, sid
         assert await c.session_state(live.url, viewed_sid, admin) == "running"
-
-
-async def _progress(traffic: Traffic, users: list[asyncio.Task[None]], when: str) -> None:
-    """Both users get further: two more sessions through their life, 1 MiB more viewed."""
-    sessions, viewed = len(traffic.sessions), traffic.viewed
-
-    async def further() -> bool:
-        for task in users:
-            if task.done():
-                task.result()  # a user's failure shows as itself, not as a timeout
-        return len(traffic.sessions) >= sessions + 2 and traffic.viewed >= viewed + (1 << 20)
-
-    await eventually(further, timeout=60, what=f"users making progress {when}")
-
-
-async def _session_loop(c: Cluster, admin: dict[str, str], traffic: Traffic) -> None:
-    """Create a session, wait until it runs, delete it; again, through the load balancer."""
-    assert c.lb is not None
-    async with httpx.AsyncClient(base_url=c.lb.url, headers=admin, timeout=30) as http:
-        while not traffic.stop.is_set():
-            r = await http.post("/api/v1/sessions", json={"template": "terminal"})
-            traffic.outcomes[f"create {r.status_code}"] += 1
-            if r.status_code != 202:
-                continue
-            sid = r.json()["id"]
-
-            async def running(sid: str = sid) -> bool:
-                state = (await http.get(f"/api/v1/sessions/{sid}")).json()["state"]
-                if state not in ("pending", "starting", "running"):
-                    pytest.fail(f"session {sid} went {state}")  # at once, not at the timeout
-                return bool(state == "running")
-
-            await eventually(running, timeout=30, interval=0.05, what=f"session {sid} running")
-            r = await http.delete(f"/api/v1/sessions/{sid}")
-            traffic.outcomes[f"delete {r.status_code}"] += 1
-            traffic.sessions.append(sid)
 
 
 async def _serves(c: Cluster, replica: ApiReplica) -> bool:

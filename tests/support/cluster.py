@@ -160,9 +160,12 @@ async def cluster(
     lb: bool = True,
     shipped_lb: bool = False,
     spares: int = 0,
+    postgres: str | None = None,
 ) -> AsyncIterator[Cluster]:
-    """`spares`: replicas more in the load balancer's list, not started (`Cluster.scale_up`)."""
-    async with fresh_postgres() as db_url:
+    """`spares`: replicas more in the load balancer's list, not started (`Cluster.scale_up`).
+    `postgres`: the server to make the database on (a test's own, to stop and start it;
+    default: the shared test server)."""
+    async with fresh_postgres(postgres) as db_url:
         redis_server = RedisServer(log_dir=tmp_path).start() if redis else None
         env = {
             "DATABASE_URL": db_url,

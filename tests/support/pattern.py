@@ -91,12 +91,14 @@ async def read_pattern(
     record: Callable[[float, int, str], None],
     chunk: int = 64 * 1024,
     stall: float = 20.0,
+    pause: float = 0.0,
 ) -> None:
     """A viewer of session `sid` (its VNC server the pattern source) through `base` until
     `stop`: asks for `chunk` bytes at a time and checks each against the pattern. When its
     socket closes it opens a new stream at the viewer page's pace (within 0.25 s, then every
     0.2-0.5 s); a new stream starts the pattern again. After each read or failed attempt,
-    `record(started, bytes checked, what failed or "")`. Raises PatternMismatch on a wrong
+    `record(started, bytes checked, what failed or "")`; `pause` seconds between reads keep
+    a viewer at a desktop's pace instead of the machine's. Raises PatternMismatch on a wrong
     byte and StreamStalled when an open stream gives nothing for `stall` seconds."""
     failures = 0
     while not stop.is_set():
@@ -121,6 +123,8 @@ async def read_pattern(
                     at += chunk
                     failures = 0
                     record(started, chunk, "")
+                    if pause:
+                        await asyncio.sleep(pause)
         except (ConnectionClosed, InvalidHandshake, httpx.HTTPError, OSError) as exc:
             record(started, 0, type(exc).__name__)  # (OSError: the opening handshake's timeout)
             failures += 1

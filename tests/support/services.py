@@ -64,7 +64,8 @@ async def fresh_postgres(server_url: str | None = None) -> AsyncIterator[str]:
     base = server_url or need(PG_URL, "PostgreSQL")
     via = need(PGBOUNCER_URL, "PgBouncer") if VIA_PGBOUNCER and server_url is None else base
     name = f"ss_test_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    # pinged before use: the server may have been restarted under the test meanwhile
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))

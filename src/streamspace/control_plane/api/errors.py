@@ -7,10 +7,12 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
+from streamspace.control_plane.db.engine import unavailable
 from streamspace.errors import (
     ConfigError,
     Conflict,
@@ -100,16 +102,20 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _described(conn: HTTPConnection) -> str:
+    """ "GET /path" for a request; a WebSocket (an error its endpoint let through) has no
+    method, and logging one must not raise a second error in place of the first."""
+    return f"{conn.scope.get('method', 'WEBSOCKET')} {conn.url.path}"
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s", _described(request))
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
     """Pool exhausted or database unreachable: the client should retry, so 503, not 500."""
-    log.warning(
-        "database unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
-    )
+    log.warning("database unavailable on %s: %s", _described(request), type(exc).__name__)
     return JSONResponse(
         error_body("database_unavailable", "the database is busy or unreachable; retry shortly"),
         status_code=503,
@@ -121,8 +127,7 @@ async def _driver(request: Request, exc: Exception) -> JSONResponse:
     """The database unreachable (OperationalError) or a connection lost mid-request (the server
     restarted, a proxy cut it) is the database being unavailable; other driver errors are
     bugs."""
-    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
-    if isinstance(exc, OperationalError) or lost:
+    if unavailable(exc):
         return await _database(request, exc)
     return await _unexpected(request, exc)
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -140,6 +141,25 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
     event.listen(sync, "connect", mark_idle)
     event.listen(sync, "checkin", mark_idle)
     event.listen(sync, "checkout", check)
+
+
+# PostgreSQL's answers that mean "not now" rather than "wrong": connection exceptions (08...),
+# too many connections, and the server shutting down or still starting up, which asyncpg
+# raises as its own errors and SQLAlchemy passes on as a plain DBAPIError.
+_NOT_NOW = ("08", "53300", "57P01", "57P02", "57P03")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database out rather than a bug: unreachable (OperationalError), a connection lost
+    mid-statement (the server restarted, a proxy cut it), the server refusing connections
+    while it starts up or shuts down, or the pool exhausted. The same request, or message,
+    may succeed once it answers again."""
+    if isinstance(exc, OperationalError | PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return exc.connection_invalidated or str(sqlstate or "").startswith(_NOT_NOW)
 
 
 def reads(engine: AsyncEngine) -> AsyncEngine:

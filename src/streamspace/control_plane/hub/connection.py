@@ -38,6 +38,10 @@ class AgentConnection:
     queue: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     # Writes a frame at once if the socket can take it (wsserver's `send_now`), else False.
     direct: Callable[[str | bytes], bool] | None = None
+    # messages from the agent a database outage kept from being recorded, and the task that
+    # sends the agent its outstanding commands again once the database answers (hub.redeliver)
+    unrecorded: int = 0
+    redelivery: asyncio.Task[None] | None = None
 
     def send(self, text: str | bytes) -> bool:
         """Send a frame: written at once while nothing waits before it and the socket takes

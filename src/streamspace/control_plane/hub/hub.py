@@ -26,6 +26,7 @@ from streamspace.agent_hub.base import (
     pod_channel,
 )
 from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.hub.connection import AgentConnection
 from streamspace.control_plane.hub.heartbeats import HeartbeatWriter
@@ -52,6 +53,9 @@ ROUTE_TTL = float(AGENT_KEY_TTL)
 # A command that reached a replica no longer holding its agent is sent on this many times at
 # most (an agent moving again meanwhile); after that the sweeper's resend delivers it.
 MAX_FORWARDS = 2
+# How often an agent whose messages a database outage lost is sent its commands again, until
+# the database answers.
+REDELIVER_INTERVAL = 0.5
 
 
 class AgentHub:
@@ -214,6 +218,37 @@ class AgentHub:
             self._events,
             {"id": conn.agent_id, "status": status, "pod_name": self.pod, "epoch": conn.epoch},
         )
+
+    def redeliver(self, conn: AgentConnection) -> None:
+        """A message from the agent (an ack, an outcome) could not be recorded: the database
+        is out. Its connection stays, and with it the viewers' streams; once the database
+        answers, the agent is sent everything still owed, acknowledged commands without an
+        outcome included, as on a reconnect, and answers each repeat with the outcome it
+        remembers (it applies nothing twice), so no outcome is lost."""
+        conn.unrecorded += 1
+        if conn.redelivery is None or conn.redelivery.done():
+            conn.redelivery = asyncio.create_task(
+                self._redeliver(conn), name=f"hub-redeliver-{conn.agent_id}"
+            )
+
+    async def _redeliver(self, conn: AgentConnection) -> None:
+        while self.is_current(conn) and self.local.get(conn.agent_id) is conn:
+            lost = conn.unrecorded
+            await asyncio.sleep(REDELIVER_INTERVAL)
+            try:
+                await self.dispatch(conn.agent_id, resend_after=0, in_doubt=True)
+            except Exception as exc:
+                if unavailable(exc):
+                    continue  # still out
+                log.exception("[AgentHub] could not send agent %s its commands", conn.agent_id)
+                return
+            if conn.unrecorded == lost:  # none lost since this pass read the commands
+                log.info(
+                    "[AgentHub] database answers again: agent %s sent its outstanding "
+                    "commands again for the results it lost",
+                    conn.agent_id,
+                )
+                return
 
     def is_current(self, conn: AgentConnection) -> bool:
         """False for a closed or displaced connection: its messages are dropped."""

@@ -4,11 +4,13 @@ report. Each method owns its transaction and publishes events after commit."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.auth.principal import Principal
@@ -19,6 +21,7 @@ from streamspace.control_plane.services.states import check_transition
 from streamspace.control_plane.services.templates import get_template
 from streamspace.errors import NotFound
 
+log = logging.getLogger(__name__)
 _USER_ACTIONS = {  # action -> (target state, agent command)
     "hibernate": ("hibernating", "hibernate_session"),
     "resume": ("waking", "wake_session"),
@@ -131,9 +134,24 @@ class SessionService:
                     detail={"template": template.name, "agent": agent.id},
                 )
             )
-        await self._router.dispatch(agent.id)
+        await self._deliver(agent.id)
         await self.announce(session)
         return session
+
+    async def _deliver(self, agent_id: str) -> None:
+        """Send the command just committed. It is a row: if the database fails now (it went
+        away right after the commit), the sweeper's resend or the agent's reconnect delivers
+        it, so the request succeeded and must say so. A 503 here made the client retry and
+        start a second session besides the one it was told had failed."""
+        try:
+            await self._router.dispatch(agent_id)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "command for agent %s committed; delivering it now failed (%s), "
+                "the sweeper resends it",
+                agent_id,
+                type(exc).__name__,
+            )
 
     async def _visible(
         self, db: AsyncSession, *, principal: Principal, session_id: str, lock: bool = False
@@ -204,6 +222,6 @@ class SessionService:
                 )
             )
         if session.agent_id is not None and session.state != "terminated":
-            await self._router.dispatch(session.agent_id)
+            await self._deliver(session.agent_id)
         await self.announce(session)
         return session

@@ -11,15 +11,18 @@ import re
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
 from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.hub.connection import AgentConnection
 from streamspace.control_plane.ws.close import close_with
 from streamspace.errors import (
     PermissionDenied,
     ProtocolError,
     StreamSpaceError,
+    Unavailable,
 )
 from streamspace.protocol import PROTOCOL_VERSION, Envelope, close_codes, decode, encode, make
 from streamspace.protocol.messages import (
@@ -78,6 +81,12 @@ async def agent_connect(ws: WebSocket) -> None:
     except StreamSpaceError as exc:
         await close_with(ws, exc)
         return
+    except SQLAlchemyError as exc:
+        if not unavailable(exc):
+            raise
+        # the agent retries with its backoff, as for any refusal to connect
+        await close_with(ws, Unavailable("the database is unavailable; retry shortly"))
+        return
     writer = asyncio.create_task(conn.run_writer(), name=f"agent-writer-{agent.id}")
     try:
         conn.send(
@@ -94,7 +103,12 @@ async def agent_connect(ws: WebSocket) -> None:
         )
         # everything still owed, on reconnect, with the acknowledged commands whose outcome
         # may have been lost with the previous connection or the previous leader
-        await ctx.hub.dispatch(agent.id, resend_after=0, in_doubt=True)
+        try:
+            await ctx.hub.dispatch(agent.id, resend_after=0, in_doubt=True)
+        except SQLAlchemyError as exc:
+            if not unavailable(exc):
+                raise
+            ctx.hub.redeliver(conn)  # once the database answers again
         await _read_loop(ctx, ws, conn)
     finally:
         writer.cancel()
@@ -140,6 +154,19 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
             )
             await conn.close(close_codes.PROTOCOL, f"invalid {kind} payload")
             return
+        except SQLAlchemyError as exc:
+            if not unavailable(exc):
+                raise
+            # Closing the connection would cut its viewers' streams for the whole outage;
+            # what the message carried is asked for again once the database answers.
+            log.warning(
+                "agent %s: its %s was not recorded, the database is unavailable (%s); "
+                "its commands are sent again once it answers",
+                conn.agent_id,
+                envelope.type if envelope else "message",
+                type(exc).__name__,
+            )
+            ctx.hub.redeliver(conn)
 
 
 def _on_bytes(ctx: AppContext, conn: AgentConnection, frame: bytes) -> None:
