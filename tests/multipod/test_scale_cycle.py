@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.cluster import Cluster, cluster, eventually
+from tests.support.cluster import cluster, eventually
+from tests.support.metrics import scrape
 from tests.support.pattern import pattern_source
 from tests.support.processes import ApiReplica
 from tests.support.traffic import Traffic, progress, session_loop
@@ -54,7 +54,7 @@ async def test_scaling_3_to_5_to_3_loses_no_request_command_or_byte(tmp_path: Pa
             await progress(traffic, users, "before scaling")
             added = await asyncio.to_thread(c.scale_up)  # 3 -> 5
             for replica in added:
-                await eventually(lambda r=replica: _serves(c, r), what=f"{replica.pod} serving")
+                await eventually(lambda r=replica: _serves(r), what=f"{replica.pod} serving")
             await progress(traffic, users, "at five replicas")
 
             holder = c.replica((await c.wait_online("scaled", admin))["pod_name"])
@@ -86,14 +86,12 @@ async def test_scaling_3_to_5_to_3_loses_no_request_command_or_byte(tmp_path: Pa
         assert await c.session_state(live.url, viewed_sid, admin) == "running"
 
 
-async def _serves(c: Cluster, replica: ApiReplica) -> bool:
+async def _serves(replica: ApiReplica) -> bool:
     """The replica has answered session requests (it is in the load balancer's rotation)."""
-    r = await c.call(replica.url, "GET", "/api/v1/metrics", {})
+    samples = await scrape(replica.url)
     return any(
-        sample.name.endswith("_count")
-        and "sessions" in sample.labels.get("route", "")
-        and sample.value > 0
-        for family in text_string_to_metric_families(r.text)
-        if family.name == "streamspace_http_request_duration_seconds"
-        for sample in family.samples
+        name == "streamspace_http_request_duration_seconds_count"
+        and "sessions" in dict(labels).get("route", "")
+        and count > 0
+        for (name, labels), count in samples.items()
     )
