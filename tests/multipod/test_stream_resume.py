@@ -1,9 +1,10 @@
 """The guide's Test 1 as viewers feel it: the replica holding the agent is killed (SIGKILL) or
 drained (SIGTERM) while a viewer on another replica reads a session's pattern stream and a
 client takes sessions through their life on that replica. The agent reconnects through the
-shipped haproxy config and the viewer's replica resumes the stream wherever the agent is now: the viewer's socket never closes and every byte arrives once, in order (a
-reopened stream would start the pattern again, and its new handshake needs a new socket).
-No request to a surviving replica fails and every command is applied exactly once."""
+shipped haproxy config and the viewer's replica resumes the stream wherever the agent is now:
+the viewer's socket never closes and every byte arrives once, in order (a reopened stream
+would start the pattern again, and its new handshake needs a new socket). No request to a
+surviving replica fails and every command is applied exactly once."""
 
 from __future__ import annotations
 
