@@ -41,6 +41,9 @@ SendControl = Callable[[Any, dict[str, Any]], None]
 # Frames smaller than this are copied out so their buffer can be read into again; larger ones
 # keep the buffer (its bytes go out as they are) and the next read gets a fresh one.
 SMALL_READ = 16 * 1024
+# A resumable stream acknowledges the viewer's bytes every this many (input is small: keys,
+# pointer moves, update requests).
+INPUT_ACK_EVERY = 16 * 1024
 # Bytes read from the VNC server but not yet sent (waiting for credit) before reading pauses.
 READ_AHEAD = 2 * CHUNK
 
@@ -165,6 +168,7 @@ class _Stream:
     read: int = 0
     resend: collections.deque[bytes | memoryview] = field(default_factory=collections.deque)
     received: int = 0  # viewer bytes received, over every connection
+    input_acked: int = 0  # `received` as last acknowledged
     generation: int = 0  # bumped by each detach and resume
     attached: bool = True
     changed: asyncio.Event = field(default_factory=asyncio.Event)  # acked, resumed, ended
@@ -210,7 +214,7 @@ class AgentStreams:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_control(self, type_: str, payload: dict[str, Any]) -> None:
-        stream_id = int(payload.get("streamId", 0))
+        stream_id = _count(payload.get("streamId"), 0)
         if type_ == "stream_open":
             if "resumeFrom" in payload:
                 self._resume(stream_id, payload)
@@ -218,7 +222,7 @@ class AgentStreams:
             stream = _Stream(
                 id=stream_id,
                 session_id=str(payload.get("sessionId", "")),
-                credit=Credit(int(payload.get("window", WINDOW))),
+                credit=Credit(_count(payload.get("window"), WINDOW)),
                 token=str(payload.get("token", "")) if self._grace > 0 else "",
             )
             self._streams[stream_id] = stream
@@ -230,17 +234,25 @@ class AgentStreams:
         if existing is None:
             return
         if type_ == "stream_credit":
-            existing.credit.grant(int(payload.get("bytes", 0)))
+            existing.credit.grant(_count(payload.get("bytes"), 0))
         elif type_ == "stream_ack":
-            existing.trim(int(payload.get("bytes", 0)))
+            existing.trim(_count(payload.get("bytes"), -1))
         elif type_ == "stream_close":
-            self._end(existing)
+            if payload.get("keep") is True and existing.token and existing.vnc is not None:
+                self._detach(existing)  # the viewer's replica may resume it from elsewhere
+            else:
+                self._end(existing)
 
     def on_data(self, stream_id: int, data: bytes | memoryview) -> None:
         stream = self._streams.get(stream_id)
         if stream is not None:
             stream.receipts.received(len(data))
             stream.received += len(data)
+            if stream.token and stream.received - stream.input_acked >= INPUT_ACK_EVERY:
+                # the viewer's replica keeps its input until acknowledged: a few KiB, not
+                # the half window after which credit goes back
+                stream.input_acked = stream.received
+                self._control("stream_ack", {"streamId": stream.id, "bytes": stream.received})
             stream.inbound.put_nowait((stream.generation, data))
 
     def detach_all(self) -> None:
@@ -249,14 +261,17 @@ class AgentStreams:
         for stream in list(self._streams.values()):
             if not stream.token or stream.vnc is None:
                 self._end(stream)
-                continue
-            del self._streams[stream.id]
-            stream.attached = False
-            stream.generation += 1
-            stream.credit.reset(0)
-            stream.changed.set()
-            self._detached[stream.token] = stream
-            stream.expiry = asyncio.get_running_loop().call_later(self._grace, self._expire, stream)
+            else:
+                self._detach(stream)
+
+    def _detach(self, stream: _Stream) -> None:
+        del self._streams[stream.id]
+        stream.attached = False
+        stream.generation += 1
+        stream.credit.reset(0)
+        stream.changed.set()
+        self._detached[stream.token] = stream
+        stream.expiry = asyncio.get_running_loop().call_later(self._grace, self._expire, stream)
 
     def close_all(self) -> None:
         for stream in [*self._streams.values(), *self._detached.values()]:
@@ -277,8 +292,15 @@ class AgentStreams:
 
     def _resume(self, stream_id: int, payload: dict[str, Any]) -> None:
         token, session_id = str(payload.get("token", "")), str(payload.get("sessionId", ""))
+        attached = next(
+            (x for x in self._streams.values() if token and x.token == token and x.vnc), None
+        )
+        if attached is not None and attached.session_id == session_id:
+            # still on this connection: the link between the viewer's replica and this one
+            # broke, not ours; the viewer's replica takes it over under a new id
+            self._detach(attached)
         stream = self._detached.get(token)
-        delivered = int(payload.get("resumeFrom", -1))
+        delivered = _count(payload.get("resumeFrom"), -1)
         problem = ""
         if stream is None or stream.session_id != session_id:
             problem = "no such stream is waiting (it ended, or the agent restarted)"
@@ -322,7 +344,7 @@ class AgentStreams:
                 "received": stream.received,
             },
         )
-        stream.credit.reset(int(payload.get("window", WINDOW)))
+        stream.credit.reset(_count(payload.get("window"), WINDOW))
         stream.changed.set()
         stream.vnc.wake()
 
@@ -398,7 +420,10 @@ class AgentStreams:
                 size = len(frame) - HEADER.size
                 if not size:
                     continue  # woken: a resume queued bytes to send again
-                stream.log.append((stream.read, frame))
+                # A read that filled a small part of its 256 KiB buffer is copied for the log,
+                # so the log holds what it counts, not whole buffers (sent as it is, though).
+                kept = frame if size * 2 >= CHUNK or isinstance(frame, bytes) else bytes(frame)
+                stream.log.append((stream.read, kept))
                 stream.read += size
                 vnc.consumed(size)
                 if stream.resend:  # resumed while this frame was read: it goes after those
@@ -420,10 +445,6 @@ class AgentStreams:
                     continue  # its credit belonged to a connection that is gone
                 if grant := stream.receipts.consumed(len(data)):
                     self._control("stream_credit", {"streamId": stream.id, "bytes": grant})
-                    if stream.token:
-                        self._control(
-                            "stream_ack", {"streamId": stream.id, "bytes": stream.received}
-                        )
             return "viewer closed the stream"
 
         try:
@@ -443,3 +464,12 @@ class AgentStreams:
             return Sent.AGAIN
         self._data(frame)
         return Sent.SENT
+
+
+def _count(value: object, default: int) -> int:
+    """A non-negative integer from a control-plane payload; `default` for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return default

@@ -161,3 +161,32 @@ async def test_without_a_token_a_stream_ends_with_its_connection() -> None:
 
 async def _true(value: object) -> bool:
     return bool(value)
+
+
+async def test_a_stream_still_attached_or_kept_by_its_replica_can_be_resumed_elsewhere() -> None:
+    """The link between the viewer's replica and the agent's broke, not the agent's
+    connection: the agent's replica asks it to keep the stream (`keep`), or the resume comes
+    first; either way the viewer's replica takes it over under a new id."""
+    async with agent_streams() as (streams, wire, vnc):
+        streams.on_control("stream_open", open_payload(1, 1 << 20))
+        await eventually(lambda: _true(len(wire.data.get(1, b"")) == len(SCREEN)), what="data")
+        streams.on_control("stream_open", open_payload(2, 1 << 20, resumeFrom=len(SCREEN) - 5))
+        await eventually(lambda: _true(bytes(wire.data.get(2, b"")) == SCREEN[-5:]), what="tail")
+        streams.on_control("stream_close", {"streamId": 2, "reason": "link lost", "keep": True})
+        assert not vnc.closed.is_set()
+        streams.on_control("stream_open", open_payload(3, 1 << 20, resumeFrom=len(SCREEN)))
+        opened = wire.said("stream_opened", 3)
+        assert opened is not None and opened["resumable"]
+        streams.on_control("stream_close", {"streamId": 3, "reason": "viewer left"})
+        await asyncio.wait_for(vnc.closed.wait(), 5)  # a plain close ends it
+
+
+async def test_viewer_input_is_acknowledged_every_16_kib() -> None:
+    async with agent_streams() as (streams, wire, vnc):
+        streams.on_control("stream_open", open_payload(1, 1 << 20))
+        await eventually(lambda: _true(wire.said("stream_opened", 1)), what="opened")
+        for _ in range(3000):  # 30,000 bytes of 10-byte pointer events
+            streams.on_data(1, b"p" * 10)
+        acks = [p["bytes"] for t, p in wire.controls if t == "stream_ack"]
+        assert acks == [16 * 1024 + 6]  # the first message at or past 16 KiB
+        await eventually(lambda: _true(len(vnc.received) == 30_000), what="input written")

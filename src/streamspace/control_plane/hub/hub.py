@@ -286,11 +286,11 @@ class AgentHub:
             )
         return await conn.streams.open(conn, session_id, token=token, resume_from=resume_from)
 
-    def close_stream(self, stream: AgentStream, reason: str) -> None:
+    def close_stream(self, stream: AgentStream, reason: str, *, keep: bool = False) -> None:
         conn = self.local.get(stream.conn.agent_id)
         table = conn.streams if conn is not None else None
         if table is not None:
-            table.close(stream, reason, notify=True)
+            table.close(stream, reason, notify=True, keep=keep)
         else:
             stream.ended(reason)
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.auth.principal import Principal
+from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
 from streamspace.control_plane.services import commands, scheduler
 from streamspace.control_plane.services.ports import CommandRouter, EventSink
@@ -146,6 +147,8 @@ class SessionService:
         try:
             await self._router.dispatch(agent_id)
         except SQLAlchemyError as exc:
+            if not unavailable(exc):
+                raise
             log.warning(
                 "command for agent %s committed; delivering it now failed (%s), "
                 "the sweeper resends it",

@@ -378,6 +378,7 @@ class LibraryPeer:
         self.control = PeerControl()
         self._closing: asyncio.Task[None] | None = None
         self._first: bytes | None = None
+        self._acks: set[asyncio.Task[None]] = set()
         self._reader = asyncio.create_task(self._first_message())
 
     @classmethod
@@ -461,7 +462,8 @@ class LibraryPeer:
     def ack(self, delivered: int) -> None:
         if self.control.resumable and self._closing is None:
             task = asyncio.create_task(self._send_quietly(ack_message(delivered)))
-            task.add_done_callback(lambda _: None)
+            self._acks.add(task)  # a task nobody holds may be collected mid-send
+            task.add_done_callback(self._acks.discard)
 
     async def _send_quietly(self, text: str) -> None:
         try:

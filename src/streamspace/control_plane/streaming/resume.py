@@ -13,7 +13,6 @@ viewer page reconnects from scratch.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -74,9 +73,8 @@ class ViewerEnd:
         self.resumes = 0
         self._acked = 0
         self._source: Source | None = None
-        self._input: collections.deque[bytes] = collections.deque()
+        self._input = bytearray()  # viewer bytes from _input_start on, not yet acknowledged
         self._input_start = 0  # the agent has every viewer byte before this
-        self._input_end = 0
         self._viewer_gone = False
 
     async def run(self, open_source: OpenSource) -> str:
@@ -114,21 +112,26 @@ class ViewerEnd:
         delay = 0.05
         while True:
             try:
-                opened = await open_source(self.delivered)
-            except Unavailable as exc:
-                if exc.code == NOT_RESUMABLE or time.monotonic() > deadline:
+                async with asyncio.timeout(max(deadline - time.monotonic(), 0.1)):
+                    opened = await open_source(self.delivered)
+            except (Unavailable, TimeoutError) as exc:
+                detail = exc.message if isinstance(exc, Unavailable) else "timed out"
+                final = isinstance(exc, Unavailable) and exc.code == NOT_RESUMABLE
+                if final or time.monotonic() >= deadline:
                     raise Unavailable(
-                        f"{reason}; the stream could not be resumed: {exc.message}",
+                        f"{reason}; the stream could not be resumed: {detail}",
                         code="peer_unreachable",
                     ) from exc
                 await asyncio.sleep(delay)  # the agent is still on its way to a replica
                 delay = min(delay * 2, 0.2)
                 continue
-            if opened.source.resumable and (
-                self._input_start <= opened.source.input_received <= self._input_end
-            ):
+            source = opened.source
+            if source.resumable and self._input_start <= source.input_received <= self._input_end:
                 return opened
             opened.close()
+            if source.lost and time.monotonic() < deadline:
+                await asyncio.sleep(delay)  # that replica went away before the stream opened
+                continue
             raise Unavailable(f"{reason}; the stream could not be resumed", code="peer_unreachable")
 
     # -- one source ------------------------------------------------------------------------
@@ -145,13 +148,17 @@ class ViewerEnd:
             self._acked = self.delivered
             self._source.ack(self.delivered)
 
+    @property
+    def _input_end(self) -> int:
+        return self._input_start + len(self._input)
+
     def _input_acked(self, total: int) -> None:
-        while self._input and self._input_start + len(self._input[0]) <= total:
-            self._input_start += len(self._input.popleft())
+        if self._input_start < total <= self._input_end:
+            del self._input[: total - self._input_start]
+            self._input_start = total
 
     def _unacked_input(self, since: int) -> bytes:
-        kept = b"".join(self._input)
-        return kept[since - self._input_start :]
+        return bytes(self._input[since - self._input_start :])
 
     async def _relay(self, opened: Opened) -> str:
         source = self._source = opened.source
@@ -162,12 +169,17 @@ class ViewerEnd:
         if source.resumable:
             self._acked = self.delivered
 
+        ended = asyncio.Event()
+
         async def to_viewer() -> str:
-            while (chunk := await source.recv()) is not None:
-                await self.viewer.send_bytes(chunk)
-                source.consumed(len(chunk))
-                self._delivered(len(chunk))
-            return source.close_reason or "stream closed"
+            try:
+                while (chunk := await source.recv()) is not None:
+                    await self.viewer.send_bytes(chunk)
+                    source.consumed(len(chunk))
+                    self._delivered(len(chunk))
+                return source.close_reason or "stream closed"
+            finally:
+                ended.set()
 
         async def to_agent() -> str:
             if again and not await source.send(again):
@@ -176,9 +188,12 @@ class ViewerEnd:
                 if self.on_input is not None:
                     self.on_input(len(data))
                 if source.resumable:  # kept until the agent has it
-                    self._input.append(data)
-                    self._input_end += len(data)
+                    self._input += data
                 if not await source.send(data):
+                    # The source is ending: let to_viewer finish by itself rather than be
+                    # cancelled mid-write, which could leave `delivered` short of what the
+                    # viewer got (and a resume would send those bytes twice).
+                    await ended.wait()
                     return source.close_reason or "stream closed"
             self._viewer_gone = True
             return "viewer disconnected"

@@ -192,9 +192,14 @@ class StreamTable:
             stream.close_code = str(payload.get("code", ""))
             stream.ended(str(payload.get("reason", "closed by the agent")))
 
-    def close(self, stream: AgentStream, reason: str, *, notify: bool) -> None:
+    def close(self, stream: AgentStream, reason: str, *, notify: bool, keep: bool = False) -> None:
+        """End a stream here; `notify` tells the agent, and `keep` asks it to keep a resumable
+        stream for a resume from elsewhere rather than end it."""
         if self.streams.pop(stream.id, None) is not None and notify:
-            stream.control("stream_close", {"reason": reason})
+            payload: dict[str, object] = {"reason": reason}
+            if keep and stream.resumable:
+                payload["keep"] = True
+            stream.control("stream_close", payload)
         stream.ended(reason)
 
     def close_all(self, reason: str) -> None:

@@ -51,15 +51,20 @@ class BrowserViewer:
             self.frames.send_now if self.frames else None
         )
         self.on_text: Callable[[str], None] | None = None  # a peer replica's stream control
+        self.close_code: int | None = None  # how the socket ended (1006: dropped)
         self._texts: set[asyncio.Task[None]] = set()
 
     async def receive_bytes(self) -> bytes | None:
         while True:
             try:
                 message = await self.ws.receive()
-            except (WebSocketDisconnect, RuntimeError):
+            except WebSocketDisconnect as exc:
+                self.close_code = exc.code
+                return None
+            except RuntimeError:
                 return None
             if message["type"] == "websocket.disconnect":
+                self.close_code = message.get("code")
                 return None
             if message.get("bytes") is not None:
                 self.meter.to_agent.inc(len(message["bytes"]))
@@ -185,18 +190,26 @@ async def _relay_for_peer(
     """The agent is here and a peer replica holds the viewer: relay, passing the resumable
     stream's acknowledgements both ways (streaming/peer.py)."""
     stream = await ctx.hub.open_stream(agent_id, session_id, token=token, resume_from=resume_from)
+    viewer: BrowserViewer | None = None
     try:
         with ctx.metrics.viewer("relay") as meter:
             viewer = BrowserViewer(ws, meter)
             if token:  # the viewer's replica asked for a resumable stream: say how it opened
                 opened = {"resumable": stream.resumable, "received": stream.input_received}
-                await ws.send_text(json.dumps({"opened": opened}))
+                try:
+                    await ws.send_text(json.dumps({"opened": opened}))
+                except Exception:  # the viewer's replica left meanwhile
+                    return "viewer disconnected"
                 viewer.on_text = lambda text: _peer_control(stream, text)
-                stream.on_ack = lambda n: viewer.send_text(peer.ack_message(n))
+                stream.on_ack = lambda n, v=viewer: v.send_text(peer.ack_message(n))
             stream.direct.sink = viewer.send_now
             reason = await relay(viewer, stream)
     finally:
-        ctx.hub.close_stream(stream, "viewer disconnected")
+        # A link that was not closed normally may have dropped between the replicas only:
+        # the agent keeps the stream (for STREAM_RESUME_GRACE), which the viewer's replica
+        # resumes through whichever replica it reaches next.
+        dropped = viewer is None or viewer.close_code != close_codes.NORMAL
+        ctx.hub.close_stream(stream, "viewer disconnected", keep=dropped)
     if stream.lost and stream.resumable:
         raise _Moved(reason)
     return reason
@@ -277,7 +290,8 @@ async def peer_vnc(ws: WebSocket, session_id: str) -> None:
             ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="peer"
         )
         token, resume = ws.query_params.get("stream", ""), ws.query_params.get("resume")
-        if len(token) > 64 or (resume is not None and not (resume.isdigit() and len(resume) < 20)):
+        digits = resume is not None and resume.isascii() and resume.isdigit() and len(resume) < 20
+        if len(token) > 64 or (resume is not None and not (token and digits)):
             raise ProtocolError("malformed stream token or resume offset", code="bad_request")
         session = await ctx.session_service.get(principal=principal, session_id=session_id)
         if session.agent_id is None or session.agent_id not in ctx.hub.local:

@@ -1,0 +1,74 @@
+"""The guide's Test 2 with users working: the agent's leader is killed (SIGKILL) while a client
+takes sessions through their life and a viewer reads a running session's pattern stream, all
+through the shipped haproxy config. The standby takes the lease and connects; what the old
+leader was asked and had not finished is sent to it again. The viewer's stream cannot be
+resumed (its VNC connection died with the old leader's process), so its socket closes and it
+opens a new stream by itself. Nothing a user did fails: every request is answered 202, every
+session starts and stops exactly once, the viewed session keeps running and is viewed again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.support.cluster import cluster
+from tests.support.pattern import pattern_source
+from tests.support.traffic import Traffic, progress, session_loop
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+async def test_the_agent_leader_dies_while_users_work(tmp_path: Path) -> None:
+    async with (
+        pattern_source() as vnc_port,
+        cluster(tmp_path, replicas=2, shipped_lb=True) as c,
+    ):
+        assert c.lb is not None
+        admin = await c.token(c.lb.url)
+        journal = tmp_path / "journal.txt"
+        ha = {
+            "ENABLE_HA": "true",
+            "LEADER_ELECTION_BACKEND": "file",
+            "LOCK_FILE_PATH": str(tmp_path / "agent.lock"),
+            "LEASE_DURATION": "3",
+            "RENEW_DEADLINE": "2",
+            "RETRY_PERIOD": "0.3",
+            "MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}",
+            "MEMORY_PLATFORM_JOURNAL": str(journal),
+        }
+        leader = c.agent("led", extra={**ha, "POD_NAME": "replica-1"})
+        await c.approve("led", admin)
+        await c.wait_online("led", admin)
+        await leader.logged("became leader")
+        standby = c.agent("led", extra={**ha, "POD_NAME": "replica-2"})
+        await standby.logged("leader election: campaigning")
+        r = await c.call(c.lb.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"})
+        assert r.status_code == 202, r.text
+        viewed = r.json()["id"]
+        await c.wait_state(viewed, "running", admin)
+
+        traffic = Traffic()
+        users = [
+            asyncio.create_task(session_loop(c.lb.url, admin, traffic)),
+            asyncio.create_task(traffic.view(c.lb.url, viewed, admin)),
+        ]
+        try:
+            await progress(traffic, users, "before the failover")
+            leader.kill()
+            await standby.logged("became leader", timeout=30)
+            await progress(traffic, users, "after the failover", timeout=90)
+        finally:
+            traffic.stop.set()
+            await asyncio.gather(*users)
+
+        assert set(traffic.outcomes) == {"create 202", "delete 202"}, traffic.outcomes
+        for sid in traffic.sessions:
+            await c.wait_state(sid, "terminated", admin)
+        applied = Counter(tuple(line.split()) for line in journal.read_text().splitlines())
+        for sid in traffic.sessions:  # no command lost, none applied twice
+            assert applied[("start", sid)] == 1 and applied[("stop", sid)] == 1, sid
+        assert applied[("start", viewed)] == 1  # adopted by the new leader, not started again
+        assert await c.session_state(c.lb.url, viewed, admin) == "running"
