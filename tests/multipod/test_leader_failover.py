@@ -9,6 +9,7 @@ session starts and stops exactly once, the viewed session keeps running and is v
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,21 @@ from tests.support.traffic import Traffic, progress, session_loop
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
+def _elected(tmp_path: Path, vnc_port: int) -> dict[str, str]:
+    """One agent's environment, leader-elected through a lock file (short lease), on the
+    memory platform streaming the pattern and journaling what it applies."""
+    return {
+        "ENABLE_HA": "true",
+        "LEADER_ELECTION_BACKEND": "file",
+        "LOCK_FILE_PATH": str(tmp_path / "agent.lock"),
+        "LEASE_DURATION": "3",
+        "RENEW_DEADLINE": "2",
+        "RETRY_PERIOD": "0.3",
+        "MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}",
+        "MEMORY_PLATFORM_JOURNAL": str(tmp_path / "journal.txt"),
+    }
+
+
 async def test_the_agent_leader_dies_while_users_work(tmp_path: Path) -> None:
     async with (
         pattern_source() as vnc_port,
@@ -28,17 +44,7 @@ async def test_the_agent_leader_dies_while_users_work(tmp_path: Path) -> None:
     ):
         assert c.lb is not None
         admin = await c.token(c.lb.url)
-        journal = tmp_path / "journal.txt"
-        ha = {
-            "ENABLE_HA": "true",
-            "LEADER_ELECTION_BACKEND": "file",
-            "LOCK_FILE_PATH": str(tmp_path / "agent.lock"),
-            "LEASE_DURATION": "3",
-            "RENEW_DEADLINE": "2",
-            "RETRY_PERIOD": "0.3",
-            "MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}",
-            "MEMORY_PLATFORM_JOURNAL": str(journal),
-        }
+        ha = _elected(tmp_path, vnc_port)
         leader = c.agent("led", extra={**ha, "POD_NAME": "replica-1"})
         await c.approve("led", admin)
         await c.wait_online("led", admin)
@@ -67,8 +73,50 @@ async def test_the_agent_leader_dies_while_users_work(tmp_path: Path) -> None:
         assert set(traffic.outcomes) == {"create 202", "delete 202"}, traffic.outcomes
         for sid in traffic.sessions:
             await c.wait_state(sid, "terminated", admin)
-        applied = Counter(tuple(line.split()) for line in journal.read_text().splitlines())
+        applied = Counter(
+            tuple(line.split()) for line in (tmp_path / "journal.txt").read_text().splitlines()
+        )
         for sid in traffic.sessions:  # no command lost, none applied twice
             assert applied[("start", sid)] == 1 and applied[("stop", sid)] == 1, sid
         assert applied[("start", viewed)] == 1  # adopted by the new leader, not started again
         assert await c.session_state(c.lb.url, viewed, admin) == "running"
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+async def test_a_session_asked_for_between_leaders_is_queued_not_refused(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """The standby is paused (SIGSTOP) when the leader dies or is stopped, so the gap before
+    a new leader connects is as long as the test wants. A session asked for in that gap is
+    accepted and queued, and starts once the standby leads: the agent was between leaders,
+    not gone. Refusing it with 503 `no_agents_available` failed a user for a failover the
+    platform is built to survive."""
+    async with (
+        pattern_source() as vnc_port,
+        cluster(tmp_path, replicas=2, shipped_lb=True) as c,
+    ):
+        assert c.lb is not None
+        admin = await c.token(c.lb.url)
+        ha = _elected(tmp_path, vnc_port)
+        leader = c.agent("gap", extra={**ha, "POD_NAME": "replica-1"})
+        await c.approve("gap", admin)
+        holder = c.replica((await c.wait_online("gap", admin))["pod_name"])
+        await leader.logged("became leader")
+        standby = c.agent("gap", extra={**ha, "POD_NAME": "replica-2"})
+        await standby.logged("leader election: campaigning")
+        standby.send_signal(signal.SIGSTOP)
+        try:
+            assert leader.proc is not None
+            leader.send_signal(stop)
+            await asyncio.wait_for(asyncio.to_thread(leader.proc.wait), 30)
+            await holder.logged("Agent disconnected: gap")
+            r = await c.call(
+                c.lb.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"}
+            )
+            assert r.status_code == 202, r.text
+        finally:
+            standby.send_signal(signal.SIGCONT)
+        await standby.logged("became leader", timeout=30)
+        await c.wait_state(r.json()["id"], "running", admin)
+        journal = (tmp_path / "journal.txt").read_text().splitlines()
+        assert journal.count(f"start {r.json()['id']}") == 1  # started once, by the new leader

@@ -167,6 +167,14 @@ class AgentRuntime:
             self.connected.set()
             try:
                 await self._session(ws)
+            except BaseException:
+                if self.epoch:
+                    # An elected leader stopping (SIGTERM, lost lease): not a goodbye (1000)
+                    # but 1001, so the control plane keeps the agent schedulable while the
+                    # standby takes the lease and connects.
+                    with contextlib.suppress(Exception):
+                        await ws.close(GOING_AWAY, "leader stepping down; a standby takes over")
+                raise
             finally:
                 self._ws = None
                 self.connected.clear()

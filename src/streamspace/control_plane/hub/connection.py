@@ -34,6 +34,8 @@ class AgentConnection:
     closed: bool = False
     # closed by this replica's shutdown (1012/1001): the agent is reconnecting elsewhere now
     handed_over: bool = False
+    # how the socket ended: the agent's close code, this replica's own, or None (dropped)
+    close_code: int | None = None
     streams: StreamTable = field(default_factory=StreamTable)
     queue: asyncio.Queue[str | bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE))
     # Writes a frame at once if the socket can take it (wsserver's `send_now`), else False.
@@ -69,9 +71,19 @@ class AgentConnection:
             else:
                 await self.socket.send_text(frame)
 
+    @property
+    def returning(self) -> bool:
+        """The agent is expected back at once, so it stays schedulable meanwhile: sent away
+        by this replica's shutdown, or an elected agent (epoch > 0) that did not say goodbye
+        (1000). Its leader died or stepped down and a standby is taking the lease, or its
+        network dropped and it reconnects."""
+        return self.handed_over or (self.epoch > 0 and self.close_code != close_codes.NORMAL)
+
     async def close(self, code: int, reason: str) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.close_code is None:
+            self.close_code = code
         with contextlib.suppress(Exception):
             await self.socket.close(code=code, reason=reason)

@@ -199,12 +199,22 @@ class AgentHub:
         await self.heartbeats.forget(conn.agent_id)
         await self.registry.release(agent_id=conn.agent_id, pod_name=self.pod)
         await self._announce({"type": "detached", "agent_id": conn.agent_id, "pod": self.pod})
-        if conn.handed_over:
-            # Sent away by this replica's shutdown, the agent reconnects to another one at
-            # once: it stays online meanwhile, so a session asked for in that gap is queued
-            # (commands are rows, delivered on reconnect) rather than refused with 503. If it
-            # never comes back, the sweeper marks it offline once its heartbeats stop.
-            log.info("[AgentHub] Agent handed over: %s (reconnecting elsewhere)", conn.agent_id)
+        if conn.returning:
+            # Sent away by this replica's shutdown, or an elected agent whose leader died or
+            # stepped down: it (or its standby) reconnects at once. It stays online meanwhile,
+            # so a session asked for in that gap is queued (commands are rows, delivered on
+            # reconnect) rather than refused with 503. If it never comes back, the sweeper
+            # marks it offline once its heartbeats stop.
+            if conn.handed_over:
+                log.info("[AgentHub] Agent handed over: %s (reconnecting elsewhere)", conn.agent_id)
+            else:
+                log.info(
+                    "[AgentHub] Agent disconnected: %s (leader epoch %d, close %s; kept "
+                    "online while it or its standby reconnects)",
+                    conn.agent_id,
+                    conn.epoch,
+                    conn.close_code,
+                )
             return
         async with self._db.begin() as db:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)

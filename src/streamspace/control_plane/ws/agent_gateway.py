@@ -125,6 +125,8 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
         except (WebSocketDisconnect, RuntimeError):
             return
         if message["type"] == "websocket.disconnect":
+            if conn.close_code is None:
+                conn.close_code = message.get("code")
             if message.get("code") == close_codes.SERVICE_RESTART:
                 # the server's own close to every socket when it shuts down (the agent
                 # reconnects elsewhere at once); what uvicorn leaves open, hub.stop() closes
