@@ -236,6 +236,11 @@ class DockerPlatform(LazyDockerClient, Platform):
             if not info["State"]["Running"]:
                 await container.start()
             info = await container.show()
+        if not info["State"]["Running"]:
+            # It exited already (a bad setting, a crash at once): it has no address left, and
+            # its exit code and logs are what the user needs.
+            reason = f"container stopped before VNC was ready ({exit_detail(info['State'])})"
+            raise await self._startup_error(container, session_id=session_id, reason=reason)
         host = self._address(info, session_id=session_id)
         port = int(info["Config"]["Labels"].get(LABEL_VNC_PORT, "5900"))
         await self._wait_for_vnc(container, host=host, port=port, session_id=session_id)
