@@ -8,6 +8,7 @@ import json
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as redis
 import websockets
@@ -18,7 +19,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
 async def collect_events(url: str, token: str, sink: list[dict[str, object]]) -> None:
-    async with websockets.connect(f"{url}/api/v1/ws/events?token={token}") as ws:
+    """Read the events socket at `url` (ws://…), opened with a ticket for the login `token`."""
+    async with httpx.AsyncClient(base_url=url.replace("ws", "http", 1), timeout=10) as http:
+        r = await http.post("/api/v1/events/ticket", headers={"Authorization": f"Bearer {token}"})
+        r.raise_for_status()
+    async with websockets.connect(url + r.json()["url"]) as ws:
         async for frame in ws:
             sink.append(json.loads(frame))
 

@@ -93,6 +93,14 @@ async def test_stream_token_misuse_is_refused(tmp_path: Path) -> None:
                 "token expired",
             )
         )
+        unbound, _ = codec.issue(subject="x", purpose="stream", ttl=30, sid=mine)
+        cases.append(
+            (
+                f"/api/v1/sessions/{mine}/vnc?token={unbound}",
+                close_codes.UNAUTHENTICATED,
+                "this token is bound to no login; request a new one",
+            )
+        )
         peer_forged, _ = TokenCodec(secret="another-secret-0123456789-0123456789-xx").issue(
             subject="x", purpose="peer", ttl=30, sid=mine
         )

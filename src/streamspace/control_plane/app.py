@@ -29,6 +29,7 @@ from streamspace.control_plane.api import (
     sessions,
     stream,
     templates,
+    tickets,
     users,
 )
 from streamspace.control_plane.api.errors import install_error_handlers
@@ -266,7 +267,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (health, auth, users, templates, sessions, stream, agents, overview):
+    for module in (health, auth, users, templates, sessions, stream, tickets, agents, overview):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)
     app.include_router(events.router)

@@ -1,7 +1,7 @@
 import { QueryClient } from '@tanstack/react-query';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeWebSocket, session } from '../test/utils';
-import { applyEvent, EventsClient, eventsUrl, type LiveStatus } from './events';
+import { applyEvent, EventsAuthError, EventsClient, eventsUrl, type LiveStatus } from './events';
 import { keys } from './queries';
 import type { Session } from './types';
 
@@ -11,7 +11,7 @@ function makeClient(overrides: Partial<ConstructorParameters<typeof EventsClient
   const onReconnect = vi.fn();
   const onAuthFailure = vi.fn();
   const client = new EventsClient({
-    url: 'ws://example.test/api/v1/ws/events?token=t',
+    url: 'ws://example.test/api/v1/ws/events?ticket=t',
     onMessage,
     onReconnect,
     onAuthFailure,
@@ -30,11 +30,34 @@ describe('EventsClient', () => {
     vi.useFakeTimers();
   });
 
-  it('builds the socket URL from the page location and the token', () => {
-    expect(eventsUrl('a b', { protocol: 'https:', host: 'ss.example:8443' } as Location)).toBe(
-      'wss://ss.example:8443/api/v1/ws/events?token=a%20b',
+  it('builds the socket URL from the page location and the ticket grant', () => {
+    expect(eventsUrl('/api/v1/ws/events?ticket=a', { protocol: 'https:', host: 'ss.example:8443' } as Location)).toBe(
+      'wss://ss.example:8443/api/v1/ws/events?ticket=a',
     );
-    expect(eventsUrl('t', { protocol: 'http:', host: 'localhost:5173' } as Location)).toBe('ws://localhost:5173/api/v1/ws/events?token=t');
+    expect(eventsUrl('/api/v1/ws/events?ticket=t', { protocol: 'http:', host: 'localhost:5173' } as Location)).toBe(
+      'ws://localhost:5173/api/v1/ws/events?ticket=t',
+    );
+  });
+
+  it('asks for a fresh URL (a new ticket) on every connect', async () => {
+    let n = 0;
+    const { client } = makeClient({ url: () => Promise.resolve(`ws://example.test/api/v1/ws/events?ticket=${++n}`) });
+    client.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeWebSocket.latest().url).toContain('ticket=1');
+    FakeWebSocket.latest().serverClose(1006);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(FakeWebSocket.latest().url).toContain('ticket=2');
+  });
+
+  it('stops for good when no ticket is given because the login ended', async () => {
+    const { client, onAuthFailure } = makeClient({ url: () => Promise.reject(new EventsAuthError('session has ended')) });
+    client.start();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(onAuthFailure).toHaveBeenCalledOnce();
+    expect(client.status).toBe('closed');
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(FakeWebSocket.instances).toHaveLength(0);
   });
 
   it('goes live on hello and remembers the replica', () => {

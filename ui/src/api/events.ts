@@ -27,7 +27,8 @@ export type EventMessage =
 const AUTH_CLOSE_CODES = new Set([4401, 4403, 1008]);
 
 export interface EventsClientOptions {
-  url: string;
+  /** The socket's URL, or a function giving a fresh one for each (re)connect (a new ticket). */
+  url: string | (() => Promise<string>);
   onMessage: (msg: EventMessage) => void;
   onStatus?: (status: LiveStatus, podName: string | null) => void;
   /** Called after a reconnect (not the first connect): anything may have been missed meanwhile. */
@@ -40,10 +41,14 @@ export interface EventsClientOptions {
   maxDelayMs?: number;
 }
 
-export function eventsUrl(token: string, loc: Location = window.location): string {
+/** The events socket's absolute URL from the path a ticket grant gives (`/api/v1/ws/events?ticket=…`). */
+export function eventsUrl(path: string, loc: Location = window.location): string {
   const scheme = loc.protocol === 'https:' ? 'wss' : 'ws';
-  return `${scheme}://${loc.host}/api/v1/ws/events?token=${encodeURIComponent(token)}`;
+  return `${scheme}://${loc.host}${path}`;
 }
+
+/** Thrown by a URL provider when the login is no longer valid: the client stops for good. */
+export class EventsAuthError extends Error {}
 
 function parse(raw: unknown): EventMessage | null {
   if (typeof raw !== 'string') return null;
@@ -111,9 +116,33 @@ export class EventsClient {
 
   private connect(): void {
     if (this.stopped) return;
+    const { url } = this.opts;
+    if (typeof url === 'string') {
+      this.open(url);
+      return;
+    }
+    url().then(
+      (resolved) => {
+        if (!this.stopped) this.open(resolved);
+      },
+      (error: unknown) => {
+        if (this.stopped) return;
+        if (error instanceof EventsAuthError) this.authFailed();
+        else this.scheduleRetry();
+      },
+    );
+  }
+
+  private authFailed(): void {
+    this.stopped = true;
+    this.setStatus('closed');
+    this.opts.onAuthFailure?.();
+  }
+
+  private open(url: string): void {
     let socket: WebSocket;
     try {
-      socket = this.opts.createSocket(this.opts.url);
+      socket = this.opts.createSocket(url);
     } catch {
       this.scheduleRetry();
       return;
@@ -139,9 +168,7 @@ export class EventsClient {
       if (this.socket !== socket) return;
       this.socket = null;
       if (AUTH_CLOSE_CODES.has(ev.code)) {
-        this.stopped = true;
-        this.setStatus('closed');
-        this.opts.onAuthFailure?.();
+        this.authFailed();
         return;
       }
       this.scheduleRetry();

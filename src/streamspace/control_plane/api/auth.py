@@ -6,7 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
-from streamspace.control_plane.api.deps import Ctx, User
+from streamspace.control_plane.api.deps import Ctx, User, end_logins
 from streamspace.control_plane.api.schemas import LoginRequest, TokenResponse, UserRead
 from streamspace.control_plane.db.records import AuditEventRecord
 from streamspace.control_plane.services import users
@@ -48,7 +48,9 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
 
 @router.post("/logout", status_code=204, response_class=Response, response_model=None)
 async def logout(principal: User, ctx: Ctx) -> None:
-    await ctx.login_store.revoke(token_id=principal.token_id)
+    await end_logins(
+        ctx, user_id=principal.user_id, login_id=principal.token_id, reason="you logged out"
+    )
 
 
 @router.get("/me", response_model=UserRead)

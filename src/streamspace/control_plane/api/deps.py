@@ -1,4 +1,4 @@
-"""Request dependencies: the app context and the authenticated principal."""
+"""Request dependencies: the app context and the authenticated principal; ending logins."""
 
 from __future__ import annotations
 
@@ -28,6 +28,28 @@ async def principal_from_token(ctx: AppContext, token: str) -> Principal:
     """Check a login token: signature, expiry, server-side session, and the user still enabled."""
     claims = ctx.tokens.decode(token, purpose="login")
     return await ctx.login_store.principal(token_id=claims.token_id)
+
+
+async def login_principal(ctx: AppContext, login_id: str) -> Principal:
+    """Who a ticket or stream token speaks for, checked against its login now: refused once
+    that login ended (logout, password change) or its user was disabled or removed."""
+    if not login_id:
+        raise Unauthenticated(
+            "this token is bound to no login; request a new one", code="token_unbound"
+        )
+    return await ctx.login_store.principal(token_id=login_id)
+
+
+async def end_logins(
+    ctx: AppContext, *, user_id: str, login_id: str | None = None, reason: str
+) -> None:
+    """End one login (`login_id`) or all of a user's, and close the sockets opened under them
+    on every replica (events, viewers) with 4401 and `reason`."""
+    if login_id is None:
+        await ctx.login_store.revoke_user(user_id=user_id)
+    else:
+        await ctx.login_store.revoke(token_id=login_id)
+    await ctx.events.end_logins(user_id=user_id, login_id=login_id, reason=reason)
 
 
 async def current_principal(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from streamspace.control_plane.api.deps import Admin, Ctx
+from streamspace.control_plane.api.deps import Admin, Ctx, end_logins
 from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserUpdate
 from streamspace.control_plane.db.records import UserRecord
 from streamspace.control_plane.services import users
@@ -46,7 +46,7 @@ async def update_user(user_id: str, body: UserUpdate, admin: Admin, ctx: Ctx) ->
         if body.role is not None:
             user.role = body.role
     if user.disabled:
-        await ctx.login_store.revoke_user(user_id=user.id)
+        await end_logins(ctx, user_id=user.id, reason="your account was disabled")
     elif body.role is not None:
         await ctx.login_store.refresh_user(user_id=user.id)
     return UserRead.model_validate(user)

@@ -100,12 +100,14 @@ class TokenCodec:
 def session_token(
     codec: TokenCodec, *, principal: Principal, session_id: str, purpose: str, ttl: float
 ) -> str:
-    """A token for one session's stream (`stream`) or a replica-to-replica relay (`peer`)."""
+    """A token for one session's stream (`stream`) or a replica-to-replica relay (`peer`),
+    bound to the login it was issued under (`lid`): it stops working when that login ends."""
     token, _ = codec.issue(
         subject=principal.user_id,
         purpose=purpose,
         ttl=ttl,
         sid=session_id,
+        lid=principal.token_id,
         org=principal.org_id,
         usr=principal.username,
         role=principal.role,
@@ -123,4 +125,25 @@ def session_principal(codec: TokenCodec, token: str, *, session_id: str, purpose
         org_id=str(claims.extra.get("org", "")),
         username=str(claims.extra.get("usr", "")),
         role=str(claims.extra.get("role", "user")),
+        token_id=str(claims.extra.get("lid", "")),
     )
+
+
+def ticket(codec: TokenCodec, *, principal: Principal, purpose: str, ttl: float) -> str:
+    """A short-lived, single-purpose ticket (the events socket's) standing for a login, so
+    the 12-hour login token never travels in a URL, where proxies and access logs keep it."""
+    token, _ = codec.issue(
+        subject=principal.user_id, purpose=purpose, ttl=ttl, lid=principal.token_id
+    )
+    return token
+
+
+def ticket_login(codec: TokenCodec, token: str, *, purpose: str) -> str:
+    """The login a ticket (or session token) stands for; refuses one bound to none."""
+    claims = codec.decode(token, purpose=purpose)
+    login_id = claims.extra.get("lid")
+    if not isinstance(login_id, str) or not login_id:
+        raise Unauthenticated(
+            "this token is bound to no login; request a new one", code="token_unbound"
+        )
+    return login_id

@@ -1,11 +1,13 @@
 """Live events for UI sockets on every replica: published on the hub backend's events channel,
-fanned out locally to the sockets allowed to see them (owner; admins of the org)."""
+fanned out locally to the sockets allowed to see them (owner; admins of the org). Ended logins
+travel the same way: each replica closes the sockets opened under them (events, viewers)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,7 @@ from streamspace.control_plane.auth.principal import Principal
 from streamspace.errors import Unavailable
 
 log = logging.getLogger(__name__)
+REVOKED = "login_ended"  # not a UI event: tells each replica to close the login's sockets
 
 
 @dataclass(eq=False)
@@ -22,10 +25,42 @@ class Listener:
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(256))
 
 
+@dataclass(eq=False)
+class Held:
+    """A socket opened under a login: `close(reason)` ends it when that login ends."""
+
+    principal: Principal
+    close: Callable[[str], None]
+
+
 class EventHub:
     def __init__(self, *, bus: Bus) -> None:
         self._bus = bus
         self._listeners: set[Listener] = set()
+        self._held: set[Held] = set()
+
+    def hold(self, principal: Principal, close: Callable[[str], None]) -> Held:
+        held = Held(principal, close)
+        self._held.add(held)
+        return held
+
+    def release(self, held: Held) -> None:
+        self._held.discard(held)
+
+    async def end_logins(self, *, user_id: str, login_id: str | None, reason: str) -> None:
+        """Close, on every replica, the sockets opened under one login of the user (or under
+        any of them when `login_id` is None)."""
+        data = {"user_id": user_id, "login_id": login_id, "reason": reason}
+        await self.publish(kind=REVOKED, org_id=None, user_id=user_id, data=data)
+
+    def _close_held(self, data: dict[str, Any]) -> None:
+        user_id, login_id = data.get("user_id"), data.get("login_id")
+        reason = str(data.get("reason") or "your login ended")
+        for held in list(self._held):
+            p = held.principal
+            if p.user_id == user_id and login_id in (None, p.token_id):
+                self._held.discard(held)
+                held.close(reason)
 
     def listen(self, principal: Principal) -> Listener:
         listener = Listener(principal)
@@ -52,6 +87,9 @@ class EventHub:
         self.deliver(json.loads(data))
 
     def deliver(self, event: dict[str, Any]) -> None:
+        if event.get("kind") == REVOKED:
+            self._close_held(event.get("data") or {})
+            return
         for listener in list(self._listeners):
             p = listener.principal
             if event.get("org_id") not in (None, p.org_id):

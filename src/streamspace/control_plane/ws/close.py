@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Callable
 
 from fastapi import WebSocket
 
@@ -39,3 +41,20 @@ async def close_with(ws: WebSocket, exc: StreamSpaceError) -> None:
     """Close with the error's code and message (trimmed to fit a close frame)."""
     with contextlib.suppress(Exception):
         await ws.close(code=close_code_for(exc), reason=exc.message[:120])
+
+
+def closer_on_logout(ws: WebSocket) -> Callable[[str], None]:
+    """A callback that closes `ws` with 4401 and the reason its login ended. Called from the
+    events fan-out, so the close itself runs in a task of its own."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def shut(reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await ws.close(code=close_codes.UNAUTHENTICATED, reason=f"login ended: {reason}"[:120])
+
+    def close(reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(shut(reason))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return close

@@ -1,34 +1,39 @@
-"""`GET /api/v1/ws/events?token=...`: live session (and, for admins, agent) changes for the UI,
-whichever replica the change happened on."""
+"""`GET /api/v1/ws/events?ticket=...`: live session (and, for admins, agent) changes for the UI,
+whichever replica the change happened on; closed with 4401 when its login ends."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from streamspace.control_plane.api.deps import principal_from_token
+from streamspace.control_plane.api.deps import login_principal, principal_from_token
+from streamspace.control_plane.auth.principal import Principal
+from streamspace.control_plane.auth.tokens import ticket_login
 from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.ws.close import closer_on_logout
 from streamspace.errors import StreamSpaceError
 from streamspace.protocol import close_codes
 
 router = APIRouter()
+log = logging.getLogger(__name__)
+TICKET = "events"  # the purpose of an events socket's ticket
+_warned = False
 
 
 @router.websocket("/api/v1/ws/events")
 async def events(ws: WebSocket) -> None:
     ctx: AppContext = ws.app.state.ctx
     await ws.accept()
-    token = ws.query_params.get("token") or ws.headers.get("authorization", "").removeprefix(
-        "Bearer "
-    )
     try:
-        principal = await principal_from_token(ctx, token)
+        principal = await _principal(ctx, ws)
     except StreamSpaceError as exc:
         await ws.close(code=close_codes.UNAUTHENTICATED, reason=exc.message[:120])
         return
     listener = ctx.events.listen(principal)
+    held = ctx.events.hold(principal, closer_on_logout(ws))
     receiver = asyncio.create_task(_drain(ws))
     try:
         await ws.send_json({"kind": "hello", "data": {"pod_name": ctx.settings.pod_name}})
@@ -43,9 +48,31 @@ async def events(ws: WebSocket) -> None:
         pass
     finally:
         ctx.events.forget(listener)
+        ctx.events.release(held)
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await receiver
+
+
+async def _principal(ctx: AppContext, ws: WebSocket) -> Principal:
+    """A ticket (`?ticket=`, from POST /api/v1/events/ticket: the login token stays out of
+    URLs), else the login token in the Authorization header; `?token=<login token>` still
+    works for clients from before tickets, and is logged once so operators can see them."""
+    ticket = ws.query_params.get("ticket")
+    if ticket:
+        return await login_principal(ctx, ticket_login(ctx.tokens, ticket, purpose=TICKET))
+    token = ws.query_params.get("token")
+    if token:
+        global _warned
+        if not _warned:
+            _warned = True
+            log.warning(
+                "an events socket carried its login token in the URL (?token=); clients "
+                "should ask POST /api/v1/events/ticket for a ticket instead"
+            )
+    else:
+        token = ws.headers.get("authorization", "").removeprefix("Bearer ")
+    return await principal_from_token(ctx, token)
 
 
 async def _drain(ws: WebSocket) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from streamspace.control_plane.api.deps import login_principal
 from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
 from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.auth.tokens import session_principal, session_token
@@ -26,7 +27,7 @@ from streamspace.control_plane.metrics import StreamMeter
 from streamspace.control_plane.streaming import peer
 from streamspace.control_plane.streaming.resume import Opened, ViewerEnd
 from streamspace.control_plane.streaming.streams import AgentStream, Data, relay
-from streamspace.control_plane.ws.close import close_with
+from streamspace.control_plane.ws.close import close_with, closer_on_logout
 from streamspace.errors import ProtocolError, StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
 
@@ -110,11 +111,16 @@ async def browser_vnc(ws: WebSocket, session_id: str) -> None:
     wants_binary = "binary" in ws.scope.get("subprotocols", [])
     await ws.accept(subprotocol="binary" if wants_binary else None)
     try:
-        principal = session_principal(
+        granted = session_principal(
             ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="stream"
         )
-        agent_id = await _ensure_running(ctx, principal, session_id)
-        reason = await _stream(ctx, ws, session_id, agent_id, principal)
+        principal = await login_principal(ctx, granted.token_id)  # the login is still live
+        held = ctx.events.hold(principal, closer_on_logout(ws))
+        try:
+            agent_id = await _ensure_running(ctx, principal, session_id)
+            reason = await _stream(ctx, ws, session_id, agent_id, principal)
+        finally:
+            ctx.events.release(held)
     except StreamSpaceError as exc:
         log.info("viewer for session %s refused: %s", session_id, exc.message)
         await close_with(ws, exc)

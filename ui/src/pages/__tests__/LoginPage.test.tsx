@@ -73,8 +73,9 @@ describe('Login', () => {
     const user = userEvent.setup();
     renderApp('/');
     await screen.findByRole('heading', { name: 'Catalog' });
-    const ws = FakeWebSocket.latest();
-    expect(ws.url).toContain('/api/v1/ws/events?token=test-token');
+    const ws = await waitFor(() => FakeWebSocket.latest());
+    expect(ws.url).toContain('/api/v1/ws/events?ticket=tk');
+    expect(ws.url).not.toContain('test-token'); // the login token never goes into a URL
 
     await user.click(screen.getByRole('button', { name: 'Log out' }));
 

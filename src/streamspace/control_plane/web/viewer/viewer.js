@@ -51,23 +51,31 @@ $('login').addEventListener('submit', async (event) => {
     localStorage.setItem('streamspace_token', body.access_token);
     $('login').hidden = true;
     connect();
+    watchEvents();
   } catch (error) {
     $('login-error').textContent = error.status === 429 ? `Too many attempts: ${error.message}` : error.message;
   }
 });
 
-function watchEvents() {
-  const token = loginToken();
-  if (!token) return;
+async function watchEvents() {
+  if (!loginToken() || ended) return;
+  let grant;
+  try {
+    // a short-lived ticket: the login token itself never goes into a URL
+    grant = await api('/api/v1/events/ticket', { method: 'POST' });
+  } catch (error) {
+    if (error.status !== 401) setTimeout(watchEvents, 3000);
+    return;
+  }
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/ws/events?token=${encodeURIComponent(token)}`);
+  const socket = new WebSocket(`${scheme}://${location.host}${grant.url}`);
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
     if (event.kind !== 'session' || event.data.id !== sessionId) return;
     if (['waking', 'starting', 'pending'].includes(event.data.state)) setState('waking', `Session ${event.data.state}…`);
     if (['terminated', 'failed'].includes(event.data.state)) finish(`Session ${event.data.state}${event.data.reason ? ': ' + event.data.reason : ''}`);
   };
-  socket.onclose = () => { if (!ended) setTimeout(watchEvents, 3000); };
+  socket.onclose = (event) => { if (!ended && event.code !== 4401) setTimeout(watchEvents, 3000); };
 }
 
 function finish(text) {

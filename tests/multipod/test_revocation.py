@@ -1,0 +1,163 @@
+"""Ending a login reaches what is already open, on every replica: a user's viewer and events
+sockets opened under that login close with 4401 and the reason, the others stay; stream tokens
+and events tickets issued under it stop working; disabling the user ends the rest. The events
+socket opens with a short-lived ticket, so the login token stays out of URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from streamspace.protocol import close_codes
+from tests.support.cluster import Cluster, cluster
+from tests.support.pattern import pattern_source
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+CLOSE_WAIT = 10.0  # generous on a loaded machine; the figure itself is logged, not asserted
+
+
+class Socket:
+    """An open client socket read in the background (so its close frame is seen), keeping
+    what it received."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[Any] = []
+        self.arrived = asyncio.Event()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in self.ws:
+                self.frames.append(frame)
+                self.arrived.set()
+
+    async def closed(self) -> tuple[int | None, str]:
+        await asyncio.wait_for(asyncio.shield(self.reader), CLOSE_WAIT)
+        return self.ws.close_code, self.ws.close_reason or ""
+
+    @property
+    def open(self) -> bool:
+        return not self.reader.done()
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str, **kwargs: Any) -> AsyncIterator[Socket]:
+    async with websockets.connect(url, **kwargs) as ws:
+        socket = Socket(ws)
+        try:
+            yield socket
+        finally:
+            socket.reader.cancel()
+
+
+async def events_url(c: Cluster, base: str, login: dict[str, str]) -> str:
+    r = await c.call(base, "POST", "/api/v1/events/ticket", login)
+    assert r.status_code == 200, r.text
+    grant = r.json()
+    assert grant["expires_in"] <= 60 and "token=" not in grant["url"]
+    return base.replace("http", "ws", 1) + grant["url"]
+
+
+async def stream_url(c: Cluster, base: str, login: dict[str, str], session_id: str) -> str:
+    r = await c.call(base, "POST", f"/api/v1/sessions/{session_id}/stream", login)
+    assert r.status_code == 200, r.text
+    return base.replace("http", "ws", 1) + r.json()["url"]
+
+
+async def hello(socket: Socket) -> None:
+    await asyncio.wait_for(socket.arrived.wait(), CLOSE_WAIT)
+    assert json.loads(socket.frames[0])["kind"] == "hello"
+
+
+async def test_logout_and_disabling_close_open_sockets_on_every_replica(tmp_path: Path) -> None:
+    async with pattern_source() as vnc_port, cluster(tmp_path, replicas=2, lb=False) as c:
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        c.agent("rev-1", url=b.url, extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}"})
+        await c.approve("rev-1", admin)
+        await c.wait_online("rev-1", admin)
+        user = {"username": "olga", "password": "olga-pass-1"}
+        olga_id = (await c.call(a.url, "POST", "/api/v1/users", admin, json=user)).json()["id"]
+        laptop = await c.token(a.url, "olga", "olga-pass-1")
+        phone = await c.token(b.url, "olga", "olga-pass-1")  # a second login of hers
+        r = await c.call(a.url, "POST", "/api/v1/sessions", laptop, json={"template": "terminal"})
+        session_id = r.json()["id"]
+        await c.wait_state(session_id, "running", admin)
+        unused = await stream_url(c, a.url, laptop, session_id)
+
+        async with (
+            opened(await stream_url(c, a.url, laptop, session_id), subprotocols=["binary"]) as vnc,  # type: ignore[list-item]
+            opened(await events_url(c, b.url, laptop)) as laptop_events,
+            opened(await events_url(c, a.url, phone)) as phone_events,
+        ):
+            await vnc.ws.send(struct.pack(">I", 64))  # the stream is live: bytes flow
+            await hello(laptop_events)
+            await hello(phone_events)
+            assert vnc.open
+
+            r = await c.call(a.url, "POST", "/api/v1/auth/logout", laptop)
+            assert r.status_code == 204
+            ended = (close_codes.UNAUTHENTICATED, "login ended: you logged out")
+            assert await vnc.closed() == ended  # its viewer, relayed from replica A
+            assert await laptop_events.closed() == ended  # on replica B
+            assert phone_events.open  # her other login is untouched
+
+            # what the ended login was given no longer opens anything
+            async with opened(unused, subprotocols=["binary"]) as late:  # type: ignore[list-item]
+                code, reason = await late.closed()
+            assert code == close_codes.UNAUTHENTICATED and "session has ended" in reason, reason
+            assert (await c.call(a.url, "POST", "/api/v1/events/ticket", laptop)).status_code == 401
+
+            r = await c.call(
+                a.url, "PATCH", f"/api/v1/users/{olga_id}", admin, json={"disabled": True}
+            )
+            assert r.status_code == 200, r.text
+            assert await phone_events.closed() == (
+                close_codes.UNAUTHENTICATED,
+                "login ended: your account was disabled",
+            )
+        assert await c.session_state(a.url, session_id, admin) == "running"  # only sockets end
+
+
+async def test_events_tickets_are_short_lived_single_purpose_and_login_bound(
+    tmp_path: Path,
+) -> None:
+    async with cluster(tmp_path, replicas=1, redis=False, lb=False) as c:
+        base = c.replicas[0].url
+        ws_base = base.replace("http", "ws", 1)
+        admin = await c.token(base)
+        login_token = admin["Authorization"].split()[1]
+        ticket_url = await events_url(c, base, admin)
+        ticket = ticket_url.split("ticket=")[1]
+        refused = {
+            "a login token is not a ticket": f"{ws_base}/api/v1/ws/events?ticket={login_token}",
+            "a tampered ticket": f"{ws_base}/api/v1/ws/events?ticket={ticket}x",
+        }
+        for what, url in refused.items():
+            async with opened(url) as socket:
+                code, _ = await socket.closed()
+            assert code == close_codes.UNAUTHENTICATED, what
+        # a ticket cannot call the REST API
+        r = await c.call(base, "GET", "/api/v1/sessions", {"Authorization": f"Bearer {ticket}"})
+        assert r.status_code == 401
+        # clients from before tickets still connect with the login token
+        async with opened(f"{ws_base}/api/v1/ws/events?token={login_token}") as legacy:
+            await hello(legacy)
+        async with opened(ticket_url) as socket:
+            await hello(socket)
+        # the ticket outlives nothing: once its login ends it opens no socket
+        assert (await c.call(base, "POST", "/api/v1/auth/logout", admin)).status_code == 204
+        async with opened(ticket_url) as socket:
+            code, reason = await socket.closed()
+        assert code == close_codes.UNAUTHENTICATED and "session has ended" in reason, reason
