@@ -1,35 +1,87 @@
-"""Failed-login throttling per username and per client address (429 with Retry-After).
+"""Login throttling per username and per client address: every attempt reserves one unit of each
+budget BEFORE its password is verified, atomically, so parallel guesses cannot outrun the count.
 
-Counted in Redis DB 0 when enabled (shared by all replicas), else in this process.
+Counted in Redis DB 0 when enabled (shared by all replicas, one Lua script per attempt), else in
+this process (no await between the check and the count). It does not verify passwords.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from abc import ABC, abstractmethod
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from streamspace.errors import Unavailable
+
+PREFIX = "loginfail:"
+
+# KEYS: the budgets; ARGV: budget, window (s). Refuses without counting when any key is spent
+# (so a refused attempt does not spend the other keys' budgets: an address already locked out
+# cannot go on locking out every username it names); else takes one unit of each.
+_RESERVE = """
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('GET', key) or '0')
+  if count >= tonumber(ARGV[1]) then
+    local ttl = redis.call('TTL', key)
+    if ttl < 1 then ttl = 1 end
+    if ttl > wait then wait = ttl end
+  end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  redis.call('INCR', key)
+  redis.call('EXPIRE', key, ARGV[2], 'NX')
+end
+return 0
+"""
+
+# Gives back one unit of each key that still holds one (an expired key has nothing to give back).
+_RELEASE = """
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 0
+"""
+
+
+def user_key(username: str) -> str:
+    """The username's budget: case-folded, so `Admin` and `admin` share one."""
+    return f"user:{username.lower()}"
+
+
+def address_key(address: str) -> str:
+    return f"ip:{address}"
+
 
 class LoginThrottle(ABC):
+    """Budgets of `max_failures` attempts per key over `window` seconds, from the first one."""
+
     def __init__(self, *, max_failures: int, window: float) -> None:
         self.max_failures = max_failures
         self.window = window
 
     @abstractmethod
-    async def retry_after(self, *, keys: list[str]) -> int:
-        """Seconds to wait if any key is over the limit, else 0."""
+    async def reserve(self, *, keys: list[str]) -> int:
+        """Take one unit of every key's budget and return 0; or, when any budget is spent, take
+        none and return the seconds until the longest-locked of them frees up."""
 
     @abstractmethod
-    async def record_failure(self, *, keys: list[str]) -> None: ...
+    async def release(self, *, keys: list[str]) -> None:
+        """Give back a unit taken by `reserve` (an attempt that did not count as a failure)."""
 
     @abstractmethod
-    async def reset(self, *, keys: list[str]) -> None: ...
+    async def reset(self, *, keys: list[str]) -> None:
+        """Forget the keys' counts (a successful login, an admin clearing a lockout)."""
 
 
 class MemoryLoginThrottle(LoginThrottle):
+    """This process's counters; each method runs without awaiting, so it is atomic here."""
+
     def __init__(self, *, max_failures: int, window: float) -> None:
         super().__init__(max_failures=max_failures, window=window)
         self._counts: dict[str, tuple[int, float]] = {}
@@ -41,21 +93,26 @@ class MemoryLoginThrottle(LoginThrottle):
             return 0, 0.0
         return count, until
 
-    async def retry_after(self, *, keys: list[str]) -> int:
+    async def reserve(self, *, keys: list[str]) -> int:
+        now = time.monotonic()
         waits = [
-            until - time.monotonic()
-            for count, until in map(self._live, keys)
-            if count >= self.max_failures
+            until - now for count, until in map(self._live, keys) if count >= self.max_failures
         ]
-        return max((int(w) + 1 for w in waits), default=0)
-
-    async def record_failure(self, *, keys: list[str]) -> None:
+        if waits:
+            return max(int(w) + 1 for w in waits)
         for key in keys:
             count, until = self._live(key)
-            self._counts[key] = (count + 1, until or time.monotonic() + self.window)
+            self._counts[key] = (count + 1, until or now + self.window)
         if len(self._counts) > 100_000:  # bound memory under a credential-stuffing flood
             for key in list(self._counts)[:50_000]:
                 self._live(key)
+        return 0
+
+    async def release(self, *, keys: list[str]) -> None:
+        for key in keys:
+            count, until = self._live(key)
+            if count > 0:
+                self._counts[key] = (count - 1, until)
 
     async def reset(self, *, keys: list[str]) -> None:
         for key in keys:
@@ -69,40 +126,33 @@ class RedisLoginThrottle(LoginThrottle):
         super().__init__(max_failures=max_failures, window=window)
         self._redis = client
         self._local = MemoryLoginThrottle(max_failures=max_failures, window=window)
+        self._reserve = client.register_script(_RESERVE)
+        self._release = client.register_script(_RELEASE)
 
-    async def retry_after(self, *, keys: list[str]) -> int:
+    async def reserve(self, *, keys: list[str]) -> int:
         try:
-            return await self._shared_retry_after(keys)
+            wait = await self._reserve(
+                keys=[PREFIX + k for k in keys],
+                args=[self.max_failures, max(1, math.ceil(self.window))],
+            )
         except (RedisError, OSError):
-            return await self._local.retry_after(keys=keys)
+            return await self._local.reserve(keys=keys)
+        return int(wait)
 
-    async def record_failure(self, *, keys: list[str]) -> None:
+    async def release(self, *, keys: list[str]) -> None:
         try:
-            await self._shared_record(keys)
+            await self._release(keys=[PREFIX + k for k in keys])
         except (RedisError, OSError):
-            await self._local.record_failure(keys=keys)
+            await self._local.release(keys=keys)
 
     async def reset(self, *, keys: list[str]) -> None:
         await self._local.reset(keys=keys)
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.delete(*(f"loginfail:{k}" for k in keys))
+        with contextlib.suppress(Unavailable):
+            await self.reset_shared(keys=keys)
 
-    async def _shared_retry_after(self, keys: list[str]) -> int:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.get(f"loginfail:{key}")
-                pipe.ttl(f"loginfail:{key}")
-            values = await pipe.execute()
-        waits = [
-            max(int(ttl), 1)
-            for count, ttl in zip(values[::2], values[1::2], strict=True)
-            if count is not None and int(count) >= self.max_failures
-        ]
-        return max(waits, default=0)
-
-    async def _shared_record(self, keys: list[str]) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for key in keys:
-                pipe.incr(f"loginfail:{key}")
-                pipe.expire(f"loginfail:{key}", int(self.window), nx=True)
-            await pipe.execute()
+    async def reset_shared(self, *, keys: list[str]) -> None:
+        """Forget the keys' shared counts; Unavailable when Redis cannot be reached."""
+        try:
+            await self._redis.delete(*(PREFIX + k for k in keys))
+        except (RedisError, OSError) as exc:
+            raise Unavailable(f"Redis unreachable: {exc}") from exc
