@@ -13,8 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from fastapi import FastAPI
+from typer.testing import CliRunner
 
+from streamspace.cli import app as cli_app
 from streamspace.config import load_settings
 from streamspace.config.control_plane import ControlPlaneSettings
 from streamspace.control_plane.auth.passwords import verify_password
@@ -244,3 +247,26 @@ def test_uvicorn_does_not_trust_forwarded_headers_on_its_own() -> None:
     """uvicorn's proxy_headers would believe 127.0.0.1 whatever TRUSTED_PROXIES says."""
     settings = ControlPlaneSettings()
     assert server_config(FastAPI(), settings).proxy_headers is False
+
+
+def cli(data_dir: Path, *args: str, code: int = 0, **env: str) -> str:
+    environment = {"STREAMSPACE_DATA_DIR": str(data_dir), "DATABASE_URL": "", **env}
+    result = CliRunner().invoke(cli_app, list(args), env=environment)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_the_cli_clears_a_lockout_on_every_replica(tmp_path: Path) -> None:
+    asyncio.run(flush_redis())
+    host, port = redis_host_port()
+    redis_env = {"CACHE_ENABLED": "true", "REDIS_HOST": host, "REDIS_PORT": str(port)}
+    cli(tmp_path, "users", "create", "alice", STREAMSPACE_NEW_USER_PASSWORD=ALICE_PASSWORD)
+    shared = redis.Redis(host=host, port=port, db=0)
+    try:
+        shared.set("loginfail:user:alice", BUDGET, ex=300)
+        assert "cleared" in cli(tmp_path, "users", "unlock", "alice", **redis_env)
+        assert shared.get("loginfail:user:alice") is None
+    finally:
+        shared.close()
+    assert "no user 'bob'" in cli(tmp_path, "users", "unlock", "bob", code=2, **redis_env)
+    assert "DELETE /api/v1/users/" in cli(tmp_path, "users", "unlock", "alice", code=2)
