@@ -167,13 +167,16 @@ class ControlPlaneSettings(BaseSettings):
         5,
         ge=1,
         validation_alias=env("STREAMSPACE_LOGIN_MAX_FAILURES"),
-        description="Failed logins per username or client address before 429.",
+        description="Login attempts per username and per client address within the window:"
+        " each attempt takes one before its password is checked (a success gives it back), so"
+        " parallel guesses cost at most this many password checks; past it, 429 with"
+        " Retry-After until the window ends or an admin clears the user's lockout.",
     )
     login_failure_window: Seconds = Field(
         300.0,
         gt=0,
         validation_alias=env("STREAMSPACE_LOGIN_FAILURE_WINDOW"),
-        description="Window over which failed logins are counted.",
+        description="How long a budget lasts from its first attempt (its lockout with it).",
     )
     trusted_proxies: str = Field(
         "",
