@@ -15,12 +15,14 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from streamspace.cli import app as cli_app
 from streamspace.config import load_settings
 from streamspace.config.control_plane import ControlPlaneSettings
 from streamspace.control_plane.auth.passwords import verify_password
+from streamspace.control_plane.db.records import AuditEventRecord
 from streamspace.control_plane.server import server_config
 from streamspace.errors import ConfigError
 from tests.support.app import ADMIN_PASSWORD, context, login, running_app
@@ -84,6 +86,14 @@ async def create_alice(app: FastAPI) -> tuple[dict[str, str], str]:
     return admin, str(created.json()["id"])
 
 
+async def audited(app: FastAPI) -> list[tuple[str, object]]:
+    async with context(app).db() as db:
+        rows = await db.scalars(
+            select(AuditEventRecord).where(AuditEventRecord.action == "user.lockout_cleared")
+        )
+        return [(row.actor, row.detail) for row in rows]
+
+
 async def storm(clients: list[httpx.AsyncClient], *, username: str) -> list[httpx.Response]:
     """GUESSES wrong passwords for `username` at once, spread over `clients`."""
     return await asyncio.gather(
@@ -125,6 +135,7 @@ async def test_parallel_guesses_cost_at_most_the_budget_and_an_admin_clears_the_
             assert_locked_out(await guess(home, "alice", ALICE_PASSWORD), window=300)
             cleared = await desk.delete(f"/api/v1/users/{alice_id}/lockout", headers=admin)
             assert cleared.status_code == 204, cleared.text
+            assert await audited(app) == [("admin", {"user": "alice"})]
             assert (await guess(home, "alice", ALICE_PASSWORD)).status_code == 200
         async with client_at(app, ATTACKER) as attacker:
             # The attacker's address stays locked: clearing alice did not clear it.
