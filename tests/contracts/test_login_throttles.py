@@ -1,5 +1,5 @@
 """The LoginThrottle contract, run against the in-process counters and Redis: reservations are
-atomic under concurrency, a refusal takes nothing, release and reset give units back; and a
+atomic under concurrency, a refusal takes nothing, settle frees slots, reset forgets; and a
 Redis throttle that cannot reach Redis falls back to this replica's counters."""
 
 from __future__ import annotations
@@ -37,30 +37,38 @@ async def throttle(request: pytest.FixtureRequest) -> AsyncIterator[LoginThrottl
 async def test_concurrent_reservations_never_exceed_the_budget(throttle: LoginThrottle) -> None:
     waits = await asyncio.gather(*(throttle.reserve(keys=["user:a", f"ip:{i}"]) for i in range(50)))
     assert waits.count(0) == BUDGET
-    assert all(0 < w <= 60 for w in waits if w)
+    assert set(waits) == {0, 1}  # the others wait for attempts in flight, not for a window
+
+
+async def fail(throttle: LoginThrottle, keys: list[str]) -> None:
+    assert await throttle.reserve(keys=keys) == 0
+    await throttle.settle(keys=keys, failed=True)
 
 
 async def test_a_refused_attempt_spends_no_other_budget(throttle: LoginThrottle) -> None:
     for i in range(BUDGET):
-        assert await throttle.reserve(keys=[f"user:u{i}", "ip:x"]) == 0
-    assert await throttle.reserve(keys=["user:victim", "ip:x"]) > 0  # the address is spent
+        await fail(throttle, [f"user:u{i}", "ip:x"])
+    assert 1 < await throttle.reserve(keys=["user:victim", "ip:x"]) <= 60  # the address is spent
     for i in range(BUDGET):  # ... and the victim's budget is whole
-        assert await throttle.reserve(keys=["user:victim", f"ip:y{i}"]) == 0
-    assert await throttle.reserve(keys=["user:victim", "ip:z"]) > 0
+        await fail(throttle, ["user:victim", f"ip:y{i}"])
+    assert await throttle.reserve(keys=["user:victim", "ip:z"]) > 1
 
 
-async def test_release_and_reset_give_units_back(throttle: LoginThrottle) -> None:
+async def test_settle_frees_slots_and_reset_forgets_failures(throttle: LoginThrottle) -> None:
     for _ in range(BUDGET):
-        assert await throttle.reserve(keys=["user:a", "ip:x"]) == 0
-    await throttle.release(keys=["ip:x"])
-    assert await throttle.reserve(keys=["user:b", "ip:x"]) == 0
-    assert await throttle.reserve(keys=["user:a", "ip:y"]) > 0
+        assert await throttle.reserve(keys=["user:a"]) == 0
+    assert await throttle.reserve(keys=["user:a"]) == 1
+    await throttle.settle(keys=["user:a"], failed=False)
+    assert await throttle.reserve(keys=["user:a"]) == 0
+    for _ in range(BUDGET):
+        await throttle.settle(keys=["user:a"], failed=True)
+    assert await throttle.reserve(keys=["user:a"]) > 1
     await throttle.reset(keys=["user:a"])
-    assert await throttle.reserve(keys=["user:a", "ip:y"]) == 0
-    await throttle.release(keys=["user:never-seen"])  # nothing to give back: no negative count
+    assert await throttle.reserve(keys=["user:a"]) == 0
+    await throttle.settle(keys=["user:never-seen"], failed=False)  # no slot: none goes negative
     for _ in range(BUDGET):
         assert await throttle.reserve(keys=["user:never-seen"]) == 0
-    assert await throttle.reserve(keys=["user:never-seen"]) > 0
+    assert await throttle.reserve(keys=["user:never-seen"]) == 1
 
 
 async def test_without_redis_each_replica_keeps_its_own_budget() -> None:
@@ -69,6 +77,9 @@ async def test_without_redis_each_replica_keeps_its_own_budget() -> None:
     try:
         waits = await asyncio.gather(*(throttle.reserve(keys=["user:a"]) for _ in range(10)))
         assert waits.count(0) == BUDGET
+        for _ in range(BUDGET):
+            await throttle.settle(keys=["user:a"], failed=True)
+        assert await throttle.reserve(keys=["user:a"]) > 1
         await throttle.reset(keys=["user:a"])  # the local counters; Redis's error swallowed
         assert await throttle.reserve(keys=["user:a"]) == 0
         with pytest.raises(Unavailable):

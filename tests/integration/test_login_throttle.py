@@ -143,6 +143,25 @@ async def test_parallel_guesses_cost_at_most_the_budget_and_an_admin_clears_the_
         assert verifications.calls <= BUDGET + 1
 
 
+async def test_parallel_right_logins_from_one_address_wait_a_moment_not_a_window(
+    backend: dict[str, Any], tmp_path: Path
+) -> None:
+    """An office behind one NAT address: logins in flight fill the budget only while they are
+    verified, and a right password costs nothing afterwards."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'streamspace.db'}"
+    async with running_app(database_url=url, login_max_failures=BUDGET, **backend) as (app, _):
+        await create_alice(app)
+        async with client_at(app, ALICE_HOME) as office:
+            answers = await asyncio.gather(
+                *(guess(office, "alice", ALICE_PASSWORD) for _ in range(40))
+            )
+            refused = [r for r in answers if r.status_code != 200]
+            assert len(refused) < len(answers)
+            assert all(r.status_code == 429 and r.headers["Retry-After"] == "1" for r in refused)
+            for _ in range(3 * BUDGET):
+                assert (await guess(office, "alice", ALICE_PASSWORD)).status_code == 200
+
+
 async def test_two_replicas_sharing_redis_hold_one_budget(
     tmp_path: Path,
 ) -> None:

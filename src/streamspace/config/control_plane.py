@@ -167,16 +167,17 @@ class ControlPlaneSettings(BaseSettings):
         5,
         ge=1,
         validation_alias=env("STREAMSPACE_LOGIN_MAX_FAILURES"),
-        description="Login attempts per username and per client address within the window:"
-        " each attempt takes one before its password is checked (a success gives it back), so"
-        " parallel guesses cost at most this many password checks; past it, 429 with"
-        " Retry-After until the window ends or an admin clears the user's lockout.",
+        description="Budget per username and per client address: failed logins within the"
+        " window plus logins being checked at the moment. Each attempt takes its slot before its"
+        " password is checked, so parallel guesses cost at most this many checks; a full budget"
+        " answers 429 with Retry-After (the rest of the window, or 1 s while it is full of"
+        " attempts in flight) until the window ends or an admin clears the user's lockout.",
     )
     login_failure_window: Seconds = Field(
         300.0,
         gt=0,
         validation_alias=env("STREAMSPACE_LOGIN_FAILURE_WINDOW"),
-        description="How long a budget lasts from its first attempt (its lockout with it).",
+        description="How long failed logins count, from the first one (a lockout with them).",
     )
     trusted_proxies: str = Field(
         "",

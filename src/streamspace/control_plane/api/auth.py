@@ -1,4 +1,4 @@
-"""Login, logout and the current user. Each login attempt first takes one unit of its username's
+"""Login, logout and the current user. Each login attempt first takes a slot of its username's
 and its client address's budgets (auth/throttle.py), and only then has its password verified."""
 
 from __future__ import annotations
@@ -20,26 +20,26 @@ log = logging.getLogger(__name__)
 
 
 async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -> UserRecord:
-    """The user whose password this is, within the budgets; a failure keeps its units, a success
-    gives them back (the username's all of them, the address's this attempt's: an address keeps
-    paying for its failures, or one valid account would buy unlimited guesses at the others)."""
+    """The user whose password this is, if both budgets have a slot for the attempt. A failure
+    is counted against both; a success clears the username's failures (not the address's: one
+    valid account must not buy unlimited guesses at the others)."""
     keys = [user_key(body.username), address_key(address)]
     wait = await ctx.throttle.reserve(keys=keys)
     if wait:
-        log.info("login refused for %r from %s: locked out for %d s", body.username, address, wait)
-        raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
+        log.info("login refused for %r from %s: retry in %d s", body.username, address, wait)
+        raise RateLimited(f"too many login attempts; try again in {wait} s", retry_after=wait)
     try:
         user = await users.authenticate(
             ctx.db, username=body.username, password=body.password, verify=ctx.verify_password
         )
-    except Exception:
-        await ctx.throttle.release(keys=keys)  # the database failed, not the password
+    except BaseException:
+        await ctx.throttle.settle(keys=keys, failed=False)  # the database failed, or the client
         raise
+    await ctx.throttle.settle(keys=keys, failed=user is None)
     if user is None:
         log.info("login failed for %r from %s", body.username, address)
         raise Unauthenticated("invalid username or password", code="invalid_credentials")
     await ctx.throttle.reset(keys=keys[:1])
-    await ctx.throttle.release(keys=keys[1:])
     return user
 
 
