@@ -251,7 +251,7 @@ def users_unlock(username: str) -> None:
     if not settings.redis_enabled:
         raise _fail(
             "login lockouts are kept in each API process when Redis is off: clear it with"
-            " DELETE /api/v1/users/{id}/lockout on the API or wait out the window"
+            " the Users page (DELETE /api/v1/users/{id}/lockout) or wait out the window"
         )
     try:
         asyncio.run(_with_db(settings, lambda db: _unlock(settings, db, username=username)))
