@@ -1271,7 +1271,7 @@ export interface operations {
                     "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
-            /** @description Too many failed logins; Retry-After says for how long */
+            /** @description Too many login attempts; Retry-After says when to try again */
             429: {
                 headers: {
                     [name: string]: unknown;

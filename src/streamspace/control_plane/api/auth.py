@@ -46,7 +46,7 @@ async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -
 @router.post(
     "/login",
     response_model=TokenResponse,
-    responses={429: {"description": "Too many failed logins; Retry-After says for how long"}},
+    responses={429: {"description": "Too many login attempts; Retry-After says when to try again"}},
 )
 async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse:
     # The peer, or the client a TRUSTED_PROXIES proxy forwarded for (app.py).
