@@ -40,6 +40,9 @@ write_env() {
   env_default AGENT_ID "docker-$(hostname -s | tr -c 'a-zA-Z0-9_.\n-' '-')"
   env_default REGION default
   env_default SESSIONS_NETWORK streamspace-sessions
+  # The replicas believe X-Forwarded-For from haproxy and the UI's nginx only: addresses of
+  # this stack's network, which Docker takes from 172.16.0.0/12 unless told otherwise.
+  env_default TRUSTED_PROXIES 172.16.0.0/12
   env_default POSTGRES_PASSWORD "$(secret)"
   env_default REDIS_PASSWORD "$(secret)"
   env_default STREAMSPACE_JWT_SECRET "$(secret)$(secret)"

@@ -1,5 +1,5 @@
 """`streamspace` command line: api | up | agent | agent-health | openapi | db upgrade |
-users create | agents create | backup | restore."""
+users create | users unlock | agents create | backup | restore."""
 
 from __future__ import annotations
 
@@ -241,6 +241,41 @@ def users_create(
     except StreamSpaceError as exc:
         raise _fail(exc.message) from exc
     typer.echo(f"created {'admin' if admin else 'user'} {username}")
+
+
+@users_app.command("unlock")
+def users_unlock(username: str) -> None:
+    """Clear a user's failed-login lockout on every replica (needs Redis: without it the
+    counters live in each API process; use the admin API, DELETE /api/v1/users/{id}/lockout)."""
+    settings = _settings()
+    if not settings.redis_enabled:
+        raise _fail(
+            "login lockouts are kept in each API process when Redis is off: clear it with"
+            " the Users page (DELETE /api/v1/users/{id}/lockout) or wait out the window"
+        )
+    try:
+        asyncio.run(_with_db(settings, lambda db: _unlock(settings, db, username=username)))
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(f"cleared the login lockout of {username}")
+
+
+async def _unlock(settings: Any, db: Any, *, username: str) -> None:
+    from streamspace.control_plane.app import redis_client
+    from streamspace.control_plane.auth.throttle import RedisLoginThrottle, user_key
+    from streamspace.control_plane.services.users import get_user_by_name
+
+    await get_user_by_name(db, username=username)
+    client = redis_client(settings, 0)
+    try:
+        throttle = RedisLoginThrottle(
+            client=client,
+            max_failures=settings.login_max_failures,
+            window=settings.login_failure_window,
+        )
+        await throttle.reset_shared(keys=[user_key(username)])
+    finally:
+        await client.aclose()
 
 
 @agents_app.command("create")

@@ -6,6 +6,7 @@ are accepted exactly as written. Loaded once by the CLI and passed down.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 from typing import Literal
@@ -166,13 +167,27 @@ class ControlPlaneSettings(BaseSettings):
         5,
         ge=1,
         validation_alias=env("STREAMSPACE_LOGIN_MAX_FAILURES"),
-        description="Failed logins per username or client address before 429.",
+        description="Budget per username and per client address: failed logins within the"
+        " window plus logins being checked at the moment. Each attempt takes its slot before its"
+        " password is checked, so parallel guesses cost at most this many checks; a full budget"
+        " answers 429 with Retry-After (the rest of the window, or 1 s while it is full of"
+        " attempts in flight) until the window ends or an admin clears the user's lockout.",
     )
     login_failure_window: Seconds = Field(
         300.0,
         gt=0,
         validation_alias=env("STREAMSPACE_LOGIN_FAILURE_WINDOW"),
-        description="Window over which failed logins are counted.",
+        description="How long failed logins count, from the first one (a lockout with them).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        validation_alias=env("TRUSTED_PROXIES"),
+        description="Comma-separated addresses or CIDR networks of the reverse proxies in front"
+        " of this replica (nginx, haproxy), e.g. `10.0.3.0/24,127.0.0.1`. Only a request arriving"
+        " from one of them has its X-Forwarded-For (and X-Forwarded-Proto) honoured: the client"
+        " is the rightmost address in it that is not a trusted proxy. Empty (the default): the"
+        " headers are ignored and the client is the connection's peer, which is what the"
+        " per-address login budget counts. Never list addresses clients connect from.",
     )
     max_body_bytes: int = Field(
         1 << 20,
@@ -266,6 +281,16 @@ class ControlPlaneSettings(BaseSettings):
             parse_host_port(entry)
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for entry in split_list(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> ControlPlaneSettings:
         if self.db_max_idle_conns > self.db_max_open_conns:
@@ -286,6 +311,14 @@ class ControlPlaneSettings(BaseSettings):
     def redis_sentinels(self) -> tuple[tuple[str, int], ...]:
         """REDIS_SENTINEL_HOSTS as (host, port) pairs; empty without Sentinel."""
         return tuple(parse_host_port(entry) for entry in split_list(self.redis_sentinel_hosts))
+
+    @property
+    def trusted_proxy_networks(self) -> list[str]:
+        """TRUSTED_PROXIES as normalised networks (`10.0.0.7` -> `10.0.0.7/32`)."""
+        return [
+            str(ipaddress.ip_network(entry, strict=False))
+            for entry in split_list(self.trusted_proxies)
+        ]
 
     def redis_url(self, db: int) -> str:
         auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""

@@ -14,6 +14,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from streamspace import __version__
 from streamspace.agent_hub.base import HubBackend
@@ -279,6 +280,10 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         latency=app.state.metrics.http_latency,
         max_body=settings.max_body_bytes,
     )
+    if settings.trusted_proxy_networks:
+        # Outermost, so everything inside sees the client, not the proxy. uvicorn's own
+        # proxy_headers is off (server.py): it would trust 127.0.0.1 whatever TRUSTED_PROXIES says.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_networks)
     if settings.ui_dir:
         mount_ui(app, Path(settings.ui_dir))
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streamspace.agent_hub.base import HubBackend
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.auth.login_store import LoginSessionStore
+from streamspace.control_plane.auth.passwords import PasswordVerifier, verify_password
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
 from streamspace.control_plane.metrics import Metrics
@@ -40,6 +41,7 @@ class AppContext:
     agent_service: AgentService
     activity: ActivityTracker
     cache_redis: aioredis.Redis | None = None
+    verify_password: PasswordVerifier = verify_password  # tests wrap it to count verifications
 
     @property
     def agent_liveness(self) -> float:

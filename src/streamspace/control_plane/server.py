@@ -19,7 +19,8 @@ def server_config(app: FastAPI, settings: ControlPlaneSettings) -> uvicorn.Confi
         log_config=None,
         ws_max_size=1 << 20,
         timeout_graceful_shutdown=10,
-        proxy_headers=True,
+        # X-Forwarded-For is honoured by the app itself, from TRUSTED_PROXIES only (app.py).
+        proxy_headers=False,
         # VNC data is binary and mostly incompressible or already compressed: deflate would
         # cost more CPU than the whole relay.
         ws_per_message_deflate=False,

@@ -199,6 +199,14 @@ export function useCreateUser() {
   });
 }
 
+/** Give a user their whole failed-login budget back (their address's budget is left to expire). */
+export function useClearLockout() {
+  return useMutation({
+    mutationFn: (id: string): Promise<unknown> =>
+      unwrap(api.DELETE('/api/v1/users/{user_id}/lockout', { params: { path: { user_id: id } } })),
+  });
+}
+
 export function useUpdateUser() {
   const qc = useQueryClient();
   return useMutation({

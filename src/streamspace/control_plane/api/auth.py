@@ -1,4 +1,5 @@
-"""Login, logout and the current user. Failed logins are throttled per username and address."""
+"""Login, logout and the current user. Each login attempt first takes a slot of its username's
+and its client address's budgets (auth/throttle.py), and only then has its password verified."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from fastapi import APIRouter, Request, Response
 
 from streamspace.control_plane.api.deps import Ctx, User, end_logins
 from streamspace.control_plane.api.schemas import LoginRequest, TokenResponse, UserRead
-from streamspace.control_plane.db.records import AuditEventRecord
+from streamspace.control_plane.auth.throttle import address_key, user_key
+from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.db.records import AuditEventRecord, UserRecord
 from streamspace.control_plane.services import users
 from streamspace.errors import RateLimited, Unauthenticated
 
@@ -16,19 +19,39 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 log = logging.getLogger(__name__)
 
 
-@router.post("/login", response_model=TokenResponse)
-async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse:
-    address = request.client.host if request.client else "unknown"
-    keys = [f"user:{body.username.lower()}", f"ip:{address}"]
-    wait = await ctx.throttle.retry_after(keys=keys)
+async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -> UserRecord:
+    """The user whose password this is, if both budgets have a slot for the attempt. A failure
+    is counted against both; a success clears the username's failures (not the address's: one
+    valid account must not buy unlimited guesses at the others)."""
+    keys = [user_key(body.username), address_key(address)]
+    wait = await ctx.throttle.reserve(keys=keys)
     if wait:
-        raise RateLimited(f"too many failed logins; try again in {wait} s", retry_after=wait)
-    user = await users.authenticate(ctx.db, username=body.username, password=body.password)
+        log.info("login refused for %r from %s: retry in %d s", body.username, address, wait)
+        raise RateLimited(f"too many login attempts; try again in {wait} s", retry_after=wait)
+    try:
+        user = await users.authenticate(
+            ctx.db, username=body.username, password=body.password, verify=ctx.verify_password
+        )
+    except BaseException:
+        await ctx.throttle.settle(keys=keys, failed=False)  # the database failed, or the client
+        raise
+    await ctx.throttle.settle(keys=keys, failed=user is None)
     if user is None:
-        await ctx.throttle.record_failure(keys=keys)
         log.info("login failed for %r from %s", body.username, address)
         raise Unauthenticated("invalid username or password", code="invalid_credentials")
     await ctx.throttle.reset(keys=keys[:1])
+    return user
+
+
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    responses={429: {"description": "Too many login attempts; Retry-After says when to try again"}},
+)
+async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse:
+    # The peer, or the client a TRUSTED_PROXIES proxy forwarded for (app.py).
+    address = request.client.host if request.client else "unknown"
+    user = await _checked_login(ctx, body=body, address=address)
     ttl = ctx.settings.access_token_ttl
     token, claims = ctx.tokens.issue(subject=user.id, purpose="login", ttl=ttl)
     await ctx.login_store.create(

@@ -1,13 +1,15 @@
-"""Admin user management: list, create, disable/enable, change role (org-scoped)."""
+"""Admin user management: list, create, disable/enable, change role, clear a login lockout
+(org-scoped)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from streamspace.control_plane.api.deps import Admin, Ctx, end_logins
 from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserUpdate
-from streamspace.control_plane.db.records import UserRecord
+from streamspace.control_plane.auth.throttle import user_key
+from streamspace.control_plane.db.records import AuditEventRecord, UserRecord
 from streamspace.control_plane.services import users
 from streamspace.errors import Conflict, NotFound
 
@@ -50,3 +52,22 @@ async def update_user(user_id: str, body: UserUpdate, admin: Admin, ctx: Ctx) ->
     elif body.role is not None:
         await ctx.login_store.refresh_user(user_id=user.id)
     return UserRead.model_validate(user)
+
+
+@router.delete("/{user_id}/lockout", status_code=204, response_class=Response, response_model=None)
+async def clear_lockout(user_id: str, admin: Admin, ctx: Ctx) -> None:
+    """Give the user their whole failed-login budget back at once (on every replica with Redis;
+    without it, on this replica). Their client address's budget is left alone."""
+    async with ctx.db.begin() as db:
+        user = await db.get(UserRecord, user_id)
+        if user is None or user.org_id != admin.org_id:
+            raise NotFound("user not found")
+        db.add(
+            AuditEventRecord(
+                org_id=user.org_id,
+                actor=admin.username,
+                action="user.lockout_cleared",
+                detail={"user": user.username},
+            )
+        )
+    await ctx.throttle.reset(keys=[user_key(user.username)])

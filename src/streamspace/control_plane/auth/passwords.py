@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -11,6 +12,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 # Verified when the username is unknown, so timing does not reveal which usernames exist.
 _DUMMY_HASH = _HASHER.hash("streamspace-timing-equaliser")
+
+
+# How a login checks a password: `verify_password` below, or in tests a counting double of it.
+PasswordVerifier = Callable[[str | None, str], Awaitable[bool]]
 
 
 def hash_password_sync(password: str) -> str:

@@ -8,9 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from streamspace.control_plane.auth.passwords import hash_password, verify_password
+from streamspace.control_plane.auth.passwords import (
+    PasswordVerifier,
+    hash_password,
+    verify_password,
+)
 from streamspace.control_plane.db.records import OrgRecord, UserRecord
-from streamspace.errors import Conflict, ValidationFailed
+from streamspace.errors import Conflict, NotFound, ValidationFailed
 
 DEFAULT_ORG = "default"
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -75,12 +79,26 @@ async def ensure_admin(
     return True
 
 
+async def get_user_by_name(
+    sessions: async_sessionmaker[AsyncSession], *, username: str
+) -> UserRecord:
+    async with sessions() as db:
+        user = await db.scalar(select(UserRecord).where(UserRecord.username == username))
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
 async def authenticate(
-    sessions: async_sessionmaker[AsyncSession], *, username: str, password: str
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    username: str,
+    password: str,
+    verify: PasswordVerifier = verify_password,
 ) -> UserRecord | None:
     async with sessions() as db:
         user = await db.scalar(select(UserRecord).where(UserRecord.username == username))
-    ok = await verify_password(user.password_hash if user else None, password)
+    ok = await verify(user.password_hash if user else None, password)
     if user is None or not ok or user.disabled:
         return None
     return user

@@ -78,6 +78,21 @@ describe('Admin templates', () => {
 });
 
 describe('Admin users', () => {
+  it('clears a user\'s login lockout', async () => {
+    const bob: User = { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false };
+    const { calls } = mockApi({
+      'GET /api/v1/auth/me': () => json(root),
+      'GET /api/v1/users': () => json([root, bob]),
+      'DELETE /api/v1/users/:id/lockout': () => json(null, 204),
+    });
+    const user = userEvent.setup();
+    renderApp('/admin/users');
+    await screen.findByRole('table');
+    await user.click(screen.getByRole('button', { name: 'Clear the login lockout of bob' }));
+    expect(await screen.findByText('bob can sign in again')).toBeInTheDocument();
+    expect(calls.filter((c) => c.method === 'DELETE').map((c) => c.path)).toEqual(['/api/v1/users/u-bob/lockout']);
+  });
+
   it('creates a user, disables one and changes a role', async () => {
     let users: User[] = [root, { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false }];
     const { calls } = mockApi({

@@ -4,7 +4,7 @@ import { notifications } from '@mantine/notifications';
 import { IconPlus } from '@tabler/icons-react';
 import { useState } from 'react';
 import { errorMessage } from '../../api/client';
-import { useCreateUser, useMe, useUpdateUser, useUsers } from '../../api/queries';
+import { useClearLockout, useCreateUser, useMe, useUpdateUser, useUsers } from '../../api/queries';
 import type { Role, User } from '../../api/types';
 import { DataTable } from '../../components/DataTable';
 import { EmptyState, QueryContent } from '../../components/QueryState';
@@ -69,7 +69,14 @@ export function UsersPage() {
   const users = useUsers();
   const me = useMe();
   const update = useUpdateUser();
+  const unlock = useClearLockout();
   const [creating, setCreating] = useState(false);
+
+  const clearLockout = (u: User) =>
+    unlock.mutate(u.id, {
+      onSuccess: () => notifications.show({ color: 'green', title: 'Lockout cleared', message: `${u.username} can sign in again` }),
+      onError: (err) => notifications.show({ color: 'red', title: `Could not clear ${u.username}'s lockout`, message: errorMessage(err) }),
+    });
 
   const change = (u: User, body: { disabled?: boolean; role?: Role }, what: string) =>
     update.mutate(
@@ -136,6 +143,17 @@ export function UsersPage() {
                     aria-label={`${u.disabled ? 'Enable' : 'Disable'} ${u.username}`}
                   >
                     {u.disabled ? 'Enable' : 'Disable'}
+                  </Button>
+                  <Button
+                    size="xs"
+                    variant="default"
+                    ml="xs"
+                    loading={unlock.isPending && unlock.variables === u.id}
+                    onClick={() => clearLockout(u)}
+                    aria-label={`Clear the login lockout of ${u.username}`}
+                    title="Too many failed logins lock a user out for a while; this lets them sign in again now"
+                  >
+                    Clear lockout
                   </Button>
                 </Table.Td>
               </Table.Tr>
