@@ -78,7 +78,7 @@ describe('Admin templates', () => {
 });
 
 describe('Admin users', () => {
-  it('clears a user\'s login lockout', async () => {
+  it("clears a user's login lockout", async () => {
     const bob: User = { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false };
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(root),
