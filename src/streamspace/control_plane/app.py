@@ -50,6 +50,7 @@ from streamspace.control_plane.background.sweeper import Sweeper
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db import migrate
 from streamspace.control_plane.db.engine import create_engine, reads, session_factory
+from streamspace.control_plane.db.files import secure_data_dir
 from streamspace.control_plane.db.records import SystemSettingRecord
 from streamspace.control_plane.hub.events import EventHub
 from streamspace.control_plane.hub.hub import AgentHub
@@ -146,6 +147,7 @@ def _hub_backend(settings: ControlPlaneSettings) -> HubBackend:
 
 
 async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> AppContext:
+    secure_data_dir(settings.data_dir, create=False)
     engine = create_engine(settings)
     await migrate_with_retry(engine)
     db = session_factory(engine)
