@@ -32,6 +32,7 @@ from streamspace.control_plane.api import (
     users,
 )
 from streamspace.control_plane.api.errors import install_error_handlers
+from streamspace.control_plane.asgi.headers import SecurityHeadersMiddleware
 from streamspace.control_plane.asgi.middleware import RequestMiddleware
 from streamspace.control_plane.auth.login_store import (
     CachingLoginSessionStore,
@@ -60,6 +61,7 @@ from streamspace.control_plane.services import users as user_service
 from streamspace.control_plane.services.agents import AgentService
 from streamspace.control_plane.services.sessions import SessionService
 from streamspace.control_plane.streaming.activity import ActivityTracker
+from streamspace.control_plane.web.api_docs import mount_api_docs
 from streamspace.control_plane.web.spa import mount_ui
 from streamspace.control_plane.web.viewer_page import mount_viewer
 from streamspace.control_plane.ws import agent_gateway, events, vnc
@@ -263,7 +265,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # web/api_docs.py: Swagger UI from the package, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -274,12 +276,15 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(vnc.router)
     mount_viewer(app)
+    mount_api_docs(app)
     app.state.metrics = Metrics()
     app.add_middleware(
         RequestMiddleware,
         latency=app.state.metrics.http_latency,
         max_body=settings.max_body_bytes,
     )
+    # outermost, so the 413 and 400 answers of RequestMiddleware carry the headers too
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)
     if settings.ui_dir:
         mount_ui(app, Path(settings.ui_dir))
     return app
