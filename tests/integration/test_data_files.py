@@ -68,9 +68,7 @@ def test_a_fresh_data_dir_is_private(tmp_path: Path, started: list[Up]) -> None:
         assert mode(data / name) == 0o600, name
 
 
-def test_a_data_dir_left_readable_is_tightened_on_start(
-    tmp_path: Path, started: list[Up]
-) -> None:
+def test_a_data_dir_left_readable_is_tightened_on_start(tmp_path: Path, started: list[Up]) -> None:
     data = tmp_path / "data"
     first = Up(data_dir=data, log_dir=tmp_path).start()
     first.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamspace.config.durations import Seconds, env
@@ -173,6 +173,21 @@ class ControlPlaneSettings(BaseSettings):
         gt=0,
         validation_alias=env("STREAMSPACE_LOGIN_FAILURE_WINDOW"),
         description="Window over which failed logins are counted.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        validation_alias=env("STREAMSPACE_METRICS_TOKEN"),
+        description="Bearer token Prometheus must send to scrape /api/v1/metrics (`Authorization:"
+        " Bearer <token>`); unset: the metrics are open to anyone who reaches the port.",
+    )
+    hsts: Literal["auto", "always", "off"] = Field(
+        "auto",
+        validation_alias=env("STREAMSPACE_HSTS"),
+        description="Strict-Transport-Security on responses. auto: when the request came over"
+        " HTTPS (as uvicorn sees it: its own scheme, or X-Forwarded-Proto from an address in"
+        " FORWARDED_ALLOW_IPS); always: on every response, for TLS ended at a proxy whose"
+        " headers are not trusted (browsers ignore it over plain HTTP); off: never.",
     )
     max_body_bytes: int = Field(
         1 << 20,
