@@ -30,7 +30,13 @@ def tighten(path: Path, *, mode: int) -> None:
     try:
         os.chmod(path, current & mode)
     except OSError as exc:
-        log.warning("%s is mode %o and could not be tightened to %o: %s", path, current, mode, exc)
+        # A directory mounted for the process but not owned by it (a Kubernetes emptyDir is
+        # 0777, and the chart's pods keep their database in PostgreSQL): nothing the operator
+        # can change on every start, so said at INFO. A file that stays readable is a warning.
+        level = logging.INFO if path.is_dir() else logging.WARNING
+        log.log(
+            level, "%s is mode %o and could not be tightened to %o: %s", path, current, mode, exc
+        )
         return
     log.warning(
         "tightened %s from mode %o to %o (readable by other users before)", path, current, mode
