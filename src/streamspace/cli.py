@@ -71,17 +71,20 @@ def up(
     ] = None,
 ) -> None:
     """Run everything in one process: SQLite in the data dir, in-memory hub, the UI."""
+    from streamspace.control_plane.asgi.logs import configure_logging
+    from streamspace.control_plane.db.files import secure_data_dir, write_private
+
     base = _settings(host=host, port=port, data_dir=data_dir)
+    configure_logging(fmt=base.log_format, level=base.log_level, pod_name=base.pod_name)
     password = base.admin_password
     generated = password is None
     pw_file = base.data_dir / "admin-password"
+    secure_data_dir(base.data_dir, create=True)
     if generated and pw_file.exists():
         password = pw_file.read_text().strip()
     elif generated:
         password = secrets.token_urlsafe(12)
-        base.data_dir.mkdir(parents=True, exist_ok=True)
-        pw_file.write_text(password + "\n")
-        pw_file.chmod(0o600)
+        write_private(pw_file, password + "\n")
     ui_dir = base.ui_dir or _default_ui_dir()
     settings = base.model_copy(
         update={"admin_password": password, "embedded": True, "ui_dir": ui_dir}
@@ -95,10 +98,8 @@ def up(
     if generated:
         typer.echo(f"  (password kept in {pw_file}; it applies when the admin is first created)")
     typer.echo(f"  API docs: {url}/api/docs   data: {settings.data_dir.resolve()}")
-    from streamspace.control_plane.asgi.logs import configure_logging
     from streamspace.embedded import serve_embedded
 
-    configure_logging(fmt=settings.log_format, level=settings.log_level, pod_name=settings.pod_name)
     with _runner() as runner:
         runner.run(
             serve_embedded(

@@ -3,6 +3,7 @@ and 1.32, and what a user of the scalability guide relies on (names, labels, env
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -389,6 +390,28 @@ def test_service_monitor_scrapes_the_guides_endpoint() -> None:
     assert monitor["spec"]["endpoints"] == [
         {"port": "http", "path": "/api/v1/metrics", "interval": "30s"}
     ]
+
+
+def test_metrics_token_is_required_by_the_api_and_sent_by_the_service_monitor() -> None:
+    objs = render(*MONITORING, *sets("monitoring.metricsToken=true"))
+    secret = find(objs, "Secret", "streamspace-api")
+    assert len(base64.b64decode(secret["data"]["metrics-token"])) >= 16
+    [api] = find(objs, "Deployment", "streamspace-api")["spec"]["template"]["spec"]["containers"]
+    variables = {e["name"]: e for e in api["env"]}
+    assert variables["STREAMSPACE_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "streamspace-api",
+        "key": "metrics-token",
+    }
+    [endpoint] = find(objs, "ServiceMonitor", "streamspace-api")["spec"]["endpoints"]
+    assert endpoint["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "streamspace-api", "key": "metrics-token"},
+    }
+    # off by default: the metrics stay open, as before
+    [api] = find(_monitoring(), "Deployment", "streamspace-api")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert "STREAMSPACE_METRICS_TOKEN" not in {e["name"] for e in api["env"]}
 
 
 def test_prometheus_rule_carries_the_guides_alerts() -> None:

@@ -1,9 +1,10 @@
 """The web UI in headless Chromium against a real control plane and a real Docker agent: an admin
 approves a pending agent and sees it connected; a user launches a session from the catalog,
 watches it reach running, sees the desktop in the viewer, hibernates, resumes and terminates
-it; a user cannot reach admin pages or another user's session. Once on one replica serving the
-UI itself, once behind nginx (deploy/nginx) with two replicas and Redis. Screenshots of each
-main page go to artifacts/ui-<setup>-<page>.png."""
+it; a user cannot reach admin pages or another user's session. Every page, the viewer and the
+API docs run under the Content-Security-Policy sent with them (no violation reported). Once on
+one replica serving the UI itself, once behind nginx (deploy/nginx) with two replicas and
+Redis. Screenshots of each main page go to artifacts/ui-<setup>-<page>.png."""
 
 from __future__ import annotations
 
@@ -70,9 +71,35 @@ async def browser() -> AsyncIterator[Any]:
         yield launched
 
 
-async def sign_in(browser: Any, site: Site, username: str, password: str) -> Any:
+# Every Content-Security-Policy violation in a page or its frames (the session viewer).
+CSP_WATCH = """window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(
+    `${e.violatedDirective} ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`));"""
+CSP_REFUSALS: dict[int, list[str]] = {}  # id(page): the console's CSP errors
+
+
+async def new_page(browser: Any) -> Any:
+    """A page in a context of its own that records what its CSP refused."""
     context = await browser.new_context(viewport={"width": 1366, "height": 800})
+    await context.add_init_script(CSP_WATCH)
     page = await context.new_page()
+    refused = CSP_REFUSALS.setdefault(id(page), [])
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return page
+
+
+async def assert_csp_kept(page: Any) -> None:
+    violations = list(CSP_REFUSALS.get(id(page), []))
+    for frame in page.frames:
+        violations += await frame.evaluate("window.__cspViolations || []")
+    assert not violations, f"{page.url}: {violations}"
+
+
+async def sign_in(browser: Any, site: Site, username: str, password: str) -> Any:
+    page = await new_page(browser)
     await page.goto(f"{site.url}/")
     await page.wait_for_url(re.compile(r"/login"))  # signed out: sent to the login page
     await page.get_by_label("Username").fill(username)
@@ -100,15 +127,16 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
     admin_api = await c.token(c.replicas[0].url)
 
     # -- the admin: a bad password is refused with a clear message, then in
-    context = await browser.new_context(viewport={"width": 1366, "height": 800})
-    page = await context.new_page()
-    await page.goto(f"{site.url}/login")
+    page = await new_page(browser)
+    response = await page.goto(f"{site.url}/login")
+    assert "script-src 'self';" in response.headers["content-security-policy"]  # nginx's too
     await page.get_by_label("Username").fill("admin")
     await page.get_by_label("Password").fill("wrong-password")
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("alert")).to_contain_text("invalid username or password")
     await shot(page, site, "login")
-    await context.close()
+    await assert_csp_kept(page)
+    await page.context.close()
     admin = await sign_in(browser, site, "admin", c.env["STREAMSPACE_ADMIN_PASSWORD"])
 
     # -- an agent registers with the bootstrap key: it shows up pending, live, and the admin
@@ -151,6 +179,7 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
     await dialog.get_by_role("button", name="Create user").click()
     await expect(admin.locator(f'tr[data-username="{USER}"]')).to_be_visible()
     await shot(admin, site, "admin-users")
+    await assert_csp_kept(admin)
 
     # another user's session, for the isolation checks below
     r = await c.call(
@@ -189,6 +218,9 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
 
     await eventually(drawn, timeout=30, interval=0.5, what="the remote desktop drawn")
     await shot(user, site, "viewer")
+    await assert_csp_kept(user)  # the session page and the viewer in its frame
+    view = await c.call(site.url, "GET", f"/sessions/{sid}/view", {})
+    assert "frame-ancestors 'self'" in view.headers["content-security-policy"]
 
     # -- hibernate and resume from the session page, terminate from My sessions
     await user.get_by_role("button", name="Hibernate").click()
@@ -217,3 +249,14 @@ async def test_the_product_in_a_browser(site: Site, browser: Any) -> None:
         admins_session,
     )
     assert status == 404
+    await assert_csp_kept(user)
+
+    # -- the API docs: Swagger UI from the control plane's own files, under the same policy
+    docs = await admin.goto(f"{site.url}/api/docs")
+    assert "script-src 'self';" in docs.headers["content-security-policy"]
+    await expect(
+        admin.get_by_role("heading", name=re.compile("StreamSpace control plane"))
+    ).to_be_visible()
+    await expect(admin.get_by_text("/api/v1/sessions").first).to_be_visible()
+    await shot(admin, site, "api-docs")
+    await assert_csp_kept(admin)

@@ -6,13 +6,16 @@ standby that never saw the approval still holds the key when it takes over.
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any, Protocol
 
 from streamspace.config import AgentSettings
 
 SECRET_KEY = "api-key"
+log = logging.getLogger(__name__)
 
 
 class KeyStore(Protocol):
@@ -41,10 +44,18 @@ class FileKeyStore:
     async def read(self) -> str | None:
         if not self.path.exists():
             return None
+        self._tighten()
         return self.path.read_text().strip() or None
 
+    def _tighten(self) -> None:
+        """A key file an earlier version left readable by other users is made 0600."""
+        mode = stat.S_IMODE(self.path.stat().st_mode)
+        if mode & 0o077:
+            self.path.chmod(0o600)
+            log.warning("tightened %s from mode %o to 600", self.path, mode)
+
     async def store(self, key: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(key + "\n")

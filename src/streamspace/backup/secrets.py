@@ -9,10 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
+from streamspace.control_plane.db.files import SECRET_FILES, private_dir
 from streamspace.errors import Conflict
-
-# `streamspace up`'s generated admin password (cli.py) and its local agent's key (embedded.py).
-SECRET_FILES = ("admin-password", "local-agent.key")
 
 
 def collect(data_dir: Path, *, into: Path) -> dict[str, int]:
@@ -49,7 +47,7 @@ def check_free(modes: dict[str, int], *, source: Path, data_dir: Path) -> None:
 
 def install(modes: dict[str, int], *, source: Path, data_dir: Path) -> None:
     """Put each file in place with its mode, atomically (written beside, then renamed)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     for name, mode in modes.items():
         partial = data_dir / f".{name}.partial"
         partial.unlink(missing_ok=True)

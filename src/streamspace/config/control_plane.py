@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamspace.config.durations import Seconds, env
@@ -188,6 +188,21 @@ class ControlPlaneSettings(BaseSettings):
         " is the rightmost address in it that is not a trusted proxy. Empty (the default): the"
         " headers are ignored and the client is the connection's peer, which is what the"
         " per-address login budget counts. Never list addresses clients connect from.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        validation_alias=env("STREAMSPACE_METRICS_TOKEN"),
+        description="Bearer token Prometheus must send to scrape /api/v1/metrics (`Authorization:"
+        " Bearer <token>`); unset: the metrics are open to anyone who reaches the port.",
+    )
+    hsts: Literal["auto", "always", "off"] = Field(
+        "auto",
+        validation_alias=env("STREAMSPACE_HSTS"),
+        description="Strict-Transport-Security on responses. auto: when the request came over"
+        " HTTPS (the connection's scheme, or X-Forwarded-Proto from an address in"
+        " TRUSTED_PROXIES); always: on every response, for TLS ended at a proxy not in"
+        " TRUSTED_PROXIES (browsers ignore it over plain HTTP); off: never.",
     )
     max_body_bytes: int = Field(
         1 << 20,

@@ -34,6 +34,7 @@ from streamspace.control_plane.api import (
     users,
 )
 from streamspace.control_plane.api.errors import install_error_handlers
+from streamspace.control_plane.asgi.headers import SecurityHeadersMiddleware
 from streamspace.control_plane.asgi.middleware import RequestMiddleware
 from streamspace.control_plane.auth.login_store import (
     CachingLoginSessionStore,
@@ -52,6 +53,7 @@ from streamspace.control_plane.background.sweeper import Sweeper
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db import migrate
 from streamspace.control_plane.db.engine import create_engine, reads, session_factory
+from streamspace.control_plane.db.files import secure_data_dir
 from streamspace.control_plane.db.records import SystemSettingRecord
 from streamspace.control_plane.hub.events import EventHub
 from streamspace.control_plane.hub.hub import AgentHub
@@ -61,6 +63,7 @@ from streamspace.control_plane.services import users as user_service
 from streamspace.control_plane.services.agents import AgentService
 from streamspace.control_plane.services.sessions import SessionService
 from streamspace.control_plane.streaming.activity import ActivityTracker
+from streamspace.control_plane.web.api_docs import mount_api_docs
 from streamspace.control_plane.web.spa import mount_ui
 from streamspace.control_plane.web.viewer_page import mount_viewer
 from streamspace.control_plane.ws import agent_gateway, events, vnc
@@ -148,6 +151,7 @@ def _hub_backend(settings: ControlPlaneSettings) -> HubBackend:
 
 
 async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> AppContext:
+    secure_data_dir(settings.data_dir, create=False)
     engine = create_engine(settings)
     await migrate_with_retry(engine)
     db = session_factory(engine)
@@ -263,7 +267,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # web/api_docs.py: Swagger UI from the package, not a CDN
         redoc_url=None,
     )
     app.state.settings = settings
@@ -274,15 +278,19 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(vnc.router)
     mount_viewer(app)
+    mount_api_docs(app)
     app.state.metrics = Metrics()
     app.add_middleware(
         RequestMiddleware,
         latency=app.state.metrics.http_latency,
         max_body=settings.max_body_bytes,
     )
+    # the 413 and 400 answers of RequestMiddleware carry the headers too
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)
     if settings.trusted_proxy_networks:
-        # Outermost, so everything inside sees the client, not the proxy. uvicorn's own
-        # proxy_headers is off (server.py): it would trust 127.0.0.1 whatever TRUSTED_PROXIES says.
+        # Outermost, so everything inside sees the client (and the scheme, for HSTS), not the
+        # proxy. uvicorn's own proxy_headers is off (server.py): it would trust 127.0.0.1
+        # whatever TRUSTED_PROXIES says.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_networks)
     if settings.ui_dir:
         mount_ui(app, Path(settings.ui_dir))

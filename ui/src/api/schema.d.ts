@@ -225,7 +225,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Metrics */
+        /**
+         * Metrics
+         * @description Prometheus metrics of this replica. Open, unless STREAMSPACE_METRICS_TOKEN is set: then
+         *     only a scrape carrying that token as its bearer token (the login tokens do not count).
+         */
         get: operations["metrics_api_v1_metrics_get"];
         put?: never;
         post?: never;
@@ -1378,6 +1382,13 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description STREAMSPACE_METRICS_TOKEN is set and is not the bearer token */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

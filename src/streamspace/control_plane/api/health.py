@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 
 from streamspace import __version__
 from streamspace.control_plane.api.deps import Ctx
 from streamspace.control_plane.api.schemas import Health, Ready
+from streamspace.errors import Unauthenticated
 
 router = APIRouter(tags=["health"])
+_scraper = HTTPBearer(
+    auto_error=False,
+    scheme_name="MetricsToken",
+    description="STREAMSPACE_METRICS_TOKEN, when the control plane sets one",
+)
 
 
 @router.get("/health", response_model=Health)
@@ -62,8 +71,33 @@ async def ready(ctx: Ctx) -> Response:
     return JSONResponse(body.model_dump(), status_code=200 if essential else 503)
 
 
-@router.get("/api/v1/metrics", response_class=Response)
-async def metrics(ctx: Ctx) -> Response:
+def _check_scraper(ctx: Ctx, credentials: HTTPAuthorizationCredentials | None) -> None:
+    """With STREAMSPACE_METRICS_TOKEN set, a scrape must carry it as its bearer token."""
+    expected = ctx.settings.metrics_token
+    if expected is None:
+        return
+    if credentials is None:
+        raise Unauthenticated(
+            "missing bearer token (STREAMSPACE_METRICS_TOKEN)", code="missing_token"
+        )
+    given = credentials.credentials.encode()
+    if not hmac.compare_digest(given, expected.get_secret_value().encode()):
+        raise Unauthenticated("wrong metrics token", code="invalid_token")
+
+
+@router.get(
+    "/api/v1/metrics",
+    response_class=Response,
+    responses={
+        401: {"description": "STREAMSPACE_METRICS_TOKEN is set and is not the bearer token"}
+    },
+)
+async def metrics(
+    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_scraper)]
+) -> Response:
+    """Prometheus metrics of this replica. Open, unless STREAMSPACE_METRICS_TOKEN is set: then
+    only a scrape carrying that token as its bearer token (the login tokens do not count)."""
+    _check_scraper(ctx, credentials)
     await ctx.metrics.refresh(
         sessions=ctx.db,
         liveness=ctx.agent_liveness,

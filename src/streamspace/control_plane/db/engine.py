@@ -1,7 +1,8 @@
 """Database engine and session factory, with the guide's pool settings applied.
 
 DB_MAX_OPEN_CONNS caps connections, DB_MAX_IDLE_CONNS is the pool kept open,
-DB_CONN_MAX_LIFETIME recycles old connections. SQLite gets WAL and a busy timeout.
+DB_CONN_MAX_LIFETIME recycles old connections. SQLite gets WAL and a busy timeout, and its file
+is private to the service's user (db/files.py).
 PostgreSQL connections that sat idle are checked before use, and single-statement reads run
 outside a transaction (`reads`). DB_PGBOUNCER makes statements safe behind a transaction pooler.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.db.files import prepare_sqlite
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -54,7 +56,7 @@ def create_engine(settings: ControlPlaneSettings) -> AsyncEngine:
     url = make_url(settings.effective_database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite(Path(url.database))
         engine = create_async_engine(url, pool_size=5, max_overflow=0)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         _skip_idle_rollbacks(engine)

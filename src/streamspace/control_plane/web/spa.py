@@ -1,7 +1,7 @@
 """The web UI's built assets (ui/dist), served as a single-page app: every client-side route
 (/sessions/abc, /admin/agents, ...) answers with index.html, hashed assets are cached for a
-year, index.html never. The API, the viewer page and the WebSockets are routes of their own and
-are matched before this mount."""
+year, index.html never, all with the UI's Content-Security-Policy. The API, the viewer page
+and the WebSockets are routes of their own and are matched before this mount."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
+
+from streamspace.control_plane.asgi.headers import UI_CSP
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 RESERVED = ("api/", "static/", "ws/")
@@ -29,6 +31,7 @@ class SinglePageApp(StaticFiles):
             if exc.status_code != 404 or not self._is_client_route(path):
                 raise
             response = FileResponse(self.index)
+        response.headers["Content-Security-Policy"] = UI_CSP
         if path.startswith("assets/") and response.status_code == 200:
             response.headers["Cache-Control"] = IMMUTABLE
         elif response.media_type == "text/html" or path in ("", ".", "index.html"):

@@ -9,6 +9,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from streamspace.control_plane.asgi.headers import VIEWER_CSP
+
 HERE = Path(__file__).with_name("viewer")
 NOVNC = Path(__file__).resolve().parents[4] / "web" / "viewer" / "node_modules" / "@novnc" / "novnc"
 
@@ -27,7 +29,9 @@ async def view(session_id: str) -> FileResponse | JSONResponse:
             },
             status_code=503,
         )
-    return FileResponse(HERE / "view.html", headers={"Cache-Control": "no-cache"})
+    # the one page the UI frames (the session page embeds it): framing by this origin only
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": VIEWER_CSP}
+    return FileResponse(HERE / "view.html", headers=headers)
 
 
 def mount_viewer(app: FastAPI) -> None:
