@@ -246,10 +246,18 @@ async def test_the_viewer_page_reconnects_by_itself_when_its_replica_dies(
         )
         carrier = await eventually(lambda: _viewer_replica(c), what="the viewer's replica")
         c.replica(carrier).kill()
-        await page.wait_for_function(
-            "document.body.dataset.state === 'connected' && window.seenStates.length > 0",
-            timeout=60_000,
-        )
+
+        async def back() -> bool:
+            # page.evaluate, not wait_for_function: the page's CSP forbids the eval the
+            # latter's polling uses
+            return bool(
+                await page.evaluate(
+                    "() => document.body.dataset.state === 'connected'"
+                    " && window.seenStates.length > 0"
+                )
+            )
+
+        await eventually(back, timeout=60, interval=0.1, what="the viewer connected again")
         seen = await page.evaluate("window.seenStates")
         assert "reconnecting" in seen
         assert not {"disconnected", "ended"} & set(seen), seen
