@@ -86,4 +86,4 @@ class AgentConnection:
         if self.close_code is None:
             self.close_code = code
         with contextlib.suppress(Exception):
-            await self.socket.close(code=code, reason=reason)
+            await self.socket.close(code=code, reason=close_codes.fit_reason(reason))

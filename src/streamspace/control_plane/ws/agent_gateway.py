@@ -41,15 +41,24 @@ EPOCH = re.compile(r"[0-9]{1,19}")
 MAX_EPOCH = 2**63 - 1
 
 
+def _given(ws: WebSocket, *, header: str, param: str, default: str) -> str:
+    """A header's value, else the query parameter's, else the default: present but empty is
+    a value (and refused as one), not an absence."""
+    value = ws.headers.get(header)
+    if value is None:
+        value = ws.query_params.get(param)
+    return default if value is None else value
+
+
 def _handshake(ws: WebSocket) -> tuple[str, int, str | None]:
     key = ws.headers.get("x-agent-api-key", "")
-    version = ws.headers.get("x-streamspace-protocol") or ws.query_params.get("v") or "1"
+    version = _given(ws, header="x-streamspace-protocol", param="v", default="1")
     if version != str(PROTOCOL_VERSION):
         raise ProtocolError(
-            f"unsupported protocol version {version}; this server speaks {PROTOCOL_VERSION}",
+            f"unsupported protocol version {version[:16]}; this server speaks {PROTOCOL_VERSION}",
             code="unsupported_version",
         )
-    raw_epoch = ws.headers.get("x-agent-epoch") or ws.query_params.get("epoch") or "0"
+    raw_epoch = _given(ws, header="x-agent-epoch", param="epoch", default="0")
     # ASCII digits only (str.isdigit takes "²", which int() refuses), and within the BIGINT
     # the epoch is stored in
     if not EPOCH.fullmatch(raw_epoch) or int(raw_epoch) > MAX_EPOCH:
@@ -67,7 +76,7 @@ async def agent_connect(ws: WebSocket) -> None:
         key, epoch, claimed_id = _handshake(ws)
         agent = await ctx.agent_service.authenticate(key=key)
         if claimed_id and claimed_id != agent.id:
-            raise PermissionDenied(f"this key belongs to agent {agent.id}, not {claimed_id}")
+            raise PermissionDenied(f"this key belongs to agent {agent.id}, not {claimed_id[:32]}")
         frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         conn = AgentConnection(
             agent_id=agent.id,

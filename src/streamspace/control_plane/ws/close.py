@@ -38,4 +38,4 @@ def close_code_for(exc: StreamSpaceError) -> int:
 async def close_with(ws: WebSocket, exc: StreamSpaceError) -> None:
     """Close with the error's code and message (trimmed to fit a close frame)."""
     with contextlib.suppress(Exception):
-        await ws.close(code=close_code_for(exc), reason=exc.message[:120])
+        await ws.close(code=close_code_for(exc), reason=close_codes.fit_reason(exc.message))
