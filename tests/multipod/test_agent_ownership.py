@@ -1,19 +1,159 @@
-"""Malformed agent handshakes get a close code and a reason."""
+"""An agent acts only on its own sessions, and an admin's reject or key rotation ends its
+connection at once: reports about another agent's session or command are refused, counted and
+change nothing; a rejected or re-keyed agent's socket closes on whichever replica holds it, and
+nothing it sends afterwards is applied; malformed handshakes get a close code and a reason."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 
 from streamspace.protocol import close_codes
-from tests.multipod.test_agent_protocol import closed_with, connect, ws_url
-from tests.support.cluster import cluster, enroll_agent
+from tests.multipod.test_agent_protocol import agents, closed_with, connect, frame, ws_url
+from tests.support.cluster import Cluster, cluster, enroll_agent, eventually
+from tests.support.metrics import scrape, value
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 REFUSED = "streamspace_agent_reports_refused_total"
+
+
+async def next_command(ws: ClientConnection) -> dict[str, Any]:
+    """The next `command` payload the control plane sends (pings and the like skipped)."""
+    while True:
+        envelope = json.loads(await ws.recv())
+        if envelope["type"] == "command":
+            return dict(envelope["payload"])
+
+
+async def start_session(c: Cluster, base: str, admin: dict[str, str], ws: ClientConnection) -> str:
+    """A session placed on the agent behind `ws`, driven to running by that agent."""
+    created = await c.call(base, "POST", "/api/v1/sessions", admin, json={"template": "terminal"})
+    assert created.status_code == 202, created.text
+    sid = str(created.json()["id"])
+    command = await next_command(ws)
+    assert command["action"] == "start_session" and command["sessionId"] == sid
+    await ws.send(frame("ack", {"commandId": command["commandId"]}))
+    result = {"vncHost": "10.0.0.7", "vncPort": 5900}
+    await ws.send(frame("complete", {"commandId": command["commandId"], "result": result}))
+    await c.wait_state(sid, "running", admin)
+    return sid
+
+
+async def refused(base: str, reason: str) -> float:
+    return value(await scrape(base), REFUSED, reason=reason)
+
+
+async def test_reports_about_another_agents_session_are_refused(tmp_path: Path) -> None:
+    async with cluster(tmp_path, replicas=1, redis=False, lb=False) as c:
+        base = c.replicas[0].url
+        admin = await c.token(base)
+        owner = await connect(base, await enroll_agent(base, admin, "owner-1"))
+        await owner.recv()  # welcome
+        sid = await start_session(c, base, admin, owner)
+        intruder = await connect(base, await enroll_agent(base, admin, "intruder-1"))
+        await intruder.recv()
+        # status reports about the owner's session: each would stop, fail or lose it
+        for state in ("running", "hibernated", "failed", "missing"):
+            report = {"sessionId": sid, "state": state, "vncHost": "6.6.6.6", "vncPort": 1}
+            await intruder.send(frame("status", report))
+        # results for the owner's outstanding command
+        hibernate = await c.call(base, "POST", f"/api/v1/sessions/{sid}/hibernate", admin)
+        assert hibernate.status_code == 202, hibernate.text
+        command = await next_command(owner)
+        assert command["action"] == "hibernate_session"
+        cid = command["commandId"]
+        await intruder.send(frame("ack", {"commandId": cid}))
+        await intruder.send(frame("failed", {"commandId": cid, "error": "forged"}))
+        await intruder.send(frame("complete", {"commandId": cid, "result": {}}))
+
+        async def counted() -> bool:
+            return (
+                await refused(base, "foreign_session") == 4
+                and await refused(base, "foreign_command") == 3
+            )
+
+        await eventually(counted, what="the forged reports counted as refused")
+        # the intruder was told to stop nothing (a stop would be the owner's session's), and
+        # its connection stays: a ping through it still comes back
+        ping = asyncio.create_task(
+            c.call(base, "POST", "/api/v1/admin/agents/intruder-1/ping", admin)
+        )
+        while (envelope := json.loads(await intruder.recv()))["type"] != "ping":
+            assert envelope["type"] != "command", envelope
+        await intruder.send(frame("pong", {"pingId": envelope["id"]}))
+        assert (await ping).status_code == 200
+        # the session is as its owner and the admin left it
+        session = (await c.call(base, "GET", f"/api/v1/sessions/{sid}", admin)).json()
+        assert (session["state"], session["agent_id"]) == ("hibernating", "owner-1"), session
+        # and its own agent's result is the one applied
+        await owner.send(frame("complete", {"commandId": cid, "result": {}}))
+        await c.wait_state(sid, "hibernated", admin)
+        await intruder.close()
+        await owner.close()
+
+
+async def _heartbeat(base: str, admin: dict[str, str], agent_id: str) -> tuple[Any, Any]:
+    """What the agent's heartbeats last wrote: (when, how many sessions it reported)."""
+    info = (await agents(base, admin))[agent_id]
+    return info["last_heartbeat"], info["reported_sessions"]
+
+
+@pytest.mark.parametrize(
+    ("action", "code", "reason"),
+    [
+        ("reject", close_codes.FORBIDDEN, "rejected by an admin"),
+        ("rotate-key", close_codes.UNAUTHENTICATED, "key was rotated"),
+    ],
+)
+async def test_reject_or_rotation_closes_the_agent_on_another_replica(
+    tmp_path: Path, action: str, code: int, reason: str
+) -> None:
+    async with cluster(tmp_path, replicas=2, lb=False) as c:
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        key = await enroll_agent(a.url, admin, "revoked-1")
+        ws = await connect(b.url, key, epoch=7)
+        await ws.recv()  # welcome
+        sid = await start_session(c, a.url, admin, ws)
+        await ws.send(frame("heartbeat", {"activeSessions": 1}, epoch=7))
+
+        async def reported() -> bool:
+            return bool((await _heartbeat(a.url, admin, "revoked-1"))[1] == 1)
+
+        await eventually(reported, what="the first heartbeat written")
+        before = await _heartbeat(a.url, admin, "revoked-1")
+        asked = time.monotonic()
+        r = await c.call(a.url, "POST", f"/api/v1/admin/agents/revoked-1/{action}", admin)
+        assert r.status_code == 200, r.text
+        # frames the agent had in flight as the admin acted: none of them is applied
+        late = {"sessionId": sid, "state": "failed", "detail": "after the revocation"}
+        for data in (frame("heartbeat", {"activeSessions": 5}, epoch=7), frame("status", late)):
+            try:
+                await ws.send(data)
+            except Exception:
+                break  # already closed: nothing in flight
+        left = 2.0 - (time.monotonic() - asked)
+        got_code, got_reason = await asyncio.wait_for(closed_with(ws), timeout=max(left, 0.01))
+        assert got_code == code and reason in got_reason, (got_code, got_reason)
+        # the old key connects nowhere
+        for base in (a.url, b.url):
+            again, _ = await closed_with(await connect(base, key, epoch=8))
+            assert again in (close_codes.UNAUTHENTICATED, close_codes.FORBIDDEN)
+        info = (await agents(a.url, admin))["revoked-1"]
+        assert info["status"] == "offline", info
+        assert (info["last_heartbeat"], info["reported_sessions"]) == before
+        assert await c.session_state(a.url, sid, admin) == "running"
+        if action == "rotate-key":
+            # the operator hands the new key to the agent: it connects again
+            fresh = await connect(b.url, r.json()["apiKey"], epoch=8)
+            assert json.loads(await fresh.recv())["type"] == "welcome"
+            await fresh.close()
 
 
 async def test_malformed_handshakes_close_with_a_reason(tmp_path: Path) -> None:
