@@ -102,8 +102,8 @@ class Metrics:
         self.agent_reports_refused = Counter(
             "streamspace_agent_reports_refused_total",
             "Agent reports refused and not applied: about another agent's session"
-            " (foreign_session) or command (foreign_command), or sent with a key an admin"
-            " revoked since the agent connected (key_revoked).",
+            " (foreign_session) or command (foreign_command), or sent after an admin rotated"
+            " the agent's key (key_revoked) or rejected it (agent_rejected).",
             ["reason"],
             registry=r,
         )
