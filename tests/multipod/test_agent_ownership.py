@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 
 from streamspace.protocol import close_codes
 from tests.multipod.test_agent_protocol import agents, closed_with, connect, frame, ws_url
-from tests.support.cluster import Cluster, cluster, enroll_agent, eventually
+from tests.support.cluster import Cluster, cluster, enroll_agent, eventually, holds
 from tests.support.metrics import scrape, value
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -190,3 +190,18 @@ async def _connect_as(base: str, key: str, agent_id: str) -> ClientConnection:
         additional_headers={"X-Agent-API-Key": key},
         open_timeout=5,
     )
+
+
+async def test_an_agent_process_stops_for_good_when_its_key_is_rotated(tmp_path: Path) -> None:
+    async with cluster(tmp_path, replicas=2, lb=False) as c:
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        agent = c.agent("rekeyed-1", url=b.url)
+        await c.approve("rekeyed-1", admin)
+        await c.wait_online("rekeyed-1", admin, pod=b.pod)
+        r = await c.call(a.url, "POST", "/api/v1/admin/agents/rekeyed-1/rotate-key", admin)
+        assert r.status_code == 200, r.text
+        # it exits instead of reconnecting with the old key, and says why
+        await eventually(holds(lambda: not agent.alive), timeout=10, what="the agent exits")
+        assert "control plane closed the connection: 4401" in agent.log()
+        assert (await agents(a.url, admin))["rekeyed-1"]["status"] == "offline"
