@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as redis
 from websockets.asyncio.client import ClientConnection
 
 from streamspace.protocol import close_codes
@@ -205,3 +206,41 @@ async def test_an_agent_process_stops_for_good_when_its_key_is_rotated(tmp_path:
         await eventually(holds(lambda: not agent.alive), timeout=10, what="the agent exits")
         assert "control plane closed the connection: 4401" in agent.log()
         assert (await agents(a.url, admin))["rekeyed-1"]["status"] == "offline"
+
+
+async def test_a_report_in_flight_when_the_announcement_is_late_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The revocation is committed but its announcement has not reached the agent's replica
+    (Redis writes paused: a failure injection): what the agent sends meanwhile is refused on
+    its own replica by the key check, which closes the connection."""
+    async with cluster(tmp_path, replicas=2, lb=False) as c:
+        a, b = c.replicas
+        assert c.redis is not None
+        admin = await c.token(a.url)
+        key = await enroll_agent(a.url, admin, "late-1")
+        ws = await connect(b.url, key)
+        await ws.recv()  # welcome
+        sid = await start_session(c, a.url, admin, ws)
+        store = redis.Redis(port=c.redis.port)
+        try:
+            await store.execute_command("CLIENT", "PAUSE", "3000", "WRITE")
+            reject = asyncio.create_task(
+                c.call(a.url, "POST", "/api/v1/admin/agents/late-1/reject", admin)
+            )
+
+            async def committed() -> bool:
+                info = (await agents(a.url, admin))["late-1"]
+                return bool(info["approval_status"] == "rejected")
+
+            await eventually(committed, timeout=3, interval=0.05, what="the reject committed")
+            late = {"sessionId": sid, "state": "failed", "detail": "after the reject"}
+            await ws.send(frame("status", late))
+            code, reason = await asyncio.wait_for(closed_with(ws), timeout=2)
+            assert code == close_codes.FORBIDDEN and "rejected" in reason, (code, reason)
+            assert (await reject).status_code == 200
+        finally:
+            await store.execute_command("CLIENT", "UNPAUSE")
+            await store.aclose()
+        assert await c.session_state(a.url, sid, admin) == "running"
+        assert await refused(b.url, "agent_rejected") == 1
