@@ -244,3 +244,29 @@ async def test_a_report_in_flight_when_the_announcement_is_late_changes_nothing(
             await store.aclose()
         assert await c.session_state(a.url, sid, admin) == "running"
         assert await refused(b.url, "agent_rejected") == 1
+
+
+async def test_without_redis_the_holding_replica_closes_a_revoked_agent_by_itself(
+    tmp_path: Path,
+) -> None:
+    """Two replicas without Redis (degraded single-pod mode: no announcement reaches the
+    other): the replica holding the agent finds the revoked key in the database within a
+    heartbeat interval and closes the connection."""
+    async with cluster(tmp_path, replicas=2, redis=False, lb=False) as c:
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        key = await enroll_agent(a.url, admin, "unheard-1")
+        ws = await connect(b.url, key)
+        await ws.recv()  # welcome
+        r = await c.call(a.url, "POST", "/api/v1/admin/agents/unheard-1/rotate-key", admin)
+        assert r.status_code == 200, r.text
+        # AGENT_HEARTBEAT_INTERVAL is 1 s in these clusters
+        code, reason = await asyncio.wait_for(closed_with(ws), timeout=5)
+        assert code == close_codes.UNAUTHENTICATED and "key was rotated" in reason, (code, reason)
+        await eventually(
+            lambda: _offline(a.url, admin, "unheard-1"), what="the agent marked offline"
+        )
+
+
+async def _offline(base: str, admin: dict[str, str], agent_id: str) -> bool:
+    return bool((await agents(base, admin))[agent_id]["status"] == "offline")

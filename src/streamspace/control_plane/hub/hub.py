@@ -30,6 +30,7 @@ from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.hub.connection import AgentConnection
 from streamspace.control_plane.hub.heartbeats import HeartbeatWriter
+from streamspace.control_plane.hub.keys import revoked_keys
 from streamspace.control_plane.hub.pings import PingBook
 from streamspace.control_plane.hub.replicas import ReplicaDirectory
 from streamspace.control_plane.metrics import Metrics
@@ -110,6 +111,7 @@ class AgentHub:
         )
         await self.replicas.beat()
         self._tasks.append(asyncio.create_task(self._liveness_loop(), name="hub-liveness"))
+        self._tasks.append(asyncio.create_task(self._key_loop(), name="hub-keys"))
         self._tasks.append(asyncio.create_task(self.replicas.run(), name="hub-replica"))
         self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="hub-heartbeats"))
         self.running = True
@@ -308,6 +310,21 @@ class AgentHub:
 
     def touch(self, conn: AgentConnection) -> None:
         conn.last_seen = time.monotonic()
+
+    async def _key_loop(self) -> None:
+        """Once a heartbeat interval, close the connections whose key was revoked without this
+        replica hearing of it (the announcement lost with Redis). Their reports were refused
+        meanwhile anyway: every report is checked against the current key."""
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_interval)
+            try:
+                found = await revoked_keys(db=self._db, conns=list(self.local.values()))
+            except Exception as exc:
+                if not unavailable(exc):
+                    log.exception("[AgentHub] could not check the agents' keys; retrying")
+                continue
+            for conn, code, reason in found:
+                await self._close_revoked(conn, code=code, reason=reason)
 
     async def _liveness_loop(self) -> None:
         limit = self._settings.heartbeat_interval * self._settings.heartbeat_missed_limit

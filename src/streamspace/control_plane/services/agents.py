@@ -24,6 +24,9 @@ from streamspace.errors import Conflict, NotFound, PermissionDenied, Unauthentic
 from streamspace.protocol import close_codes
 
 log = logging.getLogger(__name__)
+# close reasons for a connection whose key an admin revoked (4403 and 4401)
+REJECTED = "this agent was rejected by an admin"
+ROTATED = "this agent's key was rotated; restart it with the new key"
 
 # command action -> (state on completion, state on failure)
 _OUTCOME = {
@@ -213,7 +216,7 @@ class AgentService:
             agent_id=agent_id,
             key_hash=old_hash,
             code=close_codes.FORBIDDEN,
-            reason="this agent was rejected by an admin",
+            reason=REJECTED,
         )
         await self._agent_changed(agent)
         return agent
@@ -254,7 +257,7 @@ class AgentService:
             agent_id=agent_id,
             key_hash=old_hash,
             code=close_codes.UNAUTHENTICATED,
-            reason="this agent's key was rotated; restart it with the new key",
+            reason=ROTATED,
         )
         return key
 
