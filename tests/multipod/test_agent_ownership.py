@@ -213,8 +213,10 @@ async def test_a_report_in_flight_when_the_announcement_is_late_changes_nothing(
 ) -> None:
     """The revocation is committed but its announcement has not reached the agent's replica
     (Redis writes paused: a failure injection): what the agent sends meanwhile is refused on
-    its own replica by the key check, which closes the connection."""
-    async with cluster(tmp_path, replicas=2, lb=False) as c:
+    its own replica by the key check, which closes the connection. (Heartbeat interval 30 s:
+    the replica's periodic key check, which would close it too, stays out of the way.)"""
+    slow = {"AGENT_HEARTBEAT_INTERVAL": "30"}
+    async with cluster(tmp_path, replicas=2, lb=False, extra_env=slow) as c:
         a, b = c.replicas
         assert c.redis is not None
         admin = await c.token(a.url)
