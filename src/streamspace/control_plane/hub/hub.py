@@ -37,7 +37,13 @@ from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.services import commands
 from streamspace.control_plane.services.ports import EventSink, announce_agent
 from streamspace.control_plane.streaming.streams import AgentStream
-from streamspace.errors import Conflict, TimedOut, Unauthenticated, Unavailable
+from streamspace.errors import (
+    Conflict,
+    PermissionDenied,
+    TimedOut,
+    Unauthenticated,
+    Unavailable,
+)
 from streamspace.protocol import close_codes, encode, make
 
 log = logging.getLogger(__name__)
@@ -149,10 +155,11 @@ class AgentHub:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
             if agent is None:
                 raise Conflict("agent is not registered", code="unknown_agent")
-            if agent.approval_status != "approved" or agent.api_key_hash != conn.key_hash:
-                raise Unauthenticated(
-                    "the agent's key was revoked as it connected", code="key_revoked"
-                )
+            # an admin's reject or key rotation that committed while this one authenticated
+            if agent.approval_status != "approved":
+                raise PermissionDenied(f"agent {agent.id} was rejected", code="agent_rejected")
+            if agent.api_key_hash != conn.key_hash:
+                raise Unauthenticated("the agent's key was rotated", code="key_revoked")
             if conn.epoch < agent.epoch:
                 raise Conflict(
                     f"stale leader epoch {conn.epoch} (current {agent.epoch})", code="stale_epoch"
