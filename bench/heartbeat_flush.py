@@ -50,6 +50,7 @@ def reports(agents: int, size: int, offset: int) -> list[HeartbeatReport]:
         HeartbeatReport(
             agent_id=f"hb-{(offset + i) % agents:05d}",
             epoch=0,
+            key_hash="k",
             active=i % 3,
             draining=False,
             capacity=CAPACITY,
@@ -73,7 +74,12 @@ async def measure(url: str, *, agents: int, sizes: list[int], runs: int) -> None
     await upgrade(engine)
     async with engine.begin() as conn:
         rows = [
-            {"id": f"hb-{i:05d}", "platform": "memory", "approval_status": "approved"}
+            {
+                "id": f"hb-{i:05d}",
+                "platform": "memory",
+                "approval_status": "approved",
+                "api_key_hash": "k",
+            }
             for i in range(agents)
         ]
         await conn.execute(insert(AgentRecord), rows)

@@ -1,5 +1,6 @@
 """Batched heartbeats: the latest report per agent lands in the database at the next flush, a
-stale epoch changes nothing, and a disconnect is never overwritten by an older heartbeat."""
+stale epoch or a revoked key changes nothing, and a disconnect is never overwritten by an older
+heartbeat."""
 
 from __future__ import annotations
 
@@ -18,18 +19,47 @@ async def test_latest_report_is_written_once_per_flush(database_url: str) -> Non
     async with running_app(database_url=database_url) as (app, _):
         ctx = context(app)
         async with ctx.db.begin() as db:
-            for agent_id in ("hb-1", "hb-2"):
-                db.add(AgentRecord(id=agent_id, platform="memory", approval_status="approved"))
-            db.add(AgentRecord(id="hb-3", platform="memory", approval_status="approved", epoch=5))
+            for agent_id in ("hb-1", "hb-2", "hb-4"):
+                db.add(
+                    AgentRecord(
+                        id=agent_id, platform="memory", approval_status="approved", api_key_hash="k"
+                    )
+                )
+            db.add(
+                AgentRecord(
+                    id="hb-3",
+                    platform="memory",
+                    approval_status="approved",
+                    epoch=5,
+                    api_key_hash="k",
+                )
+            )
         writer = ctx.hub.heartbeats
-        writer.record(agent_id="hb-1", epoch=0, active=1, draining=False, capacity=None)
+
+        def record(agent_id: str, *, epoch: int = 0, key: str = "k", active: int) -> None:
+            writer.record(
+                agent_id=agent_id,
+                epoch=epoch,
+                key_hash=key,
+                active=active,
+                draining=False,
+                capacity=None,
+            )
+
+        record("hb-1", active=1)
         writer.record(
-            agent_id="hb-1", epoch=0, active=3, draining=True, capacity={"maxSessions": 7}
+            agent_id="hb-1",
+            epoch=0,
+            key_hash="k",
+            active=3,
+            draining=True,
+            capacity={"maxSessions": 7},
         )
-        writer.record(agent_id="hb-2", epoch=0, active=2, draining=False, capacity=None)
-        writer.record(agent_id="hb-3", epoch=4, active=9, draining=False, capacity=None)
+        record("hb-2", active=2)
+        record("hb-3", epoch=4, active=9)
+        record("hb-4", key="old", active=4)  # its key was rotated or rejected since
         await writer.forget("hb-2")  # disconnected: its pending report is dropped
-        assert await writer.flush() == 2
+        assert await writer.flush() == 3
         first = await agent_row(app, "hb-1")
         assert (first.status, first.active_sessions, first.draining) == ("online", 3, True)
         assert (first.max_sessions, first.capacity) == (7, {"maxSessions": 7})
@@ -38,4 +68,10 @@ async def test_latest_report_is_written_once_per_flush(database_url: str) -> Non
         assert (second.status, second.last_heartbeat) == ("offline", None)
         stale = await agent_row(app, "hb-3")  # epoch 4 < 5: fenced off
         assert (stale.status, stale.active_sessions) == ("offline", 0)
+        revoked = await agent_row(app, "hb-4")
+        assert (revoked.status, revoked.active_sessions, revoked.last_heartbeat) == (
+            "offline",
+            0,
+            None,
+        )
         assert await writer.flush() == 0

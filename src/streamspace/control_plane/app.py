@@ -180,6 +180,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         bootstrap_key=settings.agent_bootstrap_key,
         announce=session_service.announce,
         events=event_hub,
+        revoker=hub,
     )
     return AppContext(
         settings=settings,

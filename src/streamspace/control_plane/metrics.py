@@ -99,6 +99,14 @@ class Metrics:
             ["agent_id"],
             registry=r,
         )
+        self.agent_reports_refused = Counter(
+            "streamspace_agent_reports_refused_total",
+            "Agent reports refused and not applied: about another agent's session"
+            " (foreign_session) or command (foreign_command), or sent after an admin rotated"
+            " the agent's key (key_revoked) or rejected it (agent_rejected).",
+            ["reason"],
+            registry=r,
+        )
         self.session_starts = Counter(
             "streamspace_session_starts_total",
             "Session starts and wakes whose outcome an agent reported.",

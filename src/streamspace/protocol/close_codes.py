@@ -13,3 +13,15 @@ GONE = 4410  # a stream that cannot be resumed (the agent no longer keeps it)
 PROTOCOL = 4400
 UNSUPPORTED_VERSION = 4426
 UNAVAILABLE = 4503
+
+# RFC 6455: a close frame's payload is at most 125 bytes, 2 of them the code
+MAX_REASON_BYTES = 123
+
+
+def fit_reason(reason: str) -> str:
+    """The reason cut to fit a close frame, in UTF-8 bytes and on a character boundary (a
+    reason echoing non-ASCII input would otherwise make the close itself fail)."""
+    data = reason.encode()
+    if len(data) <= MAX_REASON_BYTES:
+        return reason
+    return data[:MAX_REASON_BYTES].decode(errors="ignore")

@@ -27,6 +27,9 @@ class AgentConnection:
     agent_id: str
     epoch: int
     socket: Socket
+    # the hash of the key it authenticated with: an admin's reject or key rotation closes
+    # the connections made with that key, and reports carrying it are no longer applied
+    key_hash: str = ""
     platform: str = ""
     region: str = ""
     conn_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -34,6 +37,8 @@ class AgentConnection:
     closed: bool = False
     # closed by this replica's shutdown (1012/1001): the agent is reconnecting elsewhere now
     handed_over: bool = False
+    # closed because an admin rejected the agent or rotated its key: it is not coming back
+    revoked: bool = False
     # how the socket ended: the agent's close code, this replica's own, or None (dropped)
     close_code: int | None = None
     streams: StreamTable = field(default_factory=StreamTable)
@@ -77,6 +82,8 @@ class AgentConnection:
         by this replica's shutdown, or an elected agent (epoch > 0) that did not say goodbye
         (1000). Its leader died or stepped down and a standby is taking the lease, or its
         network dropped and it reconnects."""
+        if self.revoked:
+            return False
         return self.handed_over or (self.epoch > 0 and self.close_code != close_codes.NORMAL)
 
     async def close(self, code: int, reason: str) -> None:
@@ -86,4 +93,4 @@ class AgentConnection:
         if self.close_code is None:
             self.close_code = code
         with contextlib.suppress(Exception):
-            await self.socket.close(code=code, reason=reason)
+            await self.socket.close(code=code, reason=close_codes.fit_reason(reason))

@@ -27,7 +27,13 @@ from streamspace.control_plane.db.records import AgentRecord
 log = logging.getLogger(__name__)
 _table = cast(Table, AgentRecord.__table__)
 _agents = _table.c
-_MATCH = (_agents.id == bindparam("b_id")) & (_agents.epoch == bindparam("b_epoch"))
+# a report counts only from the agent's current epoch and current key (not one an admin
+# rejected or rotated since the agent connected)
+_MATCH = (
+    (_agents.id == bindparam("b_id"))
+    & (_agents.epoch == bindparam("b_epoch"))
+    & (_agents.api_key_hash == bindparam("b_key"))
+)
 _BASE = {
     "last_heartbeat": bindparam("b_at"),
     "status": "online",
@@ -54,9 +60,9 @@ _UNNEST = text(
     FROM unnest(
         CAST(:ids AS text[]), CAST(:epochs AS bigint[]), CAST(:ats AS timestamptz[]),
         CAST(:active AS int[]), CAST(:draining AS bool[]), CAST(:capacities AS text[]),
-        CAST(:maxes AS int[])
-    ) AS v(id, epoch, at, active, draining, capacity, max_sessions)
-    WHERE a.id = v.id AND a.epoch = v.epoch
+        CAST(:maxes AS int[]), CAST(:keys AS text[])
+    ) AS v(id, epoch, at, active, draining, capacity, max_sessions, key_hash)
+    WHERE a.id = v.id AND a.epoch = v.epoch AND a.api_key_hash = v.key_hash
     """
 )
 
@@ -65,6 +71,7 @@ _UNNEST = text(
 class HeartbeatReport:
     agent_id: str
     epoch: int
+    key_hash: str
     active: int
     draining: bool
     capacity: dict[str, Any] | None
@@ -95,14 +102,17 @@ class HeartbeatWriter:
         *,
         agent_id: str,
         epoch: int,
+        key_hash: str,
         active: int,
         draining: bool,
         capacity: dict[str, Any] | None,
     ) -> None:
-        """Keep the latest report; written at the next flush (a stale epoch changes nothing)."""
+        """Keep the latest report; written at the next flush (a stale epoch, or a key revoked
+        since, changes nothing)."""
         self._pending[agent_id] = HeartbeatReport(
             agent_id=agent_id,
             epoch=epoch,
+            key_hash=key_hash,
             active=active,
             draining=draining,
             capacity=capacity,
@@ -158,6 +168,7 @@ def _row(report: HeartbeatReport) -> dict[str, Any]:
     row: dict[str, Any] = {
         "b_id": report.agent_id,
         "b_epoch": report.epoch,
+        "b_key": report.key_hash,
         "b_at": report.at,
         "b_active": report.active,
         "b_draining": report.draining,
@@ -177,4 +188,5 @@ def _columns(reports: list[HeartbeatReport]) -> dict[str, list[Any]]:
         "draining": [r.draining for r in reports],
         "capacities": [json.dumps(r.capacity) if r.capacity else None for r in reports],
         "maxes": [r.max_sessions for r in reports],
+        "keys": [r.key_hash for r in reports],
     }

@@ -30,13 +30,20 @@ from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.hub.connection import AgentConnection
 from streamspace.control_plane.hub.heartbeats import HeartbeatWriter
+from streamspace.control_plane.hub.keys import revoked_keys
 from streamspace.control_plane.hub.pings import PingBook
 from streamspace.control_plane.hub.replicas import ReplicaDirectory
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.services import commands
 from streamspace.control_plane.services.ports import EventSink, announce_agent
 from streamspace.control_plane.streaming.streams import AgentStream
-from streamspace.errors import Conflict, TimedOut, Unavailable
+from streamspace.errors import (
+    Conflict,
+    PermissionDenied,
+    TimedOut,
+    Unauthenticated,
+    Unavailable,
+)
 from streamspace.protocol import close_codes, encode, make
 
 log = logging.getLogger(__name__)
@@ -80,7 +87,10 @@ class AgentHub:
         self.pod = settings.pod_name
         self.local: dict[str, AgentConnection] = {}
         self._epochs: dict[str, int] = {}
-        self._sent_at: dict[str, tuple[float, str]] = {}
+        self._sent_at: dict[str, tuple[float, str, str]] = {}  # command -> (at, route, agent)
+        # keys revoked while this replica ran (agent, key hash) -> (close code, reason): a
+        # connection attaching with one of them as the revocation goes by is closed too
+        self._revoked: dict[tuple[str, str], tuple[int, str]] = {}
         self._routes: dict[str, tuple[str, float]] = {}  # agent -> (pod, trusted until)
         self._pings = PingBook()
         self.heartbeats = HeartbeatWriter(
@@ -107,6 +117,7 @@ class AgentHub:
         )
         await self.replicas.beat()
         self._tasks.append(asyncio.create_task(self._liveness_loop(), name="hub-liveness"))
+        self._tasks.append(asyncio.create_task(self._key_loop(), name="hub-keys"))
         self._tasks.append(asyncio.create_task(self.replicas.run(), name="hub-replica"))
         self._tasks.append(asyncio.create_task(self.heartbeats.run(), name="hub-heartbeats"))
         self.running = True
@@ -144,6 +155,11 @@ class AgentHub:
             agent = await db.get(AgentRecord, conn.agent_id, with_for_update=True)
             if agent is None:
                 raise Conflict("agent is not registered", code="unknown_agent")
+            # an admin's reject or key rotation that committed while this one authenticated
+            if agent.approval_status != "approved":
+                raise PermissionDenied(f"agent {agent.id} was rejected", code="agent_rejected")
+            if agent.api_key_hash != conn.key_hash:
+                raise Unauthenticated("the agent's key was rotated", code="key_revoked")
             if conn.epoch < agent.epoch:
                 raise Conflict(
                     f"stale leader epoch {conn.epoch} (current {agent.epoch})", code="stale_epoch"
@@ -172,6 +188,41 @@ class AgentHub:
         )
         self._metrics.agent_connections.labels(agent_id=conn.agent_id).inc()
         await self._agent_event(conn, "online")
+        revoked = self._revoked.get((conn.agent_id, conn.key_hash))
+        if revoked is not None:  # revoked after the check above, before it was in `local`
+            await self._close_revoked(conn, code=revoked[0], reason=revoked[1])
+
+    async def revoke(self, *, agent_id: str, key_hash: str, code: int, reason: str) -> None:
+        """An admin rejected the agent or rotated its key: close its connection made with
+        that key, here and (through the control channel) on the replica holding it."""
+        await self._revoke_local(agent_id=agent_id, key_hash=key_hash, code=code, reason=reason)
+        await self._announce(
+            {
+                "type": "revoke",
+                "agent_id": agent_id,
+                "key_hash": key_hash,
+                "code": code,
+                "reason": reason,
+                "pod": self.pod,
+            }
+        )
+
+    async def _revoke_local(self, *, agent_id: str, key_hash: str, code: int, reason: str) -> None:
+        if len(self._revoked) >= 10_000:  # bounds memory; the database check still refuses
+            self._revoked.clear()
+        self._revoked[(agent_id, key_hash)] = (code, reason)
+        conn = self.local.get(agent_id)
+        if conn is not None and conn.key_hash == key_hash:
+            await self._close_revoked(conn, code=code, reason=reason)
+
+    async def _close_revoked(self, conn: AgentConnection, *, code: int, reason: str) -> None:
+        """Closed at once: frames already read from it are dropped (`is_current`), and the
+        agent, refused for good (4401/4403), does not reconnect with that key."""
+        log.warning(
+            "[AgentHub] Agent %s: closing its connection (%d %s)", conn.agent_id, code, reason
+        )
+        conn.revoked = True
+        await conn.close(code, reason)
 
     async def _announce(self, message: dict[str, Any]) -> None:
         """Tell every replica on the control channel (nobody to tell without Redis)."""
@@ -266,6 +317,21 @@ class AgentHub:
 
     def touch(self, conn: AgentConnection) -> None:
         conn.last_seen = time.monotonic()
+
+    async def _key_loop(self) -> None:
+        """Once a heartbeat interval, close the connections whose key was revoked without this
+        replica hearing of it (the announcement lost with Redis). Their reports were refused
+        meanwhile anyway: every report is checked against the current key."""
+        while True:
+            await asyncio.sleep(self._settings.heartbeat_interval)
+            try:
+                found = await revoked_keys(db=self._db, conns=list(self.local.values()))
+            except Exception as exc:
+                if not unavailable(exc):
+                    log.exception("[AgentHub] could not check the agents' keys; retrying")
+                continue
+            for conn, code, reason in found:
+                await self._close_revoked(conn, code=code, reason=reason)
 
     async def _liveness_loop(self) -> None:
         limit = self._settings.heartbeat_interval * self._settings.heartbeat_missed_limit
@@ -392,17 +458,19 @@ class AgentHub:
         ok = True
         for p in payloads:
             ok = conn.send(encode(make("command", p, epoch=conn.epoch))) and ok
-            self._sent_at[p["commandId"]] = (sent, route)
+            self._sent_at[p["commandId"]] = (sent, route, conn.agent_id)
             self._metrics.commands_dispatched.labels(route=route).inc()
         if len(self._sent_at) > 50_000:
             for key in list(self._sent_at)[:25_000]:
                 self._sent_at.pop(key, None)
         return ok
 
-    def observe_ack(self, command_id: str) -> None:
-        entry = self._sent_at.pop(command_id, None)
-        if entry is not None:
-            sent, route = entry
+    def observe_ack(self, *, agent_id: str, command_id: str) -> None:
+        """The round trip of a command sent from here, acknowledged by its own agent."""
+        entry = self._sent_at.get(command_id)
+        if entry is not None and entry[2] == agent_id:
+            del self._sent_at[command_id]
+            sent, route, _ = entry
             self._metrics.command_roundtrip.labels(route=route).observe(max(time.time() - sent, 0))
 
     async def _on_bus(self, channel: str, data: bytes) -> None:
@@ -417,6 +485,13 @@ class AgentHub:
                 self._epochs[agent_id] = max(self._epochs.get(agent_id, 0), epoch)
                 self._remember_route(agent_id, str(pod))
                 await self._displace_local(agent_id=agent_id, epoch=epoch, keep=message["conn_id"])
+            elif kind == "revoke":
+                await self._revoke_local(
+                    agent_id=str(message["agent_id"]),
+                    key_hash=str(message["key_hash"]),
+                    code=int(message["code"]),
+                    reason=str(message["reason"]),
+                )
             elif kind == "detached" and self._routes.get(message["agent_id"], ("",))[0] == pod:
                 del self._routes[message["agent_id"]]  # unless it has moved on since
             return

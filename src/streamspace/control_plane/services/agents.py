@@ -17,12 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import AgentRecord, AuditEventRecord, SessionRecord
 from streamspace.control_plane.services import commands
-from streamspace.control_plane.services.ports import EventSink, announce_agent
+from streamspace.control_plane.services.ports import EventSink, KeyRevoker, announce_agent
 from streamspace.control_plane.services.sessions import set_state
 from streamspace.control_plane.services.states import can_transition
 from streamspace.errors import Conflict, NotFound, PermissionDenied, Unauthenticated
+from streamspace.protocol import close_codes
 
 log = logging.getLogger(__name__)
+# close reasons for a connection whose key an admin revoked (4403 and 4401)
+REJECTED = "this agent was rejected by an admin"
+ROTATED = "this agent's key was rotated; restart it with the new key"
 
 # command action -> (state on completion, state on failure)
 _OUTCOME = {
@@ -67,11 +71,13 @@ class AgentService:
         bootstrap_key: str | None,
         announce: Any,
         events: EventSink | None = None,
+        revoker: KeyRevoker | None = None,
     ) -> None:
         self._sessions = sessions
         self._bootstrap = bootstrap_key
         self._announce = announce  # async (SessionRecord) -> None
         self._events = events
+        self._revoker = revoker  # closes connections made with a revoked key, cluster-wide
 
     async def _agent_changed(self, agent: AgentRecord) -> None:
         """Admins' UI sockets hear of a new, approved or rejected agent at once."""
@@ -199,10 +205,19 @@ class AgentService:
         return agent
 
     async def reject(self, *, agent_id: str, admin: str) -> AgentRecord:
+        """Reject the agent: its key stops working, and its open connection, on whichever
+        replica holds it, is closed with 4403."""
         async with self._sessions.begin() as db:
             agent = await self._get(db, agent_id)
+            old_hash = agent.api_key_hash
             agent.approval_status, agent.api_key_hash, agent.pending_key = "rejected", None, None
             db.add(AuditEventRecord(actor=admin, action="agent.reject", target=agent_id))
+        await self._revoke(
+            agent_id=agent_id,
+            key_hash=old_hash,
+            code=close_codes.FORBIDDEN,
+            reason=REJECTED,
+        )
         await self._agent_changed(agent)
         return agent
 
@@ -235,9 +250,39 @@ class AgentService:
             agent = await self._get(db, agent_id)
             if agent.approval_status != "approved":
                 raise Conflict("only approved agents have keys", code="agent_not_approved")
+            old_hash = agent.api_key_hash
             agent.api_key_hash, agent.pending_key, agent.key_delivered = hash_key(key), None, True
             db.add(AuditEventRecord(actor=actor, action="agent.rotate_key", target=agent_id))
+        await self._revoke(
+            agent_id=agent_id,
+            key_hash=old_hash,
+            code=close_codes.UNAUTHENTICATED,
+            reason=ROTATED,
+        )
         return key
+
+    async def _revoke(self, *, agent_id: str, key_hash: str | None, code: int, reason: str) -> None:
+        """After the commit: the old key's connection closes wherever it is. Reports from it
+        are refused anyway (`_reporter` checks the key), so a lost announcement cannot make
+        a revoked key's reports count."""
+        if key_hash is not None and self._revoker is not None:
+            log.info("agent %s: key revoked (%s); closing its connection", agent_id, reason)
+            await self._revoker.revoke(
+                agent_id=agent_id, key_hash=key_hash, code=code, reason=reason
+            )
+
+    @staticmethod
+    async def _reporter(db: AsyncSession, *, agent_id: str, epoch: int, key_hash: str) -> bool:
+        """May this connection's report be applied? False for a stale epoch (ignored);
+        raises when the key it connected with was revoked since (rejected or rotated)."""
+        agent = await db.get(AgentRecord, agent_id)
+        if agent is None:
+            return False
+        if agent.approval_status != "approved":
+            raise PermissionDenied(f"agent {agent_id} was rejected", code="agent_rejected")
+        if agent.api_key_hash is None or not hmac.compare_digest(agent.api_key_hash, key_hash):
+            raise Unauthenticated(f"agent {agent_id}'s key was rotated", code="key_revoked")
+        return agent.epoch == epoch
 
     @staticmethod
     async def _get(db: AsyncSession, agent_id: str) -> AgentRecord:
@@ -253,16 +298,17 @@ class AgentService:
         *,
         agent_id: str,
         epoch: int,
+        key_hash: str,
         command_id: str,
         status: str,
         error: str = "",
         result: dict[str, Any] | None = None,
     ) -> Outcome | None:
         """Apply ack/complete/failed once; drive the session's state. Returns what was
-        applied, None when ignored (stale epoch, unknown, or a duplicate)."""
+        applied, None when ignored (stale epoch, unknown, or a duplicate); raises (nothing
+        applied) for another agent's command or a revoked key."""
         async with self._sessions.begin() as db:
-            agent = await db.get(AgentRecord, agent_id)
-            if agent is None or agent.epoch != epoch:
+            if not await self._reporter(db, agent_id=agent_id, epoch=epoch, key_hash=key_hash):
                 return None
             command = await commands.record_outcome(
                 db,
@@ -312,19 +358,26 @@ class AgentService:
         *,
         agent_id: str,
         epoch: int,
+        key_hash: str,
         session_id: str,
         state: str,
         detail: str,
         vnc: tuple[str | None, int | None],
     ) -> str | None:
         """Reconcile a session with what the platform reports. Returns "stop" when the agent
-        holds a session the control plane no longer wants (an orphan)."""
+        holds a session the control plane no longer wants (an orphan). A session assigned to
+        another agent is refused (PermissionDenied `foreign_session`): it is neither changed
+        nor stopped, since a stop would be that other agent's session's."""
         async with self._sessions.begin() as db:
-            agent = await db.get(AgentRecord, agent_id)
-            if agent is None or agent.epoch != epoch:
+            if not await self._reporter(db, agent_id=agent_id, epoch=epoch, key_hash=key_hash):
                 return None
             session = await db.get(SessionRecord, session_id, with_for_update=True)
-            if session is None or session.agent_id != agent_id or session.state == "terminated":
+            if session is not None and session.agent_id != agent_id:
+                raise PermissionDenied(
+                    f"session {session_id} is assigned to agent {session.agent_id}",
+                    code="foreign_session",
+                )
+            if session is None or session.state == "terminated":
                 return "stop" if state in ("running", "hibernated") else None
             target, from_states = _OBSERVED.get(state, (None, ()))
             if target is None or session.state not in from_states or session.state == target:

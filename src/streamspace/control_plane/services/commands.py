@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamspace.control_plane.db.records import AgentCommandRecord, SessionRecord, TemplateRecord
+from streamspace.errors import PermissionDenied
 
 OUTSTANDING = ("pending", "sent", "ack")
 FINAL = ("completed", "failed", "timeout")
@@ -108,10 +109,17 @@ async def record_outcome(
     error: str = "",
     result: dict[str, Any] | None = None,
 ) -> AgentCommandRecord | None:
-    """Move a command forward; None when unknown, not this agent's, or already final (a
-    duplicate delivery), so each result is applied at most once."""
+    """Move a command forward; None when unknown or already final (a duplicate delivery), so
+    each result is applied at most once. PermissionDenied (`foreign_command`) when the command
+    is another agent's: a command id belongs to the one agent it was sent to."""
     command = await db.get(AgentCommandRecord, command_id, with_for_update=True)
-    if command is None or command.agent_id != agent_id or command.status in FINAL:
+    if command is None:
+        return None
+    if command.agent_id != agent_id:
+        raise PermissionDenied(
+            f"command {command_id} belongs to agent {command.agent_id}", code="foreign_command"
+        )
+    if command.status in FINAL:
         return None
     if status == "ack" and command.status == "ack":
         return None

@@ -15,6 +15,11 @@ class CommandRouter(Protocol):
         """Deliver the agent's outstanding commands now (best effort; the sweeper retries)."""
 
 
+class KeyRevoker(Protocol):
+    async def revoke(self, *, agent_id: str, key_hash: str, code: int, reason: str) -> None:
+        """Close the agent's connections made with this key (its hash), on every replica."""
+
+
 class EventSink(Protocol):
     async def publish(
         self, *, kind: str, org_id: str | None, user_id: str | None, data: dict[str, Any]

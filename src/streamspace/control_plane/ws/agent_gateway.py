@@ -1,5 +1,7 @@
 """`GET /api/v1/agents/connect`: the agents' WebSocket. Authenticates the agent key, checks the
-protocol version and leader epoch, then reads one JSON envelope per frame."""
+protocol version and leader epoch, then reads one JSON envelope per frame. A report about what
+is not the agent's own (another agent's session or command) is refused and counted, and the
+connection stays; a report made with a key revoked since the connect closes it."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ from streamspace.control_plane.asgi.wsserver import FRAMES_EXTENSION
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.hub.connection import AgentConnection
-from streamspace.control_plane.ws.close import close_with
+from streamspace.control_plane.ws.close import close_code_for, close_with
 from streamspace.errors import (
     PermissionDenied,
     ProtocolError,
     StreamSpaceError,
+    Unauthenticated,
     Unavailable,
 )
 from streamspace.protocol import PROTOCOL_VERSION, Envelope, close_codes, decode, encode, make
@@ -37,19 +40,31 @@ from streamspace.protocol.streams import unpack
 
 router = APIRouter()
 log = logging.getLogger(__name__)
+# Refusals of a report about something that is not the agent's own: counted, and the
+# connection stays. Any other refusal (a key revoked since the connect) closes it.
+OWN_ONLY = frozenset({"foreign_session", "foreign_command"})
 EPOCH = re.compile(r"[0-9]{1,19}")
 MAX_EPOCH = 2**63 - 1
 
 
+def _given(ws: WebSocket, *, header: str, param: str, default: str) -> str:
+    """A header's value, else the query parameter's, else the default: present but empty is
+    a value (and refused as one), not an absence."""
+    value = ws.headers.get(header)
+    if value is None:
+        value = ws.query_params.get(param)
+    return default if value is None else value
+
+
 def _handshake(ws: WebSocket) -> tuple[str, int, str | None]:
     key = ws.headers.get("x-agent-api-key", "")
-    version = ws.headers.get("x-streamspace-protocol") or ws.query_params.get("v") or "1"
+    version = _given(ws, header="x-streamspace-protocol", param="v", default="1")
     if version != str(PROTOCOL_VERSION):
         raise ProtocolError(
-            f"unsupported protocol version {version}; this server speaks {PROTOCOL_VERSION}",
+            f"unsupported protocol version {version[:16]}; this server speaks {PROTOCOL_VERSION}",
             code="unsupported_version",
         )
-    raw_epoch = ws.headers.get("x-agent-epoch") or ws.query_params.get("epoch") or "0"
+    raw_epoch = _given(ws, header="x-agent-epoch", param="epoch", default="0")
     # ASCII digits only (str.isdigit takes "²", which int() refuses), and within the BIGINT
     # the epoch is stored in
     if not EPOCH.fullmatch(raw_epoch) or int(raw_epoch) > MAX_EPOCH:
@@ -67,11 +82,12 @@ async def agent_connect(ws: WebSocket) -> None:
         key, epoch, claimed_id = _handshake(ws)
         agent = await ctx.agent_service.authenticate(key=key)
         if claimed_id and claimed_id != agent.id:
-            raise PermissionDenied(f"this key belongs to agent {agent.id}, not {claimed_id}")
+            raise PermissionDenied(f"this key belongs to agent {agent.id}, not {claimed_id[:32]}")
         frames = ws.scope.get("extensions", {}).get(FRAMES_EXTENSION)
         conn = AgentConnection(
             agent_id=agent.id,
             epoch=epoch,
+            key_hash=agent.api_key_hash or "",
             socket=ws,
             direct=frames.send_now if frames is not None else None,
         )
@@ -146,6 +162,9 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
             log.warning("agent %s sent a bad frame: %s", conn.agent_id, exc.message)
             await conn.close(code, exc.message[:120])
             return
+        except (PermissionDenied, Unauthenticated) as exc:  # refused: nothing was applied
+            if not await _refused(ctx, conn, envelope, exc):
+                return
         except ValidationError as exc:
             kind = envelope.type if envelope else "unknown"
             log.warning(
@@ -169,6 +188,22 @@ async def _read_loop(ctx: AppContext, ws: WebSocket, conn: AgentConnection) -> N
                 type(exc).__name__,
             )
             ctx.hub.redeliver(conn)
+
+
+async def _refused(
+    ctx: AppContext, conn: AgentConnection, envelope: Envelope | None, exc: StreamSpaceError
+) -> bool:
+    """A report the service refused, counted by reason. True: the connection stays (one bad
+    report need not cut the agent's viewers); False: closed, its key was revoked."""
+    kind = envelope.type if envelope else "message"
+    ctx.metrics.agent_reports_refused.labels(reason=exc.code).inc()
+    if exc.code in OWN_ONLY:
+        log.warning("agent %s: %s refused (not its own): %s", conn.agent_id, kind, exc.message)
+        return True
+    log.warning("agent %s: %s refused, closing: %s", conn.agent_id, kind, exc.message)
+    conn.revoked = True
+    await conn.close(close_code_for(exc), exc.message[:120])
+    return False
 
 
 def _on_bytes(ctx: AppContext, conn: AgentConnection, frame: bytes) -> None:
@@ -205,21 +240,27 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
         ctx.hub.heartbeats.record(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
+            key_hash=conn.key_hash,
             active=hb.active_sessions,
             draining=hb.draining,
             capacity=hb.capacity.model_dump(by_alias=True) if hb.capacity else None,
         )
     elif envelope.type == "ack":
         ack = AckPayload.model_validate(p)
-        ctx.hub.observe_ack(ack.command_id)
+        ctx.hub.observe_ack(agent_id=conn.agent_id, command_id=ack.command_id)
         await svc.command_outcome(
-            agent_id=conn.agent_id, epoch=conn.epoch, command_id=ack.command_id, status="ack"
+            agent_id=conn.agent_id,
+            epoch=conn.epoch,
+            key_hash=conn.key_hash,
+            command_id=ack.command_id,
+            status="ack",
         )
     elif envelope.type == "complete":
         done = CompletePayload.model_validate(p)
         outcome = await svc.command_outcome(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
+            key_hash=conn.key_hash,
             command_id=done.command_id,
             status="completed",
             result=done.result,
@@ -228,14 +269,15 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
             ctx.metrics.count_outcome(outcome.action, failed=False, seconds=outcome.seconds)
     elif envelope.type == "failed":
         failed = FailedPayload.model_validate(p)
-        ctx.metrics.commands_failed.labels(reason="agent_error").inc()
         outcome = await svc.command_outcome(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
+            key_hash=conn.key_hash,
             command_id=failed.command_id,
             status="failed",
             error=failed.error,
         )
+        ctx.metrics.commands_failed.labels(reason="agent_error").inc()
         if outcome is not None:
             ctx.metrics.count_outcome(outcome.action, failed=True)
     elif envelope.type == "pong":
@@ -246,6 +288,7 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
         verdict = await svc.observed(
             agent_id=conn.agent_id,
             epoch=conn.epoch,
+            key_hash=conn.key_hash,
             session_id=st.session_id,
             state=st.state,
             detail=st.detail,

@@ -40,7 +40,7 @@ def close_code_for(exc: StreamSpaceError) -> int:
 async def close_with(ws: WebSocket, exc: StreamSpaceError) -> None:
     """Close with the error's code and message (trimmed to fit a close frame)."""
     with contextlib.suppress(Exception):
-        await ws.close(code=close_code_for(exc), reason=exc.message[:120])
+        await ws.close(code=close_code_for(exc), reason=close_codes.fit_reason(exc.message))
 
 
 def closer_on_logout(ws: WebSocket) -> Callable[[str], None]:
@@ -50,7 +50,10 @@ def closer_on_logout(ws: WebSocket) -> Callable[[str], None]:
 
     async def shut(reason: str) -> None:
         with contextlib.suppress(Exception):
-            await ws.close(code=close_codes.UNAUTHENTICATED, reason=f"login ended: {reason}"[:120])
+            await ws.close(
+                code=close_codes.UNAUTHENTICATED,
+                reason=close_codes.fit_reason(f"login ended: {reason}"),
+            )
 
     def close(reason: str) -> None:
         task = asyncio.get_running_loop().create_task(shut(reason))
