@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import cluster, eventually
+from tests.support.cluster import cluster, eventually, file_elected
 from tests.support.processes import RedisServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -123,15 +123,7 @@ async def test_commands_in_doubt_when_the_agent_leader_dies_are_finished_by_the_
     async with cluster(tmp_path, replicas=2) as c:
         admin = await c.token(c.replicas[0].url)
         journal = tmp_path / "journal.txt"
-        ha = {
-            "ENABLE_HA": "true",
-            "LEADER_ELECTION_BACKEND": "file",
-            "LOCK_FILE_PATH": str(tmp_path / "agent.lock"),
-            "LEASE_DURATION": "3",
-            "RENEW_DEADLINE": "2",
-            "RETRY_PERIOD": "0.3",
-            "MEMORY_PLATFORM_JOURNAL": str(journal),
-        }
+        ha = file_elected(tmp_path, MEMORY_PLATFORM_JOURNAL=str(journal))
         # the leader acknowledges each start and never finishes one: all are in doubt
         leader = c.agent(
             "mem-lead", extra={**ha, "POD_NAME": "replica-1", "MEMORY_PLATFORM": "hang=start"}

@@ -15,26 +15,32 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import cluster
+from tests.support.cluster import Cluster, cluster, file_elected
 from tests.support.pattern import pattern_source
+from tests.support.processes import ApiReplica, Proc
 from tests.support.traffic import Traffic, progress, session_loop
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 
-def _elected(tmp_path: Path, vnc_port: int) -> dict[str, str]:
-    """One agent's environment, leader-elected through a lock file (short lease), on the
-    memory platform streaming the pattern and journaling what it applies."""
-    return {
-        "ENABLE_HA": "true",
-        "LEADER_ELECTION_BACKEND": "file",
-        "LOCK_FILE_PATH": str(tmp_path / "agent.lock"),
-        "LEASE_DURATION": "3",
-        "RENEW_DEADLINE": "2",
-        "RETRY_PERIOD": "0.3",
-        "MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}",
-        "MEMORY_PLATFORM_JOURNAL": str(tmp_path / "journal.txt"),
-    }
+async def _leader_and_standby(
+    c: Cluster, admin: dict[str, str], agent_id: str, *, tmp_path: Path, vnc_port: int
+) -> tuple[Proc, Proc, ApiReplica]:
+    """An agent elected through a lock file (short lease), on the memory platform streaming
+    the pattern and journaling what it applies: its leader online (and the replica holding
+    it), its standby campaigning."""
+    ha = file_elected(
+        tmp_path,
+        MEMORY_PLATFORM=f"vnc=127.0.0.1:{vnc_port}",
+        MEMORY_PLATFORM_JOURNAL=str(tmp_path / "journal.txt"),
+    )
+    leader = c.agent(agent_id, extra={**ha, "POD_NAME": "replica-1"})
+    await c.approve(agent_id, admin)
+    holder = c.replica((await c.wait_online(agent_id, admin))["pod_name"])
+    await leader.logged("became leader")
+    standby = c.agent(agent_id, extra={**ha, "POD_NAME": "replica-2"})
+    await standby.logged("leader election: campaigning")
+    return leader, standby, holder
 
 
 async def test_the_agent_leader_dies_while_users_work(tmp_path: Path) -> None:
@@ -44,13 +50,9 @@ async def test_the_agent_leader_dies_while_users_work(tmp_path: Path) -> None:
     ):
         assert c.lb is not None
         admin = await c.token(c.lb.url)
-        ha = _elected(tmp_path, vnc_port)
-        leader = c.agent("led", extra={**ha, "POD_NAME": "replica-1"})
-        await c.approve("led", admin)
-        await c.wait_online("led", admin)
-        await leader.logged("became leader")
-        standby = c.agent("led", extra={**ha, "POD_NAME": "replica-2"})
-        await standby.logged("leader election: campaigning")
+        leader, standby, _ = await _leader_and_standby(
+            c, admin, "led", tmp_path=tmp_path, vnc_port=vnc_port
+        )
         r = await c.call(c.lb.url, "POST", "/api/v1/sessions", admin, json={"template": "terminal"})
         assert r.status_code == 202, r.text
         viewed = r.json()["id"]
@@ -97,13 +99,9 @@ async def test_a_session_asked_for_between_leaders_is_queued_not_refused(
     ):
         assert c.lb is not None
         admin = await c.token(c.lb.url)
-        ha = _elected(tmp_path, vnc_port)
-        leader = c.agent("gap", extra={**ha, "POD_NAME": "replica-1"})
-        await c.approve("gap", admin)
-        holder = c.replica((await c.wait_online("gap", admin))["pod_name"])
-        await leader.logged("became leader")
-        standby = c.agent("gap", extra={**ha, "POD_NAME": "replica-2"})
-        await standby.logged("leader election: campaigning")
+        leader, standby, holder = await _leader_and_standby(
+            c, admin, "gap", tmp_path=tmp_path, vnc_port=vnc_port
+        )
         standby.send_signal(signal.SIGSTOP)
         try:
             assert leader.proc is not None

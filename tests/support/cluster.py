@@ -229,3 +229,17 @@ async def enroll_agent(
         r = await client.post("/api/v1/agents/register", json=body, headers=boot)
         assert r.status_code == 200, r.text
         return str(r.json()["apiKey"])
+
+
+def file_elected(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An agent's environment for leader election through a lock file under `tmp_path`, with
+    a short lease (3 s), so tests see failovers in seconds; `extra` adds or overrides."""
+    return {
+        "ENABLE_HA": "true",
+        "LEADER_ELECTION_BACKEND": "file",
+        "LOCK_FILE_PATH": str(tmp_path / "agent.lock"),
+        "LEASE_DURATION": "3",
+        "RENEW_DEADLINE": "2",
+        "RETRY_PERIOD": "0.3",
+        **extra,
+    }
