@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,7 +19,7 @@ from streamspace.control_plane.auth.throttle import (
     RedisLoginThrottle,
 )
 from streamspace.errors import Unavailable
-from tests.support.processes import free_port
+from tests.support.processes import RedisServer, free_port
 from tests.support.services import flush_redis
 
 BUDGET = 3
@@ -85,4 +86,31 @@ async def test_without_redis_each_replica_keeps_its_own_budget() -> None:
         with pytest.raises(Unavailable):
             await throttle.reset_shared(keys=["user:a"])
     finally:
+        await client.aclose()
+
+
+async def test_slots_taken_while_redis_was_down_are_given_back_here(tmp_path: Path) -> None:
+    """Attempts let in by this replica's counters while Redis was unreachable end after Redis
+    is back: their slots are freed here (else the replica's budget would shrink for good),
+    and an attempt Redis let in meanwhile keeps its slot there."""
+    port = free_port()
+    client = aioredis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+    throttle = RedisLoginThrottle(client=client, max_failures=BUDGET, window=60)
+    keys = ["user:a", "ip:proxy"]
+    server = None
+    try:
+        for _ in range(BUDGET):  # Redis down: the local budget is spent
+            assert await throttle.reserve(keys=keys) == 0
+        assert await throttle.reserve(keys=keys) == 1
+        server = RedisServer(log_dir=tmp_path, port=port).start()
+        assert await throttle.reserve(keys=keys) == 0  # Redis back: it takes a slot there
+        for _ in range(BUDGET):  # the local attempts end
+            await throttle.settle(keys=keys, failed=False)
+        assert int(await client.get("loginbusy:ip:proxy") or 0) == 1  # Redis's attempt's
+        server.stop()
+        # Redis down again: the local budget is whole again
+        assert [await throttle.reserve(keys=keys) for _ in range(BUDGET)] == [0] * BUDGET
+    finally:
+        if server is not None and server.alive:
+            server.stop()
         await client.aclose()

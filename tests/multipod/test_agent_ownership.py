@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection
 
 from streamspace.protocol import close_codes
 from tests.multipod.test_agent_protocol import agents, closed_with, connect, frame, ws_url
-from tests.support.cluster import Cluster, cluster, enroll_agent, eventually, holds
+from tests.support.cluster import Cluster, cluster, enroll_agent, eventually, file_elected, holds
 from tests.support.metrics import scrape, value
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -139,15 +139,18 @@ async def test_reject_or_rotation_closes_the_agent_on_another_replica(
                 await ws.send(data)
             except Exception:
                 break  # already closed: nothing in flight
-        left = 2.0 - (time.monotonic() - asked)
-        got_code, got_reason = await asyncio.wait_for(closed_with(ws), timeout=max(left, 0.01))
+        # a bound for a loaded machine, not the figure (logged: about 0.1 s when idle)
+        got_code, got_reason = await asyncio.wait_for(closed_with(ws), timeout=10)
+        print(f"closed {time.monotonic() - asked:.3f} s after the admin's {action}")
         assert got_code == code and reason in got_reason, (got_code, got_reason)
         # the old key connects nowhere
         for base in (a.url, b.url):
             again, _ = await closed_with(await connect(base, key, epoch=8))
             assert again in (close_codes.UNAUTHENTICATED, close_codes.FORBIDDEN)
+        await eventually(
+            lambda: _offline(a.url, admin, "revoked-1"), what="the agent marked offline"
+        )
         info = (await agents(a.url, admin))["revoked-1"]
-        assert info["status"] == "offline", info
         assert (info["last_heartbeat"], info["reported_sessions"]) == before
         assert await c.session_state(a.url, sid, admin) == "running"
         if action == "rotate-key":
@@ -193,19 +196,28 @@ async def _connect_as(base: str, key: str, agent_id: str) -> ClientConnection:
     )
 
 
-async def test_an_agent_process_stops_for_good_when_its_key_is_rotated(tmp_path: Path) -> None:
+@pytest.mark.parametrize("elected", [False, True], ids=["single", "leader-elected"])
+async def test_an_agent_process_stops_for_good_when_its_key_is_rotated(
+    tmp_path: Path, elected: bool
+) -> None:
+    """A leader-elected agent too: it releases its lease and exits, rather than campaigning
+    again and being refused with every new term."""
     async with cluster(tmp_path, replicas=2, lb=False) as c:
         a, b = c.replicas
         admin = await c.token(a.url)
-        agent = c.agent("rekeyed-1", url=b.url)
+        agent = c.agent("rekeyed-1", url=b.url, extra=file_elected(tmp_path) if elected else {})
         await c.approve("rekeyed-1", admin)
         await c.wait_online("rekeyed-1", admin, pod=b.pod)
         r = await c.call(a.url, "POST", "/api/v1/admin/agents/rekeyed-1/rotate-key", admin)
         assert r.status_code == 200, r.text
         # it exits instead of reconnecting with the old key, and says why
-        await eventually(holds(lambda: not agent.alive), timeout=10, what="the agent exits")
+        await eventually(holds(lambda: not agent.alive), timeout=30, what="the agent exits")
         assert "control plane closed the connection: 4401" in agent.log()
-        assert (await agents(a.url, admin))["rekeyed-1"]["status"] == "offline"
+
+        async def offline() -> bool:
+            return bool((await agents(a.url, admin))["rekeyed-1"]["status"] == "offline")
+
+        await eventually(offline, what="the agent shown offline")
 
 
 async def test_a_report_in_flight_when_the_announcement_is_late_changes_nothing(
@@ -226,7 +238,8 @@ async def test_a_report_in_flight_when_the_announcement_is_late_changes_nothing(
         sid = await start_session(c, a.url, admin, ws)
         store = redis.Redis(port=c.redis.port)
         try:
-            await store.execute_command("CLIENT", "PAUSE", "3000", "WRITE")
+            # long enough that the close below cannot come from the announcement after it
+            await store.execute_command("CLIENT", "PAUSE", "10000", "WRITE")
             reject = asyncio.create_task(
                 c.call(a.url, "POST", "/api/v1/admin/agents/late-1/reject", admin)
             )
@@ -238,7 +251,7 @@ async def test_a_report_in_flight_when_the_announcement_is_late_changes_nothing(
             await eventually(committed, timeout=3, interval=0.05, what="the reject committed")
             late = {"sessionId": sid, "state": "failed", "detail": "after the reject"}
             await ws.send(frame("status", late))
-            code, reason = await asyncio.wait_for(closed_with(ws), timeout=2)
+            code, reason = await asyncio.wait_for(closed_with(ws), timeout=6)
             assert code == close_codes.FORBIDDEN and "rejected" in reason, (code, reason)
             assert (await reject).status_code == 200
         finally:
@@ -263,7 +276,7 @@ async def test_without_redis_the_holding_replica_closes_a_revoked_agent_by_itsel
         r = await c.call(a.url, "POST", "/api/v1/admin/agents/unheard-1/rotate-key", admin)
         assert r.status_code == 200, r.text
         # AGENT_HEARTBEAT_INTERVAL is 1 s in these clusters
-        code, reason = await asyncio.wait_for(closed_with(ws), timeout=5)
+        code, reason = await asyncio.wait_for(closed_with(ws), timeout=15)
         assert code == close_codes.UNAUTHENTICATED and "key was rotated" in reason, (code, reason)
         await eventually(
             lambda: _offline(a.url, admin, "unheard-1"), what="the agent marked offline"

@@ -161,3 +161,6 @@ async def test_events_tickets_are_short_lived_single_purpose_and_login_bound(
         async with opened(ticket_url) as socket:
             code, reason = await socket.closed()
         assert code == close_codes.UNAUTHENTICATED and "session has ended" in reason, reason
+        # the logs never show a ticket (nor the legacy URL's login token)
+        log = c.replicas[0].log()
+        assert ticket not in log and login_token not in log and "ticket=[redacted]" in log

@@ -160,3 +160,17 @@ def test_agent_redis_url_through_sentinel() -> None:
     for bad in ("redis+sentinel://s-0:26379", "redis+sentinel://s-0/mymaster"):
         with pytest.raises(ConfigError, match="REDIS_URL"):
             load_agent_settings(**base, redis_url=bad)
+
+
+def test_forwarded_allow_ips_from_before_trusted_proxies_still_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An install upgraded from when uvicorn read FORWARDED_ALLOW_IPS keeps its trusted
+    proxies (clients behind them keep their own login budgets); TRUSTED_PROXIES wins."""
+    monkeypatch.delenv("TRUSTED_PROXIES", raising=False)
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.7,10.0.3.0/24")
+    assert load_settings().trusted_proxy_networks == ["10.0.0.7/32", "10.0.3.0/24"]
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")
+    assert load_settings().trusted_proxy_networks == ["0.0.0.0/0", "::/0"]
+    monkeypatch.setenv("TRUSTED_PROXIES", "192.168.1.1")
+    assert load_settings().trusted_proxy_networks == ["192.168.1.1/32"]

@@ -50,16 +50,26 @@ class FileKeyStore:
     def _tighten(self) -> None:
         """A key file an earlier version left readable by other users is made 0600."""
         mode = stat.S_IMODE(self.path.stat().st_mode)
-        if mode & 0o077:
+        if not mode & 0o077:
+            return
+        try:
             self.path.chmod(0o600)
-            log.warning("tightened %s from mode %o to 600", self.path, mode)
+        except OSError as exc:  # not ours, a read-only mount, a mounted secret: use it as is
+            log.warning(
+                "key file %s is readable by other users (mode %o) and cannot be made 600 (%s)",
+                self.path,
+                mode,
+                exc.strerror or exc,
+            )
+            return
+        log.warning("tightened %s from mode %o to 600", self.path, mode)
 
     async def store(self, key: str) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: before writing
         with os.fdopen(fd, "w") as handle:
             handle.write(key + "\n")
-        self.path.chmod(0o600)
 
     async def close(self) -> None:
         return None

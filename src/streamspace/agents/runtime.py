@@ -22,6 +22,7 @@ from streamspace.agents.platforms.base import ObservedSession, Platform, Session
 from streamspace.agents.streams import AgentStreams
 from streamspace.config import AgentSettings
 from streamspace.errors import StreamSpaceError
+from streamspace.leader.loop import StopLeading
 from streamspace.netio.wsframes import masked_binary
 from streamspace.protocol import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, Envelope, decode, encode, make
 from streamspace.protocol.close_codes import (
@@ -62,6 +63,12 @@ def _write_binary(ws: ClientConnection, data: bytes | memoryview) -> bool:
 
 class FatalAgentError(StreamSpaceError):
     """The control plane refused this agent for good (bad key, stale epoch, wrong version)."""
+
+
+class AgentRefused(FatalAgentError, StopLeading):
+    """Refused by the control plane itself (its key rejected, rotated or unknown, or a
+    protocol it does not speak): an elected agent stops leading and exits rather than
+    campaigning again, since no new term would be let in."""
 
 
 class AgentRuntime:
@@ -172,8 +179,10 @@ class AgentRuntime:
                     # An elected leader stopping (SIGTERM, lost lease): not a goodbye (1000)
                     # but 1001, so the control plane keeps the agent schedulable while the
                     # standby takes the lease and connects.
+                    # bounded: a partitioned network must not hold the lease's release up
                     with contextlib.suppress(Exception):
-                        await ws.close(GOING_AWAY, "leader stepping down; a standby takes over")
+                        async with asyncio.timeout(1):
+                            await ws.close(GOING_AWAY, "leader stepping down; a standby takes over")
                 raise
             finally:
                 self._ws = None
@@ -186,7 +195,9 @@ class AgentRuntime:
 
     def _raise_if_fatal(self, ws: ClientConnection) -> None:
         code, reason = ws.close_code, ws.close_reason or ""
-        if code in FATAL_CLOSES or (code == CONFLICT and "stale" in reason):
+        if code in FATAL_CLOSES:
+            raise AgentRefused(f"control plane closed the connection: {code} {reason}")
+        if code == CONFLICT and "stale" in reason:
             raise FatalAgentError(f"control plane closed the connection: {code} {reason}")
         if code == CONFLICT:
             raise FatalAgentError(f"displaced by another connection for this agent: {reason}")

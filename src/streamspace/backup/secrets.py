@@ -46,9 +46,11 @@ def check_free(modes: dict[str, int], *, source: Path, data_dir: Path) -> None:
 
 
 def install(modes: dict[str, int], *, source: Path, data_dir: Path) -> None:
-    """Put each file in place with its mode, atomically (written beside, then renamed)."""
+    """Put each file in place, atomically (written beside, then renamed), with its recorded
+    mode less anything beyond the owner's read and write."""
     private_dir(data_dir)
-    for name, mode in modes.items():
+    for name, recorded in modes.items():
+        mode = recorded & 0o600  # a backup of an older, looser install restores private
         partial = data_dir / f".{name}.partial"
         partial.unlink(missing_ok=True)
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamspace.config.durations import Seconds, env
@@ -181,13 +188,18 @@ class ControlPlaneSettings(BaseSettings):
     )
     trusted_proxies: str = Field(
         "",
-        validation_alias=env("TRUSTED_PROXIES"),
+        # FORWARDED_ALLOW_IPS: what uvicorn read before TRUSTED_PROXIES existed, still honoured
+        validation_alias=AliasChoices(
+            "TRUSTED_PROXIES", "trusted_proxies", "FORWARDED_ALLOW_IPS", "forwarded_allow_ips"
+        ),
         description="Comma-separated addresses or CIDR networks of the reverse proxies in front"
         " of this replica (nginx, haproxy), e.g. `10.0.3.0/24,127.0.0.1`. Only a request arriving"
         " from one of them has its X-Forwarded-For (and X-Forwarded-Proto) honoured: the client"
         " is the rightmost address in it that is not a trusted proxy. Empty (the default): the"
         " headers are ignored and the client is the connection's peer, which is what the"
-        " per-address login budget counts. Never list addresses clients connect from.",
+        " per-address login budget counts. Never list addresses clients connect from. Before"
+        " this setting, uvicorn's FORWARDED_ALLOW_IPS did this job; it is still read when"
+        " TRUSTED_PROXIES is unset (`*` meaning every address).",
     )
     metrics_token: SecretStr | None = Field(
         None,
@@ -299,6 +311,8 @@ class ControlPlaneSettings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: str) -> str:
+        if value.strip() == "*":  # uvicorn's FORWARDED_ALLOW_IPS spelling of "everyone"
+            value = "0.0.0.0/0,::/0"
         for entry in split_list(value):
             try:
                 ipaddress.ip_network(entry, strict=False)

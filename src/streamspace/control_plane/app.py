@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import secrets
@@ -41,6 +42,7 @@ from streamspace.control_plane.auth.login_store import (
     DatabaseLoginSessionStore,
     LoginSessionStore,
     RedisLoginSessionStore,
+    login_ended,
 )
 from streamspace.control_plane.auth.throttle import (
     LoginThrottle,
@@ -227,6 +229,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(sweeper.run(), name="sweeper"),
         asyncio.create_task(ctx.activity.run(), name="activity"),
+        asyncio.create_task(
+            ctx.events.recheck_logins(
+                ended=functools.partial(login_ended, ctx.login_store),
+                interval=settings.heartbeat_interval,
+            ),
+            name="login-recheck",
+        ),
         asyncio.create_task(
             IdleReaper(
                 db=ctx.db, settings=settings, pod=settings.pod_name, sessions=ctx.session_service

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from streamspace.leader.base import LeaderElector
@@ -18,7 +18,12 @@ from streamspace.leader.clock import Clock, MonotonicClock
 log = logging.getLogger("streamspace.leader")
 
 T = TypeVar("T")
-Outcome = Literal["finished", "crashed", "lost", "deadline"]
+Outcome = Literal["finished", "crashed", "lost", "deadline", "stopped"]
+
+
+class StopLeading(Exception):
+    """Raised by the work when campaigning again cannot help (the agent was refused for
+    good): the lease is released and `run_as_leader` raises it instead of campaigning."""
 
 
 @dataclass
@@ -34,6 +39,7 @@ class LeaderTerm:
     last_renewed: float
     renew_deadline: float
     clock: Clock
+    stopped: StopLeading | None = field(default=None, repr=False)
 
     def still_leader(self) -> bool:
         """True while a renew that started less than `renew_deadline` ago succeeded.
@@ -57,8 +63,9 @@ async def run_as_leader(
 ) -> None:
     """Campaign until leader, run `work(term)` while leading, step down when the lease is lost.
 
-    Returns when `work` returns by itself. Cancelling this coroutine (SIGTERM) cancels the
-    work and releases the lease before the cancellation propagates.
+    Returns when `work` returns by itself; raises the `StopLeading` the work raised, after
+    releasing the lease. Cancelling this coroutine (SIGTERM) cancels the work and releases the
+    lease before the cancellation propagates.
     """
     clock = clock or MonotonicClock()
     while True:
@@ -69,6 +76,8 @@ async def run_as_leader(
         outcome = await _lead(elector=elector, term=term, work=work, retry_period=retry_period)
         if outcome == "finished":
             return
+        if outcome == "stopped" and term.stopped is not None:
+            raise term.stopped
         await clock.sleep(retry_period)
 
 
@@ -156,6 +165,9 @@ async def _keep_renewing(
 async def _run_work(work: Work, term: LeaderTerm) -> Outcome:
     try:
         await work(term)
+    except StopLeading as exc:
+        term.stopped = exc
+        return "stopped"
     except Exception:
         log.exception("leader work for %s (epoch %d) crashed", term.agent_id, term.epoch)
         return "crashed"

@@ -51,6 +51,8 @@ async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -
 async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse:
     # The peer, or the client a TRUSTED_PROXIES proxy forwarded for (app.py).
     address = request.client.host if request.client else "unknown"
+    if "x-forwarded-for" in request.headers and not ctx.settings.trusted_proxies:
+        _warn_untrusted_proxy(address)
     user = await _checked_login(ctx, body=body, address=address)
     ttl = ctx.settings.access_token_ttl
     token, claims = ctx.tokens.issue(subject=user.id, purpose="login", ttl=ttl)
@@ -85,4 +87,20 @@ async def me(principal: User) -> UserRead:
         role=principal.role,
         org_id=principal.org_id,
         disabled=False,
+    )
+
+
+_warned: set[str] = set()
+
+
+def _warn_untrusted_proxy(peer: str) -> None:
+    """Once per peer: a proxy forwards for its clients but is not trusted, so every client
+    behind it shares the proxy's login budget (an upgrade from before TRUSTED_PROXIES)."""
+    if peer in _warned or len(_warned) > 100:
+        return
+    _warned.add(peer)
+    log.warning(
+        "a login from %s carried X-Forwarded-For, ignored: TRUSTED_PROXIES is empty, so every "
+        "client behind that proxy shares its login budget; list the proxy in TRUSTED_PROXIES",
+        peer,
     )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from streamspace.control_plane.asgi.middleware import request_id_var
 
-_SECRET = re.compile(r"(token=)[^&\s\"']+")
+_SECRET = re.compile(r"\b((?:token|ticket|stream)=)[^&\s\"']+")
 
 
 class _ContextFilter(logging.Filter):
@@ -22,7 +22,9 @@ class _ContextFilter(logging.Filter):
         record.pod_name = self.pod_name
         record.request_id = request_id_var.get()
         message = record.getMessage()
-        if "token=" in message:  # stream/login tokens ride in WebSocket URLs: never log them
+        if "token=" in message or "ticket=" in message:
+            # stream tokens, events tickets (and old clients' login tokens) ride in WebSocket
+            # URLs: never log them
             record.msg, record.args = _SECRET.sub(r"\1[redacted]", message), None
         return True
 

@@ -294,3 +294,13 @@ class CachingLoginSessionStore(LoginSessionStore):
         self._changes += 1
         for token_id in [t for t, (_, p) in self._entries.items() if p.user_id == user_id]:
             del self._entries[token_id]
+
+
+async def login_ended(store: LoginSessionStore, login_id: str) -> str | None:
+    """Why a login can no longer be used (it was revoked or expired, its user disabled or
+    removed), or None while it is live; a database outage raises."""
+    try:
+        await store.principal(token_id=login_id)
+    except Unauthenticated as exc:
+        return exc.message
+    return None

@@ -145,6 +145,10 @@ class RedisLoginThrottle(LoginThrottle):
         self._local = MemoryLoginThrottle(max_failures=max_failures, window=window)
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
+        # attempts whose slots were taken here while Redis was unreachable, by key set: each is
+        # given back here, not in Redis (which would free another attempt's slot), even if
+        # Redis answers again before it ends
+        self._held_here: dict[tuple[str, ...], int] = {}
 
     @staticmethod
     def _pairs(keys: list[str]) -> list[str]:
@@ -156,10 +160,19 @@ class RedisLoginThrottle(LoginThrottle):
                 keys=self._pairs(keys), args=[self.max_failures, IN_FLIGHT_TTL]
             )
         except (RedisError, OSError):
-            return await self._local.reserve(keys=keys)
+            wait = await self._local.reserve(keys=keys)
+            if not wait:
+                self._held_here[tuple(keys)] = self._held_here.get(tuple(keys), 0) + 1
+            return wait
         return int(wait)
 
     async def settle(self, *, keys: list[str], failed: bool) -> None:
+        held = self._held_here.pop(tuple(keys), 0)
+        if held:
+            if held > 1:
+                self._held_here[tuple(keys)] = held - 1
+            await self._local.settle(keys=keys, failed=failed)
+            return
         window = max(1, math.ceil(self.window))
         try:
             await self._settle(keys=self._pairs(keys), args=[int(failed), window])

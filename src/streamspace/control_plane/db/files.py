@@ -65,9 +65,9 @@ def secure_data_dir(data_dir: Path, *, create: bool) -> None:
 def write_private(path: Path, text: str) -> None:
     """Write `text` to a file no other user can read at any moment (created 0600)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # an existing file keeps its mode through O_TRUNC: before writing
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
-    tighten(path, mode=FILE_MODE)
 
 
 def prepare_sqlite(database: Path) -> None:

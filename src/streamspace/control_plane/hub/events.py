@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,12 +53,30 @@ class EventHub:
         data = {"user_id": user_id, "login_id": login_id, "reason": reason}
         await self.publish(kind=REVOKED, org_id=None, user_id=user_id, data=data)
 
+    async def recheck_logins(
+        self, *, ended: Callable[[str], Awaitable[str | None]], interval: float
+    ) -> None:
+        """Every `interval`, ask `ended(login_id)` about each login holding sockets here and
+        close those that ended: the fallback for a `login_ended` event this replica never
+        heard (Redis down when it was published), a login that ended while its socket was
+        being opened, and logins that simply expired."""
+        while True:
+            await asyncio.sleep(interval)
+            for login_id in {held.principal.token_id for held in self._held}:
+                try:
+                    reason = await ended(login_id)
+                except Exception as exc:  # the database is out: next time
+                    log.warning("events: could not check login %.8s… (%s)", login_id, exc)
+                    break
+                if reason is not None:
+                    self._close_held({"login_id": login_id, "reason": reason})
+
     def _close_held(self, data: dict[str, Any]) -> None:
         user_id, login_id = data.get("user_id"), data.get("login_id")
         reason = str(data.get("reason") or "your login ended")
         for held in list(self._held):
             p = held.principal
-            if p.user_id == user_id and login_id in (None, p.token_id):
+            if (user_id is None or p.user_id == user_id) and login_id in (None, p.token_id):
                 self._held.discard(held)
                 held.close(reason)
 

@@ -30,7 +30,7 @@ async def events(ws: WebSocket) -> None:
     try:
         principal = await _principal(ctx, ws)
     except StreamSpaceError as exc:
-        await ws.close(code=close_codes.UNAUTHENTICATED, reason=exc.message[:120])
+        await ws.close(code=close_codes.UNAUTHENTICATED, reason=close_codes.fit_reason(exc.message))
         return
     listener = ctx.events.listen(principal)
     held = ctx.events.hold(principal, closer_on_logout(ws))

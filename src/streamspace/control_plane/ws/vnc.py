@@ -114,9 +114,10 @@ async def browser_vnc(ws: WebSocket, session_id: str) -> None:
         granted = session_principal(
             ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="stream"
         )
-        principal = await login_principal(ctx, granted.token_id)  # the login is still live
-        held = ctx.events.hold(principal, closer_on_logout(ws))
+        # held before the login is checked, so an end of the login heard meanwhile closes it
+        held = ctx.events.hold(granted, closer_on_logout(ws))
         try:
+            principal = await login_principal(ctx, granted.token_id)  # the login is still live
             agent_id = await _ensure_running(ctx, principal, session_id)
             reason = await _stream(ctx, ws, session_id, agent_id, principal)
         finally:
@@ -292,9 +293,10 @@ async def peer_vnc(ws: WebSocket, session_id: str) -> None:
     ctx: AppContext = ws.app.state.ctx
     await ws.accept()
     try:
-        principal = session_principal(
+        granted = session_principal(
             ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="peer"
         )
+        principal = await login_principal(ctx, granted.token_id)  # the viewer's login, live
         token, resume = ws.query_params.get("stream", ""), ws.query_params.get("resume")
         digits = resume is not None and resume.isascii() and resume.isdigit() and len(resume) < 20
         if len(token) > 64 or (resume is not None and not (token and digits)):
