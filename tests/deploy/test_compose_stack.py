@@ -168,7 +168,9 @@ def scale_out_and_in_under_load(env_file: Path) -> None:
         after = load.count
         wait_for(lambda: load.count >= after + 20, what="20 more requests answered")
     assert not load.failures, f"requests failed while scaling: {load.failures[:5]}"
-    assert {"streamspace-api-1", "streamspace-api-4"} <= set(load.answered), load.answered
+    # haproxy balances by open connections (leastconn): a replica holding the agents'
+    # WebSockets may answer none of these short requests, so no given original replica must
+    assert load.answered["streamspace-api-4"] and len(load.answered) >= 2, load.answered
 
 
 @pytest.fixture(scope="module")
