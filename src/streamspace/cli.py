@@ -244,6 +244,43 @@ def users_create(
     typer.echo(f"created {'admin' if admin else 'user'} {username}")
 
 
+@users_app.command("set-password")
+def users_set_password(
+    username: str,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="STREAMSPACE_NEW_USER_PASSWORD", help="Password (prompted if unset)"),
+    ] = None,
+) -> None:
+    """Give a user a new password and end all their logins (their open sockets close within
+    a heartbeat interval, when each replica next checks the logins holding them)."""
+    if password is None:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    try:
+        asyncio.run(_with_db(settings, lambda db: _set_password(settings, db, username, password)))
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(f"set the password of {username}; their logins have ended")
+
+
+async def _set_password(settings: Any, db: Any, username: str, password: str) -> None:
+    from streamspace.control_plane.app import auth_stores
+    from streamspace.control_plane.services.users import get_user_by_name, set_password
+
+    user = await get_user_by_name(db, username=username)
+    await set_password(db, user_id=user.id, password=password)
+    # the replicas' own store (with Redis: the cached logins marked revoked too); their login
+    # re-check then closes the sockets
+    store, _, client = await auth_stores(settings, db, db)
+    try:
+        await store.revoke_user(user_id=user.id)
+    finally:
+        await store.close()
+        if client is not None:
+            await client.aclose()
+
+
 @users_app.command("unlock")
 def users_unlock(username: str) -> None:
     """Clear a user's failed-login lockout on every replica (needs Redis: without it the

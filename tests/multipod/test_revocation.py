@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import struct
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -21,6 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from streamspace.protocol import close_codes
 from tests.support.cluster import Cluster, cluster
 from tests.support.pattern import pattern_source
+from tests.support.processes import VENV_BIN
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 CLOSE_WAIT = 10.0  # generous on a loaded machine; the figure itself is logged, not asserted
@@ -164,3 +168,60 @@ async def test_events_tickets_are_short_lived_single_purpose_and_login_bound(
         # the logs never show a ticket (nor the legacy URL's login token)
         log = c.replicas[0].log()
         assert ticket not in log and login_token not in log and "ticket=[redacted]" in log
+
+
+async def test_changing_ones_password_ends_the_other_logins_and_their_sockets(
+    tmp_path: Path,
+) -> None:
+    """A user changes her password on one replica: her other logins end and their sockets
+    close on the other replica; the login she changed it from goes on. A wrong current
+    password changes nothing (403, the UI stays signed in). An admin's `streamspace users
+    set-password` ends every login of hers; her remaining socket closes at the replicas' next
+    login check (AGENT_HEARTBEAT_INTERVAL is 1 s in these clusters)."""
+    async with cluster(tmp_path, replicas=2, lb=False) as c:
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        user = {"username": "olga", "password": "olga-pass-1"}
+        assert (await c.call(a.url, "POST", "/api/v1/users", admin, json=user)).status_code == 201
+        laptop = await c.token(a.url, "olga", "olga-pass-1")
+        phone = await c.token(b.url, "olga", "olga-pass-1")
+        async with (
+            opened(await events_url(c, a.url, laptop)) as laptop_events,
+            opened(await events_url(c, b.url, phone)) as phone_events,
+        ):
+            await hello(laptop_events)
+            await hello(phone_events)
+            change = {"current_password": "not-hers-1", "new_password": "olga-pass-2"}
+            r = await c.call(a.url, "POST", "/api/v1/auth/password", laptop, json=change)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "wrong_current_password"
+            assert phone_events.open
+
+            change["current_password"] = "olga-pass-1"
+            r = await c.call(a.url, "POST", "/api/v1/auth/password", laptop, json=change)
+            assert r.status_code == 204, r.text
+            assert await phone_events.closed() == (
+                close_codes.UNAUTHENTICATED,
+                "login ended: your password was changed",
+            )
+            assert (await c.call(b.url, "GET", "/api/v1/auth/me", phone)).status_code == 401
+            assert (await c.call(b.url, "GET", "/api/v1/auth/me", laptop)).status_code == 200
+            assert laptop_events.open
+            await c.token(b.url, "olga", "olga-pass-2")  # the new password works
+            async with httpx.AsyncClient(base_url=b.url) as http:
+                old = await http.post("/api/v1/auth/login", json=user)
+            assert old.status_code == 401
+
+            env = {**os.environ, **a.env, "STREAMSPACE_NEW_USER_PASSWORD": "olga-pass-3"}
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [str(VENV_BIN / "streamspace"), "users", "set-password", "olga"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            code, reason = await laptop_events.closed()
+            assert code == close_codes.UNAUTHENTICATED and "session has ended" in reason, reason
+            assert (await c.call(a.url, "GET", "/api/v1/auth/me", laptop)).status_code == 401
+        await c.token(a.url, "olga", "olga-pass-3")

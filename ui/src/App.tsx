@@ -2,6 +2,7 @@ import { Anchor, Center, Loader, Stack, Text, Title } from '@mantine/core';
 import { lazy, Suspense, type ReactNode } from 'react';
 import { Link, Route, Routes } from 'react-router';
 import { RequireAuth } from './components/Layout';
+import { AccountPage } from './pages/AccountPage';
 import { AdminLayout } from './pages/admin/AdminLayout';
 import { CatalogPage } from './pages/CatalogPage';
 import { LoginPage } from './pages/LoginPage';
@@ -50,6 +51,7 @@ export function AppRoutes() {
         <Route index element={<CatalogPage />} />
         <Route path="sessions" element={<MySessionsPage />} />
         <Route path="sessions/:id" element={<SessionPage />} />
+        <Route path="account" element={<AccountPage />} />
         <Route path="admin" element={<AdminLayout />}>
           <Route
             index

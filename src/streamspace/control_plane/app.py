@@ -116,7 +116,7 @@ def redis_client(settings: ControlPlaneSettings, db: int) -> aioredis.Redis:
     return pooled_client(redis_target(settings, db), max_connections=settings.redis_pool_size)
 
 
-async def _auth_stores(
+async def auth_stores(
     settings: ControlPlaneSettings,
     db: async_sessionmaker[AsyncSession],
     read_db: async_sessionmaker[AsyncSession],
@@ -160,7 +160,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     read_engine = reads(engine)
     read_db = session_factory(read_engine)
     secret = settings.jwt_secret or await cluster_secret(db, key="jwt_secret")
-    login_store, throttle, cache = await _auth_stores(settings, db, read_db)
+    login_store, throttle, cache = await auth_stores(settings, db, read_db)
     backend = _hub_backend(settings)
     event_hub = EventHub(bus=backend)
     hub = AgentHub(

@@ -32,6 +32,7 @@ function Shell() {
   const links = [
     { to: '/', label: 'Catalog', icon: IconApps, active: pathname === '/' },
     { to: '/sessions', label: 'My sessions', icon: IconDeviceDesktop, active: pathname.startsWith('/sessions') },
+    { to: '/account', label: 'Account', icon: IconUser, active: pathname === '/account' },
     ...(me.data?.role === 'admin' ? [{ to: '/admin', label: 'Admin', icon: IconSettings, active: pathname.startsWith('/admin') }] : []),
   ];
 

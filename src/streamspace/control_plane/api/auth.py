@@ -1,5 +1,6 @@
-"""Login, logout and the current user. Each login attempt first takes a slot of its username's
-and its client address's budgets (auth/throttle.py), and only then has its password verified."""
+"""Login, logout, your own password and the current user. Each login attempt (and each check
+of a current password) first takes a slot of its username's and its client address's budgets
+(auth/throttle.py), and only then has its password verified."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import logging
 from fastapi import APIRouter, Request, Response
 
 from streamspace.control_plane.api.deps import Ctx, User, end_logins
-from streamspace.control_plane.api.schemas import LoginRequest, TokenResponse, UserRead
+from streamspace.control_plane.api.schemas import (
+    LoginRequest,
+    PasswordChange,
+    TokenResponse,
+    UserRead,
+)
 from streamspace.control_plane.auth.throttle import address_key, user_key
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import AuditEventRecord, UserRecord
 from streamspace.control_plane.services import users
-from streamspace.errors import RateLimited, Unauthenticated
+from streamspace.errors import PermissionDenied, RateLimited, Unauthenticated
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 log = logging.getLogger(__name__)
@@ -76,6 +82,47 @@ async def logout(principal: User, ctx: Ctx) -> None:
     await end_logins(
         ctx, user_id=principal.user_id, login_id=principal.token_id, reason="you logged out"
     )
+
+
+@router.post(
+    "/password",
+    status_code=204,
+    response_class=Response,
+    response_model=None,
+    responses={429: {"description": "Too many wrong passwords; Retry-After says when"}},
+)
+async def change_password(
+    body: PasswordChange, principal: User, request: Request, ctx: Ctx
+) -> None:
+    """Change your own password. The current one is checked like a login (the same budgets:
+    a stolen token cannot guess it); every other login of yours ends, and the sockets opened
+    under them close on every replica. This login stays."""
+    address = request.client.host if request.client else "unknown"
+    check = LoginRequest(username=principal.username, password=body.current_password)
+    try:
+        await _checked_login(ctx, body=check, address=address)
+    except Unauthenticated:
+        # 403, not 401: the login itself is fine, and a 401 would sign the UI out
+        raise PermissionDenied(
+            "the current password is wrong", code="wrong_current_password"
+        ) from None
+    await users.set_password(ctx.db, user_id=principal.user_id, password=body.new_password)
+    await end_logins(
+        ctx,
+        user_id=principal.user_id,
+        keep=principal.token_id,
+        reason="your password was changed",
+    )
+    async with ctx.db.begin() as db:
+        db.add(
+            AuditEventRecord(
+                org_id=principal.org_id,
+                actor=principal.username,
+                action="auth.password_changed",
+                target=principal.user_id,
+                detail={"address": address},
+            )
+        )
 
 
 @router.get("/me", response_model=UserRead)

@@ -41,15 +41,20 @@ async def login_principal(ctx: AppContext, login_id: str) -> Principal:
 
 
 async def end_logins(
-    ctx: AppContext, *, user_id: str, login_id: str | None = None, reason: str
+    ctx: AppContext,
+    *,
+    user_id: str,
+    login_id: str | None = None,
+    keep: str | None = None,
+    reason: str,
 ) -> None:
-    """End one login (`login_id`) or all of a user's, and close the sockets opened under them
-    on every replica (events, viewers) with 4401 and `reason`."""
+    """End one login (`login_id`) or all of a user's but `keep`, and close the sockets
+    opened under them on every replica (events, viewers) with 4401 and `reason`."""
     if login_id is None:
-        await ctx.login_store.revoke_user(user_id=user_id)
+        await ctx.login_store.revoke_user(user_id=user_id, keep=keep)
     else:
         await ctx.login_store.revoke(token_id=login_id)
-    await ctx.events.end_logins(user_id=user_id, login_id=login_id, reason=reason)
+    await ctx.events.end_logins(user_id=user_id, login_id=login_id, reason=reason, keep=keep)
 
 
 async def current_principal(

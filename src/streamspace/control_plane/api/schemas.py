@@ -50,6 +50,11 @@ class LoginRequest(StrictBody):
     password: str = Field(..., min_length=1, max_length=1024)
 
 
+class PasswordChange(StrictBody):
+    current_password: str = Field(..., min_length=1, max_length=1024)
+    new_password: str = Field(..., min_length=8, max_length=1024)
+
+
 class TokenResponse(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"

@@ -59,8 +59,9 @@ class LoginSessionStore(ABC):
     async def revoke(self, *, token_id: str) -> None: ...
 
     @abstractmethod
-    async def revoke_user(self, *, user_id: str) -> None:
-        """End every login of a user (disabled, password changed)."""
+    async def revoke_user(self, *, user_id: str, keep: str | None = None) -> None:
+        """End every login of a user (disabled, password changed), but `keep` (the login
+        that changed its own password)."""
 
     async def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Stop background work (at shutdown)."""
@@ -113,11 +114,11 @@ class DatabaseLoginSessionStore(LoginSessionStore):
                 .values(revoked=True)
             )
 
-    async def revoke_user(self, *, user_id: str) -> None:
+    async def revoke_user(self, *, user_id: str, keep: str | None = None) -> None:
         async with self._sessions.begin() as db:
             await db.execute(
                 update(LoginSessionRecord)
-                .where(LoginSessionRecord.user_id == user_id)
+                .where(LoginSessionRecord.user_id == user_id, LoginSessionRecord.id != (keep or ""))
                 .values(revoked=True)
             )
 
@@ -190,9 +191,9 @@ class RedisLoginSessionStore(LoginSessionStore):
         await self._db.revoke(token_id=token_id)
         await self._mark([token_id], self.REVOKED)
 
-    async def revoke_user(self, *, user_id: str) -> None:
-        token_ids = await self._db.token_ids(user_id=user_id)
-        await self._db.revoke_user(user_id=user_id)
+    async def revoke_user(self, *, user_id: str, keep: str | None = None) -> None:
+        token_ids = [t for t in await self._db.token_ids(user_id=user_id) if t != keep]
+        await self._db.revoke_user(user_id=user_id, keep=keep)
         await self._mark(token_ids, self.REVOKED)
 
     async def refresh_user(self, *, user_id: str) -> None:
@@ -283,8 +284,8 @@ class CachingLoginSessionStore(LoginSessionStore):
         self._changes += 1
         self._entries.pop(token_id, None)
 
-    async def revoke_user(self, *, user_id: str) -> None:
-        await self._db.revoke_user(user_id=user_id)
+    async def revoke_user(self, *, user_id: str, keep: str | None = None) -> None:
+        await self._db.revoke_user(user_id=user_id, keep=keep)
         self._drop_user(user_id)
 
     async def refresh_user(self, *, user_id: str) -> None:

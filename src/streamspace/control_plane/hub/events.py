@@ -47,10 +47,12 @@ class EventHub:
     def release(self, held: Held) -> None:
         self._held.discard(held)
 
-    async def end_logins(self, *, user_id: str, login_id: str | None, reason: str) -> None:
+    async def end_logins(
+        self, *, user_id: str, login_id: str | None, reason: str, keep: str | None = None
+    ) -> None:
         """Close, on every replica, the sockets opened under one login of the user (or under
-        any of them when `login_id` is None)."""
-        data = {"user_id": user_id, "login_id": login_id, "reason": reason}
+        any of them but `keep` when `login_id` is None)."""
+        data = {"user_id": user_id, "login_id": login_id, "reason": reason, "keep": keep}
         await self.publish(kind=REVOKED, org_id=None, user_id=user_id, data=data)
 
     async def recheck_logins(
@@ -72,10 +74,12 @@ class EventHub:
                     self._close_held({"login_id": login_id, "reason": reason})
 
     def _close_held(self, data: dict[str, Any]) -> None:
-        user_id, login_id = data.get("user_id"), data.get("login_id")
+        user_id, login_id, keep = data.get("user_id"), data.get("login_id"), data.get("keep")
         reason = str(data.get("reason") or "your login ended")
         for held in list(self._held):
             p = held.principal
+            if p.token_id == keep:
+                continue
             if (user_id is None or p.user_id == user_id) and login_id in (None, p.token_id):
                 self._held.discard(held)
                 held.close(reason)

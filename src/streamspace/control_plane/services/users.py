@@ -1,4 +1,5 @@
-"""Users and orgs: first-start admin, creation, login, enable/disable. Owns its transactions."""
+"""Users and orgs: first-start admin, creation, login, passwords, enable/disable. Owns its
+transactions."""
 
 from __future__ import annotations
 
@@ -77,6 +78,22 @@ async def ensure_admin(
     except Conflict:  # another replica created it first
         return False
     return True
+
+
+async def set_password(
+    sessions: async_sessionmaker[AsyncSession], *, user_id: str, password: str
+) -> UserRecord:
+    """Give the user a new password (at least 8 characters). Ending their logins is the
+    caller's part: the API closes their sockets too, the CLI cannot reach them."""
+    if len(password) < 8:
+        raise ValidationFailed("password must be at least 8 characters")
+    password_hash = await hash_password(password)
+    async with sessions.begin() as db:
+        user = await db.get(UserRecord, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("user not found")
+        user.password_hash = password_hash
+    return user
 
 
 async def get_user_by_name(
