@@ -27,6 +27,7 @@ from tests.support.pattern import pattern_source
 from tests.support.processes import VENV_BIN
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+ADMIN_ROLE = {"role": "admin"}
 CLOSE_WAIT = 10.0  # generous on a loaded machine; the figure itself is logged, not asserted
 
 
@@ -123,14 +124,24 @@ async def test_logout_and_disabling_close_open_sockets_on_every_replica(tmp_path
             assert code == close_codes.UNAUTHENTICATED and "session has ended" in reason, reason
             assert (await c.call(a.url, "POST", "/api/v1/events/ticket", laptop)).status_code == 401
 
-            r = await c.call(
-                a.url, "PATCH", f"/api/v1/users/{olga_id}", admin, json={"disabled": True}
-            )
+            # a role change keeps the login but not what its sockets were opened with: they
+            # are asked to reconnect (1012), and come back with the new role
+            r = await c.call(a.url, "PATCH", f"/api/v1/users/{olga_id}", admin, json=ADMIN_ROLE)
             assert r.status_code == 200, r.text
             assert await phone_events.closed() == (
-                close_codes.UNAUTHENTICATED,
-                "login ended: your account was disabled",
+                close_codes.SERVICE_RESTART,
+                "your role changed; reconnect",
             )
+            async with opened(await events_url(c, b.url, phone)) as phone_events:
+                await hello(phone_events)
+                r = await c.call(
+                    a.url, "PATCH", f"/api/v1/users/{olga_id}", admin, json={"disabled": True}
+                )
+                assert r.status_code == 200, r.text
+                assert await phone_events.closed() == (
+                    close_codes.UNAUTHENTICATED,
+                    "login ended: your account was disabled",
+                )
         assert await c.session_state(a.url, session_id, admin) == "running"  # only sockets end
 
 

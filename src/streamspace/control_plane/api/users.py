@@ -51,6 +51,8 @@ async def update_user(user_id: str, body: UserUpdate, admin: Admin, ctx: Ctx) ->
         await end_logins(ctx, user_id=user.id, reason="your account was disabled")
     elif body.role is not None:
         await ctx.login_store.refresh_user(user_id=user.id)
+        # open sockets keep the role they were opened with: they reconnect with the new one
+        await ctx.events.refresh_user(user_id=user.id, reason="your role changed")
     return UserRead.model_validate(user)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from streamspace.agent_hub.base import EVENTS_CHANNEL, Bus
 from streamspace.control_plane.auth.principal import Principal
 from streamspace.errors import Unavailable
+from streamspace.protocol import close_codes
 
 log = logging.getLogger(__name__)
 REVOKED = "login_ended"  # not a UI event: tells each replica to close the login's sockets
@@ -27,10 +28,11 @@ class Listener:
 
 @dataclass(eq=False)
 class Held:
-    """A socket opened under a login: `close(reason)` ends it when that login ends."""
+    """A socket opened under a login: `close(code, reason)` ends it when that login ends, or
+    asks its client to reconnect when what the login may see changed."""
 
     principal: Principal
-    close: Callable[[str], None]
+    close: Callable[[int, str], None]
 
 
 class EventHub:
@@ -39,7 +41,7 @@ class EventHub:
         self._listeners: set[Listener] = set()
         self._held: set[Held] = set()
 
-    def hold(self, principal: Principal, close: Callable[[str], None]) -> Held:
+    def hold(self, principal: Principal, close: Callable[[int, str], None]) -> Held:
         held = Held(principal, close)
         self._held.add(held)
         return held
@@ -53,6 +55,12 @@ class EventHub:
         """Close, on every replica, the sockets opened under one login of the user (or under
         any of them but `keep` when `login_id` is None)."""
         data = {"user_id": user_id, "login_id": login_id, "reason": reason, "keep": keep}
+        await self.publish(kind=REVOKED, org_id=None, user_id=user_id, data=data)
+
+    async def refresh_user(self, *, user_id: str, reason: str) -> None:
+        """Ask, on every replica, the user's sockets to reconnect (1012): what they may see
+        changed (their role), and a socket keeps what it was opened with."""
+        data = {"user_id": user_id, "login_id": None, "reason": reason, "refresh": True}
         await self.publish(kind=REVOKED, org_id=None, user_id=user_id, data=data)
 
     async def recheck_logins(
@@ -76,13 +84,17 @@ class EventHub:
     def _close_held(self, data: dict[str, Any]) -> None:
         user_id, login_id, keep = data.get("user_id"), data.get("login_id"), data.get("keep")
         reason = str(data.get("reason") or "your login ended")
+        if data.get("refresh"):
+            code, reason = close_codes.SERVICE_RESTART, f"{reason}; reconnect"
+        else:
+            code, reason = close_codes.UNAUTHENTICATED, f"login ended: {reason}"
         for held in list(self._held):
             p = held.principal
             if p.token_id == keep:
                 continue
             if (user_id is None or p.user_id == user_id) and login_id in (None, p.token_id):
                 self._held.discard(held)
-                held.close(reason)
+                held.close(code, reason)
 
     def listen(self, principal: Principal) -> Listener:
         listener = Listener(principal)

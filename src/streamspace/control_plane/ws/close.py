@@ -43,20 +43,17 @@ async def close_with(ws: WebSocket, exc: StreamSpaceError) -> None:
         await ws.close(code=close_code_for(exc), reason=close_codes.fit_reason(exc.message))
 
 
-def closer_on_logout(ws: WebSocket) -> Callable[[str], None]:
-    """A callback that closes `ws` with 4401 and the reason its login ended. Called from the
-    events fan-out, so the close itself runs in a task of its own."""
+def closer(ws: WebSocket) -> Callable[[int, str], None]:
+    """A callback that closes `ws` with a code and reason, from a task of its own (it is
+    called from the events fan-out): an ended login's 4401, a role change's 1012."""
     pending: set[asyncio.Task[None]] = set()
 
-    async def shut(reason: str) -> None:
+    async def shut(code: int, reason: str) -> None:
         with contextlib.suppress(Exception):
-            await ws.close(
-                code=close_codes.UNAUTHENTICATED,
-                reason=close_codes.fit_reason(f"login ended: {reason}"),
-            )
+            await ws.close(code=code, reason=close_codes.fit_reason(reason))
 
-    def close(reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(shut(reason))
+    def close(code: int, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(shut(code, reason))
         pending.add(task)
         task.add_done_callback(pending.discard)
 

@@ -13,7 +13,7 @@ from streamspace.control_plane.api.deps import login_principal, principal_from_t
 from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.auth.tokens import ticket_login
 from streamspace.control_plane.context import AppContext
-from streamspace.control_plane.ws.close import closer_on_logout
+from streamspace.control_plane.ws.close import closer
 from streamspace.errors import StreamSpaceError
 from streamspace.protocol import close_codes
 
@@ -33,7 +33,7 @@ async def events(ws: WebSocket) -> None:
         await ws.close(code=close_codes.UNAUTHENTICATED, reason=close_codes.fit_reason(exc.message))
         return
     listener = ctx.events.listen(principal)
-    held = ctx.events.hold(principal, closer_on_logout(ws))
+    held = ctx.events.hold(principal, closer(ws))
     receiver = asyncio.create_task(_drain(ws))
     try:
         await ws.send_json({"kind": "hello", "data": {"pod_name": ctx.settings.pod_name}})

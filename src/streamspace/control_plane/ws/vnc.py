@@ -27,7 +27,7 @@ from streamspace.control_plane.metrics import StreamMeter
 from streamspace.control_plane.streaming import peer
 from streamspace.control_plane.streaming.resume import Opened, ViewerEnd
 from streamspace.control_plane.streaming.streams import AgentStream, Data, relay
-from streamspace.control_plane.ws.close import close_with, closer_on_logout
+from streamspace.control_plane.ws.close import close_with, closer
 from streamspace.errors import ProtocolError, StreamSpaceError, Unavailable
 from streamspace.protocol import close_codes
 
@@ -115,7 +115,7 @@ async def browser_vnc(ws: WebSocket, session_id: str) -> None:
             ctx.tokens, ws.query_params.get("token", ""), session_id=session_id, purpose="stream"
         )
         # held before the login is checked, so an end of the login heard meanwhile closes it
-        held = ctx.events.hold(granted, closer_on_logout(ws))
+        held = ctx.events.hold(granted, closer(ws))
         try:
             principal = await login_principal(ctx, granted.token_id)  # the login is still live
             agent_id = await _ensure_running(ctx, principal, session_id)
