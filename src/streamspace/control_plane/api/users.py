@@ -60,10 +60,12 @@ async def update_user(user_id: str, body: UserUpdate, admin: Admin, ctx: Ctx) ->
 async def clear_lockout(user_id: str, admin: Admin, ctx: Ctx) -> None:
     """Give the user their whole failed-login budget back at once (on every replica with Redis;
     without it, on this replica). Their client address's budget is left alone."""
-    async with ctx.db.begin() as db:
+    async with ctx.db() as db:
         user = await db.get(UserRecord, user_id)
-        if user is None or user.org_id != admin.org_id:
-            raise NotFound("user not found")
+    if user is None or user.org_id != admin.org_id:
+        raise NotFound("user not found")
+    await ctx.throttle.clear(keys=[user_key(user.username)])  # 503 if Redis cannot be reached
+    async with ctx.db.begin() as db:
         db.add(
             AuditEventRecord(
                 org_id=user.org_id,
@@ -72,4 +74,3 @@ async def clear_lockout(user_id: str, admin: Admin, ctx: Ctx) -> None:
                 detail={"user": user.username},
             )
         )
-    await ctx.throttle.reset(keys=[user_key(user.username)])

@@ -87,7 +87,12 @@ class LoginThrottle(ABC):
 
     @abstractmethod
     async def reset(self, *, keys: list[str]) -> None:
-        """Forget the keys' failures (a successful login, an admin clearing a lockout)."""
+        """Forget the keys' failures (a successful login); best effort."""
+
+    async def clear(self, *, keys: list[str]) -> None:
+        """An admin clearing a lockout: forget the keys' failures everywhere they are kept,
+        or raise Unavailable (the admin must hear that it did not happen)."""
+        await self.reset(keys=keys)
 
 
 class MemoryLoginThrottle(LoginThrottle):
@@ -183,6 +188,10 @@ class RedisLoginThrottle(LoginThrottle):
         await self._local.reset(keys=keys)
         with contextlib.suppress(Unavailable):
             await self.reset_shared(keys=keys)
+
+    async def clear(self, *, keys: list[str]) -> None:
+        await self._local.reset(keys=keys)
+        await self.reset_shared(keys=keys)
 
     async def reset_shared(self, *, keys: list[str]) -> None:
         """Forget the keys' shared failures; Unavailable when Redis cannot be reached."""
