@@ -11,7 +11,7 @@ from collections import deque
 import pytest
 
 from streamspace.leader.base import LeaderElector
-from streamspace.leader.loop import LeaderTerm, run_as_leader
+from streamspace.leader.loop import LeaderTerm, StopLeading, run_as_leader
 
 RETRY, DEADLINE, LEASE = 0.5, 2.0, 3.0
 
@@ -257,3 +257,28 @@ async def test_acquire_errors_are_retried(clock: VirtualClock) -> None:
     assert elector.acquire_calls == [0.0, RETRY]
     assert work.terms and work.terms[0].epoch == 9
     await stop(task)
+
+
+async def test_work_that_stops_leading_releases_and_raises_instead_of_campaigning(
+    clock: VirtualClock,
+) -> None:
+    """An agent refused for good (its key rotated) must not take term after term."""
+    elector = ScriptedElector(2, 3)
+    terms: list[int] = []
+
+    class Refused(StopLeading):
+        pass
+
+    async def refused(term: LeaderTerm) -> None:
+        terms.append(term.epoch)
+        raise Refused("the control plane refused this agent for good")
+
+    elector.clock = clock
+    task = asyncio.create_task(
+        run_as_leader(
+            elector=elector, work=refused, retry_period=RETRY, renew_deadline=DEADLINE, clock=clock
+        )
+    )
+    await clock.advance(RETRY * 4)
+    assert task.done() and isinstance(task.exception(), Refused)
+    assert terms == [2] and elector.releases == 1
