@@ -17,8 +17,8 @@ from streamspace.control_plane.api.schemas import (
 )
 from streamspace.control_plane.auth.throttle import address_key, user_key
 from streamspace.control_plane.context import AppContext
-from streamspace.control_plane.db.records import AuditEventRecord, UserRecord
-from streamspace.control_plane.services import users
+from streamspace.control_plane.db.records import UserRecord
+from streamspace.control_plane.services import audit, users
 from streamspace.errors import PermissionDenied, RateLimited, Unauthenticated
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -65,15 +65,13 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
     await ctx.login_store.create(
         token_id=claims.token_id, user_id=user.id, expires_at=claims.expires_at
     )
-    async with ctx.db.begin() as db:
-        db.add(
-            AuditEventRecord(
-                org_id=user.org_id,
-                actor=user.username,
-                action="auth.login",
-                detail={"address": address},
-            )
-        )
+    await audit.record(
+        ctx.db,
+        org_id=user.org_id,
+        actor=user.username,
+        action="auth.login",
+        detail={"address": address},
+    )
     return TokenResponse(access_token=token, expires_in=int(ttl))
 
 
@@ -113,16 +111,14 @@ async def change_password(
         keep=principal.token_id,
         reason="your password was changed",
     )
-    async with ctx.db.begin() as db:
-        db.add(
-            AuditEventRecord(
-                org_id=principal.org_id,
-                actor=principal.username,
-                action="auth.password_changed",
-                target=principal.user_id,
-                detail={"address": address},
-            )
-        )
+    await audit.record(
+        ctx.db,
+        org_id=principal.org_id,
+        actor=principal.username,
+        action="auth.password_changed",
+        target=principal.user_id,
+        detail={"address": address},
+    )
 
 
 @router.get("/me", response_model=UserRead)

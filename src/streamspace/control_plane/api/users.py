@@ -9,8 +9,8 @@ from sqlalchemy import select
 from streamspace.control_plane.api.deps import Admin, Ctx, end_logins
 from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserUpdate
 from streamspace.control_plane.auth.throttle import user_key
-from streamspace.control_plane.db.records import AuditEventRecord, UserRecord
-from streamspace.control_plane.services import users
+from streamspace.control_plane.db.records import UserRecord
+from streamspace.control_plane.services import audit, users
 from streamspace.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -65,12 +65,10 @@ async def clear_lockout(user_id: str, admin: Admin, ctx: Ctx) -> None:
     if user is None or user.org_id != admin.org_id:
         raise NotFound("user not found")
     await ctx.throttle.clear(keys=[user_key(user.username)])  # 503 if Redis cannot be reached
-    async with ctx.db.begin() as db:
-        db.add(
-            AuditEventRecord(
-                org_id=user.org_id,
-                actor=admin.username,
-                action="user.lockout_cleared",
-                detail={"user": user.username},
-            )
-        )
+    await audit.record(
+        ctx.db,
+        org_id=user.org_id,
+        actor=admin.username,
+        action="user.lockout_cleared",
+        detail={"user": user.username},
+    )
