@@ -62,7 +62,7 @@ class HeldDatabase:
     async def revoke(self, *, token_id: str) -> None:
         self.revoked.add(token_id)
 
-    async def revoke_user(self, *, user_id: str) -> None:
+    async def revoke_user(self, *, user_id: str, keep: str | None = None) -> None:
         self.revoked.add(TOKEN)
 
     async def token_ids(self, *, user_id: str) -> list[str]:
