@@ -72,7 +72,8 @@ def up(
 ) -> None:
     """Run everything in one process: SQLite in the data dir, in-memory hub, the UI."""
     from streamspace.control_plane.asgi.logs import configure_logging
-    from streamspace.control_plane.db.files import secure_data_dir, write_private
+    from streamspace.control_plane.db.files import secure_data_dir
+    from streamspace.private_files import write_private
 
     base = _settings(host=host, port=port, data_dir=data_dir)
     configure_logging(fmt=base.log_format, level=base.log_level, pod_name=base.pod_name)

@@ -6,16 +6,13 @@ standby that never saw the approval still holds the key when it takes over.
 from __future__ import annotations
 
 import base64
-import logging
-import os
-import stat
 from pathlib import Path
 from typing import Any, Protocol
 
 from streamspace.config import AgentSettings
+from streamspace.private_files import DIR_MODE, FILE_MODE, tighten, write_private
 
 SECRET_KEY = "api-key"
-log = logging.getLogger(__name__)
 
 
 class KeyStore(Protocol):
@@ -44,32 +41,12 @@ class FileKeyStore:
     async def read(self) -> str | None:
         if not self.path.exists():
             return None
-        self._tighten()
+        tighten(self.path, mode=FILE_MODE)  # left readable by others by an earlier version
         return self.path.read_text().strip() or None
 
-    def _tighten(self) -> None:
-        """A key file an earlier version left readable by other users is made 0600."""
-        mode = stat.S_IMODE(self.path.stat().st_mode)
-        if not mode & 0o077:
-            return
-        try:
-            self.path.chmod(0o600)
-        except OSError as exc:  # not ours, a read-only mount, a mounted secret: use it as is
-            log.warning(
-                "key file %s is readable by other users (mode %o) and cannot be made 600 (%s)",
-                self.path,
-                mode,
-                exc.strerror or exc,
-            )
-            return
-        log.warning("tightened %s from mode %o to 600", self.path, mode)
-
     async def store(self, key: str) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: before writing
-        with os.fdopen(fd, "w") as handle:
-            handle.write(key + "\n")
+        self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        write_private(self.path, key + "\n")
 
     async def close(self) -> None:
         return None

@@ -9,8 +9,9 @@ import os
 import shutil
 from pathlib import Path
 
-from streamspace.control_plane.db.files import SECRET_FILES, private_dir
+from streamspace.control_plane.db.files import SECRET_FILES
 from streamspace.errors import Conflict
+from streamspace.private_files import private_dir
 
 
 def collect(data_dir: Path, *, into: Path) -> dict[str, int]:
