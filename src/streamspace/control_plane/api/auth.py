@@ -55,8 +55,7 @@ async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -
     responses={429: {"description": "Too many login attempts; Retry-After says when to try again"}},
 )
 async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse:
-    # The peer, or the client a TRUSTED_PROXIES proxy forwarded for (app.py).
-    address = request.client.host if request.client else "unknown"
+    address = _client_address(request)
     if "x-forwarded-for" in request.headers and not ctx.settings.trusted_proxies:
         _warn_untrusted_proxy(address)
     user = await _checked_login(ctx, body=body, address=address)
@@ -95,7 +94,7 @@ async def change_password(
     """Change your own password. The current one is checked like a login (the same budgets:
     a stolen token cannot guess it); every other login of yours ends, and the sockets opened
     under them close on every replica. This login stays."""
-    address = request.client.host if request.client else "unknown"
+    address = _client_address(request)
     check = LoginRequest(username=principal.username, password=body.current_password)
     try:
         await _checked_login(ctx, body=check, address=address)
@@ -131,6 +130,11 @@ async def me(principal: User) -> UserRead:
         org_id=principal.org_id,
         disabled=False,
     )
+
+
+def _client_address(request: Request) -> str:
+    """The peer, or the client a TRUSTED_PROXIES proxy forwarded for (app.py)."""
+    return request.client.host if request.client else "unknown"
 
 
 _warned: set[str] = set()

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from streamspace.control_plane.api.deps import Ctx, User
-from streamspace.control_plane.auth.tokens import ticket
+from streamspace.control_plane.auth.tokens import EVENTS_TICKET, ticket
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 EVENTS_TICKET_TTL = 60.0
@@ -22,7 +22,7 @@ class EventsTicket(BaseModel):
 @router.post("/ticket", response_model=EventsTicket)
 async def events_ticket(principal: User, ctx: Ctx) -> EventsTicket:
     """Open `url` within `expires_in` seconds; the socket then lives as long as the login."""
-    value = ticket(ctx.tokens, principal=principal, purpose="events", ttl=EVENTS_TICKET_TTL)
+    value = ticket(ctx.tokens, principal=principal, purpose=EVENTS_TICKET, ttl=EVENTS_TICKET_TTL)
     return EventsTicket(
         ticket=value,
         url=f"/api/v1/ws/events?ticket={value}",

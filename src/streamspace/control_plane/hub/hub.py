@@ -35,13 +35,12 @@ from streamspace.control_plane.hub.pings import PingBook
 from streamspace.control_plane.hub.replicas import ReplicaDirectory
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.services import commands
+from streamspace.control_plane.services.agents import check_key
 from streamspace.control_plane.services.ports import EventSink, announce_agent
 from streamspace.control_plane.streaming.streams import AgentStream
 from streamspace.errors import (
     Conflict,
-    PermissionDenied,
     TimedOut,
-    Unauthenticated,
     Unavailable,
 )
 from streamspace.protocol import close_codes, encode, make
@@ -156,10 +155,7 @@ class AgentHub:
             if agent is None:
                 raise Conflict("agent is not registered", code="unknown_agent")
             # an admin's reject or key rotation that committed while this one authenticated
-            if agent.approval_status != "approved":
-                raise PermissionDenied(f"agent {agent.id} was rejected", code="agent_rejected")
-            if agent.api_key_hash != conn.key_hash:
-                raise Unauthenticated("the agent's key was rotated", code="key_revoked")
+            check_key(agent, conn.key_hash)
             if conn.epoch < agent.epoch:
                 raise Conflict(
                     f"stale leader epoch {conn.epoch} (current {agent.epoch})", code="stale_epoch"

@@ -63,6 +63,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def check_key(agent: AgentRecord, key_hash: str) -> None:
+    """Raise if a connection made with `key_hash` no longer speaks for the agent: an admin
+    rejected it (PermissionDenied `agent_rejected`) or rotated its key (`key_revoked`)."""
+    if agent.approval_status != "approved":
+        raise PermissionDenied(f"agent {agent.id} was rejected", code="agent_rejected")
+    if agent.api_key_hash is None or not hmac.compare_digest(agent.api_key_hash, key_hash):
+        raise Unauthenticated(f"agent {agent.id}'s key was rotated", code="key_revoked")
+
+
 class AgentService:
     def __init__(
         self,
@@ -278,10 +287,7 @@ class AgentService:
         agent = await db.get(AgentRecord, agent_id)
         if agent is None:
             return False
-        if agent.approval_status != "approved":
-            raise PermissionDenied(f"agent {agent_id} was rejected", code="agent_rejected")
-        if agent.api_key_hash is None or not hmac.compare_digest(agent.api_key_hash, key_hash):
-            raise Unauthenticated(f"agent {agent_id}'s key was rotated", code="key_revoked")
+        check_key(agent, key_hash)
         return agent.epoch == epoch
 
     @staticmethod

@@ -33,6 +33,10 @@ async def default_org(db: AsyncSession) -> OrgRecord:
 def check_new_credentials(*, username: str, password: str) -> None:
     if not USERNAME_RE.match(username):
         raise ValidationFailed("username must be 2-63 characters: lowercase letters, digits, . _ -")
+    check_new_password(password)
+
+
+def check_new_password(password: str) -> None:
     if len(password) < 8:
         raise ValidationFailed("password must be at least 8 characters")
 
@@ -85,8 +89,7 @@ async def set_password(
 ) -> UserRecord:
     """Give the user a new password (at least 8 characters). Ending their logins is the
     caller's part: the API closes their sockets too, the CLI cannot reach them."""
-    if len(password) < 8:
-        raise ValidationFailed("password must be at least 8 characters")
+    check_new_password(password)
     password_hash = await hash_password(password)
     async with sessions.begin() as db:
         user = await db.get(UserRecord, user_id, with_for_update=True)

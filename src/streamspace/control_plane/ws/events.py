@@ -11,7 +11,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from streamspace.control_plane.api.deps import login_principal, principal_from_token
 from streamspace.control_plane.auth.principal import Principal
-from streamspace.control_plane.auth.tokens import ticket_login
+from streamspace.control_plane.auth.tokens import EVENTS_TICKET, ticket_login
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.ws.close import closer
 from streamspace.errors import StreamSpaceError
@@ -19,7 +19,6 @@ from streamspace.protocol import close_codes
 
 router = APIRouter()
 log = logging.getLogger(__name__)
-TICKET = "events"  # the purpose of an events socket's ticket
 _warned = False
 
 
@@ -60,7 +59,7 @@ async def _principal(ctx: AppContext, ws: WebSocket) -> Principal:
     works for clients from before tickets, and is logged once so operators can see them."""
     ticket = ws.query_params.get("ticket")
     if ticket:
-        return await login_principal(ctx, ticket_login(ctx.tokens, ticket, purpose=TICKET))
+        return await login_principal(ctx, ticket_login(ctx.tokens, ticket, purpose=EVENTS_TICKET))
     token = ws.query_params.get("token")
     if token:
         global _warned
