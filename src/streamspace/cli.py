@@ -27,8 +27,12 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 users_app = typer.Typer(help="User management.", no_args_is_help=True)
 agents_app = typer.Typer(help="Agent management.", no_args_is_help=True)
+orgs_app = typer.Typer(
+    help="Orgs: each with its own users, templates and sessions.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(orgs_app, name="orgs")
 app.add_typer(agents_app, name="agents")
 
 
@@ -220,13 +224,73 @@ async def _with_db(settings: Any, fn: Callable[[Any], Awaitable[T]]) -> T:
 def users_create(
     username: str,
     admin: Annotated[bool, typer.Option("--admin", help="Give the admin role")] = False,
+    platform_admin: Annotated[
+        bool,
+        typer.Option("--platform-admin", help="An admin who also runs agents, replicas and orgs"),
+    ] = False,
+    org: Annotated[
+        str | None, typer.Option(help="The user's org (default: the default org)")
+    ] = None,
     password: Annotated[
         str | None,
         typer.Option(envvar="STREAMSPACE_NEW_USER_PASSWORD", help="Password (prompted if unset)"),
     ] = None,
 ) -> None:
-    """Create a local user in the default org."""
-    from streamspace.control_plane.services.users import create_user
+    """Create a local user (in the default org unless --org says another)."""
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    role = "admin" if admin or platform_admin else "user"
+    settings = _settings()
+    try:
+        asyncio.run(
+            _with_db(
+                settings,
+                lambda db: _create_user(
+                    db,
+                    username=username,
+                    password=password,
+                    role=role,
+                    org=org,
+                    platform_admin=platform_admin,
+                ),
+            )
+        )
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+    kind = "platform admin" if platform_admin else role
+    typer.echo(f"created {kind} {username}" + (f" in org {org}" if org else ""))
+
+
+async def _create_user(
+    db: Any, *, username: str, password: str, role: str, org: str | None, platform_admin: bool
+) -> None:
+    from streamspace.control_plane.services.users import create_user, org_by_name
+
+    org_id = (await org_by_name(db, name=org)).id if org else None
+    await create_user(
+        db,
+        username=username,
+        password=password,
+        role=role,
+        org_id=org_id,
+        platform_admin=platform_admin,
+    )
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: str,
+    admin: Annotated[str, typer.Option("--admin", help="Username of the org's first admin")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            envvar="STREAMSPACE_NEW_USER_PASSWORD", help="The admin's password (prompted if unset)"
+        ),
+    ] = None,
+) -> None:
+    """Create an org and its first admin, who then manages the org's users, templates and
+    sessions (not agents or replicas: those are the platform admins')."""
+    from streamspace.control_plane.services.users import create_org
 
     if password is None:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
@@ -235,14 +299,24 @@ def users_create(
         asyncio.run(
             _with_db(
                 settings,
-                lambda db: create_user(
-                    db, username=username, password=password, role="admin" if admin else "user"
+                lambda db: create_org(
+                    db, name=name, admin_username=admin, admin_password=password, actor="cli"
                 ),
             )
         )
     except StreamSpaceError as exc:
         raise _fail(exc.message) from exc
-    typer.echo(f"created {'admin' if admin else 'user'} {username}")
+    typer.echo(f"created org {name} with admin {admin}")
+
+
+@orgs_app.command("list")
+def orgs_list() -> None:
+    """Every org and its number of users."""
+    from streamspace.control_plane.services.users import list_orgs
+
+    rows = asyncio.run(_with_db(_settings(), list_orgs))
+    for org, count in rows:
+        typer.echo(f"{org.name}\t{count} user{'s' if count != 1 else ''}")
 
 
 @users_app.command("set-password")

@@ -152,6 +152,47 @@ async def test_logout_and_disabling_close_open_sockets_on_every_replica(tmp_path
         assert await c.session_state(a.url, session_id, admin) == "running"  # only sockets end
 
 
+async def test_removing_a_user_closes_their_sockets_everywhere_and_ends_their_sessions(
+    tmp_path: Path,
+) -> None:
+    async with (
+        pattern_source() as vnc_port,
+        cluster(tmp_path, replicas=2, lb=False, extra_env=EVENTS_ONLY) as c,
+    ):
+        a, b = c.replicas
+        admin = await c.token(a.url)
+        c.agent("rev-2", url=b.url, extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}"})
+        await c.approve("rev-2", admin)
+        await c.wait_online("rev-2", admin)
+        user = {"username": "rita", "password": "rita-pass-1"}
+        rita_id = (await c.call(a.url, "POST", "/api/v1/users", admin, json=user)).json()["id"]
+        rita = await c.token(b.url, "rita", "rita-pass-1")
+        r = await c.call(a.url, "POST", "/api/v1/sessions", rita, json={"template": "terminal"})
+        session_id = r.json()["id"]
+        await c.wait_state(session_id, "running", admin)
+        async with (
+            opened(await stream_url(c, a.url, rita, session_id), subprotocols=["binary"]) as vnc,  # type: ignore[list-item]
+            opened(await events_url(c, b.url, rita)) as events,
+        ):
+            await vnc.ws.send(struct.pack(">I", 64))
+            await hello(events)
+            r = await c.call(a.url, "DELETE", f"/api/v1/users/{rita_id}", admin)
+            assert r.status_code == 200, r.text
+            assert r.json()["sessions_not_terminated"] == []
+            removed = (close_codes.UNAUTHENTICATED, "login ended: your account was removed")
+            assert await vnc.closed() == removed
+            assert await events.closed() == removed  # on the other replica
+        await c.wait_state(session_id, "terminated", admin)
+        login = await c.call(
+            b.url,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            json={"username": "rita", "password": "rita-pass-1"},
+        )
+        assert login.status_code == 401
+
+
 async def test_events_tickets_are_short_lived_single_purpose_and_login_bound(
     tmp_path: Path,
 ) -> None:

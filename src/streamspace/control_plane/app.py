@@ -27,6 +27,7 @@ from streamspace.control_plane.api import (
     agents,
     auth,
     health,
+    orgs,
     overview,
     sessions,
     stream,
@@ -282,7 +283,18 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (health, auth, users, templates, sessions, stream, tickets, agents, overview):
+    for module in (
+        health,
+        auth,
+        users,
+        orgs,
+        templates,
+        sessions,
+        stream,
+        tickets,
+        agents,
+        overview,
+    ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)
     app.include_router(events.router)

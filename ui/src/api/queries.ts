@@ -11,6 +11,7 @@ import type {
   TemplateUpdate,
   User,
   UserCreate,
+  UserRemoved,
   UserUpdate,
 } from './types';
 
@@ -204,6 +205,17 @@ export function useClearLockout() {
   return useMutation({
     mutationFn: (id: string): Promise<unknown> =>
       unwrap(api.DELETE('/api/v1/users/{user_id}/lockout', { params: { path: { user_id: id } } })),
+  });
+}
+
+export function useRemoveUser() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string): Promise<UserRemoved> => unwrap(api.DELETE('/api/v1/users/{user_id}', { params: { path: { user_id: id } } })),
+    onSuccess: (removed) => {
+      qc.setQueryData<User[]>(keys.users, (old) => old?.filter((u) => u.id !== removed.id));
+      void qc.invalidateQueries({ queryKey: keys.users });
+    },
   });
 }
 

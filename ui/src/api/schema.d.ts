@@ -261,6 +261,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Orgs */
+        get: operations["list_orgs_api_v1_orgs_get"];
+        put?: never;
+        /** Create Org */
+        post: operations["create_org_api_v1_orgs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pods": {
         parameters: {
             query?: never;
@@ -430,7 +448,14 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Remove User
+         * @description Remove a user: their logins end and their open sockets close on every replica, their
+         *     sessions are terminated. The record stays (history) and the name stays taken, so nobody
+         *     new is given their home; their home volumes stay on the agents until an operator deletes
+         *     them.
+         */
+        delete: operations["remove_user_api_v1_users__user_id__delete"];
         options?: never;
         head?: never;
         /** Update User */
@@ -609,6 +634,57 @@ export interface components {
             password: string;
             /** Username */
             username: string;
+        };
+        /** OrgAdmin */
+        OrgAdmin: {
+            /** Password */
+            password: string;
+            /** Username */
+            username: string;
+        };
+        /** OrgCreate */
+        OrgCreate: {
+            /** @description the org's first admin, created with it */
+            admin: components["schemas"]["OrgAdmin"];
+            /** Name */
+            name: string;
+        };
+        /** OrgCreated */
+        OrgCreated: {
+            admin: components["schemas"]["UserRead"];
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Users
+             * @description users in the org, removed ones not counted
+             * @default 0
+             */
+            users: number;
+        };
+        /** OrgRead */
+        OrgRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Users
+             * @description users in the org, removed ones not counted
+             * @default 0
+             */
+            users: number;
         };
         /** Overview */
         Overview: {
@@ -969,6 +1045,12 @@ export interface components {
             /** Password */
             password: string;
             /**
+             * Platform Admin
+             * @description only a platform admin may give it; needs role admin
+             * @default false
+             */
+            platform_admin: boolean;
+            /**
              * Role
              * @default user
              * @enum {string}
@@ -986,6 +1068,12 @@ export interface components {
             /** Org Id */
             org_id: string;
             /**
+             * Platform Admin
+             * @description an admin who also runs the platform: agents, replicas, orgs
+             * @default false
+             */
+            platform_admin: boolean;
+            /**
              * Role
              * @enum {string}
              */
@@ -993,10 +1081,27 @@ export interface components {
             /** Username */
             username: string;
         };
+        /** UserRemoved */
+        UserRemoved: {
+            /** Id */
+            id: string;
+            /**
+             * Sessions Not Terminated
+             * @description sessions that could not be ended now (their agent unreachable): end them later with DELETE /api/v1/sessions/{id}
+             */
+            sessions_not_terminated?: string[];
+            /** Username */
+            username: string;
+        };
         /** UserUpdate */
         UserUpdate: {
             /** Disabled */
             disabled?: boolean | null;
+            /**
+             * Platform Admin
+             * @description only a platform admin may change it; needs role admin
+             */
+            platform_admin?: boolean | null;
             /** Role */
             role?: ("admin" | "user") | null;
         };
@@ -1463,6 +1568,59 @@ export interface operations {
             };
         };
     };
+    list_orgs_api_v1_orgs_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgRead"][];
+                };
+            };
+        };
+    };
+    create_org_api_v1_orgs_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgCreated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_pods_api_v1_pods_get: {
         parameters: {
             query?: never;
@@ -1914,6 +2072,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_user_api_v1_users__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserRemoved"];
                 };
             };
             /** @description Validation Error */

@@ -12,6 +12,7 @@ export type Replica = Schemas['ReplicaRead'];
 export type User = Schemas['UserRead'];
 export type UserCreate = Schemas['UserCreate'];
 export type UserUpdate = Schemas['UserUpdate'];
+export type UserRemoved = Schemas['UserRemoved'];
 export type Overview = Schemas['Overview'];
 export type OverviewPoint = Schemas['OverviewPoint'];
 export type TokenResponse = Schemas['TokenResponse'];

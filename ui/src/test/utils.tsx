@@ -130,8 +130,8 @@ export class FakeWebSocket {
 
 // --- fixtures -------------------------------------------------------------------
 
-export const alice: User = { id: 'u-alice', username: 'alice', role: 'user', org_id: 'org', disabled: false };
-export const root: User = { id: 'u-root', username: 'root', role: 'admin', org_id: 'org', disabled: false };
+export const alice: User = { id: 'u-alice', username: 'alice', role: 'user', org_id: 'org', disabled: false, platform_admin: false };
+export const root: User = { id: 'u-root', username: 'root', role: 'admin', org_id: 'org', disabled: false, platform_admin: true };
 
 export function template(over: Partial<Template> = {}): Template {
   return {

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from streamspace.control_plane.api.deps import Admin, Ctx
+from streamspace.control_plane.api.deps import Ctx, PlatformAdmin
 from streamspace.control_plane.api.schemas import StrictBody
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import AgentRecord
@@ -87,7 +87,7 @@ async def register(
 
 
 @router.get("/api/v1/agents", response_model=list[AgentRead])
-async def list_agents(admin: Admin, ctx: Ctx) -> list[AgentRead]:
+async def list_agents(admin: PlatformAdmin, ctx: Ctx) -> list[AgentRead]:
     async with ctx.db() as db:
         agents = (await db.scalars(select(AgentRecord).order_by(AgentRecord.id))).all()
         loads = await agent_loads(db)
@@ -104,21 +104,21 @@ async def list_agents(admin: Admin, ctx: Ctx) -> list[AgentRead]:
 
 
 @router.post("/api/v1/admin/agents/{agent_id}/approve", response_model=AgentRead)
-async def approve(agent_id: str, admin: Admin, ctx: Ctx) -> AgentRead:
+async def approve(agent_id: str, admin: PlatformAdmin, ctx: Ctx) -> AgentRead:
     return AgentRead.model_validate(
         await ctx.agent_service.approve(agent_id=agent_id, admin=admin.username)
     )
 
 
 @router.post("/api/v1/admin/agents/{agent_id}/reject", response_model=AgentRead)
-async def reject(agent_id: str, admin: Admin, ctx: Ctx) -> AgentRead:
+async def reject(agent_id: str, admin: PlatformAdmin, ctx: Ctx) -> AgentRead:
     return AgentRead.model_validate(
         await ctx.agent_service.reject(agent_id=agent_id, admin=admin.username)
     )
 
 
 @router.post("/api/v1/admin/agents/{agent_id}/rotate-key", response_model=AgentKey)
-async def rotate_key(agent_id: str, admin: Admin, ctx: Ctx) -> AgentKey:
+async def rotate_key(agent_id: str, admin: PlatformAdmin, ctx: Ctx) -> AgentKey:
     key = await ctx.agent_service.rotate_key(agent_id=agent_id, actor=admin.username)
     return AgentKey(
         agentId=agent_id,
@@ -159,7 +159,7 @@ WaitParam = Annotated[
         504: {"description": "no pong"},
     },
 )
-async def ping(agent_id: str, admin: Admin, ctx: Ctx, wait: WaitParam = 5.0) -> PingRead:
+async def ping(agent_id: str, admin: PlatformAdmin, ctx: Ctx, wait: WaitParam = 5.0) -> PingRead:
     """Round-trip a `ping` through the hub to the agent, on whichever replica holds it."""
     return await _ping(ctx, agent_id, wait)
 
@@ -178,7 +178,9 @@ class PingManyRead(BaseModel):
 
 
 @router.post("/api/v1/admin/agents/ping", response_model=PingManyRead)
-async def ping_many(body: PingMany, admin: Admin, ctx: Ctx, wait: WaitParam = 5.0) -> PingManyRead:
+async def ping_many(
+    body: PingMany, admin: PlatformAdmin, ctx: Ctx, wait: WaitParam = 5.0
+) -> PingManyRead:
     """Ping many agents at once (a fleet check): each ping is its own command, routed to
     whichever replica holds that agent; one answer per agent, in the order asked."""
 
@@ -192,7 +194,7 @@ async def ping_many(body: PingMany, admin: Admin, ctx: Ctx, wait: WaitParam = 5.
 
 
 @router.get("/api/v1/pods", response_model=list[ReplicaRead])
-async def list_pods(admin: Admin, ctx: Ctx) -> list[ReplicaRead]:
+async def list_pods(admin: PlatformAdmin, ctx: Ctx) -> list[ReplicaRead]:
     replicas = await ctx.hub.replicas.known()
     async with ctx.db() as db:
         rows = (

@@ -129,6 +129,7 @@ async def me(principal: User) -> UserRead:
         role=principal.role,
         org_id=principal.org_id,
         disabled=False,
+        platform_admin=principal.is_platform_admin,
     )
 
 

@@ -72,5 +72,19 @@ async def admin_principal(principal: Annotated[Principal, Depends(current_princi
     return principal
 
 
+async def platform_admin_principal(
+    principal: Annotated[Principal, Depends(admin_principal)],
+) -> Principal:
+    """Agents, replicas and orgs are the platform's, not an org's: an org's admin manages
+    their own users, templates and sessions only."""
+    if not principal.is_platform_admin:
+        raise PermissionDenied(
+            "platform admin required: agents, replicas and orgs belong to the platform",
+            code="platform_admin_required",
+        )
+    return principal
+
+
 User = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(admin_principal)]
+PlatformAdmin = Annotated[Principal, Depends(platform_admin_principal)]

@@ -72,17 +72,58 @@ class UserRead(BaseModel):
     role: Role
     org_id: str
     disabled: bool
+    platform_admin: bool = Field(
+        False, description="an admin who also runs the platform: agents, replicas, orgs"
+    )
 
 
 class UserCreate(StrictBody):
     username: str = Field(..., min_length=2, max_length=63)
     password: str = Field(..., min_length=8, max_length=1024)
     role: Role = "user"
+    platform_admin: bool = Field(
+        False, description="only a platform admin may give it; needs role admin"
+    )
 
 
 class UserUpdate(StrictBody):
     disabled: bool | None = None
     role: Role | None = None
+    platform_admin: bool | None = Field(
+        None, description="only a platform admin may change it; needs role admin"
+    )
+
+
+class UserRemoved(BaseModel):
+    id: str
+    username: str
+    sessions_not_terminated: list[str] = Field(
+        default_factory=list,
+        description="sessions that could not be ended now (their agent unreachable): end them"
+        " later with DELETE /api/v1/sessions/{id}",
+    )
+
+
+class OrgAdmin(StrictBody):
+    username: str = Field(..., min_length=2, max_length=63)
+    password: str = Field(..., min_length=8, max_length=1024)
+
+
+class OrgCreate(StrictBody):
+    name: str = Field(..., min_length=2, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    admin: OrgAdmin = Field(..., description="the org's first admin, created with it")
+
+
+class OrgRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    created_at: datetime
+    users: int = Field(0, description="users in the org, removed ones not counted")
+
+
+class OrgCreated(OrgRead):
+    admin: UserRead
 
 
 PullPolicy = Literal["never", "if-missing", "always"]

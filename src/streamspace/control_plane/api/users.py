@@ -1,5 +1,5 @@
-"""Admin user management: list, create, disable/enable, change role, clear a login lockout
-(org-scoped)."""
+"""Admin user management, org-scoped: list, create, disable/enable, change role, make platform
+admins (platform admins only), remove, clear a login lockout."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from streamspace.control_plane.api.deps import Admin, Ctx, end_logins
-from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserUpdate
+from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserRemoved, UserUpdate
 from streamspace.control_plane.auth.throttle import user_key
 from streamspace.control_plane.db.records import UserRecord
 from streamspace.control_plane.services import audit, users
-from streamspace.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -21,7 +20,7 @@ async def list_users(admin: Admin, ctx: Ctx) -> list[UserRead]:
     async with ctx.db() as db:
         rows = await db.scalars(
             select(UserRecord)
-            .where(UserRecord.org_id == admin.org_id)
+            .where(UserRecord.org_id == admin.org_id, UserRecord.removed_at.is_(None))
             .order_by(UserRecord.username)
         )
         return [UserRead.model_validate(u) for u in rows.all()]
@@ -29,31 +28,43 @@ async def list_users(admin: Admin, ctx: Ctx) -> list[UserRead]:
 
 @router.post("", response_model=UserRead, status_code=201)
 async def create_user(body: UserCreate, admin: Admin, ctx: Ctx) -> UserRead:
+    users.check_grants(actor=admin, platform_admin=body.platform_admin or None)
     user = await users.create_user(
-        ctx.db, username=body.username, password=body.password, role=body.role, org_id=admin.org_id
+        ctx.db,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        org_id=admin.org_id,
+        platform_admin=body.platform_admin,
     )
     return UserRead.model_validate(user)
 
 
 @router.patch("/{user_id}", response_model=UserRead)
 async def update_user(user_id: str, body: UserUpdate, admin: Admin, ctx: Ctx) -> UserRead:
-    async with ctx.db.begin() as db:
-        user = await db.get(UserRecord, user_id)
-        if user is None or user.org_id != admin.org_id:
-            raise NotFound("user not found")
-        if user.id == admin.user_id and (body.disabled or body.role == "user"):
-            raise Conflict("you cannot disable or demote yourself", code="self_lockout")
-        if body.disabled is not None:
-            user.disabled = body.disabled
-        if body.role is not None:
-            user.role = body.role
+    change = users.UserChange(
+        disabled=body.disabled, role=body.role, platform_admin=body.platform_admin
+    )
+    user = await users.update_user(ctx.db, actor=admin, user_id=user_id, change=change)
     if user.disabled:
         await end_logins(ctx, user_id=user.id, reason="your account was disabled")
-    elif body.role is not None:
+    elif body.role is not None or body.platform_admin is not None:
         await ctx.login_store.refresh_user(user_id=user.id)
         # open sockets keep the role they were opened with: they reconnect with the new one
         await ctx.events.refresh_user(user_id=user.id, reason="your role changed")
     return UserRead.model_validate(user)
+
+
+@router.delete("/{user_id}", response_model=UserRemoved)
+async def remove_user(user_id: str, admin: Admin, ctx: Ctx) -> UserRemoved:
+    """Remove a user: their logins end and their open sockets close on every replica, their
+    sessions are terminated. The record stays (history) and the name stays taken, so nobody
+    new is given their home; their home volumes stay on the agents until an operator deletes
+    them."""
+    user = await users.remove_user(ctx.db, actor=admin, user_id=user_id)
+    await end_logins(ctx, user_id=user.id, reason="your account was removed")
+    kept = await ctx.session_service.terminate_all(principal=admin, user_id=user.id)
+    return UserRemoved(id=user.id, username=user.username, sessions_not_terminated=list(kept))
 
 
 @router.delete("/{user_id}/lockout", status_code=204, response_class=Response, response_model=None)
@@ -61,9 +72,7 @@ async def clear_lockout(user_id: str, admin: Admin, ctx: Ctx) -> None:
     """Give the user their whole failed-login budget back at once (on every replica with Redis;
     without it, on this replica). Their client address's budget is left alone."""
     async with ctx.db() as db:
-        user = await db.get(UserRecord, user_id)
-    if user is None or user.org_id != admin.org_id:
-        raise NotFound("user not found")
+        user = await users.managed_user(db, actor=admin, user_id=user_id)
     await ctx.throttle.clear(keys=[user_key(user.username)])  # 503 if Redis cannot be reached
     await audit.record(
         ctx.db,

@@ -18,9 +18,9 @@ from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
 from streamspace.control_plane.services import commands, scheduler
 from streamspace.control_plane.services.ports import CommandRouter, EventSink
-from streamspace.control_plane.services.states import check_transition
+from streamspace.control_plane.services.states import FINAL_STATES, check_transition
 from streamspace.control_plane.services.templates import get_template
-from streamspace.errors import NotFound
+from streamspace.errors import NotFound, StreamSpaceError
 
 log = logging.getLogger(__name__)
 _USER_ACTIONS = {  # action -> (target state, agent command)
@@ -195,6 +195,29 @@ class SessionService:
         async with self._reads() as db:
             rows: Sequence[Row[Any]] = (await db.execute(query, params)).all()
         return rows
+
+    async def terminate_all(self, *, principal: Principal, user_id: str) -> Sequence[str]:
+        """Terminate every session of a user of the caller's org that is not ended (a removed
+        user's). Returns the ids that could not be terminated now (their agent unreachable,
+        say), each logged: they stay for an admin to end later."""
+        async with self._reads() as db:
+            ids = (
+                await db.scalars(
+                    select(SessionRecord.id).where(
+                        SessionRecord.user_id == user_id,
+                        SessionRecord.org_id == principal.org_id,
+                        SessionRecord.state.not_in(("terminating", *FINAL_STATES)),
+                    )
+                )
+            ).all()
+        left: tuple[str, ...] = ()
+        for session_id in ids:
+            try:
+                await self.act(principal=principal, session_id=session_id, action="terminate")
+            except StreamSpaceError as exc:
+                log.warning("session %s of removed user kept: %s", session_id, exc.message)
+                left += (session_id,)
+        return left
 
     async def act(self, *, principal: Principal, session_id: str, action: str) -> SessionRecord:
         """hibernate | resume | terminate, guarded by the state machine (409 when impossible)."""

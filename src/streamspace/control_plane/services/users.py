@@ -1,9 +1,16 @@
-"""Users and orgs: first-start admin, creation, login, passwords, enable/disable. Owns its
-transactions."""
+"""Users and orgs: first-start admin, creation, login, passwords, what an admin may change of
+whom, removal, new orgs with their first admin. Owns its transactions.
+
+Who manages whom: an org's admin manages the users of their own org; a platform admin is an
+admin who also runs the platform (agents, replicas, orgs), and only a platform admin may make,
+change, disable or remove one. A removed user keeps their row (sessions and the audit trail
+point at it) and their name stays taken: homes are named after the username, and a newcomer
+under the same name must not be handed the removed user's files."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -14,8 +21,9 @@ from streamspace.control_plane.auth.passwords import (
     hash_password,
     verify_password,
 )
-from streamspace.control_plane.db.records import OrgRecord, UserRecord
-from streamspace.errors import Conflict, NotFound, ValidationFailed
+from streamspace.control_plane.auth.principal import Principal
+from streamspace.control_plane.db.records import AuditEventRecord, OrgRecord, UserRecord, utcnow
+from streamspace.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 
 DEFAULT_ORG = "default"
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
@@ -51,20 +59,19 @@ async def create_user(
     platform_admin: bool = False,
 ) -> UserRecord:
     check_new_credentials(username=username, password=password)
+    _check_platform_role(role=role, platform_admin=platform_admin)
     password_hash = await hash_password(password)
     try:
         async with sessions.begin() as db:
-            if await db.scalar(select(UserRecord.id).where(UserRecord.username == username)):
-                raise Conflict(f"user {username!r} already exists", code="user_exists")
             org_id = org_id or (await default_org(db)).id
-            user = UserRecord(
+            return await _add_user(
+                db,
                 username=username,
                 password_hash=password_hash,
                 role=role,
                 org_id=org_id,
                 platform_admin=platform_admin,
             )
-            db.add(user)
     except IntegrityError as exc:
         # Inserted meanwhile by another request or replica: the user, or on a new database
         # the default org (replicas starting together each create the first admin).
@@ -72,7 +79,50 @@ async def create_user(
             f"user {username!r} (or the default org) was created at the same moment",
             code="user_exists",
         ) from exc
+
+
+async def _add_user(
+    db: AsyncSession,
+    *,
+    username: str,
+    password_hash: str,
+    role: str,
+    org_id: str,
+    platform_admin: bool,
+) -> UserRecord:
+    taken = await db.scalar(select(UserRecord).where(UserRecord.username == username))
+    if taken is not None and taken.removed_at is not None:
+        raise Conflict(
+            f"user {username!r} was removed; the name stays taken so that nobody new is given"
+            " their files: choose another name",
+            code="user_removed",
+        )
+    if taken is not None:
+        raise Conflict(f"user {username!r} already exists", code="user_exists")
+    user = UserRecord(
+        username=username,
+        password_hash=password_hash,
+        role=role,
+        org_id=org_id,
+        platform_admin=platform_admin,
+    )
+    db.add(user)
+    await db.flush()
     return user
+
+
+def _check_platform_role(*, role: str, platform_admin: bool) -> None:
+    if platform_admin and role != "admin":
+        raise ValidationFailed("a platform admin must have the admin role")
+
+
+def check_grants(*, actor: Principal, platform_admin: bool | None) -> None:
+    """Only a platform admin makes (or unmakes) platform admins."""
+    if platform_admin is not None and not actor.is_platform_admin:
+        raise PermissionDenied(
+            "only a platform admin can make or unmake platform admins",
+            code="platform_admin_required",
+        )
 
 
 async def ensure_admin(
@@ -107,12 +157,20 @@ async def set_password(
     return user
 
 
+async def org_by_name(sessions: async_sessionmaker[AsyncSession], *, name: str) -> OrgRecord:
+    async with sessions() as db:
+        org = await db.scalar(select(OrgRecord).where(OrgRecord.name == name))
+    if org is None:
+        raise NotFound(f"no org {name!r}")
+    return org
+
+
 async def get_user_by_name(
     sessions: async_sessionmaker[AsyncSession], *, username: str
 ) -> UserRecord:
     async with sessions() as db:
         user = await db.scalar(select(UserRecord).where(UserRecord.username == username))
-    if user is None:
+    if user is None or user.removed_at is not None:
         raise NotFound(f"no user {username!r}")
     return user
 
@@ -130,3 +188,142 @@ async def authenticate(
     if user is None or not ok or user.disabled:
         return None
     return user
+
+
+async def managed_user(
+    db: AsyncSession, *, actor: Principal, user_id: str, lock: bool = False
+) -> UserRecord:
+    """A user `actor` may manage: in their org and not removed (else not found, as another
+    org's users are invisible), and a platform admin only for a platform admin."""
+    user = await db.get(UserRecord, user_id, with_for_update=lock)
+    if user is None or user.org_id != actor.org_id or user.removed_at is not None:
+        raise NotFound("user not found")
+    if user.platform_admin and not actor.is_platform_admin:
+        raise PermissionDenied(
+            "only a platform admin can change a platform admin", code="platform_admin_required"
+        )
+    return user
+
+
+@dataclass(frozen=True)
+class UserChange:
+    disabled: bool | None = None
+    role: str | None = None
+    platform_admin: bool | None = None
+
+
+async def update_user(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    actor: Principal,
+    user_id: str,
+    change: UserChange,
+) -> UserRecord:
+    """Enable/disable, change role, make or unmake a platform admin. Demoting a platform
+    admin to user unmakes them too. Nobody disables, demotes or unmakes themselves."""
+    check_grants(actor=actor, platform_admin=change.platform_admin)
+    async with sessions.begin() as db:
+        user = await managed_user(db, actor=actor, user_id=user_id, lock=True)
+        if user.id == actor.user_id and (
+            change.disabled or change.role == "user" or change.platform_admin is False
+        ):
+            raise Conflict("you cannot disable, demote or unmake yourself", code="self_lockout")
+        role = change.role or user.role
+        platform_admin = (
+            user.platform_admin if change.platform_admin is None else change.platform_admin
+        )
+        if change.role == "user" and change.platform_admin is None:
+            platform_admin = False
+        _check_platform_role(role=role, platform_admin=platform_admin)
+        if change.disabled is not None:
+            user.disabled = change.disabled
+        user.role, user.platform_admin = role, platform_admin
+    return user
+
+
+async def remove_user(
+    sessions: async_sessionmaker[AsyncSession], *, actor: Principal, user_id: str
+) -> UserRecord:
+    """Mark the user removed (and disabled: no login takes them any more). Ending their
+    logins and their sessions is the caller's part, as for disabling."""
+    async with sessions.begin() as db:
+        user = await managed_user(db, actor=actor, user_id=user_id, lock=True)
+        if user.id == actor.user_id:
+            raise Conflict("you cannot remove yourself", code="self_lockout")
+        user.removed_at = utcnow()
+        user.disabled = True
+        db.add(
+            AuditEventRecord(
+                org_id=user.org_id,
+                actor=actor.username,
+                action="user.removed",
+                target=user.id,
+                detail={"user": user.username},
+            )
+        )
+    return user
+
+
+ORG_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+
+
+async def create_org(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    name: str,
+    admin_username: str,
+    admin_password: str,
+    actor: str,
+) -> tuple[OrgRecord, UserRecord]:
+    """A new org and its first admin, together or not at all."""
+    if not ORG_NAME_RE.match(name):
+        raise ValidationFailed("org name must be 2-63 characters: lowercase letters, digits, . _ -")
+    check_new_credentials(username=admin_username, password=admin_password)
+    password_hash = await hash_password(admin_password)
+    try:
+        async with sessions.begin() as db:
+            if await db.scalar(select(OrgRecord.id).where(OrgRecord.name == name)):
+                raise Conflict(f"org {name!r} already exists", code="org_exists")
+            org = OrgRecord(name=name)
+            db.add(org)
+            await db.flush()
+            admin = await _add_user(
+                db,
+                username=admin_username,
+                password_hash=password_hash,
+                role="admin",
+                org_id=org.id,
+                platform_admin=False,
+            )
+            db.add(
+                AuditEventRecord(
+                    org_id=org.id,
+                    actor=actor,
+                    action="org.created",
+                    target=org.id,
+                    detail={"org": name, "admin": admin_username},
+                )
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            f"org {name!r} or user {admin_username!r} was created at the same moment",
+            code="org_exists",
+        ) from exc
+    return org, admin
+
+
+async def list_orgs(sessions: async_sessionmaker[AsyncSession]) -> list[tuple[OrgRecord, int]]:
+    """Every org with its number of users (removed ones not counted), by name."""
+    counts = (
+        select(UserRecord.org_id, func.count().label("users"))
+        .where(UserRecord.removed_at.is_(None))
+        .group_by(UserRecord.org_id)
+        .subquery()
+    )
+    async with sessions() as db:
+        rows = await db.execute(
+            select(OrgRecord, func.coalesce(counts.c.users, 0))
+            .outerjoin(counts, counts.c.org_id == OrgRecord.id)
+            .order_by(OrgRecord.name)
+        )
+        return [(org, int(users)) for org, users in rows.all()]

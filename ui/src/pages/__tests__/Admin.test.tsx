@@ -77,6 +77,25 @@ describe('Admin console', () => {
     expect(screen.getByRole('group', { name: 'Commands failed' })).toHaveTextContent('3');
   });
 
+  it.each(['/admin', '/admin/agents', '/admin/replicas'])(
+    "sends an org's admin from %s to their org's sessions, without requesting platform data",
+    async (path) => {
+      const orgAdmin = { ...root, username: 'acme-admin', platform_admin: false };
+      const { calls } = mockApi({
+        'GET /api/v1/auth/me': () => json(orgAdmin),
+        'GET /api/v1/sessions': () => json([]),
+      });
+      renderApp(path);
+      const sections = within(await screen.findByRole('navigation', { name: 'Admin sections' }));
+      expect(sections.getByRole('link', { name: 'Sessions' })).toHaveAttribute('aria-current', 'page');
+      for (const name of ['Overview', 'Agents', 'Replicas']) {
+        expect(sections.queryByRole('link', { name })).not.toBeInTheDocument();
+      }
+      expect(sections.getByRole('link', { name: 'Users' })).toBeInTheDocument();
+      expect(calls.map((c) => c.path).filter((p) => /agents|pods|overview/.test(p))).toEqual([]);
+    },
+  );
+
   it('approves a pending agent', async () => {
     let agents = [agent({ id: 'agent-1' }), agent({ id: 'agent-new', approval_status: 'pending', status: 'offline', pod_name: null })];
     const { calls } = mockApi({

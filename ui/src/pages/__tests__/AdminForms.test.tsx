@@ -79,7 +79,7 @@ describe('Admin templates', () => {
 
 describe('Admin users', () => {
   it("clears a user's login lockout", async () => {
-    const bob: User = { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false };
+    const bob: User = { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false };
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(root),
       'GET /api/v1/users': () => json([root, bob]),
@@ -93,14 +93,42 @@ describe('Admin users', () => {
     expect(calls.filter((c) => c.method === 'DELETE').map((c) => c.path)).toEqual(['/api/v1/users/u-bob/lockout']);
   });
 
+  it('removes a user after asking, and the row goes', async () => {
+    let users: User[] = [root, { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false }];
+    const { calls } = mockApi({
+      'GET /api/v1/auth/me': () => json(root),
+      'GET /api/v1/users': () => json(users),
+      'DELETE /api/v1/users/:id': () => {
+        users = [root];
+        return json({ id: 'u-bob', username: 'bob', sessions_not_terminated: [] });
+      },
+    });
+    const user = userEvent.setup();
+    renderApp('/admin/users');
+    await screen.findByRole('table');
+    expect(screen.queryByRole('button', { name: 'Remove root' })).not.toBeInTheDocument(); // not yourself
+    await user.click(screen.getByRole('button', { name: 'Remove bob' }));
+    expect(calls.filter((c) => c.method === 'DELETE')).toEqual([]); // asked first
+    await user.click(within(await screen.findByRole('dialog')).getByRole('button', { name: 'Remove bob' }));
+    await waitFor(() => expect(calls.filter((c) => c.method === 'DELETE').map((c) => c.path)).toEqual(['/api/v1/users/u-bob']));
+    await waitFor(() => expect(document.querySelector('[data-username="bob"]')).toBeNull());
+  });
+
   it('creates a user, disables one and changes a role', async () => {
-    let users: User[] = [root, { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false }];
+    let users: User[] = [root, { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false }];
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(root),
       'GET /api/v1/users': () => json(users),
       'POST /api/v1/users': (c) => {
         const body = c.body as { username: string; role: 'admin' | 'user' };
-        const u: User = { id: `u-${body.username}`, username: body.username, role: body.role, org_id: 'org', disabled: false };
+        const u: User = {
+          id: `u-${body.username}`,
+          username: body.username,
+          role: body.role,
+          org_id: 'org',
+          disabled: false,
+          platform_admin: false,
+        };
         users = [...users, u];
         return json(u, 201);
       },
@@ -133,6 +161,11 @@ describe('Admin users', () => {
     await waitFor(() => expect(row('carol')).not.toBeNull());
 
     expect(calls.filter((c) => c.method === 'PATCH').map((c) => c.body)).toEqual([{ disabled: true }, { role: 'admin' }]);
-    expect(calls.find((c) => c.method === 'POST')?.body).toEqual({ username: 'carol', password: 'short-but-longer', role: 'user' });
+    expect(calls.find((c) => c.method === 'POST')?.body).toEqual({
+      username: 'carol',
+      password: 'short-but-longer',
+      role: 'user',
+      platform_admin: false,
+    });
   });
 });

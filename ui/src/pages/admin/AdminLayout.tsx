@@ -1,14 +1,16 @@
 import { Button, Group, Stack, Text, Title } from '@mantine/core';
-import { Link, Outlet, useLocation } from 'react-router';
+import { Link, Navigate, Outlet, useLocation } from 'react-router';
 import { useMe } from '../../api/queries';
 
+// `platform`: the platform's (agents, replicas, the cluster-wide overview), shown to platform
+// admins only; an org's admin manages their org's sessions, templates and users.
 const SECTIONS = [
-  { to: '/admin', label: 'Overview' },
-  { to: '/admin/agents', label: 'Agents' },
-  { to: '/admin/replicas', label: 'Replicas' },
-  { to: '/admin/sessions', label: 'Sessions' },
-  { to: '/admin/templates', label: 'Templates' },
-  { to: '/admin/users', label: 'Users' },
+  { to: '/admin', label: 'Overview', platform: true },
+  { to: '/admin/agents', label: 'Agents', platform: true },
+  { to: '/admin/replicas', label: 'Replicas', platform: true },
+  { to: '/admin/sessions', label: 'Sessions', platform: false },
+  { to: '/admin/templates', label: 'Templates', platform: false },
+  { to: '/admin/users', label: 'Users', platform: false },
 ];
 
 /** The admin console; for anyone else a notice, and none of the admin data is requested. */
@@ -29,11 +31,16 @@ export function AdminLayout() {
   }
 
   const current = (to: string) => (to === '/admin' ? pathname === '/admin' || pathname === '/admin/' : pathname.startsWith(to));
+  const platform = me.data.platform_admin === true;
+  const sections = SECTIONS.filter((s) => platform || !s.platform);
+  if (!platform && SECTIONS.some((s) => s.platform && current(s.to))) {
+    return <Navigate to="/admin/sessions" replace />;
+  }
 
   return (
     <Stack>
       <Group component="nav" aria-label="Admin sections" gap={4} wrap="wrap">
-        {SECTIONS.map((s) => (
+        {sections.map((s) => (
           <Button
             key={s.to}
             component={Link}

@@ -4,7 +4,7 @@ import { notifications } from '@mantine/notifications';
 import { IconPlus } from '@tabler/icons-react';
 import { useState } from 'react';
 import { errorMessage } from '../../api/client';
-import { useClearLockout, useCreateUser, useMe, useUpdateUser, useUsers } from '../../api/queries';
+import { useClearLockout, useCreateUser, useMe, useRemoveUser, useUpdateUser, useUsers } from '../../api/queries';
 import type { Role, User } from '../../api/types';
 import { DataTable } from '../../components/DataTable';
 import { EmptyState, QueryContent } from '../../components/QueryState';
@@ -30,7 +30,7 @@ function NewUserForm({ onDone }: { onDone: () => void }) {
       onSubmit={form.onSubmit((values) => {
         setServerError(null);
         create.mutate(
-          { ...values, username: values.username.trim() },
+          { ...values, username: values.username.trim(), platform_admin: false },
           {
             onSuccess: (user) => {
               notifications.show({ color: 'green', title: 'User created', message: user.username });
@@ -65,12 +65,54 @@ function NewUserForm({ onDone }: { onDone: () => void }) {
 
 const USER_COLUMNS = ['Username', 'Role', 'Status', 'Actions'];
 
+/** Asks before removing: a removed user's logins and sessions end, and the name stays taken. */
+function RemoveUserDialog({ user, onDone }: { user: User; onDone: () => void }) {
+  const remove = useRemoveUser();
+  const [serverError, setServerError] = useState<string | null>(null);
+  const confirm = () =>
+    remove.mutate(user.id, {
+      onSuccess: (removed) => {
+        const kept = removed.sessions_not_terminated ?? [];
+        notifications.show({
+          color: kept.length ? 'yellow' : 'green',
+          title: 'User removed',
+          message: kept.length
+            ? `${user.username}: ${kept.length} session(s) could not be ended now (agent unreachable); end them from Sessions`
+            : user.username,
+        });
+        onDone();
+      },
+      onError: (err) => setServerError(errorMessage(err)),
+    });
+  return (
+    <Stack>
+      {serverError && (
+        <Alert color="red" role="alert" title="Could not remove the user">
+          {serverError}
+        </Alert>
+      )}
+      <Text size="sm">
+        {user.username} is signed out everywhere and their sessions are ended. Their name stays taken, so nobody new is given their files.
+      </Text>
+      <Group justify="flex-end">
+        <Button variant="default" onClick={onDone}>
+          Cancel
+        </Button>
+        <Button color="red" loading={remove.isPending} onClick={confirm}>
+          Remove {user.username}
+        </Button>
+      </Group>
+    </Stack>
+  );
+}
+
 export function UsersPage() {
   const users = useUsers();
   const me = useMe();
   const update = useUpdateUser();
   const unlock = useClearLockout();
   const [creating, setCreating] = useState(false);
+  const [removing, setRemoving] = useState<User | null>(null);
 
   const clearLockout = (u: User) =>
     unlock.mutate(u.id, {
@@ -132,6 +174,11 @@ export function UsersPage() {
                   <Badge color={u.disabled ? 'red' : 'green'} variant="light">
                     {u.disabled ? 'disabled' : 'active'}
                   </Badge>
+                  {u.platform_admin && (
+                    <Badge color="grape" variant="light" ml="xs" title="Also runs agents, replicas and orgs">
+                      platform
+                    </Badge>
+                  )}
                 </Table.Td>
                 <Table.Td>
                   <Button
@@ -155,6 +202,18 @@ export function UsersPage() {
                   >
                     Clear lockout
                   </Button>
+                  {!self && (
+                    <Button
+                      size="xs"
+                      variant="subtle"
+                      color="red"
+                      ml="xs"
+                      onClick={() => setRemoving(u)}
+                      aria-label={`Remove ${u.username}`}
+                    >
+                      Remove
+                    </Button>
+                  )}
                 </Table.Td>
               </Table.Tr>
             );
@@ -163,6 +222,9 @@ export function UsersPage() {
       </QueryContent>
       <Modal opened={creating} onClose={() => setCreating(false)} title="New user">
         {creating && <NewUserForm onDone={() => setCreating(false)} />}
+      </Modal>
+      <Modal opened={removing !== null} onClose={() => setRemoving(null)} title="Remove user">
+        {removing && <RemoveUserDialog user={removing} onDone={() => setRemoving(null)} />}
       </Modal>
     </Stack>
   );
