@@ -89,18 +89,27 @@ async def hello(socket: Socket) -> None:
     assert json.loads(socket.frames[0])["kind"] == "hello"
 
 
+async def agent_and_user(c: Cluster, *, vnc_port: int, name: str) -> tuple[dict[str, str], str]:
+    """An approved agent on replica B streaming the pattern source, and a new user `name`
+    (password `<name>-pass-1`): the admin's login and the user's id."""
+    a, b = c.replicas
+    admin = await c.token(a.url)
+    c.agent(f"rev-{name}", url=b.url, extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}"})
+    await c.approve(f"rev-{name}", admin)
+    await c.wait_online(f"rev-{name}", admin)
+    user = {"username": name, "password": f"{name}-pass-1"}
+    r = await c.call(a.url, "POST", "/api/v1/users", admin, json=user)
+    assert r.status_code == 201, r.text
+    return admin, r.json()["id"]
+
+
 async def test_logout_and_disabling_close_open_sockets_on_every_replica(tmp_path: Path) -> None:
     async with (
         pattern_source() as vnc_port,
         cluster(tmp_path, replicas=2, lb=False, extra_env=EVENTS_ONLY) as c,
     ):
         a, b = c.replicas
-        admin = await c.token(a.url)
-        c.agent("rev-1", url=b.url, extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}"})
-        await c.approve("rev-1", admin)
-        await c.wait_online("rev-1", admin)
-        user = {"username": "olga", "password": "olga-pass-1"}
-        olga_id = (await c.call(a.url, "POST", "/api/v1/users", admin, json=user)).json()["id"]
+        admin, olga_id = await agent_and_user(c, vnc_port=vnc_port, name="olga")
         laptop = await c.token(a.url, "olga", "olga-pass-1")
         phone = await c.token(b.url, "olga", "olga-pass-1")  # a second login of hers
         r = await c.call(a.url, "POST", "/api/v1/sessions", laptop, json={"template": "terminal"})
@@ -160,12 +169,7 @@ async def test_removing_a_user_closes_their_sockets_everywhere_and_ends_their_se
         cluster(tmp_path, replicas=2, lb=False, extra_env=EVENTS_ONLY) as c,
     ):
         a, b = c.replicas
-        admin = await c.token(a.url)
-        c.agent("rev-2", url=b.url, extra={"MEMORY_PLATFORM": f"vnc=127.0.0.1:{vnc_port}"})
-        await c.approve("rev-2", admin)
-        await c.wait_online("rev-2", admin)
-        user = {"username": "rita", "password": "rita-pass-1"}
-        rita_id = (await c.call(a.url, "POST", "/api/v1/users", admin, json=user)).json()["id"]
+        admin, rita_id = await agent_and_user(c, vnc_port=vnc_port, name="rita")
         rita = await c.token(b.url, "rita", "rita-pass-1")
         r = await c.call(a.url, "POST", "/api/v1/sessions", rita, json={"template": "terminal"})
         session_id = r.json()["id"]
