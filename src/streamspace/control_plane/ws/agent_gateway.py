@@ -202,7 +202,7 @@ async def _refused(
         return True
     log.warning("agent %s: %s refused, closing: %s", conn.agent_id, kind, exc.message)
     conn.revoked = True
-    await conn.close(close_code_for(exc), exc.message[:120])
+    await conn.close(close_code_for(exc), exc.message)
     return False
 
 
