@@ -16,6 +16,7 @@ import aiodocker
 import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
+from aiodocker.networks import DockerNetwork
 
 from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
 from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
@@ -85,10 +86,12 @@ class DockerPlatform(LazyDockerClient, Platform):
     # -- the Platform contract ---------------------------------------------------------------
 
     async def start(self, spec: SessionSpec) -> ObservedSession:
-        await self._ensure_network()
+        network = await self._ensure_network()
         container = await self._find(spec.session_id)
         if container is None:
             container = await self._create(spec)
+        else:
+            await self._reattach(container, network=network)
         return await self._run_until_ready(container, session_id=spec.session_id)
 
     async def stop(self, session_id: str) -> None:
@@ -113,7 +116,7 @@ class DockerPlatform(LazyDockerClient, Platform):
 
     async def wake(self, session_id: str) -> ObservedSession:
         container = await self._get(session_id)
-        await self._ensure_network()
+        await self._reattach(container, network=await self._ensure_network())
         return await self._run_until_ready(container, session_id=session_id)
 
     async def list_sessions(self) -> list[ObservedSession]:
@@ -171,18 +174,30 @@ class DockerPlatform(LazyDockerClient, Platform):
             raise NotFound(f"session {session_id} has no container on agent {self._agent_id}")
         return container
 
-    async def _ensure_network(self) -> None:
-        """Create the sessions' network unless it exists. Looked up on every start and wake
+    async def _ensure_network(self) -> DockerNetwork:
+        """The sessions' network, created unless it exists. Looked up on every start and wake
         (one inspect): a network removed from outside is made again, not a failed start."""
         async with self._network_lock:
             with docker_errors(f"creating network {self._network}"):
                 try:
-                    await self._docker.networks.get(self._network)
+                    return await self._docker.networks.get(self._network)
                 except aiodocker.DockerError as exc:
                     if exc.status != 404:
                         raise
                     config = network_config(self._network, isolate_sessions=self._isolate_sessions)
-                    await self._docker.networks.create(config)
+                    return await self._docker.networks.create(config)
+
+    async def _reattach(self, container: DockerContainer, *, network: DockerNetwork) -> None:
+        """A stopped container holds the id of the network it was on. When that network was
+        removed and made again, starting fails ("network <id> not found") until the container
+        is attached to the new one."""
+        networks = (container["NetworkSettings"] or {}).get("Networks") or {}
+        attached = (networks.get(self._network) or {}).get("NetworkID")
+        if not attached or attached == network.id:
+            return
+        with docker_errors(f"attaching {container.id[:12]} to network {self._network}"):
+            await network.disconnect({"Container": container.id, "Force": True})
+            await network.connect({"Container": container.id})
 
     async def _create(self, spec: SessionSpec) -> DockerContainer:
         name = container_name(spec.session_id)
