@@ -65,9 +65,7 @@ class WelcomePayload(_Payload):
 
     pod: str = ""
     heartbeat_interval: float | None = Field(None, alias="heartbeatInterval")
-    installation_id: str | None = Field(
-        None, alias="installationId", pattern=r"^[0-9a-f]{8,64}$"
-    )
+    installation_id: str | None = Field(None, alias="installationId", pattern=r"^[0-9a-f]{8,64}$")
 
 
 class ShutdownPayload(_Payload):
