@@ -7,19 +7,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from streamspace.config import AgentSettings, ControlPlaneSettings
-from streamspace.control_plane.app import create_app
+from streamspace.control_plane.app import create_app, installation_id
 from streamspace.control_plane.db.engine import create_engine, session_factory
+from streamspace.control_plane.db.records import AgentRecord
 from streamspace.control_plane.server import server_config
 from streamspace.control_plane.services.agents import AgentService
 from streamspace.errors import Conflict
 
 log = logging.getLogger("streamspace.up")
-LOCAL_AGENT = "local-docker"
+LOCAL_AGENT = "local-docker"  # the id before installation ids; upgraded installations keep it
+LOCAL_NETWORK = "streamspace-sessions"
+SHORT_ID = 8
 DEFAULT_IMAGE = "streamspace/terminal:bookworm"
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "images" / "build.sh"
 
@@ -72,17 +76,44 @@ async def build_default_image() -> bool:
     return ok
 
 
-async def provision_local_agent(settings: ControlPlaneSettings) -> str:
-    """Create (or re-key) the approved local agent; returns its fresh key."""
+@dataclass(frozen=True, kw_only=True)
+class LocalAgent:
+    """Who the embedded agent is in this installation, and its fresh key."""
+
+    agent_id: str
+    network: str
+    installation_id: str
+    key: str
+
+
+def local_names(*, installation: str, legacy: bool) -> tuple[str, str]:
+    """The embedded agent's id and sessions' network. Unique per installation, so two
+    installations on one engine never list (and stop) each other's sessions; an installation
+    from before installation ids keeps `local-docker` and its network, which its sessions,
+    running and hibernated, are labelled with and attached to."""
+    if legacy:
+        return LOCAL_AGENT, LOCAL_NETWORK
+    short = installation[:SHORT_ID]
+    return f"{LOCAL_AGENT}-{short}", f"{LOCAL_NETWORK}-{short}"
+
+
+async def provision_local_agent(settings: ControlPlaneSettings) -> LocalAgent:
+    """Create (or re-key) the approved local agent of this installation."""
     engine = create_engine(settings)
     try:
-        service = AgentService(sessions=session_factory(engine), bootstrap_key=None, announce=None)
+        db = session_factory(engine)
+        installation = await installation_id(db)
+        async with db() as s:
+            legacy = await s.get(AgentRecord, LOCAL_AGENT) is not None
+        agent_id, network = local_names(installation=installation, legacy=legacy)
+        service = AgentService(sessions=db, bootstrap_key=None, announce=None)
         try:
-            return await service.create_with_key(
-                agent_id=LOCAL_AGENT, platform="docker", region="local", max_sessions=10, admin="up"
+            key = await service.create_with_key(
+                agent_id=agent_id, platform="docker", region="local", max_sessions=10, admin="up"
             )
         except Conflict:
-            return await service.rotate_key(agent_id=LOCAL_AGENT, actor="up")
+            key = await service.rotate_key(agent_id=agent_id, actor="up")
+        return LocalAgent(agent_id=agent_id, network=network, installation_id=installation, key=key)
     finally:
         await engine.dispose()
 
@@ -95,20 +126,28 @@ async def run_local_agent(settings: ControlPlaneSettings) -> None:
         log.info("no Docker engine answers; running without a local agent")
         return
     await build_default_image()
-    key = await provision_local_agent(settings)
+    local = await provision_local_agent(settings)
     agent_settings = AgentSettings(
-        agent_id=LOCAL_AGENT,
+        agent_id=local.agent_id,
         control_plane_url=f"http://127.0.0.1:{settings.port}",
         platform="docker",
         region="local",
         max_sessions=10,
-        api_key=key,
+        api_key=local.key,
         key_file=settings.data_dir / "local-agent.key",
+        docker_network=local.network,
     )
-    platform = DockerPlatform.from_settings(agent_settings)
-    log.info("local Docker agent %s starting", LOCAL_AGENT)
+    platform = DockerPlatform(
+        agent_id=local.agent_id, network=local.network, installation_id=local.installation_id
+    )
+    log.info(
+        "local Docker agent %s starting (installation %s, network %s)",
+        local.agent_id,
+        local.installation_id,
+        local.network,
+    )
     try:
-        await AgentRuntime(settings=agent_settings, platform=platform, key=key).run()
+        await AgentRuntime(settings=agent_settings, platform=platform, key=local.key).run()
     finally:
         await platform.close()
 

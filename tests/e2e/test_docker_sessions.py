@@ -69,6 +69,9 @@ async def test_session_lifecycle_on_docker(docker_cluster: tuple[Cluster, str, s
     assert banner.startswith(b"RFB 003.00")
     inspect = json.loads(await docker_cli("inspect", name))[0]
     assert inspect["HostConfig"]["PortBindings"] in ({}, None)  # nothing published on the host
+    # the agent learnt its installation from the welcome, before it created anything
+    installation = (await c.call(base, "GET", "/health", {})).json()["installation_id"]
+    assert inspect["Config"]["Labels"]["streamspace.installation"] == installation
     await docker_cli("exec", "-u", "user", name, "sh", "-c", "echo kept > /home/user/notes.txt")
 
     assert (await c.call(base, "POST", f"/api/v1/sessions/{sid}/hibernate", me)).status_code == 202

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import get_args
 
 import httpx
@@ -19,10 +21,23 @@ async def app_client(database_url: str) -> AsyncIterator[tuple[FastAPI, httpx.As
         yield pair
 
 
+async def test_the_installation_id_is_generated_once_per_database(
+    database_url: str, tmp_path: Path
+) -> None:
+    async def installation(url: str) -> str:
+        async with running_app(database_url=url) as (_, client):
+            return str((await client.get("/health")).json()["installation_id"])
+
+    first = await installation(database_url)
+    assert await installation(database_url) == first  # a restart keeps it
+    assert await installation(f"sqlite+aiosqlite:///{tmp_path / 'other.db'}") != first
+
+
 async def test_health_ready_metrics(app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
     _, client = app_client
     health = (await client.get("/health")).json()
     assert health["status"] == "ok" and health["pod_name"] == "api-7" and health["version"]
+    assert re.fullmatch(r"[0-9a-f]{32}", health["installation_id"])
     ready = await client.get("/ready")
     assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
     await client.get("/api/v1/templates", headers=await login(client))

@@ -149,3 +149,33 @@ async def test_every_hibernation_is_reported_not_only_the_first(
     finally:
         await reports.aclose()  # type: ignore[attr-defined]
         await platform.stop(session.session_id)
+
+
+async def test_an_agent_lists_only_its_installation_and_its_legacy_sessions(
+    kube_cluster: KubeCluster, platform: KubernetesPlatform
+) -> None:
+    """Two installations' agents of the same id in one namespace: each sees its own sessions
+    (and those from before installation ids), never the other's."""
+    mine, theirs = uuid.uuid4().hex, uuid.uuid4().hex
+    platform.use_installation(mine)
+    agent_id = platform._agent_id
+    sessions = {}
+    api, core_api = await core(kube_cluster)
+    try:
+        for owner in (mine, theirs, None):
+            session = spec("streamspace/terminal:bookworm")
+            record = model.record_manifest(
+                spec=session, agent_id=agent_id, state="hibernated", installation_id=owner
+            )
+            await core_api.create_namespaced_config_map(kube_cluster.namespace, record)
+            sessions[owner] = session.session_id
+    finally:
+        await api.close()
+
+    listed = {s.session_id: s.state for s in await platform.list_sessions()}
+
+    assert listed == {sessions[mine]: "hibernated", sessions[None]: "hibernated"}
+    labels = model.record_manifest(
+        spec=spec("i"), agent_id=agent_id, state="running", installation_id=mine
+    )["metadata"]["labels"]
+    assert labels[model.LABEL_INSTALLATION] == mine

@@ -33,7 +33,7 @@ from streamspace.protocol.close_codes import (
     UNAUTHENTICATED,
     UNSUPPORTED_VERSION,
 )
-from streamspace.protocol.messages import CommandPayload
+from streamspace.protocol.messages import CommandPayload, WelcomePayload
 from streamspace.protocol.streams import CHUNK, HEADER, unpack
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ Frame = str | bytes | memoryview  # control text, or a binary stream frame (mayb
 FATAL_CLOSES = {UNAUTHENTICATED, FORBIDDEN, UNSUPPORTED_VERSION}
 SENT_AWAY = {GOING_AWAY, SERVICE_RESTART}  # the replica is stopping: reconnect at once
 APPLIED_MEMORY = 5000
+WELCOME_TIMEOUT = 10.0  # the welcome is the first frame; a control plane sends it at once
 
 
 def _write_binary(ws: ClientConnection, data: bytes | memoryview) -> bool:
@@ -203,6 +204,7 @@ class AgentRuntime:
             raise FatalAgentError(f"displaced by another connection for this agent: {reason}")
 
     async def _session(self, ws: ClientConnection) -> None:
+        await self._greeted(ws)
         await self._report_all()
         tasks = [
             asyncio.create_task(self._writer(ws)),
@@ -252,31 +254,66 @@ class AgentRuntime:
                     self._queue(frame)  # keep control frames for the next connection
                 raise
 
+    async def _greeted(self, ws: ClientConnection) -> None:
+        """Take the control plane's first frame, its welcome, before reporting anything: it
+        names the installation, which the platform must know before it lists its sessions
+        (another installation's on the same engine are not this agent's to report)."""
+        try:
+            async with asyncio.timeout(WELCOME_TIMEOUT):
+                frame = await ws.recv()
+        except TimeoutError:
+            log.warning("agent %s: no welcome from the control plane", self.settings.agent_id)
+            return
+        self._on_frame(frame)
+
+    def _welcomed(self, payload: dict[str, Any]) -> None:
+        try:
+            welcome = WelcomePayload.model_validate(payload)
+        except ValueError as exc:
+            log.warning("agent: ignoring an invalid welcome: %s", exc)
+            return
+        new = welcome.installation_id
+        if new is None or new == self.platform.installation_id:
+            return  # a control plane from before installation ids, or no change
+        if self.platform.installation_id is not None:
+            log.warning(
+                "agent %s: the control plane's installation is %s, no longer %s",
+                self.settings.agent_id,
+                new,
+                self.platform.installation_id,
+            )
+        self.platform.use_installation(new)
+
     async def _reader(self, ws: ClientConnection) -> None:
         async for frame in ws:
-            if isinstance(frame, bytes):
-                try:
-                    self.streams.on_data(*unpack(frame))
-                except StreamSpaceError as exc:
-                    log.warning("agent: bad stream frame from the control plane: %s", exc.message)
-                continue
+            self._on_frame(frame)
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        if isinstance(frame, bytes):
             try:
-                envelope = decode(frame)
+                self.streams.on_data(*unpack(frame))
             except StreamSpaceError as exc:
-                log.warning("agent: ignoring a bad frame from the control plane: %s", exc.message)
-                continue
-            if envelope.type == "command":
-                self._on_command(envelope)
-            elif envelope.type.startswith("stream_"):
-                self.streams.on_control(envelope.type, envelope.payload)
-            elif envelope.type == "ping":
-                self.send("pong", {"pingId": envelope.id})
-            elif envelope.type == "shutdown":
-                log.info(
-                    "agent: control plane asked us to shut down: %s",
-                    envelope.payload.get("reason", ""),
-                )
-                raise FatalAgentError("shutdown requested by the control plane")
+                log.warning("agent: bad stream frame from the control plane: %s", exc.message)
+            return
+        try:
+            envelope = decode(frame)
+        except StreamSpaceError as exc:
+            log.warning("agent: ignoring a bad frame from the control plane: %s", exc.message)
+            return
+        if envelope.type == "command":
+            self._on_command(envelope)
+        elif envelope.type.startswith("stream_"):
+            self.streams.on_control(envelope.type, envelope.payload)
+        elif envelope.type == "welcome":
+            self._welcomed(envelope.payload)
+        elif envelope.type == "ping":
+            self.send("pong", {"pingId": envelope.id})
+        elif envelope.type == "shutdown":
+            log.info(
+                "agent: control plane asked us to shut down: %s",
+                envelope.payload.get("reason", ""),
+            )
+            raise FatalAgentError("shutdown requested by the control plane")
 
     def send(self, type_: Any, payload: dict[str, Any]) -> None:
         self._queue(encode(make(type_, payload, epoch=self.epoch)))

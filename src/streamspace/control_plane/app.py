@@ -9,7 +9,7 @@ import functools
 import gc
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -75,16 +75,30 @@ log = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython default: 700)
 
 
-async def cluster_secret(db: async_sessionmaker[AsyncSession], *, key: str) -> str:
-    """A secret shared by every replica: generated once, kept in the database."""
+INSTALLATION_KEY = "installation_id"
+
+
+async def cluster_secret(
+    db: async_sessionmaker[AsyncSession], *, key: str, generate: Callable[[], str] | None = None
+) -> str:
+    """A value shared by every replica (a secret, by default): generated once, kept in the
+    database."""
     async with db.begin() as s:
         row = await s.get(SystemSettingRecord, key)
         if row is None:
-            row = SystemSettingRecord(key=key, value=secrets.token_urlsafe(48))
+            value = generate() if generate is not None else secrets.token_urlsafe(48)
+            row = SystemSettingRecord(key=key, value=value)
             s.add(row)
     async with db() as s:  # re-read: another replica may have won the insert race
         stored = await s.get(SystemSettingRecord, key)
         return stored.value if stored else row.value
+
+
+async def installation_id(db: async_sessionmaker[AsyncSession]) -> str:
+    """This installation's id, generated once per database: every Docker and Kubernetes object
+    its agents create carries it, so two installations on one engine never touch each other's.
+    Lowercase hex, so a short prefix fits Docker names and Kubernetes label values."""
+    return await cluster_secret(db, key=INSTALLATION_KEY, generate=lambda: secrets.token_hex(16))
 
 
 async def migrate_with_retry(engine: AsyncEngine) -> None:
@@ -161,6 +175,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     read_engine = reads(engine)
     read_db = session_factory(read_engine)
     secret = settings.jwt_secret or await cluster_secret(db, key="jwt_secret")
+    installation = await installation_id(db)
     login_store, throttle, cache = await auth_stores(settings, db, read_db)
     backend = _hub_backend(settings)
     event_hub = EventHub(bus=backend)
@@ -187,6 +202,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     )
     return AppContext(
         settings=settings,
+        installation_id=installation,
         engine=engine,
         reads=read_engine,
         db=db,
@@ -245,8 +261,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
     ]
     log.info(
-        "control plane %s ready (pod %s, database %s, hub %s)",
+        "control plane %s ready (installation %s, pod %s, database %s, hub %s)",
         __version__,
+        ctx.installation_id,
         settings.pod_name,
         ctx.engine.dialect.name,
         ctx.hub_backend.name,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 @dataclass(kw_only=True)
 class AppContext:
     settings: ControlPlaneSettings
+    installation_id: str  # generated once per database (app.installation_id)
     engine: AsyncEngine
     reads: AsyncEngine  # single-statement reads (engine.reads)
     db: async_sessionmaker[AsyncSession]

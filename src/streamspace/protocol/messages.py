@@ -59,5 +59,14 @@ class PongPayload(_Payload):
     ping_id: str | None = Field(None, alias="pingId", max_length=64)
 
 
+class WelcomePayload(_Payload):
+    """The control plane's first frame. `installationId` came later: a control plane from
+    before it sends none, and an agent then keeps to its own agent id alone."""
+
+    pod: str = ""
+    heartbeat_interval: float | None = Field(None, alias="heartbeatInterval")
+    installation_id: str | None = Field(None, alias="installationId", pattern=r"^[0-9a-f]{8,64}$")
+
+
 class ShutdownPayload(_Payload):
     reason: str = ""

@@ -12,6 +12,7 @@ from streamspace.agents.platforms.docker_model import (
     hibernated_name,
     is_hibernated_name,
     observed_from_summary,
+    owned,
     volume_name,
 )
 
@@ -45,6 +46,30 @@ def test_volume_names_are_valid_readable_and_distinct() -> None:
     )
 
 
+def test_each_installation_has_its_own_home_volumes() -> None:
+    first = volume_name(user="alice", template="terminal", installation_id="0123456789abcdef")
+    second = volume_name(user="alice", template="terminal", installation_id="fedcba9876543210")
+
+    assert first != second
+    assert first.startswith("streamspace-home-01234567-alice-terminal-")
+    assert DOCKER_NAME.fullmatch(first)
+    assert first != volume_name(user="alice", template="terminal")
+
+
+def test_an_agent_owns_its_installation_and_its_unlabelled_legacy_objects() -> None:
+    mine = {"streamspace.agent": "a", "streamspace.installation": "i1"}
+    theirs = {"streamspace.agent": "a", "streamspace.installation": "i2"}
+    legacy = {"streamspace.agent": "a"}
+    other_agent = {"streamspace.agent": "b", "streamspace.installation": "i1"}
+
+    assert owned(mine, agent_id="a", installation_id="i1")
+    assert not owned(theirs, agent_id="a", installation_id="i1")
+    assert owned(legacy, agent_id="a", installation_id="i1")
+    assert not owned(other_agent, agent_id="a", installation_id="i1")
+    # with a control plane from before installation ids: the agent id alone
+    assert owned(theirs, agent_id="a", installation_id=None)
+
+
 def test_hibernated_name_marks_the_state() -> None:
     assert is_hibernated_name("/" + hibernated_name("s1"))
     assert not is_hibernated_name("/" + container_name("s1"))
@@ -55,7 +80,9 @@ def test_config_has_limits_home_and_no_host_ports() -> None:
     config = container_config(
         spec=spec(cpu_limit=1.5, memory_limit_mb=512, env={"A": "1"}),
         agent_id="agent-1",
+        installation_id="i1",
         network="net",
+        home="streamspace-home-x",
     )
 
     host = config["HostConfig"]
@@ -63,12 +90,17 @@ def test_config_has_limits_home_and_no_host_ports() -> None:
     assert host["Memory"] == 512 * 1024 * 1024
     assert host["Mounts"][0]["Target"] == "/home/user"
     assert "PortBindings" not in host and "PublishAllPorts" not in host
+    assert host["Mounts"][0]["Source"] == "streamspace-home-x"
     assert config["Labels"]["streamspace.agent"] == "agent-1"
+    assert config["Labels"]["streamspace.installation"] == "i1"
+    assert config["Labels"]["streamspace.home"] == "streamspace-home-x"
     assert "A=1" in config["Env"]
 
 
 def test_config_without_persistent_home_mounts_nothing() -> None:
-    config = container_config(spec=spec(persistent_home=False), agent_id="a", network="n")
+    config = container_config(
+        spec=spec(persistent_home=False), agent_id="a", installation_id=None, network="n", home=None
+    )
 
     assert config["HostConfig"]["Mounts"] == []
     assert "streamspace.home" not in config["Labels"]

@@ -22,16 +22,28 @@ SPEC = SessionSpec(
 )
 KUBE_VERSIONS = ["1.29", "1.32"]
 
+INSTALLATION = "0123456789abcdef0123456789abcdef"
+
 
 def objects() -> list[dict[str, Any]]:
     return [
         model.pod_manifest(
-            spec=SPEC, agent_id="k8s-prod-us-east-1", pull_policy="Never", stop_timeout=5
+            spec=SPEC,
+            agent_id="k8s-prod-us-east-1",
+            pull_policy="Never",
+            stop_timeout=5,
+            installation_id=INSTALLATION,
         ),
         model.claim_manifest(
-            spec=SPEC, agent_id="k8s-prod-us-east-1", size="5Gi", storage_class="fast"
+            spec=SPEC,
+            agent_id="k8s-prod-us-east-1",
+            size="5Gi",
+            storage_class="fast",
+            installation_id=INSTALLATION,
         ),
-        model.record_manifest(spec=SPEC, agent_id="k8s-prod-us-east-1", state="running"),
+        model.record_manifest(
+            spec=SPEC, agent_id="k8s-prod-us-east-1", state="running", installation_id=INSTALLATION
+        ),
         model.policy_manifest(
             agent_id="k8s-prod-us-east-1",
             agent_pod_labels=model.parse_labels(

@@ -64,6 +64,13 @@ class Platform(ABC):
     """Runs sessions. Implementations: DockerPlatform, KubernetesPlatform, MemoryPlatform."""
 
     name: str = "abstract"
+    # The control plane's installation (None: one from before installation ids, which keeps
+    # to the agent id alone). Objects the platform creates carry it; it lists only its own.
+    installation_id: str | None = None
+
+    def use_installation(self, installation_id: str) -> None:
+        """The installation id the control plane's welcome names (before any listing)."""
+        self.installation_id = installation_id
 
     @abstractmethod
     async def start(self, spec: SessionSpec) -> ObservedSession:

@@ -16,11 +16,13 @@ import aiodocker
 import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
+from aiodocker.networks import DockerNetwork
 
 from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
 from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
 from streamspace.agents.platforms.docker_model import (
     LABEL_AGENT,
+    LABEL_INSTALLATION,
     LABEL_SESSION,
     LABEL_VNC_PORT,
     container_config,
@@ -29,8 +31,11 @@ from streamspace.agents.platforms.docker_model import (
     hibernated_name,
     is_hibernated_name,
     network_config,
+    object_labels,
     observed_from_summary,
+    owned,
     volume_config,
+    volume_name,
 )
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
 from streamspace.config.agent import AgentSettings
@@ -60,8 +65,10 @@ class DockerPlatform(LazyDockerClient, Platform):
         stop_timeout: int = 5,
         isolate_sessions: bool = True,
         watch_retry: float = 1.0,
+        installation_id: str | None = None,
     ) -> None:
         self._agent_id = agent_id
+        self.installation_id = installation_id
         self._network = network
         self._docker_url = docker_url
         self._ready_timeout = ready_timeout
@@ -69,7 +76,6 @@ class DockerPlatform(LazyDockerClient, Platform):
         self._isolate_sessions = isolate_sessions
         self._watch_retry = watch_retry
         self._client: aiodocker.Docker | None = None
-        self._network_ready = False
         self._network_lock = asyncio.Lock()
 
     @classmethod
@@ -80,10 +86,12 @@ class DockerPlatform(LazyDockerClient, Platform):
     # -- the Platform contract ---------------------------------------------------------------
 
     async def start(self, spec: SessionSpec) -> ObservedSession:
-        await self._ensure_network()
+        network = await self._ensure_network()
         container = await self._find(spec.session_id)
         if container is None:
             container = await self._create(spec)
+        else:
+            await self._reattach(container, network=network)
         return await self._run_until_ready(container, session_id=spec.session_id)
 
     async def stop(self, session_id: str) -> None:
@@ -108,7 +116,7 @@ class DockerPlatform(LazyDockerClient, Platform):
 
     async def wake(self, session_id: str) -> ObservedSession:
         container = await self._get(session_id)
-        await self._ensure_network()
+        await self._reattach(container, network=await self._ensure_network())
         return await self._run_until_ready(container, session_id=session_id)
 
     async def list_sessions(self) -> list[ObservedSession]:
@@ -148,9 +156,13 @@ class DockerPlatform(LazyDockerClient, Platform):
         if session_id is not None:
             labels.append(f"{LABEL_SESSION}={session_id}")
         with docker_errors("listing sessions"):
-            return await self._docker.containers.list(
+            found = await self._docker.containers.list(
                 all=True, filters=json.dumps({"label": labels})
             )
+        return [c for c in found if self._owns(c["Labels"] or {})]
+
+    def _owns(self, labels: dict[str, str]) -> bool:
+        return owned(labels, agent_id=self._agent_id, installation_id=self.installation_id)
 
     async def _find(self, session_id: str) -> DockerContainer | None:
         found = await self._list(session_id=session_id)
@@ -162,27 +174,42 @@ class DockerPlatform(LazyDockerClient, Platform):
             raise NotFound(f"session {session_id} has no container on agent {self._agent_id}")
         return container
 
-    async def _ensure_network(self) -> None:
+    async def _ensure_network(self) -> DockerNetwork:
+        """The sessions' network, created unless it exists. Looked up on every start and wake
+        (one inspect): a network removed from outside is made again, not a failed start."""
         async with self._network_lock:
-            if self._network_ready:
-                return
             with docker_errors(f"creating network {self._network}"):
                 try:
-                    await self._docker.networks.get(self._network)
+                    return await self._docker.networks.get(self._network)
                 except aiodocker.DockerError as exc:
                     if exc.status != 404:
                         raise
                     config = network_config(self._network, isolate_sessions=self._isolate_sessions)
-                    await self._docker.networks.create(config)
-            self._network_ready = True
+                    return await self._docker.networks.create(config)
+
+    async def _reattach(self, container: DockerContainer, *, network: DockerNetwork) -> None:
+        """A stopped container holds the id of the network it was on. When that network was
+        removed and made again, starting fails ("network <id> not found") until the container
+        is attached to the new one."""
+        networks = (container["NetworkSettings"] or {}).get("Networks") or {}
+        attached = (networks.get(self._network) or {}).get("NetworkID")
+        if not attached or attached == network.id:
+            return
+        with docker_errors(f"attaching {container.id[:12]} to network {self._network}"):
+            await network.disconnect({"Container": container.id, "Force": True})
+            await network.connect({"Container": container.id})
 
     async def _create(self, spec: SessionSpec) -> DockerContainer:
-        config = container_config(spec=spec, agent_id=self._agent_id, network=self._network)
         name = container_name(spec.session_id)
         with docker_errors(f"creating session {spec.session_id}"):
-            if spec.persistent_home:
-                volume = volume_config(spec=spec, agent_id=self._agent_id)
-                await self._docker.volumes.create(volume)  # type: ignore[no-untyped-call]
+            home = await self._home(spec) if spec.persistent_home else None
+            config = container_config(
+                spec=spec,
+                agent_id=self._agent_id,
+                installation_id=self.installation_id,
+                network=self._network,
+                home=home,
+            )
             try:
                 return await self._create_container(config=config, name=name, image=spec.image)
             except aiodocker.DockerError as exc:
@@ -191,6 +218,30 @@ class DockerPlatform(LazyDockerClient, Platform):
                 # A concurrent start of the same session won the name; the engine reserves
                 # the name before the container shows up in listings, so look for a moment.
                 return await self._await_concurrent_create(spec.session_id, error=exc)
+
+    async def _home(self, spec: SessionSpec) -> str:
+        """The session's home volume, created unless it exists: the installation's own, or the
+        legacy-named one when this agent made it before installation ids (its files stay)."""
+        owner = object_labels(agent_id=self._agent_id, installation_id=self.installation_id)
+        name = volume_name(
+            user=spec.user, template=spec.template, installation_id=self.installation_id
+        )
+        if self.installation_id is not None:
+            legacy = volume_name(user=spec.user, template=spec.template)
+            labels = await self._volume_labels(legacy)
+            if labels is not None and LABEL_INSTALLATION not in labels and self._owns(labels):
+                return legacy
+        volume = volume_config(spec=spec, name=name, owner=owner)
+        await self._docker.volumes.create(volume)  # type: ignore[no-untyped-call]
+        return name
+
+    async def _volume_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of volume `name`, None when there is no such volume."""
+        found = await self._docker.volumes.list(filters={"name": [name]})  # type: ignore[no-untyped-call]
+        for volume in found["Volumes"] or []:
+            if volume["Name"] == name:
+                return dict(volume.get("Labels") or {})
+        return None
 
     async def _await_concurrent_create(
         self, session_id: str, *, error: aiodocker.DockerError
@@ -332,8 +383,9 @@ class DockerPlatform(LazyDockerClient, Platform):
 
     async def _observe_event(self, event: dict[str, Any]) -> ObservedSession | None:
         actor = event.get("Actor") or {}
-        session_id = (actor.get("Attributes") or {}).get(LABEL_SESSION)
-        if not session_id:
+        attributes = actor.get("Attributes") or {}  # the container's labels, among others
+        session_id = attributes.get(LABEL_SESSION)
+        if not session_id or not self._owns(attributes):
             return None
         try:
             info = await self._docker.containers.get(actor.get("ID", ""))

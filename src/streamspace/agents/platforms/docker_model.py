@@ -1,8 +1,8 @@
 """How StreamSpace sessions look in Docker: names, labels, volume names, container config, and
 the mapping from Docker's container JSON back to an ObservedSession. Pure: no I/O here.
 
-A session is one container named `ss-<session id>`, labelled with its session, user, template
-and agent. A hibernated session is the same container, stopped and renamed to
+A session is one container named `ss-<session id>`, labelled with its session, user, template,
+agent and installation (see `owned`). A hibernated session is the same container, stopped and renamed to
 `ss-<session id>.hibernated` (see `is_hibernated_name` for why the name carries that state).
 """
 
@@ -20,6 +20,8 @@ LABEL_TEMPLATE = "streamspace.template"
 LABEL_AGENT = "streamspace.agent"
 LABEL_VNC_PORT = "streamspace.vnc-port"
 LABEL_HOME = "streamspace.home"
+LABEL_INSTALLATION = "streamspace.installation"
+SHORT_INSTALLATION = 8  # hex characters of the installation id in object names
 HOME_MOUNT = "/home/user"
 HIBERNATED_SUFFIX = ".hibernated"
 SHM_SIZE = 256 * 1024 * 1024  # browsers crash with Docker's default 64 MiB /dev/shm
@@ -57,47 +59,85 @@ def is_hibernated_name(name: str) -> bool:
     return name.lstrip("/").endswith(HIBERNATED_SUFFIX)
 
 
-def volume_name(*, user: str, template: str) -> str:
-    """Home volume of one user and template: `streamspace-home-<user>-<template>-<hash>`.
+def volume_name(*, user: str, template: str, installation_id: str | None = None) -> str:
+    """Home volume of one user and template of one installation:
+    `streamspace-home-<installation>-<user>-<template>-<hash>`; without an installation id
+    (a control plane from before them) the legacy `streamspace-home-<user>-<template>-<hash>`.
 
-    The short hash of the exact (user, template) pair keeps names unique after sanitising
-    (`a/b` and `a_b`) and when dashes make pairs ambiguous (`a-b` + `c` versus `a` + `b-c`).
+    The short hash of the exact (installation, user, template) keeps names unique after
+    sanitising (`a/b` and `a_b`) and when dashes make pairs ambiguous (`a-b` + `c` versus
+    `a` + `b-c`).
     """
-    digest = hashlib.sha256(f"{user}\0{template}".encode()).hexdigest()[:8]
-    return f"streamspace-home-{_safe(user)}-{_safe(template)}-{digest}"
+    if installation_id is None:
+        digest = hashlib.sha256(f"{user}\0{template}".encode()).hexdigest()[:8]
+        return f"streamspace-home-{_safe(user)}-{_safe(template)}-{digest}"
+    key = f"{installation_id}\0{user}\0{template}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    short = _safe(installation_id[:SHORT_INSTALLATION])
+    return f"streamspace-home-{short}-{_safe(user)}-{_safe(template)}-{digest}"
 
 
-def session_labels(*, spec: SessionSpec, agent_id: str) -> dict[str, str]:
+def owned(labels: dict[str, str], *, agent_id: str, installation_id: str | None) -> bool:
+    """Whether a container or volume is this agent's own: its agent label, and its
+    installation's label or none at all. Objects from before installation ids carry none;
+    they are adopted by the agent whose id they carry (an upgraded installation keeps its
+    agent ids), while another installation's labelled objects are never touched."""
+    if labels.get(LABEL_AGENT) != agent_id:
+        return False
+    theirs = labels.get(LABEL_INSTALLATION)
+    return theirs is None or installation_id is None or theirs == installation_id
+
+
+def object_labels(*, agent_id: str, installation_id: str | None) -> dict[str, str]:
+    """The labels saying whose an object is (see `owned`)."""
+    labels = {LABEL_AGENT: agent_id}
+    if installation_id is not None:
+        labels[LABEL_INSTALLATION] = installation_id
+    return labels
+
+
+def session_labels(
+    *, spec: SessionSpec, agent_id: str, installation_id: str | None, home: str | None
+) -> dict[str, str]:
     """Labels a session container carries; list and watch find sessions by them."""
     labels = {
         LABEL_SESSION: spec.session_id,
         LABEL_USER: spec.user,
         LABEL_TEMPLATE: spec.template,
-        LABEL_AGENT: agent_id,
+        **object_labels(agent_id=agent_id, installation_id=installation_id),
         LABEL_VNC_PORT: str(spec.vnc_port),
     }
-    if spec.persistent_home:
-        labels[LABEL_HOME] = volume_name(user=spec.user, template=spec.template)
+    if home is not None:
+        labels[LABEL_HOME] = home
     return labels
 
 
-def volume_config(*, spec: SessionSpec, agent_id: str) -> dict[str, Any]:
-    """Body of `POST /volumes/create` for the session's home volume."""
+def volume_config(*, spec: SessionSpec, name: str, owner: dict[str, str]) -> dict[str, Any]:
+    """Body of `POST /volumes/create` for the session's home volume `name`; `owner` from
+    `object_labels`."""
     return {
-        "Name": volume_name(user=spec.user, template=spec.template),
-        "Labels": {LABEL_USER: spec.user, LABEL_TEMPLATE: spec.template, LABEL_AGENT: agent_id},
+        "Name": name,
+        "Labels": {LABEL_USER: spec.user, LABEL_TEMPLATE: spec.template, **owner},
     }
 
 
-def container_config(*, spec: SessionSpec, agent_id: str, network: str) -> dict[str, Any]:
-    """Body of `POST /containers/create`: limits, labels, home volume, network; no host ports."""
+def container_config(
+    *,
+    spec: SessionSpec,
+    agent_id: str,
+    installation_id: str | None,
+    network: str,
+    home: str | None,
+) -> dict[str, Any]:
+    """Body of `POST /containers/create`: limits, labels, home volume `home` (when the spec
+    keeps one), network; no host ports."""
     host_config: dict[str, Any] = {
         "Init": True,  # tini as PID 1 reaps the zombies x11vnc would leave
         "NetworkMode": network,
         "RestartPolicy": {"Name": "no"},
         "ShmSize": SHM_SIZE,
         "SecurityOpt": ["no-new-privileges"],
-        "Mounts": _mounts(spec),
+        "Mounts": _mounts(home),
     }
     if spec.cpu_limit is not None:
         host_config["NanoCpus"] = int(spec.cpu_limit * 1_000_000_000)
@@ -107,17 +147,18 @@ def container_config(*, spec: SessionSpec, agent_id: str, network: str) -> dict[
     return {
         "Image": spec.image,
         "Env": [f"{key}={value}" for key, value in env.items()],
-        "Labels": session_labels(spec=spec, agent_id=agent_id),
+        "Labels": session_labels(
+            spec=spec, agent_id=agent_id, installation_id=installation_id, home=home
+        ),
         "HostConfig": host_config,
         "NetworkingConfig": {"EndpointsConfig": {network: {}}},
     }
 
 
-def _mounts(spec: SessionSpec) -> list[dict[str, Any]]:
-    if not spec.persistent_home:
+def _mounts(home: str | None) -> list[dict[str, Any]]:
+    if home is None:
         return []
-    source = volume_name(user=spec.user, template=spec.template)
-    return [{"Type": "volume", "Source": source, "Target": HOME_MOUNT}]
+    return [{"Type": "volume", "Source": home, "Target": HOME_MOUNT}]
 
 
 def network_config(name: str, *, isolate_sessions: bool) -> dict[str, Any]:

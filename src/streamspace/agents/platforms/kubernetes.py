@@ -108,9 +108,15 @@ class KubernetesPlatform(Platform):
                     agent_id=self._agent_id,
                     size=self._home_size,
                     storage_class=self._storage_class,
+                    installation_id=self.installation_id,
                 ),
             )
-        record = model.record_manifest(spec=spec, agent_id=self._agent_id, state="running")
+        record = model.record_manifest(
+            spec=spec,
+            agent_id=self._agent_id,
+            state="running",
+            installation_id=self.installation_id,
+        )
         if not await self._create("config_map", record):
             await self._set_record_state(spec.session_id, "running")
         return await self._run(spec)
@@ -192,6 +198,7 @@ class KubernetesPlatform(Platform):
             agent_id=self._agent_id,
             pull_policy=model.pull_policy(spec.pull),
             stop_timeout=self._stop_timeout,
+            installation_id=self.installation_id,
         )
         await self._create("pod", manifest)
         return await self._wait_for_vnc(spec)
@@ -267,7 +274,7 @@ class KubernetesPlatform(Platform):
         core, namespace = await self._core()
         selector = model.session_selector(self._agent_id)
         listed = await core.list_namespaced_pod(namespace, label_selector=selector)
-        pods = self._kube.plain(listed).get("items", [])
+        pods = self._own(self._kube.plain(listed).get("items", []))
         for pod in pods:
             observed = await self._observe_event({"type": "ADDED", "raw_object": pod})
             if observed is not None and _changed(reported, observed):
@@ -297,7 +304,7 @@ class KubernetesPlatform(Platform):
         )
         return [
             ObservedSession(session_id=_session_of(record), state="hibernated")
-            for record in self._kube.plain(records).get("items", [])
+            for record in self._own(self._kube.plain(records).get("items", []))
             if _session_of(record) not in with_pods and model.record_state(record) == "hibernated"
         ]
 
@@ -306,7 +313,7 @@ class KubernetesPlatform(Platform):
             return None
         pod: dict[str, Any] = event["raw_object"]
         session_id = _session_of(pod)
-        if not session_id:
+        if not session_id or not model.owned(pod, installation_id=self.installation_id):
             return None
         record = model.record_state(await self._record(session_id))
         if event["type"] == "DELETED":
@@ -394,8 +401,14 @@ class KubernetesPlatform(Platform):
             )
         except ApiException as exc:
             raise _api_error("listing sessions", exc) from exc
-        by_session = {_session_of(r): r for r in self._kube.plain(records).get("items", [])}
-        return list(self._kube.plain(pods).get("items", [])), by_session
+        by_session = {
+            _session_of(r): r for r in self._own(self._kube.plain(records).get("items", []))
+        }
+        return self._own(self._kube.plain(pods).get("items", [])), by_session
+
+    def _own(self, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Of what the agent's label selects, its own installation's (model.owned)."""
+        return [o for o in objects if model.owned(o, installation_id=self.installation_id)]
 
 
 def _changed(reported: dict[str, tuple[str, str]], observed: ObservedSession) -> bool:

@@ -22,6 +22,7 @@ LABEL_SESSION = PREFIX + "session"
 LABEL_AGENT = PREFIX + "agent"
 LABEL_USER = PREFIX + "user"
 LABEL_TEMPLATE = PREFIX + "template"
+LABEL_INSTALLATION = PREFIX + "installation"
 COMPONENT = "app.kubernetes.io/component"
 ANNOTATION_SESSION = PREFIX + "session"
 ANNOTATION_USER = PREFIX + "user"
@@ -76,8 +77,18 @@ def record_selector(agent_id: str) -> str:
     return f"{LABEL_AGENT}={label_value(agent_id)},{COMPONENT}=session-record"
 
 
-def _labels(*, spec: SessionSpec, agent_id: str, component: str) -> dict[str, str]:
-    return {
+def owned(obj: dict[str, Any], *, installation_id: str | None) -> bool:
+    """Whether an object the agent's label selected is its own installation's: labelled with
+    it, or unlabelled (made before installation ids; see docker_model.owned)."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    theirs = labels.get(LABEL_INSTALLATION)
+    return theirs is None or installation_id is None or theirs == installation_id
+
+
+def _labels(
+    *, spec: SessionSpec, agent_id: str, component: str, installation_id: str | None
+) -> dict[str, str]:
+    labels = {
         "app.kubernetes.io/name": "streamspace-session",
         "app.kubernetes.io/part-of": "streamspace",
         "app.kubernetes.io/managed-by": "streamspace-agent",
@@ -87,6 +98,9 @@ def _labels(*, spec: SessionSpec, agent_id: str, component: str) -> dict[str, st
         LABEL_USER: label_value(spec.user),
         LABEL_TEMPLATE: label_value(spec.template),
     }
+    if installation_id is not None:
+        labels[LABEL_INSTALLATION] = label_value(installation_id)
+    return labels
 
 
 def _annotations(spec: SessionSpec) -> dict[str, str]:
@@ -116,7 +130,12 @@ def pull_policy(pull: str | None) -> str:
 
 
 def pod_manifest(
-    *, spec: SessionSpec, agent_id: str, pull_policy: str, stop_timeout: int
+    *,
+    spec: SessionSpec,
+    agent_id: str,
+    pull_policy: str,
+    stop_timeout: int,
+    installation_id: str | None = None,
 ) -> dict[str, Any]:
     """The session Pod: non-root, no privilege escalation, no capabilities, RuntimeDefault
     seccomp, limits (and equal requests) from the template, the home claim, no host ports."""
@@ -154,7 +173,9 @@ def pod_manifest(
         "kind": "Pod",
         "metadata": {
             "name": pod_name(spec.session_id),
-            "labels": _labels(spec=spec, agent_id=agent_id, component="session"),
+            "labels": _labels(
+                spec=spec, agent_id=agent_id, component="session", installation_id=installation_id
+            ),
             "annotations": _annotations(spec),
         },
         "spec": {
@@ -176,7 +197,12 @@ def pod_manifest(
 
 
 def claim_manifest(
-    *, spec: SessionSpec, agent_id: str, size: str, storage_class: str | None
+    *,
+    spec: SessionSpec,
+    agent_id: str,
+    size: str,
+    storage_class: str | None,
+    installation_id: str | None = None,
 ) -> dict[str, Any]:
     """The user's home for this template, kept across sessions and hibernation."""
     claim: dict[str, Any] = {
@@ -185,7 +211,9 @@ def claim_manifest(
     }
     if storage_class:
         claim["storageClassName"] = storage_class
-    labels = _labels(spec=spec, agent_id=agent_id, component="home")
+    labels = _labels(
+        spec=spec, agent_id=agent_id, component="home", installation_id=installation_id
+    )
     labels.pop(LABEL_SESSION)
     annotations = {ANNOTATION_USER: spec.user, ANNOTATION_TEMPLATE: spec.template}
     return {
@@ -200,14 +228,25 @@ def claim_manifest(
     }
 
 
-def record_manifest(*, spec: SessionSpec, agent_id: str, state: RecordState) -> dict[str, Any]:
+def record_manifest(
+    *,
+    spec: SessionSpec,
+    agent_id: str,
+    state: RecordState,
+    installation_id: str | None = None,
+) -> dict[str, Any]:
     """The session's record: the spec it runs with and whether it is hibernated."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": pod_name(spec.session_id),
-            "labels": _labels(spec=spec, agent_id=agent_id, component="session-record"),
+            "labels": _labels(
+                spec=spec,
+                agent_id=agent_id,
+                component="session-record",
+                installation_id=installation_id,
+            ),
             "annotations": _annotations(spec),
         },
         "data": {"spec": json.dumps(spec_to_dict(spec), sort_keys=True), "state": state},

@@ -26,7 +26,12 @@ _scraper = HTTPBearer(
 
 @router.get("/health", response_model=Health)
 async def health(ctx: Ctx) -> Health:
-    return Health(status="ok", pod_name=ctx.settings.pod_name, version=__version__)
+    return Health(
+        status="ok",
+        pod_name=ctx.settings.pod_name,
+        version=__version__,
+        installation_id=ctx.installation_id,
+    )
 
 
 async def _check_db(ctx: Ctx) -> str:

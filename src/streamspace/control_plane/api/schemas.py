@@ -222,6 +222,10 @@ class Health(BaseModel):
     status: str
     pod_name: str
     version: str
+    installation_id: str = Field(
+        description="Generated once per database; labels every object this installation's "
+        "agents create on Docker or Kubernetes"
+    )
 
 
 class Ready(BaseModel):

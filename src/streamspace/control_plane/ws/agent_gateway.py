@@ -112,6 +112,8 @@ async def agent_connect(ws: WebSocket) -> None:
                     {
                         "pod": ctx.settings.pod_name,
                         "heartbeatInterval": ctx.settings.heartbeat_interval,
+                        # the agent labels what it creates with it (older agents ignore it)
+                        "installationId": ctx.installation_id,
                     },
                     epoch=epoch,
                 )
