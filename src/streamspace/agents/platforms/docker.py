@@ -17,10 +17,20 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
 
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
+from streamspace.agents.platforms.base import (
+    LimitPolicy,
+    Limits,
+    ObservedSession,
+    Platform,
+    SessionSpec,
+    not_running,
+    resolve_limits,
+)
 from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
+from streamspace.agents.platforms.docker_firewall import SessionFirewall
 from streamspace.agents.platforms.docker_model import (
     LABEL_AGENT,
+    LABEL_EGRESS,
     LABEL_SESSION,
     LABEL_VNC_PORT,
     container_config,
@@ -30,6 +40,8 @@ from streamspace.agents.platforms.docker_model import (
     is_hibernated_name,
     network_config,
     observed_from_summary,
+    session_address,
+    session_network,
     volume_config,
 )
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
@@ -60,6 +72,9 @@ class DockerPlatform(LazyDockerClient, Platform):
         stop_timeout: int = 5,
         isolate_sessions: bool = True,
         watch_retry: float = 1.0,
+        limits: LimitPolicy | None = None,
+        firewall: SessionFirewall | None = None,
+        seal_networks: bool = True,
     ) -> None:
         self._agent_id = agent_id
         self._network = network
@@ -69,21 +84,33 @@ class DockerPlatform(LazyDockerClient, Platform):
         self._isolate_sessions = isolate_sessions
         self._watch_retry = watch_retry
         self._client: aiodocker.Docker | None = None
-        self._network_ready = False
+        self._limits = limits or LimitPolicy()
+        self._firewall = (firewall or SessionFirewall()) if seal_networks else None
+        self._networks_ready: set[str] = set()
+        self._orphans_checked = False
         self._network_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: AgentSettings) -> DockerPlatform:
         """The platform `streamspace agent` builds when PLATFORM=docker."""
-        return cls(agent_id=settings.agent_id, network=settings.docker_network)
+        return cls(
+            agent_id=settings.agent_id,
+            network=settings.docker_network,
+            limits=LimitPolicy.from_settings(settings),
+            firewall=SessionFirewall(allow=settings.egress_allow_networks),
+            seal_networks=settings.session_network_sealing,
+        )
 
     # -- the Platform contract ---------------------------------------------------------------
 
     async def start(self, spec: SessionSpec) -> ObservedSession:
-        await self._ensure_network()
         container = await self._find(spec.session_id)
         if container is None:
-            container = await self._create(spec)
+            limits = resolve_limits(spec, self._limits)  # refuse before creating anything
+            await self._ensure_network(egress=spec.egress)
+            container = await self._create(spec, limits=limits)
+        else:
+            await self._ensure_network(egress=_egress(container))
         return await self._run_until_ready(container, session_id=spec.session_id)
 
     async def stop(self, session_id: str) -> None:
@@ -108,7 +135,7 @@ class DockerPlatform(LazyDockerClient, Platform):
 
     async def wake(self, session_id: str) -> ObservedSession:
         container = await self._get(session_id)
-        await self._ensure_network()
+        await self._ensure_network(egress=_egress(container))
         return await self._run_until_ready(container, session_id=session_id)
 
     async def list_sessions(self) -> list[ObservedSession]:
@@ -162,22 +189,71 @@ class DockerPlatform(LazyDockerClient, Platform):
             raise NotFound(f"session {session_id} has no container on agent {self._agent_id}")
         return container
 
-    async def _ensure_network(self) -> None:
+    async def _ensure_network(self, *, egress: bool) -> None:
+        """Create the sessions' network (with or without egress) if missing, and seal it:
+        once per agent process, since the rules stay with the network until it is removed."""
+        name = session_network(self._network, egress=egress)
         async with self._network_lock:
-            if self._network_ready:
+            if name in self._networks_ready:
                 return
-            with docker_errors(f"creating network {self._network}"):
+            network = await self._network_info(name, egress=egress)
+            if self._firewall is not None:
+                await self._firewall.seal(network, egress=egress)
+                await self._unseal_orphans()
+            self._networks_ready.add(name)
+
+    async def _network_info(self, name: str, *, egress: bool) -> dict[str, Any]:
+        with docker_errors(f"creating network {name}"):
+            try:
+                return await self._show_network(name)
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
+            config = network_config(name, isolate_sessions=self._isolate_sessions, egress=egress)
+            try:
+                await self._docker.networks.create(config)
+            except aiodocker.DockerError as exc:
+                if exc.status != 409:  # another replica created it a moment ago
+                    raise
+            return await self._show_network(name)
+
+    async def _show_network(self, name: str) -> dict[str, Any]:
+        network = await self._docker.networks.get(name)
+        info: dict[str, Any] = await network.show()
+        return info
+
+    async def _unseal_orphans(self) -> None:
+        """Chains of networks removed while no agent ran go on this agent's first start."""
+        if self._orphans_checked or self._firewall is None:
+            return
+        chains = await self._firewall.chains()
+        with docker_errors("listing networks"):
+            ids = [n["Id"] for n in await self._docker.networks.list()]
+        await self._firewall.unseal_orphans(network_ids=ids, chains=chains)
+        self._orphans_checked = True
+
+    async def remove_networks(self) -> None:
+        """Remove the sessions' networks (both) and their seals; the sessions must be gone."""
+        for egress in (True, False):
+            name = session_network(self._network, egress=egress)
+            with docker_errors(f"removing network {name}"):
                 try:
-                    await self._docker.networks.get(self._network)
+                    network = await self._docker.networks.get(name)
+                    network_id = (await network.show())["Id"]
+                    await network.delete()
                 except aiodocker.DockerError as exc:
                     if exc.status != 404:
                         raise
-                    config = network_config(self._network, isolate_sessions=self._isolate_sessions)
-                    await self._docker.networks.create(config)
-            self._network_ready = True
+                    continue
+            if self._firewall is not None:
+                await self._firewall.unseal(network_id)
+            self._networks_ready.discard(name)
 
-    async def _create(self, spec: SessionSpec) -> DockerContainer:
-        config = container_config(spec=spec, agent_id=self._agent_id, network=self._network)
+    async def _create(self, spec: SessionSpec, *, limits: Limits) -> DockerContainer:
+        network = session_network(self._network, egress=spec.egress)
+        config = container_config(
+            spec=spec, agent_id=self._agent_id, network=network, limits=limits
+        )
         name = container_name(spec.session_id)
         with docker_errors(f"creating session {spec.session_id}"):
             if spec.persistent_home:
@@ -267,8 +343,7 @@ class DockerPlatform(LazyDockerClient, Platform):
         return await container.show()
 
     def _address(self, info: dict[str, Any], *, session_id: str) -> str:
-        networks = info["NetworkSettings"].get("Networks") or {}
-        address: str = (networks.get(self._network) or {}).get("IPAddress") or ""
+        address = session_address(info, network=self._network)
         if not address:
             raise PlatformError(
                 f"session {session_id}: container has no address on network {self._network}"
@@ -349,6 +424,13 @@ class DockerPlatform(LazyDockerClient, Platform):
         if is_hibernated_name(info["Name"]):
             return ObservedSession(session_id=session_id, state="hibernated")
         return ObservedSession(session_id=session_id, state="failed", detail=exit_detail(state))
+
+
+def _egress(container: DockerContainer) -> bool:
+    """Whether a listed session container is on the egress network (sessions created before
+    egress was a setting had it: they carry no label and sit on the egress network)."""
+    labels: dict[str, str] = container["Labels"] or {}
+    return labels.get(LABEL_EGRESS, "on") != "off"
 
 
 def _summary(container: DockerContainer) -> dict[str, Any]:
