@@ -116,3 +116,37 @@ async def test_new_template_columns_arrive_empty(database_url: str) -> None:
         assert pulls == [None] * ROWS
     finally:
         await engine.dispose()
+
+
+async def test_existing_admins_keep_running_the_platform(database_url: str) -> None:
+    """Revision 0003: before it every admin ran agents and replicas too, so an upgrade makes
+    the existing admins platform admins, and nobody else; no user starts out removed."""
+    engine = create_engine(ControlPlaneSettings(database_url=database_url))
+    try:
+        await upgrade(engine, "0002")
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.text("INSERT INTO orgs (id, name, created_at) VALUES ('o1', 'default', :at)"),
+                {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+            for name, role in (("boss", "admin"), ("worker", "user")):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO users (id, org_id, username, password_hash, role, disabled,"
+                        " created_at) VALUES (:name, 'o1', :name, 'x', :role, :no, :at)"
+                    ),
+                    {
+                        "name": name,
+                        "role": role,
+                        "no": False,
+                        "at": datetime(2026, 1, 1, tzinfo=UTC),
+                    },
+                )
+        await upgrade(engine, "0003")
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT username, platform_admin, removed_at FROM users ORDER BY username")
+            )
+            assert [tuple(r) for r in rows] == [("boss", True, None), ("worker", False, None)]
+    finally:
+        await engine.dispose()

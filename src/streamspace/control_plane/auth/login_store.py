@@ -36,6 +36,7 @@ _PRINCIPAL = (
         UserRecord.org_id,
         UserRecord.username,
         UserRecord.role,
+        UserRecord.platform_admin,
         UserRecord.disabled,
     )
     .join(UserRecord, UserRecord.id == LoginSessionRecord.user_id)
@@ -104,6 +105,7 @@ class DatabaseLoginSessionStore(LoginSessionStore):
             username=row.username,
             role=row.role,
             token_id=token_id,
+            platform_admin=row.platform_admin,
         )
 
     async def revoke(self, *, token_id: str) -> None:

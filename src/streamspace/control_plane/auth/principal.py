@@ -12,7 +12,14 @@ class Principal:
     username: str
     role: str
     token_id: str = ""
+    # runs the platform (agents, replicas, orgs) on top of administering their own org
+    platform_admin: bool = False
 
     @property
     def is_admin(self) -> bool:
+        """Administers their org: its users, templates and sessions."""
         return self.role == "admin"
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.is_admin and self.platform_admin

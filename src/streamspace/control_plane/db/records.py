@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -70,8 +71,12 @@ class UserRecord(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default="user")
+    # an admin who also runs the platform: agents, replicas, orgs (revision 0003)
+    platform_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # set when an admin removed the user: the row stays for history, the name stays taken
+    removed_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
 
 
 class LoginSessionRecord(Base):

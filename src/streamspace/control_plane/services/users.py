@@ -48,6 +48,7 @@ async def create_user(
     password: str,
     role: str = "user",
     org_id: str | None = None,
+    platform_admin: bool = False,
 ) -> UserRecord:
     check_new_credentials(username=username, password=password)
     password_hash = await hash_password(password)
@@ -57,7 +58,11 @@ async def create_user(
                 raise Conflict(f"user {username!r} already exists", code="user_exists")
             org_id = org_id or (await default_org(db)).id
             user = UserRecord(
-                username=username, password_hash=password_hash, role=role, org_id=org_id
+                username=username,
+                password_hash=password_hash,
+                role=role,
+                org_id=org_id,
+                platform_admin=platform_admin,
             )
             db.add(user)
     except IntegrityError as exc:
@@ -73,12 +78,15 @@ async def create_user(
 async def ensure_admin(
     sessions: async_sessionmaker[AsyncSession], *, username: str, password: str
 ) -> bool:
-    """Create the first admin when the database has no users; True if one was created."""
+    """Create the first admin, a platform admin, when the database has no users; True if one
+    was created."""
     async with sessions() as db:
         if await db.scalar(select(func.count()).select_from(UserRecord)):
             return False
     try:
-        await create_user(sessions, username=username, password=password, role="admin")
+        await create_user(
+            sessions, username=username, password=password, role="admin", platform_admin=True
+        )
     except Conflict:  # another replica created it first
         return False
     return True
