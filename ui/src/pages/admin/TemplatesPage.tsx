@@ -86,7 +86,8 @@ export function TemplatesPage() {
               </Table.Td>
               <Table.Td>
                 <Text size="xs">
-                  {limit(t.cpu_limit, ' CPU')} · {limit(t.memory_limit_mb, ' MB')}{t.egress === false ? ' · no internet' : ''} · idle {Math.round((t.idle_timeout_s ?? 1800) / 60)} min
+                  {limit(t.cpu_limit, ' CPU')} · {limit(t.memory_limit_mb, ' MB')}
+                  {t.egress === false ? ' · no internet' : ''} · idle {Math.round((t.idle_timeout_s ?? 1800) / 60)} min
                 </Text>
               </Table.Td>
               <Table.Td>
