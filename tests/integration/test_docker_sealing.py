@@ -23,7 +23,9 @@ import pytest
 
 from streamspace.agents.platforms.base import LimitPolicy, SessionSpec
 from streamspace.agents.platforms.docker import DockerPlatform
+from streamspace.agents.platforms.docker_firewall import SessionFirewall
 from streamspace.agents.platforms.docker_model import chain_name, container_name, session_network
+from streamspace.agents.platforms.iptables import Iptables
 from streamspace.errors import PlatformError
 from tests.support.docker import IMAGE, cleanup, docker_cli
 
@@ -323,3 +325,25 @@ async def test_unlimited_runs_where_the_agent_allows_it(agent_names: tuple[str, 
 
     assert (host["HostConfig"]["NanoCpus"], host["HostConfig"]["Memory"]) == (0, 0)
     assert host["HostConfig"]["PidsLimit"] == 1024
+
+
+async def test_without_iptables_a_start_fails_with_the_reason(
+    agent_names: tuple[str, str],
+) -> None:
+    """An agent that cannot run iptables (not root, rootless Docker; here: the tools missing)
+    starts no unsealed session: the start fails and says what to do."""
+    agent_id, network = agent_names
+    missing = Iptables(binary="/nonexistent/iptables", restore_binary="/nonexistent/restore")
+    docker = DockerPlatform(
+        agent_id=agent_id,
+        network=network,
+        ready_timeout=20,
+        firewall=SessionFirewall(iptables=missing),
+    )
+    try:
+        with pytest.raises(PlatformError, match="SESSION_NETWORK_SEALING") as refused:
+            await docker.start(make_spec())
+        assert refused.value.code == "network_sealing_unavailable"
+        assert await docker.list_sessions() == []
+    finally:
+        await docker.close()
