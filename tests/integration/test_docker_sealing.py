@@ -347,3 +347,21 @@ async def test_without_iptables_a_start_fails_with_the_reason(
         assert await docker.list_sessions() == []
     finally:
         await docker.close()
+
+
+async def test_a_network_the_agent_did_not_create_is_not_sealed(
+    agent_names: tuple[str, str],
+) -> None:
+    """DOCKER_NETWORK pointing at someone else's network (say Docker's default bridge): the
+    agent's rules would cut that network's other containers off, so it refuses."""
+    agent_id, network = agent_names
+    await docker_cli("network", "create", network)
+    docker = DockerPlatform(agent_id=agent_id, network=network, ready_timeout=20)
+    try:
+        with pytest.raises(PlatformError, match="not created by a StreamSpace agent") as refused:
+            await docker.start(make_spec())
+        assert refused.value.code == "network_not_sealable"
+        chain = chain_name((await network_info(network))["Id"])
+        assert chain not in await iptables("-S")
+    finally:
+        await docker.close()

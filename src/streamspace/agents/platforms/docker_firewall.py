@@ -12,6 +12,7 @@ from typing import Any
 from streamspace.agents.platforms.docker_model import (
     CHAIN_PREFIX,
     HOOKS,
+    LABEL_MANAGED,
     bridge_name,
     chain_name,
     jump_rule,
@@ -31,6 +32,14 @@ class SessionFirewall:
 
     async def seal(self, network: dict[str, Any], *, egress: bool) -> None:
         """(Re)write the chain of `network` (from `GET /networks/<id>`) and hook it in."""
+        labels = network.get("Labels") or {}
+        if network.get("Driver") != "bridge" or labels.get(LABEL_MANAGED) != "true":
+            raise PlatformError(
+                f"network {network.get('Name')} was not created by a StreamSpace agent (driver "
+                f"{network.get('Driver')}, no streamspace.managed label): sealing it would cut "
+                "other containers off; point DOCKER_NETWORK at a network of its own",
+                code="network_not_sealable",
+            )
         if network.get("EnableIPv6"):
             raise PlatformError(
                 f"network {network.get('Name')} has IPv6 enabled, which the agent cannot seal "

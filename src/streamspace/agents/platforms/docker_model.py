@@ -22,6 +22,7 @@ LABEL_VNC_PORT = "streamspace.vnc-port"
 LABEL_HOME = "streamspace.home"
 HOME_MOUNT = "/home/user"
 LABEL_EGRESS = "streamspace.egress"
+LABEL_MANAGED = "streamspace.managed"  # on networks an agent created (and may seal)
 HIBERNATED_SUFFIX = ".hibernated"
 NO_EGRESS_SUFFIX = "-noegress"
 SHM_SIZE = 256 * 1024 * 1024  # browsers crash with Docker's default 64 MiB /dev/shm
@@ -147,7 +148,7 @@ def network_config(name: str, *, isolate_sessions: bool, egress: bool = True) ->
         "CheckDuplicate": True,
         "EnableIPv6": False,
         "Options": options,
-        "Labels": {"streamspace.managed": "true", LABEL_EGRESS: "on" if egress else "off"},
+        "Labels": {LABEL_MANAGED: "true", LABEL_EGRESS: "on" if egress else "off"},
     }
 
 
