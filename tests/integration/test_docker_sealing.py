@@ -365,3 +365,30 @@ async def test_a_network_the_agent_did_not_create_is_not_sealed(
         assert chain not in await iptables("-S")
     finally:
         await docker.close()
+
+
+async def test_sessions_running_before_the_agent_are_sealed_when_it_lists_them(
+    agent_names: tuple[str, str], host_listener: tuple[int, list[str]]
+) -> None:
+    """An upgrade in place: sessions started by an agent that did not seal keep running; the
+    new agent seals their network as soon as it lists its sessions (it does on connect)."""
+    agent_id, network = agent_names
+    port, peers = host_listener
+    old = DockerPlatform(agent_id=agent_id, network=network, ready_timeout=20, seal_networks=False)
+    spec = make_spec()
+    try:
+        await old.start(spec)
+    finally:
+        await old.close()
+    name = container_name(spec.session_id)
+    chain = chain_name((await network_info(network))["Id"])
+    assert chain not in await iptables("-S")
+
+    new = DockerPlatform(agent_id=agent_id, network=network, ready_timeout=20)
+    try:
+        assert [s.state for s in await new.list_sessions()] == ["running"]
+    finally:
+        await new.close()
+    assert chain in await iptables("-S")
+    assert not await connects(name, await gateway(network), port)
+    assert peers == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -48,6 +49,7 @@ from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 
+log = logging.getLogger(__name__)
 _SUMMARY_KEYS = ("Id", "Names", "Image", "State", "Status", "Labels", "NetworkSettings")
 _LOG_LINES = 20
 
@@ -140,6 +142,7 @@ class DockerPlatform(LazyDockerClient, Platform):
 
     async def list_sessions(self) -> list[ObservedSession]:
         containers = await self._list()
+        await self._seal_networks_in_use(containers)
         return [observed_from_summary(_summary(c), network=self._network) for c in containers]
 
     async def watch(self) -> AsyncIterator[ObservedSession]:
@@ -201,6 +204,17 @@ class DockerPlatform(LazyDockerClient, Platform):
                 await self._firewall.seal(network, egress=egress)
                 await self._unseal_orphans()
             self._networks_ready.add(name)
+
+    async def _seal_networks_in_use(self, containers: list[DockerContainer]) -> None:
+        """Sessions already running when this agent starts (after an upgrade, or an iptables
+        flush) get their network sealed now, not at the next session start. The agent lists
+        its sessions on every connect; a failure is logged, and the next start reports it."""
+        running = {_egress(c) for c in containers if c["State"] == "running"}
+        for egress in sorted(running):
+            try:
+                await self._ensure_network(egress=egress)
+            except PlatformError as exc:
+                log.warning("docker: cannot seal the sessions' network: %s", exc.message)
 
     async def _network_info(self, name: str, *, egress: bool) -> dict[str, Any]:
         with docker_errors(f"creating network {name}"):
