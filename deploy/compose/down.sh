@@ -30,6 +30,7 @@ remove_sessions() {
   fi
   # The sessions network, unless another agent's sessions still use it.
   docker network rm "$(env_get SESSIONS_NETWORK)" >/dev/null 2>&1 || true
+  docker network rm "$(env_get SESSIONS_NETWORK)-noegress" >/dev/null 2>&1 || true
 }
 
 main() {

@@ -262,10 +262,20 @@ def test_the_agent_role_is_exactly_the_least_privilege_list() -> None:
         *(("", "configmaps", v) for v in ["get", "list", "create", "patch", "delete"]),
         ("", "persistentvolumeclaims", "create"),
         ("networking.k8s.io", "networkpolicies", "create"),
+        ("networking.k8s.io", "networkpolicies", "patch"),
         *(("coordination.k8s.io", "leases", v) for v in ["get", "create", "update"]),
         *(("", "secrets", v) for v in ["create", "get", "patch"]),
     }
     assert granted == expected
+    (policies,) = [
+        rule
+        for rule in role["rules"]
+        if "patch" in rule["verbs"] and rule["resources"] == ["networkpolicies"]
+    ]
+    assert policies["resourceNames"] == [
+        "streamspace-sessions-k8s-default",
+        "streamspace-sessions-k8s-default-egress",
+    ]
     named = [
         rule
         for rule in role["rules"]

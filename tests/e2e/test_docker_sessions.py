@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cluster import Cluster, cluster, eventually
-from tests.support.docker import cleanup, docker_cli
+from tests.support.docker import IMAGE, cleanup, docker_cli
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 
@@ -142,3 +142,46 @@ async def _new_epoch(c: Cluster, base: str, admin: dict[str, str], agent_id: str
         if a["id"] == agent_id and a["epoch"] > old and a["status"] == "online":
             return a
     return None
+
+
+async def test_template_egress_and_limits_reach_the_container(
+    docker_cluster: tuple[Cluster, str, str],
+) -> None:
+    """A template without internet runs on the sealed no-egress network; a template asking for
+    no memory limit fails with the agent's reason (SESSION_ALLOW_UNLIMITED is off by default)."""
+    c, agent_id, network = docker_cluster
+    base = c.replicas[0].url
+    admin = await c.token(base)
+    c.agent(agent_id, extra=docker_agent_env(network, SESSION_PIDS_LIMIT="500"))
+    await c.approve(agent_id, admin)
+    await c.wait_online(agent_id, admin)
+    suffix = uuid.uuid4().hex[:6]
+    for name, extra in (
+        (f"offline-{suffix}", {"egress": False}),
+        (f"huge-{suffix}", {"memory_limit_mb": 0}),
+    ):
+        body = {
+            "name": name,
+            "display_name": name,
+            "image": IMAGE,
+            "persistent_home": False,
+            **extra,
+        }
+        r = await c.call(base, "POST", "/api/v1/templates", admin, json=body)
+        assert r.status_code == 201, r.text
+
+    r = await c.call(
+        base, "POST", "/api/v1/sessions", admin, json={"template": f"offline-{suffix}"}
+    )
+    offline = str(r.json()["id"])
+    await c.wait_state(offline, "running", admin, timeout=60)
+    inspect = json.loads(await docker_cli("inspect", f"ss-{offline}"))[0]
+    assert list(inspect["NetworkSettings"]["Networks"]) == [f"{network}-noegress"]
+    assert inspect["HostConfig"]["PidsLimit"] == 500
+    assert inspect["HostConfig"]["Memory"] == 2048 * 1024 * 1024  # the agent's default
+
+    r = await c.call(base, "POST", "/api/v1/sessions", admin, json={"template": f"huge-{suffix}"})
+    huge = str(r.json()["id"])
+    await c.wait_state(huge, "failed", admin, timeout=60)
+    reason = (await c.call(base, "GET", f"/api/v1/sessions/{huge}", admin)).json()["state_reason"]
+    assert "unlimited memory" in reason and "SESSION_ALLOW_UNLIMITED" in reason

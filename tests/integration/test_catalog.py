@@ -67,3 +67,24 @@ async def test_users_cannot_write_templates(app_client: tuple[FastAPI, httpx.Asy
     user = await make_user(client, await login(client), "erin")
     assert (await client.post("/api/v1/templates", headers=user, json=NEW)).status_code == 403
     assert (await client.delete("/api/v1/templates/terminal", headers=user)).status_code == 403
+
+
+async def test_egress_and_limits_fields(app_client: tuple[FastAPI, httpx.AsyncClient]) -> None:
+    """egress is optional (on unless said), can be switched off and on; 0 asks for no limit
+    (the agent decides whether to allow it), 1..63 MiB is refused."""
+    _, client = app_client
+    admin = await login(client)
+    created = await client.post("/api/v1/templates", headers=admin, json=NEW)
+    assert created.json()["egress"] is True
+    off = await client.patch("/api/v1/templates/gimp", headers=admin, json={"egress": False})
+    assert off.json()["egress"] is False
+    kept = await client.patch("/api/v1/templates/gimp", headers=admin, json={"icon": "x"})
+    assert kept.json()["egress"] is False
+    null = await client.patch("/api/v1/templates/gimp", headers=admin, json={"egress": None})
+    assert null.status_code == 422 and "egress" in null.json()["error"]["message"]
+    unlimited = await client.patch(
+        "/api/v1/templates/gimp", headers=admin, json={"cpu_limit": 0, "memory_limit_mb": 0}
+    )
+    assert (unlimited.json()["cpu_limit"], unlimited.json()["memory_limit_mb"]) == (0, 0)
+    tiny = await client.patch("/api/v1/templates/gimp", headers=admin, json={"memory_limit_mb": 8})
+    assert tiny.status_code == 422 and "memory_limit_mb" in tiny.json()["error"]["message"]

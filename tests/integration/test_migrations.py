@@ -150,3 +150,19 @@ async def test_existing_admins_keep_running_the_platform(database_url: str) -> N
             assert [tuple(r) for r in rows] == [("boss", True, None), ("worker", False, None)]
     finally:
         await engine.dispose()
+
+
+async def test_existing_templates_keep_internet_egress(database_url: str) -> None:
+    """Revision 0004's `egress` starts on for existing templates (browsers had the internet
+    before it)."""
+    engine = create_engine(ControlPlaneSettings(database_url=database_url))
+    try:
+        await upgrade(engine, "0003")
+        async with engine.begin() as conn:
+            await conn.run_sync(_fill)
+        await upgrade(engine, "0004")
+        async with engine.connect() as conn:
+            egress = (await conn.execute(sa.text("SELECT egress FROM templates"))).scalars().all()
+        assert [bool(value) for value in egress] == [True] * ROWS
+    finally:
+        await engine.dispose()

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from streamspace.agents.platforms.docker_model import HOOKS, chain_name, session_network
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "streamspace/terminal:bookworm"
@@ -49,7 +52,31 @@ def cleanup(agent_id: str, network: str) -> None:
         ids = subprocess.run(listing, capture_output=True, text=True, check=False).stdout.split()
         if ids:
             subprocess.run([*remove, *ids], capture_output=True, check=False)
-    subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+    for name in (network, session_network(network, egress=False)):
+        remove_network(name)
+
+
+def remove_network(name: str) -> None:
+    """Remove a sessions' network and the agent's iptables chain sealing it, if any."""
+    inspect = ["docker", "network", "inspect", "-f", "{{.Id}}", name]
+    found = subprocess.run(inspect, capture_output=True, text=True, check=False)
+    subprocess.run(["docker", "network", "rm", name], capture_output=True, check=False)
+    if found.returncode == 0:
+        remove_chain(chain_name(found.stdout.strip()))
+
+
+def remove_chain(chain: str) -> None:
+    """Drop one seal chain and the jumps to it (test cleanup, beside the agent's own code)."""
+    for hook in HOOKS:
+        listing = subprocess.run(
+            ["iptables", "-w", "-S", hook], capture_output=True, text=True, check=False
+        )
+        for line in listing.stdout.splitlines():
+            words = shlex.split(line)
+            if words[-2:] == ["-j", chain]:
+                subprocess.run(["iptables", "-w", "-D", *words[1:]], check=False)
+    subprocess.run(["iptables", "-w", "-F", chain], capture_output=True, check=False)
+    subprocess.run(["iptables", "-w", "-X", chain], capture_output=True, check=False)
 
 
 async def docker_cli(*args: str) -> str:

@@ -31,7 +31,7 @@ def build_platform(settings: AgentSettings) -> Platform:
     if settings.platform == "docker":
         from streamspace.agents.platforms.docker import DockerPlatform
 
-        return DockerPlatform(agent_id=settings.agent_id, network=settings.docker_network)
+        return DockerPlatform.from_settings(settings)
     if settings.platform == "kubernetes":
         from streamspace.agents.platforms.kubernetes import KubernetesPlatform
 

@@ -6,6 +6,7 @@ LEADER_ELECTION_BACKEND, LOCK_FILE_PATH, REDIS_URL, POD_NAME) work exactly as wr
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from pathlib import Path
@@ -171,6 +172,47 @@ class AgentSettings(BaseSettings):
         validation_alias=env("DOCKER_NETWORK"),
         description="Docker network the session containers join.",
     )
+    session_network_sealing: bool = Field(
+        True,
+        validation_alias=env("SESSION_NETWORK_SEALING"),
+        description="Seal the sessions' Docker networks with iptables rules the agent owns: "
+        "sessions reach neither the host nor private addresses (docs/security.md). Needs root "
+        "(CAP_NET_ADMIN) and dockerd's iptables; without them sessions fail to start unless "
+        "this is false, which leaves the host and private networks open to every session.",
+    )
+    session_egress_allow: str = Field(
+        "",
+        validation_alias=env("SESSION_EGRESS_ALLOW"),
+        description="Comma-separated private addresses or CIDR networks sessions with egress "
+        "may still reach (all ports), e.g. the DNS resolver Docker forwards to when it is on "
+        "a private address. Never the Docker host itself.",
+    )
+    session_default_cpu: float = Field(
+        2.0,
+        gt=0,
+        le=256,
+        validation_alias=env("SESSION_DEFAULT_CPU"),
+        description="CPU limit (cores) of sessions whose template sets none.",
+    )
+    session_default_memory_mb: int = Field(
+        2048,
+        ge=64,
+        validation_alias=env("SESSION_DEFAULT_MEMORY_MB"),
+        description="Memory limit (MiB) of sessions whose template sets none.",
+    )
+    session_pids_limit: int = Field(
+        1024,
+        ge=32,
+        validation_alias=env("SESSION_PIDS_LIMIT"),
+        description="Processes and threads one session may have (Docker; on Kubernetes the "
+        "kubelet's podPidsLimit applies per node).",
+    )
+    session_allow_unlimited: bool = Field(
+        False,
+        validation_alias=env("SESSION_ALLOW_UNLIMITED"),
+        description="Whether a template may ask for no CPU or memory limit (0); when false "
+        "such sessions fail to start with the reason.",
+    )
     kubeconfig: Path | None = Field(
         None,
         validation_alias=env("KUBECONFIG"),
@@ -205,6 +247,19 @@ class AgentSettings(BaseSettings):
         "admits VNC connections from those pods only (Kubernetes).",
     )
 
+    @field_validator("session_egress_allow")
+    @classmethod
+    def _check_egress_allow(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                if ipaddress.ip_network(entry, strict=False).version != 4:
+                    raise ValueError(f"{entry!r}: session networks are IPv4 only")
+            except ValueError as exc:
+                raise ValueError(
+                    f"{entry!r} is not an IPv4 address or CIDR network ({exc})"
+                ) from None
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str) -> str:
@@ -231,6 +286,12 @@ class AgentSettings(BaseSettings):
         if self.leader_election_backend is not None:
             return self.leader_election_backend
         return "kubernetes" if self.platform == "kubernetes" else "file"
+
+    @property
+    def egress_allow_networks(self) -> list[str]:
+        """SESSION_EGRESS_ALLOW as normalised networks (`10.0.0.2` -> `10.0.0.2/32`)."""
+        entries = (part.strip() for part in self.session_egress_allow.split(","))
+        return [str(ipaddress.ip_network(entry, strict=False)) for entry in entries if entry]
 
     @property
     def http_base_url(self) -> str:

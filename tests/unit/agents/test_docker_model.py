@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import re
 
-from streamspace.agents.platforms.base import SessionSpec
+import pytest
+
+from streamspace.agents.platforms.base import LimitPolicy, SessionSpec, resolve_limits
 from streamspace.agents.platforms.docker_model import (
+    PRIVATE_RANGES,
+    bridge_name,
+    chain_name,
     container_config,
     container_name,
     exit_detail,
     hibernated_name,
     is_hibernated_name,
+    network_config,
     observed_from_summary,
     owned,
+    seal_rules,
+    session_network,
     volume_name,
 )
+from streamspace.errors import PlatformError
 
 DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
@@ -76,34 +85,137 @@ def test_hibernated_name_marks_the_state() -> None:
     assert DOCKER_NAME.fullmatch(container_name("../weird id"))
 
 
-def test_config_has_limits_home_and_no_host_ports() -> None:
-    config = container_config(
-        spec=spec(cpu_limit=1.5, memory_limit_mb=512, env={"A": "1"}),
+def config_for(
+    session: SessionSpec,
+    policy: LimitPolicy | None = None,
+    *,
+    installation_id: str | None = None,
+    home: str | None = "streamspace-home-x",
+) -> dict[str, object]:
+    limits = resolve_limits(session, policy or LimitPolicy())
+    return container_config(
+        spec=session,
         agent_id="agent-1",
-        installation_id="i1",
+        installation_id=installation_id,
         network="net",
+        home=home,
+        limits=limits,
+    )
+
+
+def test_config_has_limits_home_and_no_host_ports() -> None:
+    config = config_for(
+        spec(cpu_limit=1.5, memory_limit_mb=512, env={"A": "1"}),
+        installation_id="i1",
         home="streamspace-home-x",
     )
 
     host = config["HostConfig"]
+    assert isinstance(host, dict)
     assert host["NanoCpus"] == 1_500_000_000
     assert host["Memory"] == 512 * 1024 * 1024
+    assert host["PidsLimit"] == 1024
     assert host["Mounts"][0]["Target"] == "/home/user"
     assert "PortBindings" not in host and "PublishAllPorts" not in host
     assert host["Mounts"][0]["Source"] == "streamspace-home-x"
-    assert config["Labels"]["streamspace.agent"] == "agent-1"
-    assert config["Labels"]["streamspace.installation"] == "i1"
-    assert config["Labels"]["streamspace.home"] == "streamspace-home-x"
-    assert "A=1" in config["Env"]
+    assert config["Labels"]["streamspace.agent"] == "agent-1"  # type: ignore[index]
+    assert config["Labels"]["streamspace.installation"] == "i1"  # type: ignore[index]
+    assert config["Labels"]["streamspace.home"] == "streamspace-home-x"  # type: ignore[index]
+    assert "A=1" in config["Env"]  # type: ignore[operator]
+
+
+def test_config_drops_every_capability_but_the_entrypoints() -> None:
+    host = config_for(spec())["HostConfig"]
+
+    assert host["CapDrop"] == ["ALL"]  # type: ignore[index]
+    assert sorted(host["CapAdd"]) == ["CHOWN", "SETGID", "SETUID"]  # type: ignore[index]
+    assert host["SecurityOpt"] == ["no-new-privileges"]  # type: ignore[index]
+
+
+def test_template_without_limits_gets_the_agents_defaults() -> None:
+    policy = LimitPolicy(cpu=0.5, memory_mb=300, pids=99)
+
+    host = config_for(spec(), policy)["HostConfig"]
+
+    assert host["NanoCpus"] == 500_000_000  # type: ignore[index]
+    assert host["Memory"] == 300 * 1024 * 1024  # type: ignore[index]
+    assert host["PidsLimit"] == 99  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [(0, None), (None, 0), (0, 0)])
+def test_unlimited_is_refused_unless_the_agent_allows_it(
+    cpu: float | None, memory: int | None
+) -> None:
+    session = spec(cpu_limit=cpu, memory_limit_mb=memory)
+
+    with pytest.raises(PlatformError, match="unlimited") as refused:
+        resolve_limits(session, LimitPolicy())
+    assert refused.value.code == "unlimited_refused"
+
+    limits = resolve_limits(session, LimitPolicy(allow_unlimited=True))
+    host = config_for(session, LimitPolicy(allow_unlimited=True))["HostConfig"]
+    assert (limits.cpu is None) == (cpu == 0)
+    assert ("NanoCpus" in host) == (cpu != 0)  # type: ignore[operator]
+    assert ("Memory" in host) == (memory != 0)  # type: ignore[operator]
+    assert host["PidsLimit"] == 1024  # type: ignore[index]
 
 
 def test_config_without_persistent_home_mounts_nothing() -> None:
-    config = container_config(
-        spec=spec(persistent_home=False), agent_id="a", installation_id=None, network="n", home=None
-    )
+    config = config_for(spec(persistent_home=False), home=None)
 
-    assert config["HostConfig"]["Mounts"] == []
-    assert "streamspace.home" not in config["Labels"]
+    assert config["HostConfig"]["Mounts"] == []  # type: ignore[index]
+    assert "streamspace.home" not in config["Labels"]  # type: ignore[operator]
+
+
+def test_egress_chooses_the_network_and_labels_it() -> None:
+    assert session_network("ss-net", egress=True) == "ss-net"
+    assert session_network("ss-net", egress=False) == "ss-net-noegress"
+    on = network_config("ss-net", isolate_sessions=True, egress=True)
+    off = network_config("ss-net-noegress", isolate_sessions=True, egress=False)
+    assert (on["Labels"]["streamspace.egress"], off["Labels"]["streamspace.egress"]) == (
+        "on",
+        "off",
+    )
+    assert on["EnableIPv6"] is False
+    assert config_for(spec(egress=False))["Labels"]["streamspace.egress"] == "off"  # type: ignore[index]
+
+
+def test_chain_and_bridge_names_follow_the_network_id() -> None:
+    network_id = "0123456789abcdef" * 4
+
+    assert chain_name(network_id) == "SS-0123456789ab"
+    assert len(chain_name(network_id)) <= 28  # iptables' limit
+    assert bridge_name({"Id": network_id, "Options": {}}) == "br-0123456789ab"
+    named = {"Id": network_id, "Options": {"com.docker.network.bridge.name": "ssbr0"}}
+    assert bridge_name(named) == "ssbr0"
+
+
+def rules(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("-A ")]
+
+
+def test_seal_lets_replies_in_and_drops_the_host_first() -> None:
+    for egress in (True, False):
+        found = rules(seal_rules(chain="SS-x", egress=egress))
+        assert found[0] == "-A SS-x -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+        assert found[1] == "-A SS-x -m addrtype --dst-type LOCAL -j DROP"
+
+
+def test_seal_with_egress_drops_private_ranges_but_allowed_ones_and_passes_the_rest() -> None:
+    found = rules(seal_rules(chain="SS-x", egress=True, allow=("10.9.8.7/32",)))
+
+    allowed = found.index("-A SS-x -d 10.9.8.7/32 -j RETURN")
+    for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10"):
+        assert found.index(f"-A SS-x -d {cidr} -j DROP") > allowed
+    assert "169.254.0.0/16" in PRIVATE_RANGES
+    assert found[-1].endswith("-j RETURN") and "-d " not in found[-1]
+
+
+def test_seal_without_egress_drops_everything_else() -> None:
+    found = rules(seal_rules(chain="SS-x", egress=False, allow=("10.9.8.7/32",)))
+
+    assert found[-1] == "-A SS-x -j DROP"
+    assert not any("10.9.8.7" in rule for rule in found)
 
 
 def summary(*, state: str, name: str = "/ss-s1") -> dict[str, object]:

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 
 from streamspace.agents.platforms import kubernetes_model as model
-from streamspace.agents.platforms.base import SessionSpec
+from streamspace.agents.platforms.base import LimitPolicy, SessionSpec, resolve_limits
 
 SPEC = SessionSpec(
     session_id="4f0c2a9e8b7d4c1e9a3b5d7f1e2c4a6b",
@@ -25,14 +25,22 @@ KUBE_VERSIONS = ["1.29", "1.32"]
 INSTALLATION = "0123456789abcdef0123456789abcdef"
 
 
+def pod_of(spec: SessionSpec, **overrides: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "agent_id": "k8s-a",
+        "pull_policy": "IfNotPresent",
+        "stop_timeout": 5,
+    }
+    fields.update(overrides)
+    if "limits" not in fields:
+        fields["limits"] = resolve_limits(spec, LimitPolicy())
+    return model.pod_manifest(spec=spec, **fields)
+
+
 def objects() -> list[dict[str, Any]]:
     return [
-        model.pod_manifest(
-            spec=SPEC,
-            agent_id="k8s-prod-us-east-1",
-            pull_policy="Never",
-            stop_timeout=5,
-            installation_id=INSTALLATION,
+        pod_of(
+            SPEC, agent_id="k8s-prod-us-east-1", pull_policy="Never", installation_id=INSTALLATION
         ),
         model.claim_manifest(
             spec=SPEC,
@@ -50,6 +58,7 @@ def objects() -> list[dict[str, Any]]:
                 "app.kubernetes.io/component=k8s-agent,app.kubernetes.io/instance=streamspace"
             ),
         ),
+        model.egress_policy_manifest(agent_id="k8s-prod-us-east-1"),
     ]
 
 
@@ -60,9 +69,7 @@ def test_every_object_the_agent_creates_validates_strictly(version: str) -> None
 
 
 def test_the_session_pod_is_locked_down_and_labelled() -> None:
-    pod = model.pod_manifest(
-        spec=SPEC, agent_id="k8s-a", pull_policy="IfNotPresent", stop_timeout=5
-    )
+    pod = pod_of(SPEC)
     labels = pod["metadata"]["labels"]
     assert labels["streamspace.io/session"] == SPEC.session_id
     assert labels["streamspace.io/agent"] == "k8s-a"
@@ -103,18 +110,51 @@ def test_the_record_gives_back_the_spec_it_was_made_from() -> None:
     assert model.record_state(record) == "hibernated"
 
 
-def test_the_policy_admits_only_the_agent_pods_on_the_vnc_port() -> None:
+def test_the_policy_admits_only_the_agent_pods_on_the_vnc_port_and_lets_nothing_out() -> None:
     policy = model.policy_manifest(agent_id="k8s-a", agent_pod_labels={"app": "agent"})
     (rule,) = policy["spec"]["ingress"]
     assert rule == {
         "from": [{"podSelector": {"matchLabels": {"app": "agent"}}}],
         "ports": [{"protocol": "TCP", "port": "vnc"}],
     }
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["spec"]["egress"] == []
+
+
+def test_the_egress_policy_opens_the_internet_but_no_private_range_to_egress_pods() -> None:
+    policy = model.egress_policy_manifest(agent_id="k8s-a")
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    internet, dns = policy["spec"]["egress"]
+
+    assert selector["streamspace.io/egress"] == "on"
+    assert pod_of(SPEC)["metadata"]["labels"]["streamspace.io/egress"] == "on"
+    off = SessionSpec(**{**model.spec_to_dict(SPEC), "egress": False})
+    assert pod_of(off)["metadata"]["labels"]["streamspace.io/egress"] == "off"
+    block = internet["to"][0]["ipBlock"]
+    assert block["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(
+        block["except"]
+    )
+    assert {port["port"] for port in dns["ports"]} == {53}
+    assert policy["spec"]["policyTypes"] == ["Egress"]
+
+
+def test_pods_get_the_agents_default_limits_and_unlimited_only_where_allowed() -> None:
+    bare = SessionSpec(session_id="s", user="u", template="t", image="i")
+    policy = LimitPolicy(cpu=0.5, memory_mb=300)
+    limits = pod_of(bare, limits=resolve_limits(bare, policy))["spec"]["containers"][0]
+    assert limits["resources"]["limits"] == {"cpu": "500m", "memory": "300Mi"}
+
+    unlimited = SessionSpec(session_id="s", user="u", template="t", image="i", cpu_limit=0)
+    with pytest.raises(Exception, match="unlimited"):
+        resolve_limits(unlimited, LimitPolicy())
+    allowed = resolve_limits(unlimited, LimitPolicy(allow_unlimited=True))
+    container = pod_of(unlimited, limits=allowed)["spec"]["containers"][0]
+    assert container["resources"]["limits"] == {"memory": "2048Mi"}
 
 
 def pod(status: dict[str, Any], *, deleting: bool = False) -> dict[str, Any]:
-    manifest = model.pod_manifest(spec=SPEC, agent_id="k8s-a", pull_policy="Never", stop_timeout=5)
+    manifest = pod_of(SPEC, pull_policy="Never")
     if deleting:
         manifest["metadata"]["deletionTimestamp"] = "2026-12-04T18:00:00Z"
     return {**manifest, "status": status}

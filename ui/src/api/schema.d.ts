@@ -871,7 +871,10 @@ export interface components {
              * @default General
              */
             category: string;
-            /** Cpu Limit */
+            /**
+             * Cpu Limit
+             * @description CPU limit in cores; null = the agent's default, 0 = unlimited (if the agent allows it).
+             */
             cpu_limit?: number | null;
             /**
              * Description
@@ -880,6 +883,12 @@ export interface components {
             description: string;
             /** Display Name */
             display_name: string;
+            /**
+             * Egress
+             * @description Whether the template's sessions may connect to the internet; they never reach the agent's host or private addresses either way.
+             * @default true
+             */
+            egress: boolean;
             /** Env */
             env?: {
                 [key: string]: string;
@@ -901,7 +910,10 @@ export interface components {
              * @default 28800
              */
             max_duration_s: number;
-            /** Memory Limit Mb */
+            /**
+             * Memory Limit Mb
+             * @description Memory limit in MiB (at least 64); null = the agent's default, 0 = unlimited (if the agent allows it).
+             */
             memory_limit_mb?: number | null;
             /** Name */
             name: string;
@@ -928,7 +940,10 @@ export interface components {
              * @default General
              */
             category: string;
-            /** Cpu Limit */
+            /**
+             * Cpu Limit
+             * @description CPU limit in cores; null = the agent's default, 0 = unlimited (if the agent allows it).
+             */
             cpu_limit?: number | null;
             /**
              * Created At
@@ -942,6 +957,12 @@ export interface components {
             description: string;
             /** Display Name */
             display_name: string;
+            /**
+             * Egress
+             * @description Whether the template's sessions may connect to the internet; they never reach the agent's host or private addresses either way.
+             * @default true
+             */
+            egress: boolean;
             /** Env */
             env?: {
                 [key: string]: string;
@@ -965,7 +986,10 @@ export interface components {
              * @default 28800
              */
             max_duration_s: number;
-            /** Memory Limit Mb */
+            /**
+             * Memory Limit Mb
+             * @description Memory limit in MiB (at least 64); null = the agent's default, 0 = unlimited (if the agent allows it).
+             */
             memory_limit_mb?: number | null;
             /** Name */
             name: string;
@@ -997,12 +1021,20 @@ export interface components {
         TemplateUpdate: {
             /** Category */
             category?: string;
-            /** Cpu Limit */
+            /**
+             * Cpu Limit
+             * @description CPU limit in cores; null = the agent's default, 0 = unlimited (if the agent allows it).
+             */
             cpu_limit?: number | null;
             /** Description */
             description?: string;
             /** Display Name */
             display_name?: string;
+            /**
+             * Egress
+             * @description Whether the template's sessions may connect to the internet; they never reach the agent's host or private addresses either way.
+             */
+            egress?: boolean;
             /** Env */
             env?: {
                 [key: string]: string;
@@ -1015,7 +1047,10 @@ export interface components {
             image?: string;
             /** Max Duration S */
             max_duration_s?: number;
-            /** Memory Limit Mb */
+            /**
+             * Memory Limit Mb
+             * @description Memory limit in MiB (at least 64); null = the agent's default, 0 = unlimited (if the agent allows it).
+             */
             memory_limit_mb?: number | null;
             /** Persistent Home */
             persistent_home?: boolean;

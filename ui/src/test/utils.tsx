@@ -147,6 +147,7 @@ export function template(over: Partial<Template> = {}): Template {
     memory_limit_mb: null,
     env: {},
     persistent_home: true,
+    egress: true,
     idle_timeout_s: 1800,
     max_duration_s: 28800,
     created_at: '2024-01-01T00:00:00Z',

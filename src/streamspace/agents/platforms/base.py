@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from streamspace.config.agent import AgentSettings
 from streamspace.errors import PlatformError
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
@@ -36,16 +37,64 @@ class SessionSpec:
     template: str
     image: str
     vnc_port: int = 5900
-    cpu_limit: float | None = None  # cores
-    memory_limit_mb: int | None = None
+    cpu_limit: float | None = None  # cores; None = the agent's default, 0 = unlimited
+    memory_limit_mb: int | None = None  # None = the agent's default, 0 = unlimited
     env: dict[str, str] = field(default_factory=dict)
     persistent_home: bool = True
     pull: str | None = None  # never | if-missing | always; None = the platform's default
+    egress: bool = True  # may the session connect to the internet (never to private ranges)
 
     @property
     def home_key(self) -> str:
         """Home volumes are per user and template, so files survive from session to session."""
         return f"{self.user}-{self.template}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitPolicy:
+    """The agent's limits (SESSION_DEFAULT_CPU, ...): what a template without limits gets, the
+    PIDs limit of every session, and whether a template may ask for no limit at all."""
+
+    cpu: float = 2.0
+    memory_mb: int = 2048
+    pids: int = 1024
+    allow_unlimited: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: AgentSettings) -> LimitPolicy:
+        return cls(
+            cpu=settings.session_default_cpu,
+            memory_mb=settings.session_default_memory_mb,
+            pids=settings.session_pids_limit,
+            allow_unlimited=settings.session_allow_unlimited,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The limits one session runs with; None = unlimited (only where the agent allows it)."""
+
+    cpu: float | None
+    memory_mb: int | None
+    pids: int
+
+
+def resolve_limits(spec: SessionSpec, policy: LimitPolicy) -> Limits:
+    """The template's limits, else the agent's defaults; 0 asks for none, which the agent
+    refuses unless SESSION_ALLOW_UNLIMITED is on (a template admin is not a host admin)."""
+    cpu = policy.cpu if spec.cpu_limit is None else spec.cpu_limit
+    memory = policy.memory_mb if spec.memory_limit_mb is None else spec.memory_limit_mb
+    unlimited = [name for name, value in (("CPU", cpu), ("memory", memory)) if value <= 0]
+    if unlimited and not policy.allow_unlimited:
+        raise PlatformError(
+            f"template {spec.template!r} asks for unlimited {' and '.join(unlimited)}, which "
+            "this agent does not allow (SESSION_ALLOW_UNLIMITED=false); give the template a "
+            "limit or leave it empty for the agent's default",
+            code="unlimited_refused",
+        )
+    return Limits(
+        cpu=cpu if cpu > 0 else None, memory_mb=memory if memory > 0 else None, pids=policy.pids
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

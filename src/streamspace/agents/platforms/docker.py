@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -16,12 +17,21 @@ import aiodocker
 import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
-from aiodocker.networks import DockerNetwork
 
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
+from streamspace.agents.platforms.base import (
+    LimitPolicy,
+    Limits,
+    ObservedSession,
+    Platform,
+    SessionSpec,
+    not_running,
+    resolve_limits,
+)
 from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
+from streamspace.agents.platforms.docker_firewall import SessionFirewall
 from streamspace.agents.platforms.docker_model import (
     LABEL_AGENT,
+    LABEL_EGRESS,
     LABEL_INSTALLATION,
     LABEL_SESSION,
     LABEL_VNC_PORT,
@@ -34,6 +44,8 @@ from streamspace.agents.platforms.docker_model import (
     object_labels,
     observed_from_summary,
     owned,
+    session_address,
+    session_network,
     volume_config,
     volume_name,
 )
@@ -41,6 +53,7 @@ from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 
+log = logging.getLogger(__name__)
 _SUMMARY_KEYS = ("Id", "Names", "Image", "State", "Status", "Labels", "NetworkSettings")
 _LOG_LINES = 20
 
@@ -66,6 +79,9 @@ class DockerPlatform(LazyDockerClient, Platform):
         isolate_sessions: bool = True,
         watch_retry: float = 1.0,
         installation_id: str | None = None,
+        limits: LimitPolicy | None = None,
+        firewall: SessionFirewall | None = None,
+        seal_networks: bool = True,
     ) -> None:
         self._agent_id = agent_id
         self.installation_id = installation_id
@@ -76,22 +92,33 @@ class DockerPlatform(LazyDockerClient, Platform):
         self._isolate_sessions = isolate_sessions
         self._watch_retry = watch_retry
         self._client: aiodocker.Docker | None = None
+        self._limits = limits or LimitPolicy()
+        self._firewall = (firewall or SessionFirewall()) if seal_networks else None
+        self._sealed: set[str] = set()  # ids of the networks this process has sealed
+        self._orphans_checked = False
         self._network_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: AgentSettings) -> DockerPlatform:
         """The platform `streamspace agent` builds when PLATFORM=docker."""
-        return cls(agent_id=settings.agent_id, network=settings.docker_network)
+        return cls(
+            agent_id=settings.agent_id,
+            network=settings.docker_network,
+            limits=LimitPolicy.from_settings(settings),
+            firewall=SessionFirewall(allow=settings.egress_allow_networks),
+            seal_networks=settings.session_network_sealing,
+        )
 
     # -- the Platform contract ---------------------------------------------------------------
 
     async def start(self, spec: SessionSpec) -> ObservedSession:
-        network = await self._ensure_network()
         container = await self._find(spec.session_id)
         if container is None:
-            container = await self._create(spec)
+            limits = resolve_limits(spec, self._limits)  # refuse before creating anything
+            await self._ensure_network(egress=spec.egress)
+            container = await self._create(spec, limits=limits)
         else:
-            await self._reattach(container, network=network)
+            await self._reattach(container)
         return await self._run_until_ready(container, session_id=spec.session_id)
 
     async def stop(self, session_id: str) -> None:
@@ -116,11 +143,12 @@ class DockerPlatform(LazyDockerClient, Platform):
 
     async def wake(self, session_id: str) -> ObservedSession:
         container = await self._get(session_id)
-        await self._reattach(container, network=await self._ensure_network())
+        await self._reattach(container)
         return await self._run_until_ready(container, session_id=session_id)
 
     async def list_sessions(self) -> list[ObservedSession]:
         containers = await self._list()
+        await self._seal_networks_in_use(containers)
         return [observed_from_summary(_summary(c), network=self._network) for c in containers]
 
     async def watch(self) -> AsyncIterator[ObservedSession]:
@@ -174,32 +202,95 @@ class DockerPlatform(LazyDockerClient, Platform):
             raise NotFound(f"session {session_id} has no container on agent {self._agent_id}")
         return container
 
-    async def _ensure_network(self) -> DockerNetwork:
-        """The sessions' network, created unless it exists. Looked up on every start and wake
-        (one inspect): a network removed from outside is made again, not a failed start."""
+    async def _ensure_network(self, *, egress: bool) -> str:
+        """The id of the sessions' network (with or without egress), created unless it exists,
+        and sealed. Looked up on every start and wake (one inspect): a network removed from
+        outside is made again, and sealed again (the seal follows the network's id)."""
+        name = session_network(self._network, egress=egress)
         async with self._network_lock:
-            with docker_errors(f"creating network {self._network}"):
-                try:
-                    return await self._docker.networks.get(self._network)
-                except aiodocker.DockerError as exc:
-                    if exc.status != 404:
-                        raise
-                    config = network_config(self._network, isolate_sessions=self._isolate_sessions)
-                    return await self._docker.networks.create(config)
+            network = await self._network_info(name, egress=egress)
+            if self._firewall is not None and network["Id"] not in self._sealed:
+                await self._firewall.seal(network, egress=egress)
+                await self._unseal_orphans()
+                self._sealed.add(network["Id"])
+            return str(network["Id"])
 
-    async def _reattach(self, container: DockerContainer, *, network: DockerNetwork) -> None:
-        """A stopped container holds the id of the network it was on. When that network was
-        removed and made again, starting fails ("network <id> not found") until the container
-        is attached to the new one."""
+    async def _reattach(self, container: DockerContainer) -> None:
+        """Ensure the network of an existing session (made again if it was removed). A stopped
+        container holds the id of the network it was on: when that network was removed and
+        made again, starting fails ("network <id> not found") until the container is attached
+        to the new one."""
+        egress = _egress(container)
+        network_id = await self._ensure_network(egress=egress)
+        name = session_network(self._network, egress=egress)
         networks = (container["NetworkSettings"] or {}).get("Networks") or {}
-        attached = (networks.get(self._network) or {}).get("NetworkID")
-        if not attached or attached == network.id:
+        attached = (networks.get(name) or {}).get("NetworkID")
+        if not attached or attached == network_id:
             return
-        with docker_errors(f"attaching {container.id[:12]} to network {self._network}"):
+        with docker_errors(f"attaching {container.id[:12]} to network {name}"):
+            network = await self._docker.networks.get(name)
             await network.disconnect({"Container": container.id, "Force": True})
             await network.connect({"Container": container.id})
 
-    async def _create(self, spec: SessionSpec) -> DockerContainer:
+    async def _seal_networks_in_use(self, containers: list[DockerContainer]) -> None:
+        """Sessions already running when this agent starts (after an upgrade, or an iptables
+        flush) get their network sealed now, not at the next session start. The agent lists
+        its sessions on every connect; a failure is logged, and the next start reports it."""
+        running = {_egress(c) for c in containers if c["State"] == "running"}
+        for egress in sorted(running):
+            try:
+                await self._ensure_network(egress=egress)
+            except PlatformError as exc:
+                log.warning("docker: cannot seal the sessions' network: %s", exc.message)
+
+    async def _network_info(self, name: str, *, egress: bool) -> dict[str, Any]:
+        with docker_errors(f"creating network {name}"):
+            try:
+                return await self._show_network(name)
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
+            config = network_config(name, isolate_sessions=self._isolate_sessions, egress=egress)
+            try:
+                await self._docker.networks.create(config)
+            except aiodocker.DockerError as exc:
+                if exc.status != 409:  # another replica created it a moment ago
+                    raise
+            return await self._show_network(name)
+
+    async def _show_network(self, name: str) -> dict[str, Any]:
+        network = await self._docker.networks.get(name)
+        info: dict[str, Any] = await network.show()
+        return info
+
+    async def _unseal_orphans(self) -> None:
+        """Chains of networks removed while no agent ran go on this agent's first start."""
+        if self._orphans_checked or self._firewall is None:
+            return
+        chains = await self._firewall.chains()
+        with docker_errors("listing networks"):
+            ids = [n["Id"] for n in await self._docker.networks.list()]
+        await self._firewall.unseal_orphans(network_ids=ids, chains=chains)
+        self._orphans_checked = True
+
+    async def remove_networks(self) -> None:
+        """Remove the sessions' networks (both) and their seals; the sessions must be gone."""
+        for egress in (True, False):
+            name = session_network(self._network, egress=egress)
+            with docker_errors(f"removing network {name}"):
+                try:
+                    network = await self._docker.networks.get(name)
+                    network_id = (await network.show())["Id"]
+                    await network.delete()
+                except aiodocker.DockerError as exc:
+                    if exc.status != 404:
+                        raise
+                    continue
+            if self._firewall is not None:
+                await self._firewall.unseal(network_id)
+            self._sealed.discard(network_id)
+
+    async def _create(self, spec: SessionSpec, *, limits: Limits) -> DockerContainer:
         name = container_name(spec.session_id)
         with docker_errors(f"creating session {spec.session_id}"):
             home = await self._home(spec) if spec.persistent_home else None
@@ -207,8 +298,9 @@ class DockerPlatform(LazyDockerClient, Platform):
                 spec=spec,
                 agent_id=self._agent_id,
                 installation_id=self.installation_id,
-                network=self._network,
+                network=session_network(self._network, egress=spec.egress),
                 home=home,
+                limits=limits,
             )
             try:
                 return await self._create_container(config=config, name=name, image=spec.image)
@@ -318,8 +410,7 @@ class DockerPlatform(LazyDockerClient, Platform):
         return await container.show()
 
     def _address(self, info: dict[str, Any], *, session_id: str) -> str:
-        networks = info["NetworkSettings"].get("Networks") or {}
-        address: str = (networks.get(self._network) or {}).get("IPAddress") or ""
+        address = session_address(info, network=self._network)
         if not address:
             raise PlatformError(
                 f"session {session_id}: container has no address on network {self._network}"
@@ -401,6 +492,13 @@ class DockerPlatform(LazyDockerClient, Platform):
         if is_hibernated_name(info["Name"]):
             return ObservedSession(session_id=session_id, state="hibernated")
         return ObservedSession(session_id=session_id, state="failed", detail=exit_detail(state))
+
+
+def _egress(container: DockerContainer) -> bool:
+    """Whether a listed session container is on the egress network (sessions created before
+    egress was a setting had it: they carry no label and sit on the egress network)."""
+    labels: dict[str, str] = container["Labels"] or {}
+    return labels.get(LABEL_EGRESS, "on") != "off"
 
 
 def _summary(container: DockerContainer) -> dict[str, Any]:

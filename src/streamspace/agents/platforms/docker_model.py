@@ -12,7 +12,7 @@ import hashlib
 import re
 from typing import Any
 
-from streamspace.agents.platforms.base import ObservedSession, ObservedState, SessionSpec
+from streamspace.agents.platforms.base import Limits, ObservedSession, ObservedState, SessionSpec
 
 LABEL_SESSION = "streamspace.session"
 LABEL_USER = "streamspace.user"
@@ -23,8 +23,15 @@ LABEL_HOME = "streamspace.home"
 LABEL_INSTALLATION = "streamspace.installation"
 SHORT_INSTALLATION = 8  # hex characters of the installation id in object names
 HOME_MOUNT = "/home/user"
+LABEL_EGRESS = "streamspace.egress"
+LABEL_MANAGED = "streamspace.managed"  # on networks an agent created (and may seal)
 HIBERNATED_SUFFIX = ".hibernated"
+NO_EGRESS_SUFFIX = "-noegress"
 SHM_SIZE = 256 * 1024 * 1024  # browsers crash with Docker's default 64 MiB /dev/shm
+# What the entrypoint needs as root before it drops to uid 1000 for good: chown a fresh home
+# (CHOWN) and `setpriv --reuid --regid --init-groups` (SETUID, SETGID). Everything else goes;
+# with no-new-privileges nothing can win capabilities back.
+CAPABILITIES = ("CHOWN", "SETUID", "SETGID")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -106,6 +113,7 @@ def session_labels(
         LABEL_TEMPLATE: spec.template,
         **object_labels(agent_id=agent_id, installation_id=installation_id),
         LABEL_VNC_PORT: str(spec.vnc_port),
+        LABEL_EGRESS: "on" if spec.egress else "off",
     }
     if home is not None:
         labels[LABEL_HOME] = home
@@ -128,21 +136,25 @@ def container_config(
     installation_id: str | None,
     network: str,
     home: str | None,
+    limits: Limits,
 ) -> dict[str, Any]:
-    """Body of `POST /containers/create`: limits, labels, home volume `home` (when the spec
-    keeps one), network; no host ports."""
+    """Body of `POST /containers/create`: limits, capabilities, labels, home volume `home`
+    (when the spec keeps one), network; no host ports."""
     host_config: dict[str, Any] = {
         "Init": True,  # tini as PID 1 reaps the zombies x11vnc would leave
         "NetworkMode": network,
         "RestartPolicy": {"Name": "no"},
         "ShmSize": SHM_SIZE,
         "SecurityOpt": ["no-new-privileges"],
+        "CapDrop": ["ALL"],
+        "CapAdd": list(CAPABILITIES),
+        "PidsLimit": limits.pids,
         "Mounts": _mounts(home),
     }
-    if spec.cpu_limit is not None:
-        host_config["NanoCpus"] = int(spec.cpu_limit * 1_000_000_000)
-    if spec.memory_limit_mb is not None:
-        host_config["Memory"] = spec.memory_limit_mb * 1024 * 1024
+    if limits.cpu is not None:
+        host_config["NanoCpus"] = int(limits.cpu * 1_000_000_000)
+    if limits.memory_mb is not None:
+        host_config["Memory"] = limits.memory_mb * 1024 * 1024
     env = {"VNC_PORT": str(spec.vnc_port), **spec.env}
     return {
         "Image": spec.image,
@@ -161,20 +173,92 @@ def _mounts(home: str | None) -> list[dict[str, Any]]:
     return [{"Type": "volume", "Source": home, "Target": HOME_MOUNT}]
 
 
-def network_config(name: str, *, isolate_sessions: bool) -> dict[str, Any]:
+def network_config(name: str, *, isolate_sessions: bool, egress: bool = True) -> dict[str, Any]:
     """Body of `POST /networks/create` for the sessions' own bridge network.
 
     With `isolate_sessions`, inter-container traffic is off: one user's session cannot reach
     another's VNC port, while the host (where the agent runs) still reaches every session.
+    IPv6 stays off: the seal (`seal_rules`) is IPv4 iptables, so no IPv6 path may exist.
     """
     options = {"com.docker.network.bridge.enable_icc": "false"} if isolate_sessions else {}
     return {
         "Name": name,
         "Driver": "bridge",
         "CheckDuplicate": True,
+        "EnableIPv6": False,
         "Options": options,
-        "Labels": {"streamspace.managed": "true"},
+        "Labels": {LABEL_MANAGED: "true", LABEL_EGRESS: "on" if egress else "off"},
     }
+
+
+def session_network(base: str, *, egress: bool) -> str:
+    """The network of sessions with internet egress (`base`) or without (`base`-noegress).
+
+    Egress is a property of the network because the seal is per network: one chain of
+    rules per bridge, so a session's egress is chosen by the network it joins."""
+    return base if egress else f"{base}{NO_EGRESS_SUFFIX}"
+
+
+# -- the seal: iptables rules of one session network (applied by docker_firewall) -----------
+
+# Where a session must never connect, egress or not: RFC 1918, CGNAT (RFC 6598), link-local
+# (cloud metadata at 169.254.169.254), loopback, "this network", IETF protocol assignments,
+# benchmarking (RFC 2544, used inside some data centres), multicast and reserved/broadcast.
+PRIVATE_RANGES = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+)
+CHAIN_PREFIX = "SS-"
+HOOKS = ("INPUT", "DOCKER-USER")  # traffic to the host; traffic forwarded off the bridge
+
+
+def chain_name(network_id: str) -> str:
+    """The chain sealing one network: `SS-<12 hex of its id>` (iptables allows 28 chars)."""
+    return CHAIN_PREFIX + network_id[:12]
+
+
+def bridge_name(network: dict[str, Any]) -> str:
+    """The host interface of a bridge network (from `GET /networks/<id>`): its
+    `com.docker.network.bridge.name` option, else Docker's `br-<12 hex of the id>`."""
+    options = network.get("Options") or {}
+    return str(options.get("com.docker.network.bridge.name") or "br-" + network["Id"][:12])
+
+
+def jump_rule(*, hook: str, bridge: str, chain: str) -> list[str]:
+    """The rule (without -A/-I/-C/-D) sending one hook's traffic from the bridge to the chain."""
+    return [hook, "-i", bridge, "-m", "comment", "--comment", "streamspace seal", "-j", chain]
+
+
+def seal_rules(*, chain: str, egress: bool, allow: tuple[str, ...] = ()) -> str:
+    """`iptables-restore --noflush` text (re)writing the chain of one session network.
+
+    The chain sees packets from the bridge both to the host (INPUT) and forwarded (DOCKER-USER):
+    replies of connections the host opened pass (the agent connects to VNC ports); anything to
+    an address of the host is dropped (its Redis, PostgreSQL, API); with egress, the private
+    ranges are dropped except `allow` (an internal DNS resolver, say) and the rest returns to
+    Docker's rules; without egress everything is dropped. The last rule counts what passes.
+    """
+    rules = [
+        f":{chain} - [0:0]",
+        f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        f"-A {chain} -m addrtype --dst-type LOCAL -j DROP",
+    ]
+    if egress:
+        rules += [f"-A {chain} -d {cidr} -j RETURN" for cidr in allow]
+        rules += [f"-A {chain} -d {cidr} -j DROP" for cidr in PRIVATE_RANGES]
+        rules.append(f'-A {chain} -m comment --comment "streamspace egress" -j RETURN')
+    else:
+        rules.append(f"-A {chain} -j DROP")
+    return "\n".join(["*filter", *rules, "COMMIT", ""])
 
 
 def observed_from_summary(summary: dict[str, Any], *, network: str) -> ObservedSession:
@@ -182,8 +266,7 @@ def observed_from_summary(summary: dict[str, Any], *, network: str) -> ObservedS
     labels: dict[str, str] = summary.get("Labels") or {}
     name = (summary.get("Names") or ["/"])[0].lstrip("/")
     state = _observed_state(docker_state=summary.get("State", ""), name=name)
-    networks = (summary.get("NetworkSettings") or {}).get("Networks") or {}
-    address = (networks.get(network) or {}).get("IPAddress") or None
+    address = session_address(summary, network=network) or None
     running = state == "running"
     return ObservedSession(
         session_id=labels.get(LABEL_SESSION, ""),
@@ -193,6 +276,16 @@ def observed_from_summary(summary: dict[str, Any], *, network: str) -> ObservedS
         detail="" if running else str(summary.get("Status", "")),
         metadata=_metadata(summary=summary, labels=labels, name=name),
     )
+
+
+def session_address(container: dict[str, Any], *, network: str) -> str:
+    """A container's address on the sessions' network `network` or on its no-egress twin
+    (`container` from a listing or an inspect); "" when it has none."""
+    networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+    for name in (network, session_network(network, egress=False)):
+        if address := (networks.get(name) or {}).get("IPAddress"):
+            return str(address)
+    return ""
 
 
 def _observed_state(*, docker_state: str, name: str) -> ObservedState:

@@ -17,7 +17,14 @@ from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from streamspace.agents.platforms import kubernetes_model as model
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
+from streamspace.agents.platforms.base import (
+    LimitPolicy,
+    ObservedSession,
+    Platform,
+    SessionSpec,
+    not_running,
+    resolve_limits,
+)
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
@@ -63,8 +70,10 @@ class KubernetesPlatform(Platform):
         ready_timeout: float = 60.0,
         stop_timeout: int = 5,
         watch_retry: float = 1.0,
+        limits: LimitPolicy | None = None,
     ) -> None:
         self._agent_id = agent_id
+        self._limits = limits or LimitPolicy()
         self._kube = KubeConnection(namespace=namespace, kubeconfig=kubeconfig)
         self._home_size, self._storage_class = home_size, storage_class
         self._agent_pod_labels = model.parse_labels(agent_pod_labels)
@@ -83,6 +92,7 @@ class KubernetesPlatform(Platform):
             home_size=settings.session_home_size,
             storage_class=settings.session_storage_class,
             agent_pod_labels=settings.agent_pod_labels,
+            limits=LimitPolicy.from_settings(settings),
         )
 
     async def _core(self) -> tuple[client.CoreV1Api, str]:
@@ -99,6 +109,7 @@ class KubernetesPlatform(Platform):
     # -- the Platform contract ---------------------------------------------------------------
 
     async def start(self, spec: SessionSpec) -> ObservedSession:
+        resolve_limits(spec, self._limits)  # refuse before creating anything
         await self._ensure_policy()
         if spec.persistent_home:
             await self._create(
@@ -199,6 +210,7 @@ class KubernetesPlatform(Platform):
             pull_policy=model.pull_policy(spec.pull),
             stop_timeout=self._stop_timeout,
             installation_id=self.installation_id,
+            limits=resolve_limits(spec, self._limits),
         )
         await self._create("pod", manifest)
         return await self._wait_for_vnc(spec)
@@ -325,19 +337,29 @@ class KubernetesPlatform(Platform):
     # -- objects -----------------------------------------------------------------------------
 
     async def _ensure_policy(self) -> None:
+        """Create the sessions' NetworkPolicies, or bring them up to date: a policy left by an
+        older agent must not keep its looser rules."""
         if self._policy_ready:
             return
-        manifest = model.policy_manifest(
-            agent_id=self._agent_id, agent_pod_labels=self._agent_pod_labels
-        )
+        manifests = [
+            model.policy_manifest(agent_id=self._agent_id, agent_pod_labels=self._agent_pod_labels),
+            model.egress_policy_manifest(agent_id=self._agent_id),
+        ]
         api, namespace = await self._kube.open()
         networking = client.NetworkingV1Api(api)
-        body: Any = manifest
-        try:
-            await networking.create_namespaced_network_policy(namespace, body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise _api_error("creating the sessions' NetworkPolicy", exc) from exc
+        for manifest in manifests:
+            body: Any = manifest
+            try:
+                try:
+                    await networking.create_namespaced_network_policy(namespace, body)
+                except ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    name = manifest["metadata"]["name"]
+                    patch: Any = {"spec": manifest["spec"]}
+                    await networking.patch_namespaced_network_policy(name, namespace, patch)
+            except ApiException as exc:
+                raise _api_error("creating the sessions' NetworkPolicies", exc) from exc
         self._policy_ready = True
 
     async def _create(self, kind: str, manifest: dict[str, Any]) -> bool:

@@ -15,7 +15,8 @@ import json
 import re
 from typing import Any, Literal
 
-from streamspace.agents.platforms.base import ObservedSession, ObservedState, SessionSpec
+from streamspace.agents.platforms.base import Limits, ObservedSession, ObservedState, SessionSpec
+from streamspace.agents.platforms.docker_model import PRIVATE_RANGES
 
 PREFIX = "streamspace.io/"
 LABEL_SESSION = PREFIX + "session"
@@ -23,6 +24,7 @@ LABEL_AGENT = PREFIX + "agent"
 LABEL_USER = PREFIX + "user"
 LABEL_TEMPLATE = PREFIX + "template"
 LABEL_INSTALLATION = PREFIX + "installation"
+LABEL_EGRESS = PREFIX + "egress"
 COMPONENT = "app.kubernetes.io/component"
 ANNOTATION_SESSION = PREFIX + "session"
 ANNOTATION_USER = PREFIX + "user"
@@ -68,6 +70,11 @@ def policy_name(agent_id: str) -> str:
     return f"streamspace-sessions-{agent_id}"[:253]
 
 
+def egress_policy_name(agent_id: str) -> str:
+    """The NetworkPolicy that lets this agent's sessions with egress reach the internet."""
+    return f"streamspace-sessions-{agent_id}"[:246] + "-egress"
+
+
 def session_selector(agent_id: str) -> str:
     """Label selector of every session Pod (or record) this agent owns."""
     return f"{LABEL_AGENT}={label_value(agent_id)},{COMPONENT}=session"
@@ -103,6 +110,14 @@ def _labels(
     return labels
 
 
+def _pod_labels(*, spec: SessionSpec, agent_id: str, installation_id: str | None) -> dict[str, str]:
+    labels = _labels(
+        spec=spec, agent_id=agent_id, component="session", installation_id=installation_id
+    )
+    labels[LABEL_EGRESS] = "on" if spec.egress else "off"  # the egress policy selects on it
+    return labels
+
+
 def _annotations(spec: SessionSpec) -> dict[str, str]:
     annotations = {
         ANNOTATION_SESSION: spec.session_id,
@@ -115,12 +130,12 @@ def _annotations(spec: SessionSpec) -> dict[str, str]:
     return annotations
 
 
-def _quantities(spec: SessionSpec) -> dict[str, str]:
+def _quantities(limits: Limits) -> dict[str, str]:
     amounts: dict[str, str] = {}
-    if spec.cpu_limit is not None:
-        amounts["cpu"] = f"{max(1, round(spec.cpu_limit * 1000))}m"
-    if spec.memory_limit_mb is not None:
-        amounts["memory"] = f"{spec.memory_limit_mb}Mi"
+    if limits.cpu is not None:
+        amounts["cpu"] = f"{max(1, round(limits.cpu * 1000))}m"
+    if limits.memory_mb is not None:
+        amounts["memory"] = f"{limits.memory_mb}Mi"
     return amounts
 
 
@@ -135,10 +150,12 @@ def pod_manifest(
     agent_id: str,
     pull_policy: str,
     stop_timeout: int,
+    limits: Limits,
     installation_id: str | None = None,
 ) -> dict[str, Any]:
     """The session Pod: non-root, no privilege escalation, no capabilities, RuntimeDefault
-    seccomp, limits (and equal requests) from the template, the home claim, no host ports."""
+    seccomp, limits (and equal requests) from the template or the agent's defaults, the home
+    claim, no host ports. No PIDs limit: Kubernetes sets it per node (kubelet podPidsLimit)."""
     container: dict[str, Any] = {
         "name": "session",
         "image": spec.image,
@@ -159,7 +176,7 @@ def pod_manifest(
         },
         "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
     }
-    if quantities := _quantities(spec):
+    if quantities := _quantities(limits):
         container["resources"] = {"limits": quantities, "requests": dict(quantities)}
     volumes: list[dict[str, Any]] = [
         {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_LIMIT}}
@@ -173,9 +190,7 @@ def pod_manifest(
         "kind": "Pod",
         "metadata": {
             "name": pod_name(spec.session_id),
-            "labels": _labels(
-                spec=spec, agent_id=agent_id, component="session", installation_id=installation_id
-            ),
+            "labels": _pod_labels(spec=spec, agent_id=agent_id, installation_id=installation_id),
             "annotations": _annotations(spec),
         },
         "spec": {
@@ -268,29 +283,69 @@ def record_state(record: dict[str, Any] | None) -> RecordState | None:
     return "hibernated" if (record.get("data") or {}).get("state") == "hibernated" else "running"
 
 
+def _policy_metadata(*, name: str, agent_id: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "labels": {
+            "app.kubernetes.io/part-of": "streamspace",
+            "app.kubernetes.io/managed-by": "streamspace-agent",
+            LABEL_AGENT: label_value(agent_id),
+        },
+    }
+
+
 def policy_manifest(*, agent_id: str, agent_pod_labels: dict[str, str]) -> dict[str, Any]:
-    """Only this agent's own pods reach the sessions, and only on their VNC port."""
+    """Only this agent's own pods reach the sessions, and only on their VNC port; the sessions
+    reach nothing (the egress policy opens the internet to those with egress on)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {
-            "name": policy_name(agent_id),
-            "labels": {
-                "app.kubernetes.io/part-of": "streamspace",
-                "app.kubernetes.io/managed-by": "streamspace-agent",
-                LABEL_AGENT: label_value(agent_id),
-            },
-        },
+        "metadata": _policy_metadata(name=policy_name(agent_id), agent_id=agent_id),
         "spec": {
             "podSelector": {
                 "matchLabels": {LABEL_AGENT: label_value(agent_id), COMPONENT: "session"}
             },
-            "policyTypes": ["Ingress"],
+            "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
                     "from": [{"podSelector": {"matchLabels": agent_pod_labels}}],
                     "ports": [{"protocol": "TCP", "port": "vnc"}],
                 }
+            ],
+            "egress": [],
+        },
+    }
+
+
+def egress_policy_manifest(*, agent_id: str) -> dict[str, Any]:
+    """Sessions with egress on reach the internet but no private range (the cluster's nodes,
+    pods and services, cloud metadata), and the cluster DNS (pods labelled k8s-app=kube-dns,
+    the label both kube-dns and CoreDNS carry) on port 53."""
+    dns = [{"protocol": protocol, "port": 53} for protocol in ("UDP", "TCP")]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _policy_metadata(name=egress_policy_name(agent_id), agent_id=agent_id),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {
+                    LABEL_AGENT: label_value(agent_id),
+                    COMPONENT: "session",
+                    LABEL_EGRESS: "on",
+                }
+            },
+            "policyTypes": ["Egress"],
+            "egress": [
+                {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": list(PRIVATE_RANGES)}}]},
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {},
+                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                        }
+                    ],
+                    "ports": dns,
+                },
             ],
         },
     }

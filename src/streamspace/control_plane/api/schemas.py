@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from streamspace.control_plane.services.states import SessionState
 
@@ -126,7 +126,24 @@ class OrgCreated(OrgRead):
     admin: UserRead
 
 
+EGRESS_DOC = (
+    "Whether the template's sessions may connect to the internet; they never reach the "
+    "agent's host or private addresses either way."
+)
+CPU_DOC = "CPU limit in cores; null = the agent's default, 0 = unlimited (if the agent allows it)."
+MEMORY_DOC = (
+    "Memory limit in MiB (at least 64); null = the agent's default, 0 = unlimited "
+    "(if the agent allows it)."
+)
 PullPolicy = Literal["never", "if-missing", "always"]
+
+
+def _memory_limit(value: int | None) -> int | None:
+    if value is not None and 0 < value < 64:
+        raise ValueError("must be 0 (unlimited) or at least 64 MiB")
+    return value
+
+
 PULL_DOC = (
     "When the agent pulls the image: never (locally built images), if-missing, or always; "
     "null = the platform's default (Kubernetes: if-missing)."
@@ -140,13 +157,15 @@ class TemplateFields(StrictBody):
     icon: str = Field("", max_length=255)
     image: str = Field(..., min_length=1, max_length=255, pattern=r"^[^\s]+$")
     vnc_port: int = Field(5900, ge=1, le=65535)
-    cpu_limit: float | None = Field(None, gt=0, le=256)
-    memory_limit_mb: int | None = Field(None, ge=64, le=1024 * 1024)
+    cpu_limit: float | None = Field(None, ge=0, le=256, description=CPU_DOC)
+    memory_limit_mb: int | None = Field(None, ge=0, le=1024 * 1024, description=MEMORY_DOC)
     env: dict[str, str] = Field(default_factory=dict, max_length=100)
     persistent_home: bool = True
     pull: PullPolicy | None = Field(None, description=PULL_DOC)
+    egress: bool = Field(True, description=EGRESS_DOC)
     idle_timeout_s: int = Field(1800, ge=60, le=7 * 24 * 3600)
     max_duration_s: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
+    _check_memory = field_validator("memory_limit_mb")(_memory_limit)
 
 
 class TemplateCreate(TemplateFields):
@@ -173,13 +192,15 @@ class TemplateUpdate(StrictBody):
     icon: str | None = Field(None, max_length=255)
     image: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[^\s]+$")
     vnc_port: int | None = Field(None, ge=1, le=65535)
-    cpu_limit: float | None = Field(None, gt=0, le=256)
-    memory_limit_mb: int | None = Field(None, ge=64, le=1024 * 1024)
+    cpu_limit: float | None = Field(None, ge=0, le=256, description=CPU_DOC)
+    memory_limit_mb: int | None = Field(None, ge=0, le=1024 * 1024, description=MEMORY_DOC)
     env: dict[str, str] | None = Field(None, max_length=100)
     persistent_home: bool | None = None
     pull: PullPolicy | None = Field(None, description=PULL_DOC)
+    egress: bool | None = Field(None, description=EGRESS_DOC)
     idle_timeout_s: int | None = Field(None, ge=60, le=7 * 24 * 3600)
     max_duration_s: int | None = Field(None, ge=60, le=30 * 24 * 3600)
+    _check_memory = field_validator("memory_limit_mb")(_memory_limit)
 
     @model_validator(mode="after")
     def _no_null_for_required_columns(self) -> TemplateUpdate:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -107,6 +108,8 @@ class TemplateRecord(Base):
     persistent_home: Mapped[bool] = mapped_column(Boolean, default=True)
     # never | if-missing | always; None = the agent platform's default (revision 0002)
     pull: Mapped[str | None] = mapped_column(String(16), nullable=True, default=None)
+    # may sessions reach the internet (never the host or private ranges) (revision 0004)
+    egress: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     idle_timeout_s: Mapped[int] = mapped_column(Integer, default=1800)
     max_duration_s: Mapped[int] = mapped_column(Integer, default=8 * 3600)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -30,6 +30,7 @@ def session_spec(
         "env": dict(template.env or {}),
         "persistent_home": template.persistent_home,
         "pull": template.pull,
+        "egress": template.egress,
     }
 
 

@@ -40,6 +40,8 @@ describe('Admin templates', () => {
     await user.clear(field('Idle timeout (s)'));
     await user.type(field('Idle timeout (s)'), '600');
     await user.type(field('Memory limit (MB)'), '2048');
+    expect(field('Internet access')).toBeChecked();
+    await user.click(field('Internet access'));
     await user.click(within(dialog).getByRole('button', { name: 'Save' }));
 
     expect(await within(dialog).findByRole('alert')).toHaveTextContent("template 'gimp' already exists");
@@ -53,6 +55,7 @@ describe('Admin templates', () => {
       cpu_limit: null,
       vnc_port: 5900,
       persistent_home: true,
+      egress: false,
     });
   });
 

@@ -19,6 +19,7 @@ export interface TemplateValues {
   idle_timeout_s: number | string;
   max_duration_s: number | string;
   persistent_home: boolean;
+  egress: boolean;
   env: string;
 }
 
@@ -36,6 +37,7 @@ export function initialValues(t?: Template): TemplateValues {
     idle_timeout_s: t?.idle_timeout_s ?? 1800,
     max_duration_s: t?.max_duration_s ?? 28800,
     persistent_home: t?.persistent_home ?? true,
+    egress: t?.egress ?? true,
     env: Object.entries(t?.env ?? {})
       .map(([k, v]) => `${k}=${v}`)
       .join('\n'),
@@ -86,9 +88,12 @@ export const validators = {
   cpu_limit: (v: number | string) => {
     if (blank(v)) return null;
     const n = Number(v);
-    return Number.isFinite(n) && n > 0 && n <= 256 ? null : 'CPU limit must be more than 0 and at most 256';
+    return Number.isFinite(n) && n >= 0 && n <= 256 ? null : 'CPU limit must be between 0 (unlimited) and 256';
   },
-  memory_limit_mb: intIn('Memory limit', 64, 1048576, true),
+  memory_limit_mb: (v: number | string) => {
+    if (blank(v) || Number(v) === 0) return null;
+    return intIn('Memory limit', 64, 1048576)(v);
+  },
   idle_timeout_s: intIn('Idle timeout', 60, 604800),
   max_duration_s: intIn('Max duration', 60, 2592000),
   env: (v: string) => parseEnv(v).error,
@@ -108,6 +113,7 @@ export function toBody(v: TemplateValues): TemplateCreate {
     idle_timeout_s: Number(v.idle_timeout_s),
     max_duration_s: Number(v.max_duration_s),
     persistent_home: v.persistent_home,
+    egress: v.egress,
     env: parseEnv(v.env).env,
   };
 }
@@ -160,16 +166,18 @@ export function TemplateForm({ template, onSubmit, onCancel }: Props) {
             min={0}
             max={256}
             decimalScale={2}
-            placeholder="No limit"
+            placeholder="Agent default"
+            description="Cores; 0 = unlimited, if the agent allows it"
             {...form.getInputProps('cpu_limit')}
           />
           <NumberInput
             clampBehavior="none"
             label="Memory limit (MB)"
-            min={64}
+            min={0}
             max={1048576}
             allowDecimal={false}
-            placeholder="No limit"
+            placeholder="Agent default"
+            description="0 = unlimited, if the agent allows it"
             {...form.getInputProps('memory_limit_mb')}
           />
           <NumberInput
@@ -199,6 +207,11 @@ export function TemplateForm({ template, onSubmit, onCancel }: Props) {
           {...form.getInputProps('env')}
         />
         <Checkbox label="Persistent home" {...form.getInputProps('persistent_home', { type: 'checkbox' })} />
+        <Checkbox
+          label="Internet access"
+          description="Sessions may connect to the internet; never to the agent's host or private networks"
+          {...form.getInputProps('egress', { type: 'checkbox' })}
+        />
         <Group justify="flex-end">
           <Button variant="default" onClick={onCancel}>
             Cancel

@@ -8,6 +8,12 @@ import { useDeleteTemplate, useSaveTemplate, useTemplates } from '../../api/quer
 import type { Template } from '../../api/types';
 import { DataTable } from '../../components/DataTable';
 import { EmptyState, QueryContent } from '../../components/QueryState';
+
+/** A template's limit as shown: empty = the agent's default, 0 = unlimited. */
+function limit(value: number | null | undefined, unit: string): string {
+  if (value === null || value === undefined) return `default${unit}`;
+  return value === 0 ? `∞${unit}` : `${value}${unit}`;
+}
 import { TemplateIcon } from '../../components/TemplateIcon';
 import { TemplateForm } from './TemplateForm';
 
@@ -80,7 +86,8 @@ export function TemplatesPage() {
               </Table.Td>
               <Table.Td>
                 <Text size="xs">
-                  {t.cpu_limit ?? '∞'} CPU · {t.memory_limit_mb ?? '∞'} MB · idle {Math.round((t.idle_timeout_s ?? 1800) / 60)} min
+                  {limit(t.cpu_limit, ' CPU')} · {limit(t.memory_limit_mb, ' MB')}
+                  {t.egress === false ? ' · no internet' : ''} · idle {Math.round((t.idle_timeout_s ?? 1800) / 60)} min
                 </Text>
               </Table.Td>
               <Table.Td>
