@@ -137,9 +137,8 @@ async def run_local_agent(settings: ControlPlaneSettings) -> None:
         key_file=settings.data_dir / "local-agent.key",
         docker_network=local.network,
     )
-    platform = DockerPlatform(
-        agent_id=local.agent_id, network=local.network, installation_id=local.installation_id
-    )
+    # from the settings: SESSION_* limits, sealing and egress apply to the embedded agent too
+    platform = DockerPlatform.from_settings(agent_settings, installation_id=local.installation_id)
     log.info(
         "local Docker agent %s starting (installation %s, network %s)",
         local.agent_id,

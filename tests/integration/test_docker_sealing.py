@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import re
 import socket
@@ -23,7 +24,7 @@ import pytest
 
 from streamspace.agents.platforms.base import LimitPolicy, SessionSpec
 from streamspace.agents.platforms.docker import DockerPlatform
-from streamspace.agents.platforms.docker_firewall import SessionFirewall
+from streamspace.agents.platforms.docker_firewall import SessionFirewall, host_resolvers
 from streamspace.agents.platforms.docker_model import chain_name, container_name, session_network
 from streamspace.agents.platforms.iptables import Iptables
 from streamspace.errors import PlatformError
@@ -158,10 +159,42 @@ async def test_a_session_reaches_neither_the_host_nor_private_addresses(
     assert not await connects(name, await gateway(network), port)
     assert not await connects(name, await host_address(), port)
     assert peers == []
-    assert not await connects(name, PRIVATE, 53)
+    assert not await connects(name, PRIVATE, 80)
     after = await counters(chain)
     assert after[f"-A {chain} -d 10.0.0.0/8 -j DROP"] > before[f"-A {chain} -d 10.0.0.0/8 -j DROP"]
     assert after[f"-A {chain} -m addrtype --dst-type LOCAL -j DROP"] > 0
+
+
+async def test_the_hosts_resolvers_answer_lookups_on_port_53_only(
+    platform: DockerPlatform, agent_names: tuple[str, str]
+) -> None:
+    """Docker forwards a session's lookups to the host's nameservers from the session's own
+    network; on a private address (most clouds' resolvers) the seal lets port 53 through to
+    them, and nothing else."""
+    servers = host_resolvers()
+    if not servers:
+        pytest.skip("this host has no IPv4 nameserver off loopback")
+    resolver = servers[0].removesuffix("/32")
+    spec = make_spec()
+    await platform.start(spec)
+    name = container_name(spec.session_id)
+    chain = chain_name((await network_info(agent_names[1]))["Id"])
+    dns = f"-A {chain} -d {resolver}/32 -p tcp -m tcp --dport 53 -j RETURN"
+    before = await counters(chain)
+
+    await connects(name, resolver, 53)
+    await connects(name, resolver, 80)
+
+    after = await counters(chain)
+    assert after[dns] > before[dns]
+    drops = [rule for rule in after if rule.endswith("-j DROP") and resolver_range(rule, resolver)]
+    assert sum(after[rule] - before[rule] for rule in drops) > 0  # port 80 was dropped
+
+
+def resolver_range(rule: str, address: str) -> bool:
+    """Whether a `-d <cidr> -j DROP` rule covers `address`."""
+    match = re.search(r"-d (\S+) -j DROP", rule)
+    return bool(match) and ipaddress.ip_address(address) in ipaddress.ip_network(match[1])
 
 
 async def test_the_same_probe_reaches_the_host_without_the_seal(

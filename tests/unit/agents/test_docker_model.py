@@ -19,6 +19,7 @@ from streamspace.agents.platforms.docker_model import (
     network_config,
     observed_from_summary,
     owned,
+    resolvers,
     seal_rules,
     session_network,
     volume_name,
@@ -244,3 +245,27 @@ def test_observed_states() -> None:
 def test_exit_detail_names_the_cause() -> None:
     assert exit_detail({"ExitCode": 137, "OOMKilled": False}) == "exited with code 137 (SIGKILL)"
     assert exit_detail({"ExitCode": 137, "OOMKilled": True}) == "killed: out of memory"
+
+
+def test_resolvers_are_the_ipv4_nameservers_off_loopback() -> None:
+    text = (
+        "# generated\nsearch example.internal\nnameserver 127.0.0.53\n"
+        "nameserver 10.0.0.2\nnameserver fd00::1\nnameserver not-an-ip\noptions edns0\n"
+        "nameserver 192.168.1.1\n"
+    )
+    assert resolvers(text) == ("10.0.0.2/32", "192.168.1.1/32")
+    assert resolvers("nameserver 127.0.0.1\n") == ()
+
+
+def test_seal_rules_let_dns_through_to_the_resolvers_only_with_egress() -> None:
+    rules = seal_rules(chain="SS-x", egress=True, dns=("10.0.0.2/32",))
+    lines = rules.splitlines()
+    dns = [line for line in lines if "--dport 53" in line]
+    assert dns == [
+        "-A SS-x -d 10.0.0.2/32 -p udp --dport 53 -j RETURN",
+        "-A SS-x -d 10.0.0.2/32 -p tcp --dport 53 -j RETURN",
+    ]
+    # before the private ranges are dropped, after the host's own addresses are
+    assert lines.index(dns[0]) < lines.index("-A SS-x -d 10.0.0.0/8 -j DROP")
+    assert lines.index("-A SS-x -m addrtype --dst-type LOCAL -j DROP") < lines.index(dns[0])
+    assert "--dport 53" not in seal_rules(chain="SS-x", egress=False, dns=("10.0.0.2/32",))

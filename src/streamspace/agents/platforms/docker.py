@@ -99,10 +99,14 @@ class DockerPlatform(LazyDockerClient, Platform):
         self._network_lock = asyncio.Lock()
 
     @classmethod
-    def from_settings(cls, settings: AgentSettings) -> DockerPlatform:
-        """The platform `streamspace agent` builds when PLATFORM=docker."""
+    def from_settings(
+        cls, settings: AgentSettings, *, installation_id: str | None = None
+    ) -> DockerPlatform:
+        """The platform `streamspace agent` builds when PLATFORM=docker (its installation id
+        comes with the welcome), and the embedded agent with the id it knows."""
         return cls(
             agent_id=settings.agent_id,
+            installation_id=installation_id,
             network=settings.docker_network,
             limits=LimitPolicy.from_settings(settings),
             firewall=SessionFirewall(allow=settings.egress_allow_networks),

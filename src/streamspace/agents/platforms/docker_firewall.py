@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from streamspace.agents.platforms.docker_model import (
@@ -16,19 +17,45 @@ from streamspace.agents.platforms.docker_model import (
     bridge_name,
     chain_name,
     jump_rule,
+    resolvers,
     seal_rules,
 )
 from streamspace.agents.platforms.iptables import Iptables
 from streamspace.errors import PlatformError
+
+# Docker forwards containers' lookups to the nameservers of this file, or of systemd-resolved's
+# upstream list when the host's is its 127.0.0.53 stub.
+HOST_RESOLV_CONFS = (Path("/etc/resolv.conf"), Path("/run/systemd/resolve/resolv.conf"))
+
+
+def host_resolvers() -> tuple[str, ...]:
+    """The host's IPv4 nameservers that Docker forwards sessions' lookups to."""
+    for path in HOST_RESOLV_CONFS:
+        try:
+            found = resolvers(path.read_text())
+        except OSError:
+            continue
+        if found:
+            return found
+    return ()
 
 
 class SessionFirewall:
     """Seals and unseals session networks. Every call is idempotent, so an agent restart or a
     second agent replica on the same host re-applies the same chain instead of adding one."""
 
-    def __init__(self, *, iptables: Iptables | None = None, allow: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        iptables: Iptables | None = None,
+        allow: Iterable[str] = (),
+        dns: Iterable[str] | None = None,
+    ) -> None:
+        """`dns`: the resolvers sessions may reach on port 53 even on a private address;
+        default: the host's (HOST_RESOLV_CONF), so name lookups work out of the box."""
         self._iptables = iptables or Iptables()
         self._allow = tuple(allow)
+        self._dns = host_resolvers() if dns is None else tuple(dns)
 
     async def seal(self, network: dict[str, Any], *, egress: bool) -> None:
         """(Re)write the chain of `network` (from `GET /networks/<id>`) and hook it in."""
@@ -47,7 +74,9 @@ class SessionFirewall:
                 code="network_not_sealable",
             )
         chain = chain_name(network["Id"])
-        await self._iptables.restore(seal_rules(chain=chain, egress=egress, allow=self._allow))
+        await self._iptables.restore(
+            seal_rules(chain=chain, egress=egress, allow=self._allow, dns=self._dns)
+        )
         bridge = bridge_name(network)
         for hook in HOOKS:
             rule = jump_rule(hook=hook, bridge=bridge, chain=chain)

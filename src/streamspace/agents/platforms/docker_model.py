@@ -9,6 +9,7 @@ agent and installation (see `owned`). A hibernated session is the same container
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from typing import Any
 
@@ -238,14 +239,18 @@ def jump_rule(*, hook: str, bridge: str, chain: str) -> list[str]:
     return [hook, "-i", bridge, "-m", "comment", "--comment", "streamspace seal", "-j", chain]
 
 
-def seal_rules(*, chain: str, egress: bool, allow: tuple[str, ...] = ()) -> str:
+def seal_rules(
+    *, chain: str, egress: bool, allow: tuple[str, ...] = (), dns: tuple[str, ...] = ()
+) -> str:
     """`iptables-restore --noflush` text (re)writing the chain of one session network.
 
     The chain sees packets from the bridge both to the host (INPUT) and forwarded (DOCKER-USER):
     replies of connections the host opened pass (the agent connects to VNC ports); anything to
     an address of the host is dropped (its Redis, PostgreSQL, API); with egress, the private
-    ranges are dropped except `allow` (an internal DNS resolver, say) and the rest returns to
-    Docker's rules; without egress everything is dropped. The last rule counts what passes.
+    ranges are dropped except `allow` (all ports) and `dns` (port 53 only: the host's
+    resolvers, which Docker's embedded DNS forwards sessions' lookups to from the session's
+    own network) and the rest returns to Docker's rules; without egress everything is dropped.
+    The last rule counts what passes.
     """
     rules = [
         f":{chain} - [0:0]",
@@ -254,11 +259,32 @@ def seal_rules(*, chain: str, egress: bool, allow: tuple[str, ...] = ()) -> str:
     ]
     if egress:
         rules += [f"-A {chain} -d {cidr} -j RETURN" for cidr in allow]
+        rules += [
+            f"-A {chain} -d {server} -p {protocol} --dport 53 -j RETURN"
+            for server in dns
+            for protocol in ("udp", "tcp")
+        ]
         rules += [f"-A {chain} -d {cidr} -j DROP" for cidr in PRIVATE_RANGES]
         rules.append(f'-A {chain} -m comment --comment "streamspace egress" -j RETURN')
     else:
         rules.append(f"-A {chain} -j DROP")
     return "\n".join(["*filter", *rules, "COMMIT", ""])
+
+
+def resolvers(resolv_conf: str) -> tuple[str, ...]:
+    """The IPv4 nameservers of a resolv.conf's text that a session's lookups are forwarded to
+    (loopback ones are the host's own stub resolver, never reached from a session)."""
+    found = []
+    for line in resolv_conf.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "nameserver":
+            try:
+                address = ipaddress.ip_address(parts[1])
+            except ValueError:
+                continue
+            if address.version == 4 and not address.is_loopback:
+                found.append(f"{address}/32")
+    return tuple(found)
 
 
 def observed_from_summary(summary: dict[str, Any], *, network: str) -> ObservedSession:
