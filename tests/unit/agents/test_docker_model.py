@@ -12,6 +12,7 @@ from streamspace.agents.platforms.docker_model import (
     hibernated_name,
     is_hibernated_name,
     observed_from_summary,
+    vnc_secret_from_inspect,
     volume_name,
 )
 
@@ -56,6 +57,7 @@ def test_config_has_limits_home_and_no_host_ports() -> None:
         spec=spec(cpu_limit=1.5, memory_limit_mb=512, env={"A": "1"}),
         agent_id="agent-1",
         network="net",
+        vnc_secret="s3cr3t",
     )
 
     host = config["HostConfig"]
@@ -68,10 +70,27 @@ def test_config_has_limits_home_and_no_host_ports() -> None:
 
 
 def test_config_without_persistent_home_mounts_nothing() -> None:
-    config = container_config(spec=spec(persistent_home=False), agent_id="a", network="n")
+    config = container_config(
+        spec=spec(persistent_home=False), agent_id="a", network="n", vnc_secret="x"
+    )
 
     assert config["HostConfig"]["Mounts"] == []
     assert "streamspace.home" not in config["Labels"]
+
+
+def test_the_agents_vnc_secret_wins_and_is_read_back_from_inspect() -> None:
+    config = container_config(
+        spec=spec(env={"VNC_PASSWORD": "from-template"}),
+        agent_id="a",
+        network="n",
+        vnc_secret="agent-s",
+    )
+
+    assert "VNC_PASSWORD=agent-s" in config["Env"]
+    assert "VNC_PASSWORD=from-template" not in config["Env"]
+    assert vnc_secret_from_inspect({"Config": {"Env": config["Env"]}}) == "agent-s"
+    # a container created before sessions had a secret: its VNC runs without a password
+    assert vnc_secret_from_inspect({"Config": {"Env": ["VNC_PORT=5900"]}}) is None
 
 
 def summary(*, state: str, name: str = "/ss-s1") -> dict[str, object]:

@@ -17,7 +17,13 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
 
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
+from streamspace.agents.platforms.base import (
+    ObservedSession,
+    Platform,
+    SessionSpec,
+    VncTarget,
+    not_running,
+)
 from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
 from streamspace.agents.platforms.docker_model import (
     LABEL_AGENT,
@@ -30,9 +36,11 @@ from streamspace.agents.platforms.docker_model import (
     is_hibernated_name,
     network_config,
     observed_from_summary,
+    vnc_secret_from_inspect,
     volume_config,
 )
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
+from streamspace.agents.rfb_auth import new_secret
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 
@@ -135,11 +143,20 @@ class DockerPlatform(LazyDockerClient, Platform):
             await asyncio.sleep(self._watch_retry)
 
     async def vnc_address(self, session_id: str) -> tuple[str, int]:
+        target = await self.vnc_target(session_id)
+        return target.host, target.port
+
+    async def vnc_target(self, session_id: str) -> VncTarget:
+        """The address, and the secret read back from the container's env: any agent replica
+        (or this one after a restart) finds it there, and nowhere outside the engine."""
         container = await self._get(session_id)
         observed = observed_from_summary(_summary(container), network=self._network)
         if observed.state != "running" or observed.vnc_host is None or observed.vnc_port is None:
             raise not_running(session_id, observed.state)
-        return observed.vnc_host, observed.vnc_port
+        with docker_errors(f"inspecting session {session_id}"):
+            info = await container.show()
+        secret = vnc_secret_from_inspect(info)
+        return VncTarget(host=observed.vnc_host, port=observed.vnc_port, secret=secret)
 
     # -- finding and creating ----------------------------------------------------------------
 
@@ -177,7 +194,9 @@ class DockerPlatform(LazyDockerClient, Platform):
             self._network_ready = True
 
     async def _create(self, spec: SessionSpec) -> DockerContainer:
-        config = container_config(spec=spec, agent_id=self._agent_id, network=self._network)
+        config = container_config(
+            spec=spec, agent_id=self._agent_id, network=self._network, vnc_secret=new_secret()
+        )
         name = container_name(spec.session_id)
         with docker_errors(f"creating session {spec.session_id}"):
             if spec.persistent_home:

@@ -21,6 +21,7 @@ LABEL_AGENT = "streamspace.agent"
 LABEL_VNC_PORT = "streamspace.vnc-port"
 LABEL_HOME = "streamspace.home"
 HOME_MOUNT = "/home/user"
+VNC_PASSWORD = "VNC_PASSWORD"
 HIBERNATED_SUFFIX = ".hibernated"
 SHM_SIZE = 256 * 1024 * 1024  # browsers crash with Docker's default 64 MiB /dev/shm
 
@@ -89,8 +90,12 @@ def volume_config(*, spec: SessionSpec, agent_id: str) -> dict[str, Any]:
     }
 
 
-def container_config(*, spec: SessionSpec, agent_id: str, network: str) -> dict[str, Any]:
-    """Body of `POST /containers/create`: limits, labels, home volume, network; no host ports."""
+def container_config(
+    *, spec: SessionSpec, agent_id: str, network: str, vnc_secret: str
+) -> dict[str, Any]:
+    """Body of `POST /containers/create`: limits, labels, home volume, network; no host ports.
+    The VNC secret goes in the env (the entrypoint hands it to x11vnc and keeps it from the
+    app); it is the agent's, so it wins over a template's VNC_PASSWORD."""
     host_config: dict[str, Any] = {
         "Init": True,  # tini as PID 1 reaps the zombies x11vnc would leave
         "NetworkMode": network,
@@ -103,7 +108,7 @@ def container_config(*, spec: SessionSpec, agent_id: str, network: str) -> dict[
         host_config["NanoCpus"] = int(spec.cpu_limit * 1_000_000_000)
     if spec.memory_limit_mb is not None:
         host_config["Memory"] = spec.memory_limit_mb * 1024 * 1024
-    env = {"VNC_PORT": str(spec.vnc_port), **spec.env}
+    env = {"VNC_PORT": str(spec.vnc_port), **spec.env, VNC_PASSWORD: vnc_secret}
     return {
         "Image": spec.image,
         "Env": [f"{key}={value}" for key, value in env.items()],
@@ -175,6 +180,16 @@ def _metadata(*, summary: dict[str, Any], labels: dict[str, str], name: str) -> 
     if LABEL_HOME in labels:
         metadata["home_volume"] = labels[LABEL_HOME]
     return metadata
+
+
+def vnc_secret_from_inspect(info: dict[str, Any]) -> str | None:
+    """The VNC secret in a container's inspect (`Config.Env`): how any agent replica finds it
+    again. None for a session created before sessions had one (its VNC has no password)."""
+    for entry in (info.get("Config") or {}).get("Env") or []:
+        name, _, value = str(entry).partition("=")
+        if name == VNC_PASSWORD and value:
+            return value
+    return None
 
 
 def exit_detail(state: dict[str, Any]) -> str:
