@@ -8,6 +8,8 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -182,6 +184,53 @@ async def test_viewer_page_in_chromium(streaming: tuple[Cluster, str, dict[str, 
         await eventually(typed, timeout=30, interval=0.25, what=f"/tmp/{marker} in the session")
         await eventually(drawn, timeout=30, interval=0.25, what="the desktop on the canvas")
         await page.screenshot(path=str(ARTIFACTS / "viewer-terminal.png"))
+
+
+STOCK_NOVNC = Path("/usr/share/novnc")  # Debian's novnc package, not the product's copy
+
+
+async def test_debians_stock_novnc_shows_a_session_whose_vnc_needs_a_password(
+    streaming: tuple[Cluster, str, dict[str, str]],
+) -> None:
+    """The session's VNC requires the agent's secret, yet an unmodified noVNC (Debian's
+    vnc_lite.html, which would ask for a password if the stream wanted one) draws the desktop
+    through the product's stream: the agent answers the password challenge itself."""
+    if not (STOCK_NOVNC / "vnc_lite.html").exists():
+        pytest.skip("Debian's novnc package is not installed")
+    c, _, admin = streaming
+    sid = await running_session(c, admin)
+    env = json.loads(await docker_cli("inspect", f"ss-{sid}"))[0]["Config"]["Env"]
+    assert any(e.startswith("VNC_PASSWORD=") and len(e) > 13 for e in env)
+    stream = urlsplit(await stream_url(c.replicas[0].url, sid, admin))
+    query = urlencode(
+        {
+            "host": stream.hostname,
+            "port": stream.port,
+            "path": f"{stream.path.lstrip('/')}?{stream.query}",
+            "autoconnect": "true",
+        }
+    )
+
+    async def stock_file(route: Any) -> None:
+        await route.fulfill(path=STOCK_NOVNC / urlsplit(route.request.url).path.lstrip("/"))
+
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        await page.route("http://novnc.test/**", stock_file)
+        await page.goto(f"http://novnc.test/vnc_lite.html?{query}")
+        status = page.locator("#status")
+
+        async def connected() -> bool:
+            return (await status.text_content() or "").startswith("Connected to ")
+
+        async def drawn() -> bool:  # the remote desktop was drawn, not a blank canvas
+            return int(await page.locator("#screen canvas").evaluate(DISTINCT_COLOURS)) > 2
+
+        await eventually(connected, timeout=30, interval=0.25, what="noVNC connected")
+        await eventually(drawn, timeout=30, interval=0.25, what="the desktop on the canvas")
+        assert await status.text_content() != "Password is required"
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "stock-novnc-terminal.png"))
 
 
 async def test_a_stalled_viewer_stalls_only_itself(

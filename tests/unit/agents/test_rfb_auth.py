@@ -80,7 +80,7 @@ def test_a_wrong_password_is_a_clear_error_with_the_servers_reason_and_no_secret
 def test_a_wrong_password_on_a_3_7_server_fails_without_a_reason() -> None:
     login = ServerLogin(secret=SECRET)
     login.receive(b"RFB 003.007\n" + bytes([1, 2]) + CHALLENGE)
-    with pytest.raises(RfbError, match="rejected the agent's VNC password$"):
+    with pytest.raises(RfbError, match=r"rejected the agent's VNC password$"):
         login.receive(U32.pack(1))
 
 
