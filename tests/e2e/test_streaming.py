@@ -4,11 +4,14 @@ through the control plane and the agent, on one replica and across replicas."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
+import threading
 import uuid
 from collections.abc import AsyncIterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -189,6 +192,21 @@ async def test_viewer_page_in_chromium(streaming: tuple[Cluster, str, dict[str, 
 STOCK_NOVNC = Path("/usr/share/novnc")  # Debian's novnc package, not the product's copy
 
 
+@contextlib.asynccontextmanager
+async def serving_directory(directory: Path) -> AsyncIterator[str]:
+    """A plain static web server on loopback (a page from a public origin may not open a
+    WebSocket to a loopback address in Chromium); yields its origin."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+
+
 async def test_debians_stock_novnc_shows_a_session_whose_vnc_needs_a_password(
     streaming: tuple[Cluster, str, dict[str, str]],
 ) -> None:
@@ -211,13 +229,9 @@ async def test_debians_stock_novnc_shows_a_session_whose_vnc_needs_a_password(
         }
     )
 
-    async def stock_file(route: Any) -> None:
-        await route.fulfill(path=STOCK_NOVNC / urlsplit(route.request.url).path.lstrip("/"))
-
-    async with chromium() as browser:
+    async with chromium() as browser, serving_directory(STOCK_NOVNC) as origin:
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
-        await page.route("http://novnc.test/**", stock_file)
-        await page.goto(f"http://novnc.test/vnc_lite.html?{query}")
+        await page.goto(f"{origin}/vnc_lite.html?{query}")
         status = page.locator("#status")
 
         async def connected() -> bool:
@@ -228,7 +242,6 @@ async def test_debians_stock_novnc_shows_a_session_whose_vnc_needs_a_password(
 
         await eventually(connected, timeout=30, interval=0.25, what="noVNC connected")
         await eventually(drawn, timeout=30, interval=0.25, what="the desktop on the canvas")
-        assert await status.text_content() != "Password is required"
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "stock-novnc-terminal.png"))
 
