@@ -123,3 +123,10 @@ async def test_a_wrong_secret_ends_the_stream_with_a_clear_reason() -> None:
 
 async def _true(value: object) -> bool:
     return bool(value)
+
+
+def test_the_memory_platform_takes_its_stand_ins_secret_from_its_knobs() -> None:
+    knobs = MemoryKnobs.parse("vnc=127.0.0.1:5999,vnc_secret=abc")
+    assert (knobs.vnc, knobs.vnc_secret) == ("127.0.0.1:5999", "abc")
+    assert "abc" not in repr(knobs)
+    assert MemoryKnobs.parse("vnc=127.0.0.1:5999").vnc_secret is None
