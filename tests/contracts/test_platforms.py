@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from streamspace.agents.platforms.docker_model import container_name
 from streamspace.agents.platforms.kubernetes import KubernetesPlatform
 from streamspace.agents.platforms.memory import MemoryKnobs, MemoryPlatform
 from streamspace.agents.platforms.rfb import BANNER_LENGTH, RFB_BANNER
+from streamspace.agents.rfb_auth import GREETING
 from streamspace.errors import NotFound, PlatformError
 from streamspace.kubeconn import api_client
 from tests.support.cluster import eventually
@@ -196,29 +198,43 @@ async def kubernetes_subject(*, user: str, image: str, kube: KubeCluster) -> Asy
         await k8s.close()
 
 
+SERVER_INIT_LENGTH = 24  # width, height, pixel format, name length (the name follows)
+
 # -- helpers ---------------------------------------------------------------------------------
 
 
 class _BannerReader(asyncio.Protocol):
+    """Reads what the VNC server sends first: its banner, or (after the agent logged in) the
+    ServerInit that answers the ClientInit it sends (a framebuffer's width and height)."""
+
     def __init__(self) -> None:
         self.received = bytearray()
-        self.banner: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.expect = BANNER_LENGTH
+        self.first: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         self.received += data
-        if len(self.received) >= BANNER_LENGTH and not self.banner.done():
-            self.banner.set_result(bytes(self.received[:BANNER_LENGTH]))
+        if len(self.received) >= self.expect and not self.first.done():
+            self.first.set_result(bytes(self.received[: self.expect]))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if not self.banner.done():
-            self.banner.set_exception(ConnectionError(f"closed before a banner ({exc!r})"))
+        if not self.first.done():
+            self.first.set_exception(ConnectionError(f"closed before an answer ({exc!r})"))
 
 
 async def vnc_banner(platform: Platform, session_id: str) -> bytes:
-    """What a viewer's stream gets first: the agent opens VNC exactly this way."""
-    transport, reader = await platform.open_vnc(session_id, _BannerReader)
+    """What a viewer's stream gets first: the agent opens VNC exactly this way. A session
+    with a VNC secret was logged into: it must then answer a ClientInit with a ServerInit,
+    and the viewer's first bytes are the agent's own greeting."""
+    transport, reader, authenticated = await platform.open_vnc(session_id, _BannerReader)
     try:
-        return await asyncio.wait_for(reader.banner, 5)
+        if not authenticated:
+            return await asyncio.wait_for(reader.first, 5)
+        reader.expect = SERVER_INIT_LENGTH
+        transport.write(b"\x01")  # ClientInit: shared
+        width, height = struct.unpack(">HH", (await asyncio.wait_for(reader.first, 5))[:4])
+        assert width > 0 and height > 0
+        return GREETING
     finally:
         transport.close()
 

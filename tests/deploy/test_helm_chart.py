@@ -264,7 +264,8 @@ def test_the_agent_role_is_exactly_the_least_privilege_list() -> None:
         ("networking.k8s.io", "networkpolicies", "create"),
         ("networking.k8s.io", "networkpolicies", "patch"),
         *(("coordination.k8s.io", "leases", v) for v in ["get", "create", "update"]),
-        *(("", "secrets", v) for v in ["create", "get", "patch"]),
+        # get and delete: each session's VNC password is a Secret named after the session
+        *(("", "secrets", v) for v in ["create", "get", "patch", "delete"]),
     }
     assert granted == expected
     (policies,) = [
@@ -279,7 +280,7 @@ def test_the_agent_role_is_exactly_the_least_privilege_list() -> None:
     named = [
         rule
         for rule in role["rules"]
-        if "get" in rule["verbs"] and rule["resources"] == ["secrets"]
+        if "patch" in rule["verbs"] and rule["resources"] == ["secrets"]
     ]
     assert named == [
         {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,10 +20,13 @@ import pytest
 
 from streamspace.agents.platforms.base import SessionSpec
 from streamspace.agents.platforms.docker import DockerPlatform
+from streamspace.agents.platforms.docker_model import session_labels
 from streamspace.agents.platforms.rfb import RFB_BANNER
+from streamspace.agents.rfb_auth import SECURITY_NONE, SECURITY_VNC_AUTH
 from streamspace.errors import PlatformError
 from tests.support.cluster import eventually
 from tests.support.docker import IMAGE, cleanup, docker_cli
+from tests.support.vnc import raw_login
 
 pytestmark = pytest.mark.docker
 
@@ -30,9 +34,15 @@ USER = f"alice-{uuid.uuid4().hex[:8]}"  # homes are per user: keep this run's ap
 
 
 @pytest.fixture
-async def platform(session_image: str) -> AsyncIterator[DockerPlatform]:
+def ids() -> tuple[str, str]:
+    """This test's agent id and sessions' network."""
     agent_id = f"test-{uuid.uuid4().hex[:10]}"
-    network = f"streamspace-test-{agent_id}"
+    return agent_id, f"streamspace-test-{agent_id}"
+
+
+@pytest.fixture
+async def platform(session_image: str, ids: tuple[str, str]) -> AsyncIterator[DockerPlatform]:
+    agent_id, network = ids
     docker = DockerPlatform(agent_id=agent_id, network=network, ready_timeout=20)
     try:
         yield docker
@@ -149,3 +159,78 @@ async def test_a_killed_session_starts_again(platform: DockerPlatform) -> None:
     assert restarted.state == "running"
     assert restarted.metadata["container_id"] == started.metadata["container_id"]
     assert RFB_BANNER.fullmatch(await read_banner(platform, spec.session_id))
+
+
+# -- the VNC boundary: only the agent holds the session's secret -----------------------------
+
+
+async def server_init(platform: DockerPlatform, session_id: str) -> tuple[int, int]:
+    """Open VNC as the agent does (logging in with the secret) and send a ClientInit: the
+    framebuffer size the ServerInit announces."""
+    reader = asyncio.StreamReader()
+    transport, _, authenticated = await platform.open_vnc(
+        session_id, lambda: asyncio.StreamReaderProtocol(reader)
+    )
+    try:
+        assert authenticated
+        transport.write(b"\x01")
+        width, height = struct.unpack(">HH", await asyncio.wait_for(reader.readexactly(4), 10))
+        return width, height
+    finally:
+        transport.close()
+
+
+async def test_a_session_vnc_port_refuses_every_client_but_the_agent(
+    platform: DockerPlatform,
+) -> None:
+    spec = make_spec()
+    observed = await platform.start(spec)
+    assert observed.vnc_host and observed.vnc_port
+    env = (await inspect(f"ss-{spec.session_id}"))["Config"]["Env"]
+    secret = next(e.partition("=")[2] for e in env if e.startswith("VNC_PASSWORD="))
+    assert len(secret) == 8
+
+    # x11vnc offers VNC Authentication only; a client choosing None is hung up on, one with
+    # a wrong password gets a failed SecurityResult: neither gets a ServerInit
+    host, port = observed.vnc_host, observed.vnc_port
+    none = await raw_login(host, port, security=SECURITY_NONE)
+    assert none == ([SECURITY_VNC_AUTH], "closed")
+    guessed = await raw_login(host, port, security=SECURITY_VNC_AUTH, password="guessed!")
+    assert guessed == ([SECURITY_VNC_AUTH], "failed")
+    # the same client with the secret gets in (the test can tell): only the secret opens it
+    right = await raw_login(host, port, security=SECURITY_VNC_AUTH, password=secret)
+    assert right == ([SECURITY_VNC_AUTH], "1280x800")
+
+    # the agent's own login gets the framebuffer; the secret is nowhere it reports
+    assert await server_init(platform, spec.session_id) == (1280, 800)
+    listed = next(s for s in await platform.list_sessions() if s.session_id == spec.session_id)
+    for reported in (observed, listed):
+        assert secret not in repr(reported) and secret not in json.dumps(reported.metadata)
+
+
+async def test_a_session_created_without_a_secret_still_streams(
+    platform: DockerPlatform, ids: tuple[str, str]
+) -> None:
+    """A container an agent made before sessions had secrets (no VNC_PASSWORD: its VNC has
+    no password) still streams after the upgrade: the agent passes its bytes through."""
+    spec = make_spec(persistent_home=False)
+    agent_id, network = ids
+    await docker_cli("network", "create", network)
+    labels = session_labels(spec=spec, agent_id=agent_id)
+    await docker_cli(
+        "create", "--init", "--name", f"ss-{spec.session_id}", "--network", network,
+        *(f"--label={key}={value}" for key, value in labels.items()),
+        "-e", "VNC_PORT=5900", spec.image,
+    )  # fmt: skip
+
+    await platform.start(spec)  # finds the old container and starts it
+
+    reader = asyncio.StreamReader()
+    transport, _, authenticated = await platform.open_vnc(
+        spec.session_id, lambda: asyncio.StreamReaderProtocol(reader)
+    )
+    try:
+        assert not authenticated
+        assert await asyncio.wait_for(reader.readexactly(12), 10) == b"RFB 003.008\n"
+    finally:
+        transport.close()

@@ -16,9 +16,11 @@ from kubernetes_asyncio import client
 from streamspace.agents.platforms import kubernetes_model as model
 from streamspace.agents.platforms.base import SessionSpec
 from streamspace.agents.platforms.kubernetes import KubernetesPlatform
+from streamspace.agents.rfb_auth import SECURITY_NONE, SECURITY_VNC_AUTH
 from streamspace.errors import PlatformError
 from streamspace.kubeconn import api_client
 from tests.support.kube import KubeCluster
+from tests.support.vnc import raw_login
 from tests.support.watch import next_report
 
 pytestmark = [pytest.mark.docker]
@@ -83,6 +85,40 @@ async def test_a_quota_refusal_is_a_capacity_answer(
         assert refused.value.code == "capacity"
     finally:
         await api.close()
+
+
+async def test_each_session_has_its_own_vnc_secret_that_goes_with_it(
+    platform: KubernetesPlatform, kube_cluster: KubeCluster, session_image: str
+) -> None:
+    """The Pod's VNC_PASSWORD comes from the session's Secret; only a client with it gets in
+    (as the agent does, reading it back); stopping the session deletes the Secret."""
+    session = spec(session_image, home=False)
+    observed = await platform.start(session)
+    name = model.pod_name(session.session_id)
+    api, v1 = await core(kube_cluster)
+    try:
+        stored = model.secret_value(
+            api.sanitize_for_serialization(
+                await v1.read_namespaced_secret(name, kube_cluster.namespace)
+            ),
+            key=model.SECRET_KEY,
+        )
+        assert stored is not None and len(stored) == 8
+        assert (await platform.vnc_target(session.session_id)).secret == stored
+        assert observed.vnc_host and observed.vnc_port
+        host, port = observed.vnc_host, observed.vnc_port
+        assert await raw_login(host, port, security=SECURITY_NONE) == ([2], "closed")
+        wrong = await raw_login(host, port, security=SECURITY_VNC_AUTH, password="guessed!")
+        assert wrong == ([2], "failed")
+        right = await raw_login(host, port, security=SECURITY_VNC_AUTH, password=stored)
+        assert right == ([2], "1280x800")
+
+        await platform.stop(session.session_id)
+        secrets = await v1.list_namespaced_secret(kube_cluster.namespace)
+        assert name not in {item.metadata.name for item in secrets.items}
+    finally:
+        await api.close()
+        await platform.stop(session.session_id)
 
 
 async def test_the_watch_reports_node_loss_and_removal(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import asyncvnc
 import httpx
 import websockets
+
+from streamspace.agents.platforms.rfb import RFB_BANNER
+from streamspace.agents.rfb_auth import SECURITY_VNC_AUTH, vnc_des
 
 
 async def stream_url(base: str, session_id: str, headers: dict[str, str]) -> str:
@@ -60,3 +64,35 @@ async def framebuffer_update(client: Any, timeout: float = 15) -> tuple[int, int
     async with asyncio.timeout(timeout):
         pixels = await client.screenshot()
     return int(pixels.shape[1]), int(pixels.shape[0])
+
+
+async def raw_login(
+    host: str, port: int, *, security: int, password: str = ""
+) -> tuple[list[int], str]:
+    """A client on the host, straight to a session's VNC port (not through the product): it
+    chooses `security` and, for VNC Authentication, answers with `password`. Returns the
+    security types offered and what came of it: `closed` (hung up on), `failed` (a failed
+    SecurityResult), or the framebuffer's size from the ServerInit, `1280x800`."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        async with asyncio.timeout(10):
+            assert RFB_BANNER.fullmatch(await reader.readexactly(12))
+            writer.write(b"RFB 003.008\n")
+            offered = list(await reader.readexactly((await reader.readexactly(1))[0]))
+            writer.write(bytes([security]))
+            if security == SECURITY_VNC_AUTH:
+                challenge = await reader.readexactly(16)
+                writer.write(vnc_des(password=password.encode(), challenge=challenge))
+            try:
+                (result,) = struct.unpack(">I", await reader.readexactly(4))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return offered, "closed"
+            if result != 0:
+                return offered, "failed"
+            writer.write(b"\x01")  # ClientInit
+            width, height = struct.unpack(">HH", await reader.readexactly(4))
+            return offered, f"{width}x{height}"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()

@@ -9,7 +9,13 @@ control plane's WebSocket; reading pauses while the stream's credit is spent.
 A resumable stream (protocol/streams.py) also keeps what it sent until the viewer's end
 acknowledges it; when the control-plane connection drops it stays open, detached, for
 STREAM_RESUME_GRACE, and a `stream_open` naming its token and `resumeFrom` attaches it to the
-new connection: what the viewer did not get is sent again, then the stream goes on."""
+new connection: what the viewer did not get is sent again, then the stream goes on.
+
+A session with a VNC secret is logged into by the platform (`Platform.open_vnc`); the stream
+then greets the viewer itself as a server that needs no password (agents/rfb_auth.py): the
+greeting is read into the stream as if the server had sent it (so a resume replays it like
+any other byte), and the viewer's handshake is answered here, not written to the server. The
+handshake happens once per VNC connection: a resumed stream goes on where it was."""
 
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamspace.agents.platforms.base import Platform
+from streamspace.agents.rfb_auth import GREETING, ViewerGreeting
 from streamspace.errors import StreamSpaceError
 from streamspace.netio.links import BufferedLink
 from streamspace.protocol.streams import (
@@ -130,6 +137,15 @@ class VncConnection(BufferedLink):
         self._ended = True
         self._arrived.set()
 
+    def inject(self, data: bytes) -> None:
+        """Bytes the agent says to the viewer as if the VNC server had sent them."""
+        while data and not self._ended:
+            space = memoryview(self._buffer)[self._filled :]
+            count = min(len(space), len(data))
+            space[:count] = data[:count]
+            data = data[count:]
+            self.buffer_updated(count)
+
     async def write(self, data: bytes | memoryview) -> None:
         assert self._transport is not None
         if self._transport.is_closing():
@@ -158,6 +174,7 @@ class _Stream:
     )
     task: asyncio.Task[None] | None = None
     vnc: VncConnection | None = None
+    greeting: ViewerGreeting | None = None  # set while the agent greets the viewer itself
     # Resumable streams: the VNC bytes read and not yet acknowledged by the viewer's end, as
     # (offset, frame) in order; `acked` is where the first one starts, `read` where the last
     # one ends. `resend` holds what a resume sends again before anything new.
@@ -362,7 +379,7 @@ class AgentStreams:
 
     async def _run(self, stream: _Stream) -> None:
         try:
-            _, vnc = await self._platform.open_vnc(
+            _, vnc, authenticated = await self._platform.open_vnc(
                 stream.session_id, lambda: VncConnection(stream.id)
             )
         except (StreamSpaceError, OSError) as exc:
@@ -377,6 +394,9 @@ class AgentStreams:
             self._end(stream)
             return
         stream.vnc = vnc
+        if authenticated:
+            stream.greeting = ViewerGreeting()
+            vnc.inject(GREETING)
         opened: dict[str, Any] = {"streamId": stream.id, "window": WINDOW}
         if stream.token:
             opened.update(resumable=True, received=0)
@@ -440,10 +460,14 @@ class AgentStreams:
         async def to_vnc() -> str:
             while (item := await stream.inbound.get()) is not None:
                 generation, data = item
-                await vnc.write(data)
+                size = len(data)
+                if stream.greeting is not None:
+                    data = self._greet(stream, vnc, data)
+                if data:
+                    await vnc.write(data)
                 if generation != stream.generation:
                     continue  # its credit belonged to a connection that is gone
-                if grant := stream.receipts.consumed(len(data)):
+                if grant := stream.receipts.consumed(size):
                     self._control("stream_credit", {"streamId": stream.id, "bytes": grant})
             return "viewer closed the stream"
 
@@ -452,6 +476,16 @@ class AgentStreams:
             return await race(pump, to_vnc())
         except (OSError, StreamSpaceError) as exc:
             return f"stream error: {exc}"
+
+    @staticmethod
+    def _greet(stream: _Stream, vnc: VncConnection, data: bytes | memoryview) -> bytes:
+        """Answer the viewer's part of the handshake; what comes after it is for the server."""
+        assert stream.greeting is not None
+        to_viewer, to_server = stream.greeting.receive(data)
+        vnc.inject(to_viewer)
+        if stream.greeting.done:
+            stream.greeting = None
+        return to_server
 
     async def _send(self, stream: _Stream, frame: bytes | memoryview, size: int) -> Sent:
         """Send one frame of a resumable stream within its credit, unless the stream was

@@ -1,12 +1,14 @@
 """The test double's kubelet: each accepted Pod runs as a real container on the local Docker
-engine (image never pulled, env, command, user, limits, capabilities, claims as Docker
-volumes), on one bridge network so the pod IP answers from the host; its status follows the
-container. A TEST DOUBLE: no scheduling, no probes but TCP readiness, no restarts.
+engine (image never pulled, env (literal or from a Secret's key), command, user, limits,
+capabilities, claims as Docker volumes), on one bridge network so the pod IP answers from
+the host; its status follows the container. A TEST DOUBLE: no scheduling, no probes but
+TCP readiness, no restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import json
@@ -135,7 +137,13 @@ class PodRunner:
                 ),
             )
             return
-        config = await self._config(key, spec, container)
+        try:
+            config = await self._config(key, spec, container)
+        except ApiError as exc:  # a referenced Secret or key is missing: the kubelet waits
+            self._waiting(
+                key, reason="CreateContainerConfigError", message=exc.message, image=image
+            )
+            return
         try:
             name = f"kubeapi-{key[1]}-{key[2]}-{pod['metadata']['uid'][:6]}"
             created = await self.docker.containers.create(config, name=name)
@@ -254,9 +262,9 @@ class PodRunner:
         config: dict[str, Any] = {
             "Image": container["image"],
             "Env": [
-                f"{e['name']}={e.get('value', '')}"
+                f"{e['name']}={self._env_value(key[1], e)}"
                 for e in container.get("env") or []
-                if "value" in e
+                if "value" in e or "secretKeyRef" in (e.get("valueFrom") or {})
             ],
             "Labels": {LABEL: self.instance, "kubeapi.namespace": key[1], "kubeapi.pod": key[2]},
             "HostConfig": host,
@@ -274,6 +282,20 @@ class PodRunner:
         if uid is not None:
             config["User"] = f"{uid}:{gid}" if gid is not None else str(uid)
         return config
+
+    def _env_value(self, namespace: str, entry: dict[str, Any]) -> str:
+        """A literal value, or one key of a Secret (`valueFrom.secretKeyRef`) as the kubelet
+        resolves it; ApiError when the Secret or the key is missing."""
+        if "value" in entry:
+            return str(entry["value"])
+        ref = entry["valueFrom"]["secretKeyRef"]
+        secret = self.store.objects.get(("secrets", namespace, ref["name"]))
+        encoded = (secret or {}).get("data", {}).get(ref["key"])
+        if encoded is None:
+            raise ApiError(
+                404, "NotFound", f'secret "{ref["name"]}" or its key "{ref["key"]}" not found'
+            )
+        return base64.b64decode(encoded).decode()
 
     async def _mounts(
         self, key: Key, spec: dict[str, Any], container: dict[str, Any]

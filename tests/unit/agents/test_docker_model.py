@@ -22,6 +22,7 @@ from streamspace.agents.platforms.docker_model import (
     resolvers,
     seal_rules,
     session_network,
+    vnc_secret_from_inspect,
     volume_name,
 )
 from streamspace.errors import PlatformError
@@ -101,6 +102,7 @@ def config_for(
         network="net",
         home=home,
         limits=limits,
+        vnc_secret="s3cr3t",
     )
 
 
@@ -217,6 +219,21 @@ def test_seal_without_egress_drops_everything_else() -> None:
 
     assert found[-1] == "-A SS-x -j DROP"
     assert not any("10.9.8.7" in rule for rule in found)
+
+
+def test_the_agents_vnc_secret_wins_and_is_read_back_from_inspect() -> None:
+    config = container_config(
+        spec=spec(env={"VNC_PASSWORD": "from-template"}),
+        agent_id="a",
+        network="n",
+        vnc_secret="agent-s",
+    )
+
+    assert "VNC_PASSWORD=agent-s" in config["Env"]
+    assert "VNC_PASSWORD=from-template" not in config["Env"]
+    assert vnc_secret_from_inspect({"Config": {"Env": config["Env"]}}) == "agent-s"
+    # a container created before sessions had a secret: its VNC runs without a password
+    assert vnc_secret_from_inspect({"Config": {"Env": ["VNC_PORT=5900"]}}) is None
 
 
 def summary(*, state: str, name: str = "/ss-s1") -> dict[str, object]:

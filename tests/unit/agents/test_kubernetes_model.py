@@ -52,6 +52,7 @@ def objects() -> list[dict[str, Any]]:
         model.record_manifest(
             spec=SPEC, agent_id="k8s-prod-us-east-1", state="running", installation_id=INSTALLATION
         ),
+        model.secret_manifest(spec=SPEC, agent_id="k8s-prod-us-east-1", secret="s3cr3t!x"),
         model.policy_manifest(
             agent_id="k8s-prod-us-east-1",
             agent_pod_labels=model.parse_labels(
@@ -91,6 +92,29 @@ def test_the_session_pod_is_locked_down_and_labelled() -> None:
     assert pod["spec"]["automountServiceAccountToken"] is False
     claim = model.claim_name(user="alice@example.com", template="Firefox Browser")
     assert {"name": "home", "persistentVolumeClaim": {"claimName": claim}} in pod["spec"]["volumes"]
+
+
+def test_the_pod_takes_its_vnc_password_from_the_sessions_secret_and_the_agent_reads_it() -> None:
+    spec = SessionSpec(
+        session_id="s1", user="u", template="t", image="i", env={"VNC_PASSWORD": "template's"}
+    )
+    pod = model.pod_manifest(spec=spec, agent_id="a", pull_policy="Never", stop_timeout=5)
+    secret = model.secret_manifest(spec=spec, agent_id="a", secret="s3cr3t!x")
+
+    env = pod["spec"]["containers"][0]["env"]
+    passwords = [e for e in env if e["name"] == "VNC_PASSWORD"]
+    assert passwords == [
+        {
+            "name": "VNC_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "ss-s1", "key": "vnc-password"}},
+        }
+    ]  # the agent's, never the template's literal one
+    assert "s3cr3t!x" not in str(pod)
+    assert secret["metadata"]["name"] == "ss-s1"
+    assert model.secret_reference(pod) == ("ss-s1", "vnc-password")
+    assert model.secret_value(secret, key="vnc-password") == "s3cr3t!x"
+    # a pod from before sessions had secrets: no reference, so no password to answer
+    assert model.secret_reference({"spec": {"containers": [{"env": env[:-1]}]}}) is None
 
 
 def test_home_claims_are_per_user_and_template_and_never_collide() -> None:

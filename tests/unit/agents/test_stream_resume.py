@@ -44,7 +44,9 @@ class PlatformDouble:
         self.port = port
 
     async def open_vnc(self, session_id: str, factory: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().create_connection(factory, "127.0.0.1", self.port)
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.create_connection(factory, "127.0.0.1", self.port)
+        return transport, protocol, False  # no VNC secret: bytes pass as they are
 
 
 @dataclass

@@ -7,11 +7,14 @@ session id, so a command re-delivered after a reconnect is harmless.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
+from streamspace.agents.platforms.rfb import log_in
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import PlatformError
 
@@ -109,6 +112,16 @@ class ObservedSession:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class VncTarget:
+    """Where a session's VNC server listens, and the secret it requires: None for a session
+    created before the agent gave every session one (it runs without a password)."""
+
+    host: str
+    port: int
+    secret: str | None = field(default=None, repr=False)
+
+
 class Platform(ABC):
     """Runs sessions. Implementations: DockerPlatform, KubernetesPlatform, MemoryPlatform."""
 
@@ -150,21 +163,58 @@ class Platform(ABC):
         """Where the session's VNC server listens on the container network (host, port);
         PlatformError when it is not running, NotFound when there is no such session."""
 
+    async def vnc_target(self, session_id: str) -> VncTarget:
+        """`vnc_address` and the session's VNC secret. Platforms that give sessions a secret
+        override this and read it back from the session (so another agent replica, or this
+        one after a restart, finds it); the default is a session without one."""
+        host, port = await self.vnc_address(session_id)
+        return VncTarget(host=host, port=port)
+
     async def open_vnc(
         self, session_id: str, protocol_factory: Callable[[], P]
-    ) -> tuple[asyncio.Transport, P]:
+    ) -> tuple[asyncio.Transport, P, bool]:
         """Open a TCP connection to the session's VNC server, driven by `protocol_factory`'s
-        protocol (the agent's streams read straight into their frames: agents/streams.py)."""
-        host, port = await self.vnc_address(session_id)
+        protocol (the agent's streams read straight into their frames: agents/streams.py).
+
+        When the session has a secret, the agent logs in first (platforms/rfb.py), and the
+        third value is True: the protocol starts where the server waits for ClientInit, and
+        whoever relays it to a viewer greets the viewer itself (agents/rfb_auth.py)."""
+        target = await self.vnc_target(session_id)
+        where = f"session {session_id}: cannot connect to VNC at {target.host}:{target.port}"
+        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(VNC_CONNECT_TIMEOUT):
-                return await asyncio.get_running_loop().create_connection(
-                    protocol_factory, host, port
-                )
+            if target.secret is None:
+                async with asyncio.timeout(VNC_CONNECT_TIMEOUT):
+                    transport, protocol = await loop.create_connection(
+                        protocol_factory, target.host, target.port
+                    )
+                return transport, protocol, False
+            sock = await _logged_in(target, secret=target.secret)
+            transport, protocol = await loop.create_connection(protocol_factory, sock=sock)
+            return transport, protocol, True
         except (OSError, TimeoutError) as exc:
-            raise PlatformError(
-                f"session {session_id}: cannot connect to VNC at {host}:{port} ({exc!r})"
-            ) from exc
+            raise PlatformError(f"{where} ({exc!r})") from exc
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients; default does nothing."""
+
+
+async def _logged_in(target: VncTarget, *, secret: str) -> socket.socket:
+    """A socket to the target's VNC server, past its VNC Authentication."""
+    loop = asyncio.get_running_loop()
+    sock: socket.socket | None = None
+    try:
+        async with asyncio.timeout(VNC_CONNECT_TIMEOUT):
+            family, kind, proto, _, address = (
+                await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+            )[0]
+            sock = socket.socket(family, kind, proto)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+        await log_in(sock, secret=secret, patience=VNC_CONNECT_TIMEOUT)
+    except BaseException:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+        raise
+    return sock

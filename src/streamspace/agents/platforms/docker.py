@@ -24,6 +24,7 @@ from streamspace.agents.platforms.base import (
     ObservedSession,
     Platform,
     SessionSpec,
+    VncTarget,
     not_running,
     resolve_limits,
 )
@@ -46,10 +47,12 @@ from streamspace.agents.platforms.docker_model import (
     owned,
     session_address,
     session_network,
+    vnc_secret_from_inspect,
     volume_config,
     volume_name,
 )
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
+from streamspace.agents.rfb_auth import new_secret
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 
@@ -175,11 +178,20 @@ class DockerPlatform(LazyDockerClient, Platform):
             await asyncio.sleep(self._watch_retry)
 
     async def vnc_address(self, session_id: str) -> tuple[str, int]:
+        target = await self.vnc_target(session_id)
+        return target.host, target.port
+
+    async def vnc_target(self, session_id: str) -> VncTarget:
+        """The address, and the secret read back from the container's env: any agent replica
+        (or this one after a restart) finds it there, and nowhere outside the engine."""
         container = await self._get(session_id)
         observed = observed_from_summary(_summary(container), network=self._network)
         if observed.state != "running" or observed.vnc_host is None or observed.vnc_port is None:
             raise not_running(session_id, observed.state)
-        return observed.vnc_host, observed.vnc_port
+        with docker_errors(f"inspecting session {session_id}"):
+            info = await container.show()
+        secret = vnc_secret_from_inspect(info)
+        return VncTarget(host=observed.vnc_host, port=observed.vnc_port, secret=secret)
 
     # -- finding and creating ----------------------------------------------------------------
 
@@ -305,6 +317,7 @@ class DockerPlatform(LazyDockerClient, Platform):
                 network=session_network(self._network, egress=spec.egress),
                 home=home,
                 limits=limits,
+                vnc_secret=new_secret(),
             )
             try:
                 return await self._create_container(config=config, name=name, image=spec.image)

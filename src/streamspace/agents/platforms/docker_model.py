@@ -26,6 +26,7 @@ SHORT_INSTALLATION = 8  # hex characters of the installation id in object names
 HOME_MOUNT = "/home/user"
 LABEL_EGRESS = "streamspace.egress"
 LABEL_MANAGED = "streamspace.managed"  # on networks an agent created (and may seal)
+VNC_PASSWORD = "VNC_PASSWORD"
 HIBERNATED_SUFFIX = ".hibernated"
 NO_EGRESS_SUFFIX = "-noegress"
 SHM_SIZE = 256 * 1024 * 1024  # browsers crash with Docker's default 64 MiB /dev/shm
@@ -138,9 +139,12 @@ def container_config(
     network: str,
     home: str | None,
     limits: Limits,
+    vnc_secret: str,
 ) -> dict[str, Any]:
     """Body of `POST /containers/create`: limits, capabilities, labels, home volume `home`
-    (when the spec keeps one), network; no host ports."""
+    (when the spec keeps one), network; no host ports. The VNC secret goes in the env (the
+    entrypoint hands it to x11vnc and keeps it from the app); it is the agent's, so it wins
+    over a template's VNC_PASSWORD."""
     host_config: dict[str, Any] = {
         "Init": True,  # tini as PID 1 reaps the zombies x11vnc would leave
         "NetworkMode": network,
@@ -156,7 +160,7 @@ def container_config(
         host_config["NanoCpus"] = int(limits.cpu * 1_000_000_000)
     if limits.memory_mb is not None:
         host_config["Memory"] = limits.memory_mb * 1024 * 1024
-    env = {"VNC_PORT": str(spec.vnc_port), **spec.env}
+    env = {"VNC_PORT": str(spec.vnc_port), **spec.env, VNC_PASSWORD: vnc_secret}
     return {
         "Image": spec.image,
         "Env": [f"{key}={value}" for key, value in env.items()],
@@ -335,6 +339,16 @@ def _metadata(*, summary: dict[str, Any], labels: dict[str, str], name: str) -> 
     if LABEL_HOME in labels:
         metadata["home_volume"] = labels[LABEL_HOME]
     return metadata
+
+
+def vnc_secret_from_inspect(info: dict[str, Any]) -> str | None:
+    """The VNC secret in a container's inspect (`Config.Env`): how any agent replica finds it
+    again. None for a session created before sessions had one (its VNC has no password)."""
+    for entry in (info.get("Config") or {}).get("Env") or []:
+        name, _, value = str(entry).partition("=")
+        if name == VNC_PASSWORD and value:
+            return value
+    return None
 
 
 def exit_detail(state: dict[str, Any]) -> str:

@@ -22,10 +22,12 @@ from streamspace.agents.platforms.base import (
     ObservedSession,
     Platform,
     SessionSpec,
+    VncTarget,
     not_running,
     resolve_limits,
 )
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
+from streamspace.agents.rfb_auth import new_secret
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 from streamspace.kubeconn import KubeConnection
@@ -136,6 +138,7 @@ class KubernetesPlatform(Platform):
         name = model.pod_name(session_id)
         await self._delete("pod", name, grace=0)
         await self._delete("config_map", name)
+        await self._delete("secret", name)
 
     async def hibernate(self, session_id: str) -> None:
         record = await self._record(session_id)
@@ -188,22 +191,43 @@ class KubernetesPlatform(Platform):
     async def vnc_address(self, session_id: str) -> tuple[str, int]:
         """The pod IP while its container runs. Not gated on the Ready condition: the kubelet
         sets it up to a probe period after VNC answers, and the agent checks RFB itself."""
+        target = await self.vnc_target(session_id)
+        return target.host, target.port
+
+    async def vnc_target(self, session_id: str) -> VncTarget:
+        """The address, and the secret the Pod's env references, read from its Secret: any
+        agent replica finds it there. A Pod without that reference has no VNC password."""
         pod = await self._read_pod(session_id)
         if pod is None:
             if await self._record(session_id) is None:
                 raise NotFound(f"session {session_id} has no pod on agent {self._agent_id}")
-            state = "hibernated"
-        else:
-            observed = model.observe_pod(pod, record="running")
-            address = model.running_address(pod)
-            if address is not None and observed.state in ("running", "starting"):
-                return address
-            state = observed.state
-        raise not_running(session_id, state)
+            raise not_running(session_id, "hibernated")
+        observed = model.observe_pod(pod, record="running")
+        address = model.running_address(pod)
+        if address is None or observed.state not in ("running", "starting"):
+            raise not_running(session_id, observed.state)
+        reference = model.secret_reference(pod)
+        if reference is None:
+            return VncTarget(host=address[0], port=address[1])
+        name, key = reference
+        secret = await self._read("secret", name)
+        value = None if secret is None else model.secret_value(secret, key=key)
+        if value is None:
+            raise PlatformError(f"session {session_id}: its VNC secret {name} is gone")
+        return VncTarget(host=address[0], port=address[1], secret=value)
 
     # -- running and readiness ---------------------------------------------------------------
 
     async def _run(self, spec: SessionSpec) -> ObservedSession:
+        # Before the Pod, which cannot start without it. An existing one is kept: a start
+        # delivered again, or a wake, must not change the secret of a running VNC server.
+        secret = model.secret_manifest(
+            spec=spec,
+            agent_id=self._agent_id,
+            secret=new_secret(),
+            installation_id=self.installation_id,
+        )
+        await self._create("secret", secret)
         manifest = model.pod_manifest(
             spec=spec,
             agent_id=self._agent_id,

@@ -5,11 +5,14 @@ ObservedSession. Pure: no I/O here; the manifests are plain JSON-shaped dicts.
 A session is a Pod `ss-<session id>` plus a ConfigMap of the same name, its record: the spec
 it was started with and whether it is hibernated. Hibernating deletes the Pod and keeps the
 record and the home claim (one PersistentVolumeClaim per user and template); waking creates
-the Pod again from the record.
+the Pod again from the record. The session's VNC secret is a Secret of that name too, which
+the Pod's env references (the agent reads it back through that reference); it goes with the
+record.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -32,6 +35,8 @@ ANNOTATION_TEMPLATE = PREFIX + "template"
 ANNOTATION_VNC_PORT = PREFIX + "vnc-port"
 ANNOTATION_HOME = PREFIX + "home"
 HOME_MOUNT = "/home/user"
+VNC_PASSWORD = "VNC_PASSWORD"
+SECRET_KEY = "vnc-password"
 SESSION_UID = 1000  # the session images' `user`
 SHM_LIMIT = "256Mi"  # browsers crash with a small /dev/shm
 PULL_ERRORS = {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
@@ -160,9 +165,7 @@ def pod_manifest(
         "name": "session",
         "image": spec.image,
         "imagePullPolicy": pull_policy,
-        "env": [
-            {"name": k, "value": v} for k, v in {"VNC_PORT": str(spec.vnc_port), **spec.env}.items()
-        ],
+        "env": _env(spec),
         "ports": [{"name": "vnc", "containerPort": spec.vnc_port, "protocol": "TCP"}],
         "readinessProbe": {
             "tcpSocket": {"port": "vnc"},
@@ -209,6 +212,58 @@ def pod_manifest(
             "volumes": volumes,
         },
     }
+
+
+def _env(spec: SessionSpec) -> list[dict[str, Any]]:
+    """The template's env and VNC_PORT; VNC_PASSWORD from the session's Secret (the agent's
+    wins over a template's: it is the only password the agent can answer)."""
+    values = {"VNC_PORT": str(spec.vnc_port), **spec.env}
+    values.pop(VNC_PASSWORD, None)
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
+    reference = {"name": pod_name(spec.session_id), "key": SECRET_KEY}
+    return [*env, {"name": VNC_PASSWORD, "valueFrom": {"secretKeyRef": reference}}]
+
+
+def secret_manifest(
+    *, spec: SessionSpec, agent_id: str, secret: str, installation_id: str | None = None
+) -> dict[str, Any]:
+    """The session's VNC secret, readable only by whoever may read Secrets in the namespace
+    (the agent); the Pod gets it through its env, never through the agent's reports."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": pod_name(spec.session_id),
+            "labels": _labels(
+                spec=spec,
+                agent_id=agent_id,
+                component="session-secret",
+                installation_id=installation_id,
+            ),
+            "annotations": {ANNOTATION_SESSION: spec.session_id},
+        },
+        "data": {SECRET_KEY: base64.b64encode(secret.encode()).decode()},
+    }
+
+
+def secret_reference(pod: dict[str, Any]) -> tuple[str, str] | None:
+    """(Secret name, key) the Pod's VNC_PASSWORD comes from; None for a Pod created before
+    sessions had secrets (its VNC has no password)."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for entry in container.get("env") or []:
+            if entry.get("name") != VNC_PASSWORD:
+                continue
+            ref = (entry.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if ref.get("name") and ref.get("key"):
+                return str(ref["name"]), str(ref["key"])
+    return None
+
+
+def secret_value(secret: dict[str, Any], *, key: str) -> str | None:
+    """One key of a Secret as read from the API (base64 `data`)."""
+    encoded = (secret.get("data") or {}).get(key)
+    return base64.b64decode(encoded).decode() if encoded else None
 
 
 def claim_manifest(

@@ -8,7 +8,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from streamspace.agents.platforms.base import ObservedSession, Platform, SessionSpec, not_running
+from streamspace.agents.platforms.base import (
+    ObservedSession,
+    Platform,
+    SessionSpec,
+    VncTarget,
+    not_running,
+)
 from streamspace.errors import NotFound, PlatformError
 
 
@@ -18,10 +24,13 @@ class MemoryKnobs:
     fail: set[str] = field(default_factory=set)  # operations that raise PlatformError
     hang: set[str] = field(default_factory=set)  # operations that never finish
     vnc: str | None = None  # "host:port" of a TCP server standing in for every session's VNC
+    # the secret that stand-in requires (VNC Authentication); None: it needs none
+    vnc_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> MemoryKnobs:
-        """From 'delay=0.5,fail=start+wake,hang=stop,vnc=127.0.0.1:5999' (MEMORY_PLATFORM)."""
+        """From 'delay=0.5,fail=start+wake,hang=stop,vnc=127.0.0.1:5999,vnc_secret=abc'
+        (MEMORY_PLATFORM)."""
         knobs = cls()
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, _, value = part.partition("=")
@@ -29,6 +38,8 @@ class MemoryKnobs:
                 knobs.delay = float(value)
             elif key == "vnc":
                 knobs.vnc = value
+            elif key == "vnc_secret":
+                knobs.vnc_secret = value or None
             elif key in ("fail", "hang"):
                 getattr(knobs, key).update(filter(None, value.split("+")))
             else:
@@ -141,3 +152,7 @@ class MemoryPlatform(Platform):
             raise PlatformError("the memory platform has no VNC server for this session")
         host, _, port = self.knobs.vnc.rpartition(":")
         return host, int(port)
+
+    async def vnc_target(self, session_id: str) -> VncTarget:
+        host, port = await self.vnc_address(session_id)
+        return VncTarget(host=host, port=port, secret=self.knobs.vnc_secret)
