@@ -215,8 +215,9 @@ async def test_a_session_created_without_a_secret_still_streams(
     no password) still streams after the upgrade: the agent passes its bytes through."""
     spec = make_spec(persistent_home=False)
     agent_id, network = ids
-    await docker_cli("network", "create", network)
-    labels = session_labels(spec=spec, agent_id=agent_id)
+    # as the agent made it (managed: the agent seals only its own networks)
+    await docker_cli("network", "create", "--label", "streamspace.managed=true", network)
+    labels = session_labels(spec=spec, agent_id=agent_id, installation_id=None, home=None)
     await docker_cli(
         "create", "--init", "--name", f"ss-{spec.session_id}", "--network", network,
         *(f"--label={key}={value}" for key, value in labels.items()),

@@ -222,10 +222,14 @@ def test_seal_without_egress_drops_everything_else() -> None:
 
 
 def test_the_agents_vnc_secret_wins_and_is_read_back_from_inspect() -> None:
+    session = spec(env={"VNC_PASSWORD": "from-template"})
     config = container_config(
-        spec=spec(env={"VNC_PASSWORD": "from-template"}),
+        spec=session,
         agent_id="a",
+        installation_id=None,
         network="n",
+        home=None,
+        limits=resolve_limits(session, LimitPolicy()),
         vnc_secret="agent-s",
     )
 

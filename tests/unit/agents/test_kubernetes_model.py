@@ -98,7 +98,7 @@ def test_the_pod_takes_its_vnc_password_from_the_sessions_secret_and_the_agent_r
     spec = SessionSpec(
         session_id="s1", user="u", template="t", image="i", env={"VNC_PASSWORD": "template's"}
     )
-    pod = model.pod_manifest(spec=spec, agent_id="a", pull_policy="Never", stop_timeout=5)
+    pod = pod_of(spec, agent_id="a", pull_policy="Never")
     secret = model.secret_manifest(spec=spec, agent_id="a", secret="s3cr3t!x")
 
     env = pod["spec"]["containers"][0]["env"]
