@@ -195,6 +195,7 @@ def test_the_guides_agent_only_install_renders_just_the_agent_and_its_rbac() -> 
         ("ServiceAccount", name),
         ("Role", name),
         ("RoleBinding", name),
+        ("Secret", f"{name}-vnc"),  # its VNC seed, made once and kept
     }
     agent_env = env(find(objs, "Deployment", name))
     assert agent_env["AGENT_ID"] == "k8s-prod-us-east-1"
@@ -247,6 +248,15 @@ def test_the_in_release_agent_dials_the_api_service_with_the_release_bootstrap_k
     assert set(secret["data"]) == {"jwt-secret", "admin-password", "agent-bootstrap-key"}
 
 
+def test_the_agent_derives_vnc_passwords_from_a_kept_seed_of_its_own() -> None:
+    objs = render()
+    agent_env = env(find(objs, "Deployment", "streamspace-k8s-agent"))
+    assert _secret_ref(agent_env["VNC_SECRET_SEED"]) == ("streamspace-k8s-agent-vnc", "seed")
+    seed = find(objs, "Secret", "streamspace-k8s-agent-vnc")
+    assert seed["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(base64.b64decode(seed["data"]["seed"])) >= 32
+
+
 def test_the_agent_role_is_exactly_the_least_privilege_list() -> None:
     role = find(render(), "Role", "streamspace-k8s-agent")
     granted = {
@@ -264,8 +274,8 @@ def test_the_agent_role_is_exactly_the_least_privilege_list() -> None:
         ("networking.k8s.io", "networkpolicies", "create"),
         ("networking.k8s.io", "networkpolicies", "patch"),
         *(("coordination.k8s.io", "leases", v) for v in ["get", "create", "update"]),
-        # get and delete: each session's VNC password is a Secret named after the session
-        *(("", "secrets", v) for v in ["create", "get", "patch", "delete"]),
+        # create only, and get/patch on the key Secret: no read of the API's JWT secret
+        *(("", "secrets", v) for v in ["create", "get", "patch"]),
     }
     assert granted == expected
     (policies,) = [
@@ -290,6 +300,12 @@ def test_the_agent_role_is_exactly_the_least_privilege_list() -> None:
             "verbs": ["get", "patch"],
         }
     ]
+    unnamed = [
+        rule
+        for rule in role["rules"]
+        if rule["resources"] == ["secrets"] and "resourceNames" not in rule
+    ]
+    assert unnamed == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]
     binding = find(render(), "RoleBinding", "streamspace-k8s-agent")
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "streamspace-k8s-agent", "namespace": "default"}

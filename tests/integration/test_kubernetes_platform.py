@@ -16,7 +16,7 @@ from kubernetes_asyncio import client
 from streamspace.agents.platforms import kubernetes_model as model
 from streamspace.agents.platforms.base import SessionSpec
 from streamspace.agents.platforms.kubernetes import KubernetesPlatform
-from streamspace.agents.rfb_auth import SECURITY_NONE, SECURITY_VNC_AUTH
+from streamspace.agents.rfb_auth import SECURITY_NONE, SECURITY_VNC_AUTH, derived_secret
 from streamspace.errors import PlatformError
 from streamspace.kubeconn import api_client
 from tests.support.kube import KubeCluster
@@ -119,6 +119,62 @@ async def test_each_session_has_its_own_vnc_secret_that_goes_with_it(
     finally:
         await api.close()
         await platform.stop(session.session_id)
+
+
+async def test_with_a_seed_the_agent_derives_secrets_and_never_reads_or_deletes_one(
+    kube_cluster: KubeCluster, session_image: str
+) -> None:
+    """VNC_SECRET_SEED (the chart sets one): the session's Secret holds a secret derived from
+    the seed and is owned by the session's record, so the Role needs only `create` on
+    Secrets: the agent finds the secret again without reading it (here it is deleted under
+    the running Pod, and the agent still logs in), and stopping the session takes the Secret
+    with the record."""
+    seed = "s" * 40
+    platform = KubernetesPlatform(
+        agent_id=f"k8s-test-{uuid.uuid4().hex[:6]}",
+        namespace=kube_cluster.namespace,
+        kubeconfig=kube_cluster.kubeconfig,
+        ready_timeout=60,
+        stop_timeout=1,
+        vnc_secret_seed=seed,
+    )
+    session = spec(session_image, home=False)
+    name = model.pod_name(session.session_id)
+    api, v1 = await core(kube_cluster)
+    try:
+        observed = await platform.start(session)
+        stored = api.sanitize_for_serialization(
+            await v1.read_namespaced_secret(name, kube_cluster.namespace)
+        )
+        record = api.sanitize_for_serialization(
+            await v1.read_namespaced_config_map(name, kube_cluster.namespace)
+        )
+        derived = derived_secret(seed=seed, session_id=session.session_id)
+        assert model.secret_value(stored, key=model.SECRET_KEY) == derived
+        owners = stored["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [
+            ("ConfigMap", name, record["metadata"]["uid"])
+        ]
+        assert observed.vnc_host and observed.vnc_port
+        right = await raw_login(
+            observed.vnc_host, observed.vnc_port, security=SECURITY_VNC_AUTH, password=derived
+        )
+        assert right == ([2], "1280x800")
+
+        # the Pod has its env already; the agent does not need the Secret to log in
+        await v1.delete_namespaced_secret(name, kube_cluster.namespace)
+        assert (await platform.vnc_target(session.session_id)).secret == derived
+        # made again (as a wake would) and collected with the record when the session stops
+        await v1.create_namespaced_secret(
+            kube_cluster.namespace, stored | {"metadata": {"name": name, "ownerReferences": owners}}
+        )
+        await platform.stop(session.session_id)
+        secrets = await v1.list_namespaced_secret(kube_cluster.namespace)
+        assert name not in {item.metadata.name for item in secrets.items}
+    finally:
+        await api.close()
+        await platform.stop(session.session_id)
+        await platform.close()
 
 
 async def test_the_watch_reports_node_loss_and_removal(

@@ -6,7 +6,10 @@ viewer's ClientInit goes to the server, whose ServerInit comes back (RFC 6143)."
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
+import hmac
 import re
 import secrets
 import struct
@@ -36,6 +39,14 @@ def new_secret() -> str:
     """A session's VNC secret: 8 printable random characters (48 bits), all that VNC
     Authentication uses. It never leaves the agent and the session's container."""
     return secrets.token_urlsafe(6)
+
+
+def derived_secret(*, seed: str, session_id: str) -> str:
+    """A session's VNC secret derived from the agent's seed (HMAC-SHA256, 48 bits, printed as
+    8 URL-safe characters like `new_secret`): every agent replica with the seed finds it
+    again without reading it back from anywhere."""
+    digest = hmac.new(seed.encode(), f"vnc:{session_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:6]).decode()
 
 
 def vnc_des(*, password: bytes, challenge: bytes) -> bytes:

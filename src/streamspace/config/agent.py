@@ -246,6 +246,23 @@ class AgentSettings(BaseSettings):
         description="Labels (`k=v,k=v`) of this agent's own pods: the sessions' NetworkPolicy "
         "admits VNC connections from those pods only (Kubernetes).",
     )
+    vnc_secret_seed: str = Field(
+        "",
+        repr=False,
+        validation_alias=env("VNC_SECRET_SEED"),
+        description="Kubernetes: a secret of at least 32 characters from which the agent "
+        "derives each session's VNC password, so it never reads a Secret back and needs only "
+        "`create` on Secrets (the chart sets one). Unset: random passwords, read back from "
+        "each session's Secret (the Role then needs `get` and `delete` on Secrets). Every "
+        "agent replica needs the same value; changing it cuts the running sessions' streams.",
+    )
+
+    @field_validator("vnc_secret_seed")
+    @classmethod
+    def _check_seed(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("VNC_SECRET_SEED must be at least 32 characters (or unset)")
+        return value
 
     @field_validator("session_egress_allow")
     @classmethod

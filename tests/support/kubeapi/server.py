@@ -183,7 +183,20 @@ class Api:
         if key[0] == "persistentvolumeclaims":
             await self.pods.drop_volumes(namespace=key[1], claim=key[2])
         self.store.delete(key)
+        self.collect_dependents(owner=obj, namespace=key[1])
         return obj
+
+    def collect_dependents(self, *, owner: dict[str, Any], namespace: str) -> None:
+        """The garbage collector, as far as the agent needs it: objects of the namespace (not
+        pods) whose ownerReferences name the deleted object's uid go too."""
+        uid = owner["metadata"].get("uid")
+        for resource in RESOURCES:
+            if resource == "pods":
+                continue
+            for child, found in list(self.store.items(resource, namespace)):
+                owners = found["metadata"].get("ownerReferences") or []
+                if any(ref.get("uid") == uid for ref in owners) and child in self.store.objects:
+                    self.store.delete(child)
 
     def listing(self, resource: str, namespace: str | None, params: Any) -> dict[str, Any]:
         labels, fields = (

@@ -13,6 +13,7 @@ from streamspace.agents.rfb_auth import (
     RfbError,
     ServerLogin,
     ViewerGreeting,
+    derived_secret,
     new_secret,
     vnc_des,
 )
@@ -133,3 +134,12 @@ def test_a_3_3_viewer_gets_the_type_as_a_u32_and_chooses_nothing() -> None:
 def test_bad_viewer_answers_are_clear_errors(viewer: bytes, message: str) -> None:
     with pytest.raises(RfbError, match=message):
         ViewerGreeting().receive(viewer)
+
+
+def test_derived_secrets_are_per_seed_and_session_and_stable() -> None:
+    seed = "x" * 32
+    first = derived_secret(seed=seed, session_id="s1")
+    assert first == derived_secret(seed=seed, session_id="s1")  # any replica finds it again
+    assert len(first) == 8 and first.isprintable()
+    assert first != derived_secret(seed=seed, session_id="s2")
+    assert first != derived_secret(seed="y" * 32, session_id="s1")

@@ -147,6 +147,10 @@ http://{{ include "streamspace.fullname" . }}-api:{{ .Values.api.service.port }}
 {{- end }}
 
 {{/* The Secret where the agent's replicas keep the key they receive on approval. */}}
+{{- define "streamspace.k8sAgent.vncSeedSecretName" -}}
+{{- printf "%s-k8s-agent-vnc" (include "streamspace.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "streamspace.k8sAgent.keySecretName" -}}
 {{- printf "%s-k8s-agent-key" (include "streamspace.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

@@ -27,7 +27,7 @@ from streamspace.agents.platforms.base import (
     resolve_limits,
 )
 from streamspace.agents.platforms.rfb import PROBE_INTERVAL, read_rfb_banner
-from streamspace.agents.rfb_auth import new_secret
+from streamspace.agents.rfb_auth import derived_secret, new_secret
 from streamspace.config.agent import AgentSettings
 from streamspace.errors import NotFound, PlatformError
 from streamspace.kubeconn import KubeConnection
@@ -73,9 +73,13 @@ class KubernetesPlatform(Platform):
         stop_timeout: int = 5,
         watch_retry: float = 1.0,
         limits: LimitPolicy | None = None,
+        vnc_secret_seed: str = "",
     ) -> None:
         self._agent_id = agent_id
         self._limits = limits or LimitPolicy()
+        # With a seed, session secrets are derived, never read back, and their Secrets go
+        # with the session's record (owner reference): the agent only creates Secrets.
+        self._seed = vnc_secret_seed
         self._kube = KubeConnection(namespace=namespace, kubeconfig=kubeconfig)
         self._home_size, self._storage_class = home_size, storage_class
         self._agent_pod_labels = model.parse_labels(agent_pod_labels)
@@ -95,6 +99,7 @@ class KubernetesPlatform(Platform):
             storage_class=settings.session_storage_class,
             agent_pod_labels=settings.agent_pod_labels,
             limits=LimitPolicy.from_settings(settings),
+            vnc_secret_seed=settings.vnc_secret_seed,
         )
 
     async def _core(self) -> tuple[client.CoreV1Api, str]:
@@ -137,8 +142,9 @@ class KubernetesPlatform(Platform):
     async def stop(self, session_id: str) -> None:
         name = model.pod_name(session_id)
         await self._delete("pod", name, grace=0)
-        await self._delete("config_map", name)
-        await self._delete("secret", name)
+        await self._delete("config_map", name)  # with a seed, its Secret goes with it
+        if not self._seed:
+            await self._delete("secret", name)
 
     async def hibernate(self, session_id: str) -> None:
         record = await self._record(session_id)
@@ -196,7 +202,8 @@ class KubernetesPlatform(Platform):
 
     async def vnc_target(self, session_id: str) -> VncTarget:
         """The address, and the secret the Pod's env references, read from its Secret: any
-        agent replica finds it there. A Pod without that reference has no VNC password."""
+        agent replica finds it there (or, with a seed, derives it again without reading). A Pod
+        without that reference has no VNC password."""
         pod = await self._read_pod(session_id)
         if pod is None:
             if await self._record(session_id) is None:
@@ -209,9 +216,12 @@ class KubernetesPlatform(Platform):
         reference = model.secret_reference(pod)
         if reference is None:
             return VncTarget(host=address[0], port=address[1])
+        if self._seed:
+            derived = derived_secret(seed=self._seed, session_id=session_id)
+            return VncTarget(host=address[0], port=address[1], secret=derived)
         name, key = reference
-        secret = await self._read("secret", name)
-        value = None if secret is None else model.secret_value(secret, key=key)
+        stored = await self._read("secret", name)
+        value = None if stored is None else model.secret_value(stored, key=key)
         if value is None:
             raise PlatformError(f"session {session_id}: its VNC secret {name} is gone")
         return VncTarget(host=address[0], port=address[1], secret=value)
@@ -221,13 +231,7 @@ class KubernetesPlatform(Platform):
     async def _run(self, spec: SessionSpec) -> ObservedSession:
         # Before the Pod, which cannot start without it. An existing one is kept: a start
         # delivered again, or a wake, must not change the secret of a running VNC server.
-        secret = model.secret_manifest(
-            spec=spec,
-            agent_id=self._agent_id,
-            secret=new_secret(),
-            installation_id=self.installation_id,
-        )
-        await self._create("secret", secret)
+        await self._create("secret", await self._secret_manifest(spec))
         manifest = model.pod_manifest(
             spec=spec,
             agent_id=self._agent_id,
@@ -359,6 +363,26 @@ class KubernetesPlatform(Platform):
         return model.observe_pod(pod, record=record)
 
     # -- objects -----------------------------------------------------------------------------
+
+    async def _secret_manifest(self, spec: SessionSpec) -> dict[str, Any]:
+        """The session's VNC Secret: a derived secret owned by the session's record (so it
+        goes when the record is deleted, without the agent deleting Secrets), or, without a
+        seed, a random one the agent reads back and deletes itself."""
+        if not self._seed:
+            return model.secret_manifest(
+                spec=spec,
+                agent_id=self._agent_id,
+                secret=new_secret(),
+                installation_id=self.installation_id,
+            )
+        record = await self._record(spec.session_id)
+        return model.secret_manifest(
+            spec=spec,
+            agent_id=self._agent_id,
+            secret=derived_secret(seed=self._seed, session_id=spec.session_id),
+            installation_id=self.installation_id,
+            owner=record,
+        )
 
     async def _ensure_policy(self) -> None:
         """Create the sessions' NetworkPolicies, or bring them up to date: a policy left by an

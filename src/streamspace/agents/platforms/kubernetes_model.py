@@ -225,11 +225,17 @@ def _env(spec: SessionSpec) -> list[dict[str, Any]]:
 
 
 def secret_manifest(
-    *, spec: SessionSpec, agent_id: str, secret: str, installation_id: str | None = None
+    *,
+    spec: SessionSpec,
+    agent_id: str,
+    secret: str,
+    installation_id: str | None = None,
+    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The session's VNC secret, readable only by whoever may read Secrets in the namespace
-    (the agent); the Pod gets it through its env, never through the agent's reports."""
-    return {
+    """The session's VNC secret, readable only by whoever may read Secrets in the namespace;
+    the Pod gets it through its env, never through the agent's reports. `owner`: the
+    session's record ConfigMap, whose deletion takes the Secret with it (garbage collection)."""
+    manifest: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
@@ -245,6 +251,12 @@ def secret_manifest(
         },
         "data": {SECRET_KEY: base64.b64encode(secret.encode()).decode()},
     }
+    if owner is not None:
+        meta = owner["metadata"]
+        manifest["metadata"]["ownerReferences"] = [
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": meta["name"], "uid": meta["uid"]}
+        ]
+    return manifest
 
 
 def secret_reference(pod: dict[str, Any]) -> tuple[str, str] | None:
