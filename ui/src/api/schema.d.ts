@@ -621,6 +621,11 @@ export interface components {
         };
         /** Health */
         Health: {
+            /**
+             * Installation Id
+             * @description Generated once per database; labels every object this installation's agents create on Docker or Kubernetes
+             */
+            installation_id: string;
             /** Pod Name */
             pod_name: string;
             /** Status */
