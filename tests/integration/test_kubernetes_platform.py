@@ -140,11 +140,13 @@ async def test_with_a_seed_the_agent_derives_secrets_and_never_reads_or_deletes_
     )
     session = spec(session_image, home=False)
     name = model.pod_name(session.session_id)
+    secret_name = model.seeded_secret_name(session.session_id, seed=seed)
+    assert secret_name != model.seeded_secret_name(session.session_id, seed="t" * 40)
     api, v1 = await core(kube_cluster)
     try:
         observed = await platform.start(session)
         stored = api.sanitize_for_serialization(
-            await v1.read_namespaced_secret(name, kube_cluster.namespace)
+            await v1.read_namespaced_secret(secret_name, kube_cluster.namespace)
         )
         record = api.sanitize_for_serialization(
             await v1.read_namespaced_config_map(name, kube_cluster.namespace)
@@ -162,19 +164,56 @@ async def test_with_a_seed_the_agent_derives_secrets_and_never_reads_or_deletes_
         assert right == ([2], "1280x800")
 
         # the Pod has its env already; the agent does not need the Secret to log in
-        await v1.delete_namespaced_secret(name, kube_cluster.namespace)
+        await v1.delete_namespaced_secret(secret_name, kube_cluster.namespace)
         assert (await platform.vnc_target(session.session_id)).secret == derived
         # made again (as a wake would) and collected with the record when the session stops
         await v1.create_namespaced_secret(
-            kube_cluster.namespace, stored | {"metadata": {"name": name, "ownerReferences": owners}}
+            kube_cluster.namespace,
+            stored | {"metadata": {"name": secret_name, "ownerReferences": owners}},
         )
         await platform.stop(session.session_id)
         secrets = await v1.list_namespaced_secret(kube_cluster.namespace)
-        assert name not in {item.metadata.name for item in secrets.items}
+        assert secret_name not in {item.metadata.name for item in secrets.items}
     finally:
         await api.close()
         await platform.stop(session.session_id)
         await platform.close()
+
+
+async def test_a_session_woken_after_the_seed_changed_gets_a_secret_of_the_new_seed(
+    kube_cluster: KubeCluster, session_image: str
+) -> None:
+    """The agent cannot replace a Secret (create only): the seed's fingerprint is in the
+    Secret's name, so a session hibernated under one seed and woken under another gets a new
+    Secret with the password the agent now derives, and streams."""
+
+    def agent(seed: str) -> KubernetesPlatform:
+        return KubernetesPlatform(
+            agent_id="k8s-seeded",
+            namespace=kube_cluster.namespace,
+            kubeconfig=kube_cluster.kubeconfig,
+            ready_timeout=60,
+            stop_timeout=1,
+            vnc_secret_seed=seed,
+        )
+
+    session = spec(session_image, home=False)
+    before, after = agent("a" * 40), agent("b" * 40)
+    try:
+        await before.start(session)
+        await before.hibernate(session.session_id)
+        observed = await after.wake(session.session_id)
+        assert observed.vnc_host and observed.vnc_port
+        password = derived_secret(seed="b" * 40, session_id=session.session_id)
+        assert (await after.vnc_target(session.session_id)).secret == password
+        right = await raw_login(
+            observed.vnc_host, observed.vnc_port, security=SECURITY_VNC_AUTH, password=password
+        )
+        assert right == ([2], "1280x800")
+    finally:
+        await after.stop(session.session_id)
+        await before.close()
+        await after.close()
 
 
 async def test_the_watch_reports_node_loss_and_removal(

@@ -285,3 +285,26 @@ async def test_without_redis_the_holding_replica_closes_a_revoked_agent_by_itsel
 
 async def _offline(base: str, admin: dict[str, str], agent_id: str) -> bool:
     return bool((await agents(base, admin))[agent_id]["status"] == "offline")
+
+
+async def test_an_adopted_session_this_installation_never_had_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    """Two installations from before installation ids that shared one engine both run an agent
+    named `local-docker`: each adopts the other's unlabelled containers. A report of such a
+    session (`adopted`) that this installation never had is not stopped: it is the other's.
+    A labelled session it never had is an orphan, and is stopped."""
+    async with cluster(tmp_path, replicas=1, redis=False, lb=False) as c:
+        base = c.replicas[0].url
+        admin = await c.token(base)
+        ws = await connect(base, await enroll_agent(base, admin, "shared-1"))
+        await ws.recv()  # welcome
+        theirs = {"sessionId": "legacy-of-the-other", "state": "running", "adopted": True}
+        orphan = {"sessionId": "orphan-of-ours", "state": "running"}
+        await ws.send(frame("status", theirs))
+        await ws.send(frame("status", orphan))
+        # reports are handled in order: a stop for `theirs` would come first
+        command = await next_command(ws)
+        assert command["action"] == "stop_session"
+        assert command["spec"]["session_id"] == "orphan-of-ours", command
+        await ws.close()

@@ -438,16 +438,16 @@ class AgentRuntime:
             self._report(observed)
 
     def _report(self, observed: ObservedSession) -> None:
-        self.send(
-            "status",
-            {
-                "sessionId": observed.session_id,
-                "state": observed.state,
-                "detail": observed.detail,
-                "vncHost": observed.vnc_host,
-                "vncPort": observed.vnc_port,
-            },
-        )
+        status: dict[str, Any] = {
+            "sessionId": observed.session_id,
+            "state": observed.state,
+            "detail": observed.detail,
+            "vncHost": observed.vnc_host,
+            "vncPort": observed.vnc_port,
+        }
+        if observed.adopted:
+            status["adopted"] = True  # an older control plane ignores it
+        self.send("status", status)
 
     async def _watch_platform(self) -> None:
         while True:

@@ -254,7 +254,8 @@ class AgentSettings(BaseSettings):
         "derives each session's VNC password, so it never reads a Secret back and needs only "
         "`create` on Secrets (the chart sets one). Unset: random passwords, read back from "
         "each session's Secret (the Role then needs `get` and `delete` on Secrets). Every "
-        "agent replica needs the same value; changing it cuts the running sessions' streams.",
+        "agent replica needs the same value; changing it cuts the running sessions' streams "
+        "until they are hibernated and woken, or restarted.",
     )
 
     @field_validator("vnc_secret_seed")

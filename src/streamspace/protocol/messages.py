@@ -51,6 +51,9 @@ class StatusPayload(_Payload):
     detail: str = Field("", max_length=4000)
     vnc_host: str | None = Field(None, alias="vncHost")
     vnc_port: int | None = Field(None, alias="vncPort")
+    # a session object from before installation ids, owned by agent id alone: if this
+    # installation never had the session, it may be another's, and is left alone
+    adopted: bool = False
 
 
 class PongPayload(_Payload):

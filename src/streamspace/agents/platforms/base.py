@@ -110,6 +110,9 @@ class ObservedSession:
     vnc_port: int | None = None
     detail: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    # made before installation ids (no installation label) and taken as this agent's by its
+    # agent id alone: it may be another installation's on a shared engine (see `observed`)
+    adopted: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -253,6 +253,7 @@ class DockerPlatform(LazyDockerClient, Platform):
         flush) get their network sealed now, not at the next session start. The agent lists
         its sessions on every connect; a failure is logged, and the next start reports it."""
         running = {_egress(c) for c in containers if c["State"] == "running"}
+        self._sealed.clear()  # sealed again, not trusted: an iptables flush may have undone it
         for egress in sorted(running):
             try:
                 await self._ensure_network(egress=egress)

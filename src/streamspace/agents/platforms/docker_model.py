@@ -305,6 +305,7 @@ def observed_from_summary(summary: dict[str, Any], *, network: str) -> ObservedS
         vnc_port=int(labels.get(LABEL_VNC_PORT, "5900")) if running else None,
         detail="" if running else str(summary.get("Status", "")),
         metadata=_metadata(summary=summary, labels=labels, name=name),
+        adopted=LABEL_INSTALLATION not in labels,
     )
 
 

@@ -239,6 +239,9 @@ class KubernetesPlatform(Platform):
             stop_timeout=self._stop_timeout,
             installation_id=self.installation_id,
             limits=resolve_limits(spec, self._limits),
+            secret_name=(
+                model.seeded_secret_name(spec.session_id, seed=self._seed) if self._seed else None
+            ),
         )
         await self._create("pod", manifest)
         return await self._wait_for_vnc(spec)
@@ -376,12 +379,15 @@ class KubernetesPlatform(Platform):
                 installation_id=self.installation_id,
             )
         record = await self._record(spec.session_id)
+        if record is None:  # stopped meanwhile: an ownerless Secret could never be removed
+            raise NotFound(f"session {spec.session_id} was stopped while it started")
         return model.secret_manifest(
             spec=spec,
             agent_id=self._agent_id,
             secret=derived_secret(seed=self._seed, session_id=spec.session_id),
             installation_id=self.installation_id,
             owner=record,
+            name=model.seeded_secret_name(spec.session_id, seed=self._seed),
         )
 
     async def _ensure_policy(self) -> None:

@@ -157,6 +157,7 @@ def pod_manifest(
     stop_timeout: int,
     limits: Limits,
     installation_id: str | None = None,
+    secret_name: str | None = None,
 ) -> dict[str, Any]:
     """The session Pod: non-root, no privilege escalation, no capabilities, RuntimeDefault
     seccomp, limits (and equal requests) from the template or the agent's defaults, the home
@@ -165,7 +166,7 @@ def pod_manifest(
         "name": "session",
         "image": spec.image,
         "imagePullPolicy": pull_policy,
-        "env": _env(spec),
+        "env": _env(spec, secret_name=secret_name or pod_name(spec.session_id)),
         "ports": [{"name": "vnc", "containerPort": spec.vnc_port, "protocol": "TCP"}],
         "readinessProbe": {
             "tcpSocket": {"port": "vnc"},
@@ -214,14 +215,22 @@ def pod_manifest(
     }
 
 
-def _env(spec: SessionSpec) -> list[dict[str, Any]]:
+def _env(spec: SessionSpec, *, secret_name: str) -> list[dict[str, Any]]:
     """The template's env and VNC_PORT; VNC_PASSWORD from the session's Secret (the agent's
     wins over a template's: it is the only password the agent can answer)."""
     values = {"VNC_PORT": str(spec.vnc_port), **spec.env}
     values.pop(VNC_PASSWORD, None)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in values.items()]
-    reference = {"name": pod_name(spec.session_id), "key": SECRET_KEY}
+    reference = {"name": secret_name, "key": SECRET_KEY}
     return [*env, {"name": VNC_PASSWORD, "valueFrom": {"secretKeyRef": reference}}]
+
+
+def seeded_secret_name(session_id: str, *, seed: str) -> str:
+    """The Secret of a session whose VNC password is derived from `seed`: named after the
+    seed's fingerprint too, so a session woken after the seed changed gets a new Secret (the
+    agent cannot replace one) with the password the agent now derives."""
+    fingerprint = hashlib.sha256(f"streamspace-vnc-seed:{seed}".encode()).hexdigest()[:8]
+    return f"{pod_name(session_id)}-{fingerprint}"
 
 
 def secret_manifest(
@@ -231,6 +240,7 @@ def secret_manifest(
     secret: str,
     installation_id: str | None = None,
     owner: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
     """The session's VNC secret, readable only by whoever may read Secrets in the namespace;
     the Pod gets it through its env, never through the agent's reports. `owner`: the
@@ -240,7 +250,7 @@ def secret_manifest(
         "kind": "Secret",
         "type": "Opaque",
         "metadata": {
-            "name": pod_name(spec.session_id),
+            "name": name or pod_name(spec.session_id),
             "labels": _labels(
                 spec=spec,
                 agent_id=agent_id,

@@ -369,11 +369,14 @@ class AgentService:
         state: str,
         detail: str,
         vnc: tuple[str | None, int | None],
+        adopted: bool = False,
     ) -> str | None:
         """Reconcile a session with what the platform reports. Returns "stop" when the agent
         holds a session the control plane no longer wants (an orphan). A session assigned to
         another agent is refused (PermissionDenied `foreign_session`): it is neither changed
-        nor stopped, since a stop would be that other agent's session's."""
+        nor stopped, since a stop would be that other agent's session's. An `adopted` session
+        (from before installation ids) this installation never had is left alone: on an
+        engine two old installations shared under one agent id, it is the other's."""
         async with self._sessions.begin() as db:
             if not await self._reporter(db, agent_id=agent_id, epoch=epoch, key_hash=key_hash):
                 return None
@@ -383,6 +386,15 @@ class AgentService:
                     f"session {session_id} is assigned to agent {session.agent_id}",
                     code="foreign_session",
                 )
+            if session is None and adopted:
+                log.warning(
+                    "agent %s reports session %s, which this installation never had; it has no"
+                    " installation label (made before installation ids), so it may be another"
+                    " installation's on a shared Docker engine: left alone",
+                    agent_id,
+                    session_id,
+                )
+                return None
             if session is None or session.state == "terminated":
                 return "stop" if state in ("running", "hibernated") else None
             target, from_states = _OBSERVED.get(state, (None, ()))

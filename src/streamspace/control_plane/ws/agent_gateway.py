@@ -295,6 +295,7 @@ async def _handle(ctx: AppContext, conn: AgentConnection, envelope: Envelope) ->
             state=st.state,
             detail=st.detail,
             vnc=(st.vnc_host, st.vnc_port),
+            adopted=st.adopted,
         )
         if verdict == "stop":
             await ctx.hub.stop_orphan(conn.agent_id, st.session_id)
