@@ -10,6 +10,7 @@ under the same name must not be handed the removed user's files."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -191,18 +192,64 @@ async def authenticate(
 
 
 async def managed_user(
-    db: AsyncSession, *, actor: Principal, user_id: str, lock: bool = False
+    db: AsyncSession, *, actor: Principal, user_id: str, removed_ok: bool = False
 ) -> UserRecord:
     """A user `actor` may manage: in their org and not removed (else not found, as another
-    org's users are invisible), and a platform admin only for a platform admin."""
-    user = await db.get(UserRecord, user_id, with_for_update=lock)
-    if user is None or user.org_id != actor.org_id or user.removed_at is not None:
+    org's users are invisible), and a platform admin only for a platform admin. Read, not
+    locked: `_locked_pair` is for changes."""
+    user = await db.get(UserRecord, user_id)
+    return _manageable(actor=actor, actor_row=None, user=user, removed_ok=removed_ok)
+
+
+def _manageable(
+    *, actor: Principal, actor_row: UserRecord | None, user: UserRecord | None, removed_ok: bool
+) -> UserRecord:
+    if (
+        user is None
+        or user.org_id != actor.org_id
+        or (user.removed_at is not None and not removed_ok)
+    ):
         raise NotFound("user not found")
-    if user.platform_admin and not actor.is_platform_admin:
+    platform = actor.is_platform_admin if actor_row is None else _is_platform_admin(actor_row)
+    if user.platform_admin and not platform:
         raise PermissionDenied(
             "only a platform admin can change a platform admin", code="platform_admin_required"
         )
     return user
+
+
+def _is_platform_admin(user: UserRecord) -> bool:
+    return user.role == "admin" and user.platform_admin
+
+
+async def _locked_pair(
+    db: AsyncSession, *, actor: Principal, user_id: str, removed_ok: bool = False
+) -> tuple[UserRecord, UserRecord]:
+    """The actor's and the user's rows, locked in one order (no deadlock between two admins
+    changing each other), the actor's rights checked as they are now: two admins unmaking
+    each other at the same moment cannot both succeed and leave the org or platform with
+    none."""
+    rows = {
+        row.id: row
+        for row in await db.scalars(
+            select(UserRecord)
+            .where(UserRecord.id.in_({actor.user_id, user_id}))
+            .order_by(UserRecord.id)
+            .with_for_update()
+        )
+    }
+    actor_row = rows.get(actor.user_id)
+    if (
+        actor_row is None
+        or actor_row.role != "admin"
+        or actor_row.disabled
+        or actor_row.removed_at is not None
+    ):
+        raise PermissionDenied("admin role required")
+    user = _manageable(
+        actor=actor, actor_row=actor_row, user=rows.get(user_id), removed_ok=removed_ok
+    )
+    return actor_row, user
 
 
 @dataclass(frozen=True)
@@ -219,11 +266,16 @@ async def update_user(
     user_id: str,
     change: UserChange,
 ) -> UserRecord:
-    """Enable/disable, change role, make or unmake a platform admin. Demoting a platform
-    admin to user unmakes them too. Nobody disables, demotes or unmakes themselves."""
+    """Enable/disable, change role, make or unmake a platform admin (audited). Demoting a
+    platform admin to user unmakes them too. Nobody disables, demotes or unmakes themselves."""
     check_grants(actor=actor, platform_admin=change.platform_admin)
     async with sessions.begin() as db:
-        user = await managed_user(db, actor=actor, user_id=user_id, lock=True)
+        actor_row, user = await _locked_pair(db, actor=actor, user_id=user_id)
+        if change.platform_admin is not None and not _is_platform_admin(actor_row):
+            raise PermissionDenied(
+                "only a platform admin can make or unmake platform admins",
+                code="platform_admin_required",
+            )
         if user.id == actor.user_id and (
             change.disabled or change.role == "user" or change.platform_admin is False
         ):
@@ -235,9 +287,22 @@ async def update_user(
         if change.role == "user" and change.platform_admin is None:
             platform_admin = False
         _check_platform_role(role=role, platform_admin=platform_admin)
+        before = {
+            "disabled": user.disabled,
+            "role": user.role,
+            "platform_admin": user.platform_admin,
+        }
         if change.disabled is not None:
             user.disabled = change.disabled
         user.role, user.platform_admin = role, platform_admin
+        after = {
+            "disabled": user.disabled,
+            "role": user.role,
+            "platform_admin": user.platform_admin,
+        }
+        changed = {key: [before[key], after[key]] for key in before if before[key] != after[key]}
+        if changed:
+            db.add(_audit(actor=actor, user=user, action="user.updated", detail=changed))
     return user
 
 
@@ -245,26 +310,29 @@ async def remove_user(
     sessions: async_sessionmaker[AsyncSession], *, actor: Principal, user_id: str
 ) -> UserRecord:
     """Mark the user removed (and disabled: no login takes them any more). Ending their
-    logins and their sessions is the caller's part, as for disabling."""
+    logins and their sessions is the caller's part, as for disabling; removing a removed
+    user again returns them, so a caller cut off half-way can finish that part."""
     async with sessions.begin() as db:
-        user = await managed_user(db, actor=actor, user_id=user_id, lock=True)
+        _, user = await _locked_pair(db, actor=actor, user_id=user_id, removed_ok=True)
         if user.id == actor.user_id:
             raise Conflict("you cannot remove yourself", code="self_lockout")
-        user.removed_at = utcnow()
-        user.disabled = True
-        db.add(
-            AuditEventRecord(
-                org_id=user.org_id,
-                actor=actor.username,
-                action="user.removed",
-                target=user.id,
-                detail={"user": user.username},
-            )
-        )
+        if user.removed_at is None:
+            user.removed_at = utcnow()
+            user.disabled = True
+            db.add(_audit(actor=actor, user=user, action="user.removed", detail={}))
     return user
 
 
-ORG_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
+def _audit(
+    *, actor: Principal, user: UserRecord, action: str, detail: Mapping[str, object]
+) -> AuditEventRecord:
+    return AuditEventRecord(
+        org_id=user.org_id,
+        actor=actor.username,
+        action=action,
+        target=user.id,
+        detail={"user": user.username, **detail},
+    )
 
 
 async def create_org(
@@ -276,7 +344,7 @@ async def create_org(
     actor: str,
 ) -> tuple[OrgRecord, UserRecord]:
     """A new org and its first admin, together or not at all."""
-    if not ORG_NAME_RE.match(name):
+    if not USERNAME_RE.match(name):  # the same rule: short, lowercase, URL-safe
         raise ValidationFailed("org name must be 2-63 characters: lowercase letters, digits, . _ -")
     check_new_credentials(username=admin_username, password=admin_password)
     password_hash = await hash_password(admin_password)
