@@ -78,3 +78,30 @@ async def test_a_missing_helper_image_is_named_before_any_work(agent_id: str) ->
         assert caught.value.code == "image_not_found"
     finally:
         await homes.close()
+
+
+async def test_a_backup_lists_its_installations_homes_and_the_legacy_ones_only(
+    agent_id: str, session_image: str
+) -> None:
+    """Two installations on one engine: a backup of one takes its own homes and the unlabelled
+    ones from before installation ids, never the other installation's."""
+    made = {}
+    for owner in ("ours", "theirs", None):
+        name = f"streamspace-home-{owner or 'legacy'}-{agent_id}"
+        labels = {
+            "streamspace.user": "alice",
+            "streamspace.template": "t",
+            "streamspace.agent": agent_id,
+        }
+        if owner is not None:
+            labels["streamspace.installation"] = owner
+        await docker_cli("volume", "create", *(f"--label={k}={v}" for k, v in labels.items()), name)
+        made[owner] = HomeVolume(name, labels)
+    homes = DockerHomes(helper_image=session_image)
+    try:
+        listed = await homes.list_homes(agent_id=agent_id, installation_id="ours")
+        assert listed == sorted([made["ours"], made[None]], key=lambda v: v.name)
+        everything = await homes.list_homes(agent_id=agent_id)  # no installation: all of them
+        assert len(everything) == 3
+    finally:
+        await homes.close()

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
 from streamspace import __version__
 from streamspace.agents.platforms.docker_homes import DockerHomes, HomeVolume
 from streamspace.backup import secrets
@@ -22,6 +25,7 @@ from streamspace.backup.archive import (
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.db.dump import DatabaseDump, Progress, dump_database
 from streamspace.control_plane.db.engine import create_engine, sqlite_path
+from streamspace.control_plane.db.records import INSTALLATION_KEY, SystemSettingRecord
 from streamspace.errors import Conflict, NotFound, ValidationFailed
 
 
@@ -58,7 +62,16 @@ async def take_backup(
         if database:
             dump = await _dump(settings, staging=staging, progress=progress)
             modes = secrets.collect(settings.data_dir, into=staging / SECRETS_DIR)
-        volumes = [] if homes is None else await _homes(homes, staging=staging, progress=progress)
+        volumes = (
+            []
+            if homes is None
+            else await _homes(
+                homes,
+                installation=await _installation(settings),
+                staging=staging,
+                progress=progress,
+            )
+        )
         manifest = Manifest(
             created_at=datetime.now(UTC).isoformat(),
             streamspace_version=__version__,
@@ -90,11 +103,31 @@ async def _dump(
         await engine.dispose()
 
 
-async def _homes(source: HomesSource, *, staging: Path, progress: Progress) -> list[HomeVolume]:
+async def _installation(settings: ControlPlaneSettings) -> str | None:
+    """The installation id in the database being backed up (None without a database, or
+    from before installation ids): its homes, not another installation's on the engine."""
+    path = sqlite_path(settings)
+    if path is not None and not path.is_file():
+        return None
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return await conn.scalar(
+                select(SystemSettingRecord.value).where(SystemSettingRecord.key == INSTALLATION_KEY)
+            )
+    except SQLAlchemyError:  # no such table yet: nothing to tell installations apart by
+        return None
+    finally:
+        await engine.dispose()
+
+
+async def _homes(
+    source: HomesSource, *, installation: str | None, staging: Path, progress: Progress
+) -> list[HomeVolume]:
     docker = DockerHomes(helper_image=source.helper_image, docker_url=source.docker_url)
     try:
         await docker.check_helper_image()
-        volumes = await docker.list_homes(agent_id=source.agent_id)
+        volumes = await docker.list_homes(agent_id=source.agent_id, installation_id=installation)
         (staging / HOMES_DIR).mkdir(parents=True, exist_ok=True)
         for volume in volumes:
             progress.step(f"home {volume.name}", total=None, unit="bytes")

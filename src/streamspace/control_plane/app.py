@@ -57,7 +57,7 @@ from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db import migrate
 from streamspace.control_plane.db.engine import create_engine, reads, session_factory
 from streamspace.control_plane.db.files import secure_data_dir
-from streamspace.control_plane.db.records import SystemSettingRecord
+from streamspace.control_plane.db.records import INSTALLATION_KEY, SystemSettingRecord
 from streamspace.control_plane.hub.events import EventHub
 from streamspace.control_plane.hub.hub import AgentHub
 from streamspace.control_plane.metrics import Metrics
@@ -73,9 +73,6 @@ from streamspace.control_plane.ws import agent_gateway, events, vnc
 
 log = logging.getLogger(__name__)
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython default: 700)
-
-
-INSTALLATION_KEY = "installation_id"
 
 
 async def cluster_secret(

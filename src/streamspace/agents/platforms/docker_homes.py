@@ -15,7 +15,12 @@ import aiodocker
 import aiohttp
 
 from streamspace.agents.platforms.docker_client import LazyDockerClient, docker_errors
-from streamspace.agents.platforms.docker_model import LABEL_AGENT, LABEL_TEMPLATE, LABEL_USER
+from streamspace.agents.platforms.docker_model import (
+    LABEL_AGENT,
+    LABEL_INSTALLATION,
+    LABEL_TEMPLATE,
+    LABEL_USER,
+)
 from streamspace.errors import Conflict, PlatformError
 
 # The volume is mounted here in the helper; its tar stream has one root entry, `home/`.
@@ -58,8 +63,11 @@ class DockerHomes(LazyDockerClient):
                     code="image_not_found",
                 ) from exc
 
-    async def list_homes(self, *, agent_id: str | None = None) -> list[HomeVolume]:
-        """The home volumes (of one agent's sessions, when given), by name."""
+    async def list_homes(
+        self, *, agent_id: str | None = None, installation_id: str | None = None
+    ) -> list[HomeVolume]:
+        """The home volumes (of one agent's sessions, of one installation's, when given: its
+        own and the unlabelled ones from before installation ids), by name."""
         labels = [LABEL_USER, LABEL_TEMPLATE]
         if agent_id is not None:
             labels.append(f"{LABEL_AGENT}={agent_id}")
@@ -68,6 +76,12 @@ class DockerHomes(LazyDockerClient):
         volumes = [
             HomeVolume(v["Name"], dict(v.get("Labels") or {})) for v in found["Volumes"] or []
         ]
+        if installation_id is not None:
+            volumes = [
+                v
+                for v in volumes
+                if v.labels.get(LABEL_INSTALLATION, installation_id) == installation_id
+            ]
         return sorted(volumes, key=lambda v: v.name)
 
     async def existing(self, names: list[str]) -> list[str]:

@@ -212,6 +212,10 @@ class LeaseRecord(Base):
     expires_at: Mapped[datetime] = mapped_column()
 
 
+# the system_settings key of this installation's id (control_plane/app.py: installation_id)
+INSTALLATION_KEY = "installation_id"
+
+
 class SystemSettingRecord(Base):
     __tablename__ = "system_settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
