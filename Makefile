@@ -65,7 +65,8 @@ check: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --strict deploy/compose/verify.py
 	$(VENV)/bin/lint-imports
-	cd ui && npm run --silent typecheck && npm run --silent lint && npm run --silent format:check
+	$(VENV)/bin/python scripts/gen-settings-doc.py --check
+	cd ui && npm run --silent typecheck && npm run --silent check:api && npm run --silent lint && npm run --silent format:check
 
 images:
 	images/build.sh
