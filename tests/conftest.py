@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.docker import session_image  # noqa: F401 - shared fixture
+from tests.support.docker import agent_names, session_image  # noqa: F401 - shared fixtures
 from tests.support.kube import kube_api_double, kube_cluster  # noqa: F401 - shared fixtures
 from tests.support.processes import RedisServer
 from tests.support.sentinel import sentinel_group  # noqa: F401 - shared fixture

@@ -7,7 +7,6 @@ network removed from outside is made again by the next start."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import eventually
-from tests.support.docker import docker_cli
+from tests.support.docker import docker_cli, remove_labelled
 from tests.support.processes import VENV_BIN, Proc, free_port, wait_until
 
 pytestmark = pytest.mark.docker
@@ -141,16 +140,10 @@ async def inspect_state(sid: str) -> str:
 
 
 def remove_installation(installation_id: str) -> None:
-    label = f"label=streamspace.installation={installation_id}"
-    for listing, remove in (
-        (["docker", "ps", "-aq", "--filter", label], ["docker", "rm", "-f"]),
-        (["docker", "volume", "ls", "-q", "--filter", label], ["docker", "volume", "rm", "-f"]),
-    ):
-        ids = subprocess.run(listing, capture_output=True, text=True, check=False).stdout.split()
-        if ids:
-            subprocess.run([*remove, *ids], capture_output=True, check=False)
-    network = f"streamspace-sessions-{installation_id[:8]}"
-    subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+    remove_labelled(
+        f"streamspace.installation={installation_id}",
+        network=f"streamspace-sessions-{installation_id[:8]}",
+    )
 
 
 @pytest.fixture

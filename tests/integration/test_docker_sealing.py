@@ -28,23 +28,13 @@ from streamspace.agents.platforms.docker_firewall import SessionFirewall, host_r
 from streamspace.agents.platforms.docker_model import chain_name, container_name, session_network
 from streamspace.agents.platforms.iptables import Iptables
 from streamspace.errors import PlatformError
-from tests.support.docker import IMAGE, cleanup, docker_cli
+from tests.support.docker import IMAGE, docker_cli
 
 pytestmark = pytest.mark.docker
 
 USER = f"seal-{uuid.uuid4().hex[:8]}"
 PUBLIC = "1.1.1.1"  # outside every private range; there is no route beyond the host here
 PRIVATE = "10.255.255.53"  # a private address the host itself can use (its DNS resolver)
-
-
-@pytest.fixture
-async def agent_names(session_image: str) -> AsyncIterator[tuple[str, str]]:
-    agent_id = f"test-{uuid.uuid4().hex[:10]}"
-    network = f"streamspace-test-{agent_id}"
-    try:
-        yield agent_id, network
-    finally:
-        await asyncio.to_thread(cleanup, agent_id, network)
 
 
 @pytest.fixture

@@ -35,13 +35,12 @@ OTHER = uuid.uuid4().hex
 
 
 @pytest.fixture
-async def agent(session_image: str) -> AsyncIterator[tuple[str, str]]:
-    agent_id = f"test-{uuid.uuid4().hex[:10]}"
-    network = f"streamspace-test-{agent_id}"
+async def agent(agent_names: tuple[str, str]) -> AsyncIterator[tuple[str, str]]:
+    """`agent_names`, and the other installation's network of the same agent removed too."""
+    agent_id, network = agent_names
     try:
-        yield agent_id, network
+        yield agent_names
     finally:
-        await asyncio.to_thread(cleanup, agent_id, network)
         await asyncio.to_thread(cleanup, agent_id, f"{network}-other")
 
 

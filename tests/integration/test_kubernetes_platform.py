@@ -38,15 +38,21 @@ def spec(image: str, *, user: str = "alice", home: bool = True, **extra: object)
     )
 
 
-@pytest.fixture
-async def platform(kube_cluster: KubeCluster) -> AsyncIterator[KubernetesPlatform]:
-    k8s = KubernetesPlatform(
-        agent_id=f"k8s-test-{uuid.uuid4().hex[:6]}",
-        namespace=kube_cluster.namespace,
-        kubeconfig=kube_cluster.kubeconfig,
+def platform_on(kube: KubeCluster, *, agent_id: str = "", seed: str = "") -> KubernetesPlatform:
+    """An agent's platform on the test cluster (a fresh agent id unless given)."""
+    return KubernetesPlatform(
+        agent_id=agent_id or f"k8s-test-{uuid.uuid4().hex[:6]}",
+        namespace=kube.namespace,
+        kubeconfig=kube.kubeconfig,
         ready_timeout=60,
         stop_timeout=1,
+        vnc_secret_seed=seed,
     )
+
+
+@pytest.fixture
+async def platform(kube_cluster: KubeCluster) -> AsyncIterator[KubernetesPlatform]:
+    k8s = platform_on(kube_cluster)
     try:
         yield k8s
     finally:
@@ -130,14 +136,7 @@ async def test_with_a_seed_the_agent_derives_secrets_and_never_reads_or_deletes_
     the running Pod, and the agent still logs in), and stopping the session takes the Secret
     with the record."""
     seed = "s" * 40
-    platform = KubernetesPlatform(
-        agent_id=f"k8s-test-{uuid.uuid4().hex[:6]}",
-        namespace=kube_cluster.namespace,
-        kubeconfig=kube_cluster.kubeconfig,
-        ready_timeout=60,
-        stop_timeout=1,
-        vnc_secret_seed=seed,
-    )
+    platform = platform_on(kube_cluster, seed=seed)
     session = spec(session_image, home=False)
     name = model.pod_name(session.session_id)
     secret_name = model.seeded_secret_name(session.session_id, seed=seed)
@@ -186,19 +185,8 @@ async def test_a_session_woken_after_the_seed_changed_gets_a_secret_of_the_new_s
     """The agent cannot replace a Secret (create only): the seed's fingerprint is in the
     Secret's name, so a session hibernated under one seed and woken under another gets a new
     Secret with the password the agent now derives, and streams."""
-
-    def agent(seed: str) -> KubernetesPlatform:
-        return KubernetesPlatform(
-            agent_id="k8s-seeded",
-            namespace=kube_cluster.namespace,
-            kubeconfig=kube_cluster.kubeconfig,
-            ready_timeout=60,
-            stop_timeout=1,
-            vnc_secret_seed=seed,
-        )
-
     session = spec(session_image, home=False)
-    before, after = agent("a" * 40), agent("b" * 40)
+    before, after = (platform_on(kube_cluster, agent_id="k8s-seeded", seed=s * 40) for s in "ab")
     try:
         await before.start(session)
         await before.hibernate(session.session_id)

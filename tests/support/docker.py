@@ -8,6 +8,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -43,8 +45,27 @@ def session_image() -> str:
     return IMAGE
 
 
+@pytest.fixture
+async def agent_names(session_image: str) -> AsyncIterator[tuple[str, str]]:
+    """A fresh agent id and its sessions' network name; all the agent made is removed after."""
+    agent_id = f"test-{uuid.uuid4().hex[:10]}"
+    network = f"streamspace-test-{agent_id}"
+    try:
+        yield agent_id, network
+    finally:
+        await asyncio.to_thread(cleanup, agent_id, network)
+
+
 def cleanup(agent_id: str, network: str) -> None:
-    label = f"label=streamspace.agent={agent_id}"
+    """Remove what agent `agent_id` made: its containers, volumes, and the sessions' networks
+    named `network` (with or without egress) with their seal chains."""
+    remove_labelled(f"streamspace.agent={agent_id}", network=network)
+
+
+def remove_labelled(label_filter: str, *, network: str) -> None:
+    """Remove the containers and volumes with the label `label_filter` (`key=value`), and
+    the sessions' networks `network` and its no-egress twin, seal chains included."""
+    label = f"label={label_filter}"
     for listing, remove in (
         (["docker", "ps", "-aq", "--filter", label], ["docker", "rm", "-f"]),
         (["docker", "volume", "ls", "-q", "--filter", label], ["docker", "volume", "rm", "-f"]),
