@@ -17,6 +17,7 @@ import aiodocker
 import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.events import DockerEvents
+from aiodocker.networks import DockerNetwork
 
 from streamspace.agents.platforms.base import (
     LimitPolicy,
@@ -244,7 +245,7 @@ class DockerPlatform(LazyDockerClient, Platform):
         if not attached or attached == network_id:
             return
         with docker_errors(f"attaching {container.id[:12]} to network {name}"):
-            network = await self._docker.networks.get(name)
+            network = self._network_ref(network_id)
             await network.disconnect({"Container": container.id, "Force": True})
             await network.connect({"Container": container.id})
 
@@ -276,9 +277,13 @@ class DockerPlatform(LazyDockerClient, Platform):
             return await self._show_network(name)
 
     async def _show_network(self, name: str) -> dict[str, Any]:
-        network = await self._docker.networks.get(name)
-        info: dict[str, Any] = await network.show()
+        """One inspect (`networks.get` would inspect once to build the object, then again)."""
+        info: dict[str, Any] = await self._network_ref(name).show()
         return info
+
+    def _network_ref(self, ref: str) -> DockerNetwork:
+        """A handle on network `ref` (name or id) without an inspect to build it."""
+        return DockerNetwork(self._docker, ref)  # type: ignore[no-untyped-call]
 
     async def _unseal_orphans(self) -> None:
         """Chains of networks removed while no agent ran go on this agent's first start."""
@@ -296,9 +301,8 @@ class DockerPlatform(LazyDockerClient, Platform):
             name = session_network(self._network, egress=egress)
             with docker_errors(f"removing network {name}"):
                 try:
-                    network = await self._docker.networks.get(name)
-                    network_id = (await network.show())["Id"]
-                    await network.delete()
+                    network_id = (await self._show_network(name))["Id"]
+                    await self._network_ref(network_id).delete()
                 except aiodocker.DockerError as exc:
                     if exc.status != 404:
                         raise
