@@ -140,7 +140,7 @@ class VncConnection(BufferedLink):
     def inject(self, data: bytes) -> None:
         """Bytes the agent says to the viewer as if the VNC server had sent them."""
         while data and not self._ended:
-            space = memoryview(self._buffer)[self._filled :]
+            space = self.get_buffer(len(data))  # as a read from the server would fill it
             count = min(len(space), len(data))
             space[:count] = data[:count]
             data = data[count:]
