@@ -28,7 +28,10 @@ async def list_users(admin: Admin, ctx: Ctx) -> list[UserRead]:
 
 @router.post("", response_model=UserRead, status_code=201)
 async def create_user(body: UserCreate, admin: Admin, ctx: Ctx) -> UserRead:
-    users.check_grants(actor=admin, platform_admin=body.platform_admin or None)
+    users.check_grants(
+        actor_is_platform_admin=admin.is_platform_admin,
+        platform_admin=body.platform_admin or None,
+    )
     user = await users.create_user(
         ctx.db,
         username=body.username,

@@ -117,9 +117,9 @@ def _check_platform_role(*, role: str, platform_admin: bool) -> None:
         raise ValidationFailed("a platform admin must have the admin role")
 
 
-def check_grants(*, actor: Principal, platform_admin: bool | None) -> None:
+def check_grants(*, actor_is_platform_admin: bool, platform_admin: bool | None) -> None:
     """Only a platform admin makes (or unmakes) platform admins."""
-    if platform_admin is not None and not actor.is_platform_admin:
+    if platform_admin is not None and not actor_is_platform_admin:
         raise PermissionDenied(
             "only a platform admin can make or unmake platform admins",
             code="platform_admin_required",
@@ -268,14 +268,12 @@ async def update_user(
 ) -> UserRecord:
     """Enable/disable, change role, make or unmake a platform admin (audited). Demoting a
     platform admin to user unmakes them too. Nobody disables, demotes or unmakes themselves."""
-    check_grants(actor=actor, platform_admin=change.platform_admin)
     async with sessions.begin() as db:
         actor_row, user = await _locked_pair(db, actor=actor, user_id=user_id)
-        if change.platform_admin is not None and not _is_platform_admin(actor_row):
-            raise PermissionDenied(
-                "only a platform admin can make or unmake platform admins",
-                code="platform_admin_required",
-            )
+        check_grants(
+            actor_is_platform_admin=_is_platform_admin(actor_row),
+            platform_admin=change.platform_admin,
+        )
         if user.id == actor.user_id and (
             change.disabled or change.role == "user" or change.platform_admin is False
         ):
