@@ -8,7 +8,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from streamspace.control_plane.asgi.middleware import request_id_var
+from streamspace.control_plane.asgi.request_context import request_id_var
 
 _SECRET = re.compile(r"\b((?:token|ticket|stream)=)[^&\s\"']+")
 

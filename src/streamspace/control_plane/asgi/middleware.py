@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 import time
 import uuid
@@ -11,7 +10,7 @@ from typing import Any
 from prometheus_client import Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+from streamspace.control_plane.asgi.request_context import client_address_var, request_id_var
 
 
 class _TooLarge(Exception):
@@ -33,6 +32,8 @@ class RequestMiddleware:
         headers = dict(scope.get("headers") or [])
         rid = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex[:16]
         token = request_id_var.set(rid)
+        client = scope.get("client")
+        address_token = client_address_var.set(client[0] if client else "")
         start, status = time.perf_counter(), 500
         declared = headers.get(b"content-length", b"0")
         received = 0
@@ -73,6 +74,7 @@ class RequestMiddleware:
                 time.perf_counter() - start
             )
             request_id_var.reset(token)
+            client_address_var.reset(address_token)
 
 
 def _nul_in_url(scope: Scope) -> bool:

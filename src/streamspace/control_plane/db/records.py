@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from streamspace.control_plane.asgi import request_context
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both SQLite (naive storage) and PostgreSQL."""
@@ -189,7 +191,11 @@ class AuditEventRecord(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(120), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # The request that did it: its client's address and its X-Request-ID, read from the
+    # request being served when the row is written ("" outside a request).
+    address: Mapped[str] = mapped_column(String(64), default=request_context.client_address)
+    request_id: Mapped[str] = mapped_column(String(64), default=request_context.request_id)
 
 
 class ReplicaRecord(Base):
