@@ -231,16 +231,25 @@ async def test_debians_stock_novnc_shows_a_session_whose_vnc_needs_a_password(
 
     async with chromium() as browser, serving_directory(STOCK_NOVNC) as origin:
         page = await browser.new_page(viewport={"width": 1400, "height": 900})
+        seen: list[str] = []  # what the page did, for the failure message
+        page.on("console", lambda message: seen.append(f"console: {message.text}"))
+        page.on("requestfailed", lambda r: seen.append(f"failed: {r.url[:80]} {r.failure}"))
+        page.on("websocket", lambda ws: seen.append(f"websocket: {ws.url[:80]}"))
         await page.goto(f"{origin}/vnc_lite.html?{query}")
         status = page.locator("#status")
 
         async def connected() -> bool:
-            return (await status.text_content() or "").startswith("Connected to ")
+            text = await status.text_content() or ""
+            seen.append(f"status: {text}")
+            return text.startswith("Connected to ")
 
         async def drawn() -> bool:  # the remote desktop was drawn, not a blank canvas
             return int(await page.locator("#screen canvas").evaluate(DISTINCT_COLOURS)) > 2
 
-        await eventually(connected, timeout=30, interval=0.25, what="noVNC connected")
+        try:
+            await eventually(connected, timeout=30, interval=0.25, what="noVNC connected")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the page: {list(dict.fromkeys(seen))}") from None
         await eventually(drawn, timeout=30, interval=0.25, what="the desktop on the canvas")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "stock-novnc-terminal.png"))
