@@ -274,6 +274,7 @@ async def _create_user(
         role=role,
         org_id=org_id,
         platform_admin=platform_admin,
+        actor="cli",
     )
 
 

@@ -25,6 +25,7 @@ from streamspace.agent_hub.redis import RedisHubBackend
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.api import (
     agents,
+    audit,
     auth,
     health,
     orgs,
@@ -308,6 +309,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         tickets,
         agents,
         overview,
+        audit,
     ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)

@@ -1,8 +1,9 @@
-import { useMutation, useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
-import { api, unwrap } from './client';
+import { useInfiniteQuery, useMutation, useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
+import { api, apiErrorFrom, getToken, unwrap } from './client';
 import type {
   Agent,
   AgentKey,
+  AuditPage,
   Overview,
   Replica,
   Session,
@@ -25,7 +26,20 @@ export const keys = {
   pods: ['pods'] as const,
   users: ['users'] as const,
   overview: ['overview'] as const,
+  audit: (filter: AuditFilter) => ['audit', filter] as const,
 };
+
+/** The audit trail's filters; empty strings filter nothing. */
+export interface AuditFilter {
+  action: string;
+  actor: string;
+  target: string;
+  since: string;
+}
+
+function auditQuery(filter: AuditFilter): Record<string, string> {
+  return Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== ''));
+}
 
 export interface SessionListOptions {
   all?: boolean;
@@ -107,6 +121,30 @@ export function useOverview(minutes = 60, buckets = 30) {
     queryFn: (): Promise<Overview> => unwrap(api.GET('/api/v1/admin/overview', { params: { query: { minutes, buckets } } })),
     refetchInterval: 15_000,
   });
+}
+
+/** The audit trail newest first, a page at a time: `fetchNextPage` reads older events. */
+export function useAudit(filter: AuditFilter) {
+  return useInfiniteQuery({
+    queryKey: keys.audit(filter),
+    queryFn: ({ pageParam }): Promise<AuditPage> =>
+      unwrap(api.GET('/api/v1/audit', { params: { query: { ...auditQuery(filter), cursor: pageParam, limit: 100 } } })),
+    initialPageParam: '',
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+  });
+}
+
+/** Every event the filter matches as JSON lines (the server streams them), for a download. */
+export async function exportAudit(filter: AuditFilter): Promise<Blob> {
+  const url = new URL('/api/v1/audit/export', window.location.origin);
+  for (const [k, v] of Object.entries(auditQuery(filter))) url.searchParams.set(k, v);
+  const token = getToken();
+  const response = await fetch(url, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+  if (!response.ok) {
+    const body: unknown = await response.json().catch(() => null);
+    throw apiErrorFrom(response, body);
+  }
+  return response.blob();
 }
 
 // --- mutations -------------------------------------------------------------

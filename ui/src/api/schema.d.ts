@@ -147,6 +147,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read Audit */
+        get: operations["read_audit_api_v1_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Audit
+         * @description Every matching event, oldest first, one JSON object per line (the fields of
+         *     AuditEventRead). The export itself is audited.
+         */
+        get: operations["export_audit_api_v1_audit_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -590,6 +628,60 @@ export interface components {
             platform: "kubernetes" | "docker" | "memory";
             /** Region */
             region?: string | null;
+        };
+        /** AuditEventRead */
+        AuditEventRead: {
+            /**
+             * Action
+             * @description what was done, e.g. auth.login, session.create
+             */
+            action: string;
+            /**
+             * Actor
+             * @description who did it: a username, or agent:<id>
+             */
+            actor: string;
+            /**
+             * Address
+             * @description the client's address, empty when not from a request
+             */
+            address: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Detail */
+            detail: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: number;
+            /**
+             * Org Id
+             * @description null: the platform's own (agents, orgs)
+             */
+            org_id: string | null;
+            /**
+             * Request Id
+             * @description the request's X-Request-ID, to find it in the logs
+             */
+            request_id: string;
+            /**
+             * Target
+             * @description whom or what it was done to (an id or a name)
+             */
+            target: string;
+        };
+        /** AuditPage */
+        AuditPage: {
+            /** Events */
+            events: components["schemas"]["AuditEventRead"][];
+            /**
+             * Next Cursor
+             * @description pass as `cursor` for the next (older) page; null on the last page
+             */
+            next_cursor: string | null;
         };
         /** CapacityIn */
         CapacityIn: {
@@ -1435,6 +1527,89 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_audit_api_v1_audit_get: {
+        parameters: {
+            query?: {
+                /** @description next_cursor of the last page */
+                cursor?: string;
+                limit?: number;
+                /** @description exact, or a prefix ending in * (auth.*) */
+                action?: string;
+                actor?: string;
+                target?: string;
+                /** @description one org's events (platform admins) */
+                org_id?: string;
+                /** @description from this time on (ISO 8601) */
+                since?: string | null;
+                /** @description before this time (ISO 8601) */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_audit_api_v1_audit_export_get: {
+        parameters: {
+            query?: {
+                /** @description exact, or a prefix ending in * (auth.*) */
+                action?: string;
+                actor?: string;
+                target?: string;
+                /** @description one org's events (platform admins) */
+                org_id?: string;
+                /** @description from this time on (ISO 8601) */
+                since?: string | null;
+                /** @description before this time (ISO 8601) */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JSON lines */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": unknown;
+                };
             };
             /** @description Validation Error */
             422: {

@@ -16,6 +16,8 @@ export type UserRemoved = Schemas['UserRemoved'];
 export type Overview = Schemas['Overview'];
 export type OverviewPoint = Schemas['OverviewPoint'];
 export type TokenResponse = Schemas['TokenResponse'];
+export type AuditEvent = Schemas['AuditEventRead'];
+export type AuditPage = Schemas['AuditPage'];
 
 // The API declares both as literals, so the generated schema carries every value.
 export type Role = User['role'];

@@ -58,7 +58,17 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
     address = _client_address(request)
     if "x-forwarded-for" in request.headers and not ctx.settings.trusted_proxies:
         _warn_untrusted_proxy(address)
-    user = await _checked_login(ctx, body=body, address=address)
+    try:
+        user = await _checked_login(ctx, body=body, address=address)
+    except Unauthenticated as exc:
+        await audit.record(
+            ctx.db,
+            org_id=await users.org_of(ctx.db, username=body.username),
+            actor=body.username,
+            action="auth.login_failed",
+            detail={"reason": exc.code},
+        )
+        raise
     ttl = ctx.settings.access_token_ttl
     token, claims = ctx.tokens.issue(subject=user.id, purpose="login", ttl=ttl)
     await ctx.login_store.create(
@@ -78,6 +88,13 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
 async def logout(principal: User, ctx: Ctx) -> None:
     await end_logins(
         ctx, user_id=principal.user_id, login_id=principal.token_id, reason="you logged out"
+    )
+    await audit.record(
+        ctx.db,
+        org_id=principal.org_id,
+        actor=principal.username,
+        action="auth.logout",
+        target=principal.user_id,
     )
 
 

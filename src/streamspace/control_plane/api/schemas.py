@@ -257,3 +257,23 @@ class Ready(BaseModel):
 
 class Page(BaseModel):
     items: list[Any]
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    created_at: datetime
+    org_id: str | None = Field(description="null: the platform's own (agents, orgs)")
+    actor: str = Field(description="who did it: a username, or agent:<id>")
+    action: str = Field(description="what was done, e.g. auth.login, session.create")
+    target: str = Field(description="whom or what it was done to (an id or a name)")
+    address: str = Field(description="the client's address, empty when not from a request")
+    request_id: str = Field(description="the request's X-Request-ID, to find it in the logs")
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventRead]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next (older) page; null on the last page"
+    )

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from streamspace.control_plane.api.deps import Ctx, User
 from streamspace.control_plane.auth.tokens import session_token
+from streamspace.control_plane.services import audit
 from streamspace.errors import NotFound
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
@@ -32,6 +33,15 @@ async def stream_token(
     session = await ctx.session_service.get(principal=principal, session_id=session_id)
     if session.user_id != principal.user_id and not (principal.is_admin and body and body.as_admin):
         raise NotFound("session not found")  # admins view others' sessions only when they ask
+    if session.user_id != principal.user_id:
+        await audit.record(
+            ctx.db,
+            org_id=principal.org_id,
+            actor=principal.username,
+            action="session.viewed",
+            target=session_id,
+            detail={"owner": session.user_id},
+        )
     token = session_token(
         ctx.tokens,
         principal=principal,

@@ -33,7 +33,7 @@ async def get_template(name: str, principal: User, ctx: Ctx) -> TemplateRead:
 @router.post("", response_model=TemplateRead, status_code=201)
 async def create_template(body: TemplateCreate, admin: Admin, ctx: Ctx) -> TemplateRead:
     template = await templates.create_template(
-        ctx.db, org_id=admin.org_id, fields=body.model_dump()
+        ctx.db, org_id=admin.org_id, fields=body.model_dump(), actor=admin.username
     )
     return TemplateRead.model_validate(template)
 
@@ -41,11 +41,15 @@ async def create_template(body: TemplateCreate, admin: Admin, ctx: Ctx) -> Templ
 @router.patch("/{name}", response_model=TemplateRead)
 async def update_template(name: str, body: TemplateUpdate, admin: Admin, ctx: Ctx) -> TemplateRead:
     template = await templates.update_template(
-        ctx.db, org_id=admin.org_id, name=name, fields=body.model_dump(exclude_unset=True)
+        ctx.db,
+        org_id=admin.org_id,
+        name=name,
+        fields=body.model_dump(exclude_unset=True),
+        actor=admin.username,
     )
     return TemplateRead.model_validate(template)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response, response_model=None)
 async def delete_template(name: str, admin: Admin, ctx: Ctx) -> None:
-    await templates.delete_template(ctx.db, org_id=admin.org_id, name=name)
+    await templates.delete_template(ctx.db, org_id=admin.org_id, name=name, actor=admin.username)

@@ -39,6 +39,7 @@ async def create_user(body: UserCreate, admin: Admin, ctx: Ctx) -> UserRead:
         role=body.role,
         org_id=admin.org_id,
         platform_admin=body.platform_admin,
+        actor=admin.username,
     )
     return UserRead.model_validate(user)
 

@@ -1,6 +1,7 @@
 """The command sweeper, one replica at a time: re-sends unacknowledged commands, times out
 commands past their deadline, fails sessions stuck starting, marks silent agents offline, and
-(once a minute) deletes expired login sessions."""
+(once a minute) deletes expired login sessions, and (once an hour) audit events past
+AUDIT_RETENTION_DAYS."""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from streamspace.control_plane.background.lease import try_lease
 from streamspace.control_plane.db.records import AgentRecord, LoginSessionRecord, SessionRecord
 from streamspace.control_plane.hub.hub import AgentHub
 from streamspace.control_plane.metrics import Metrics
-from streamspace.control_plane.services import commands
+from streamspace.control_plane.services import audit, commands
 from streamspace.control_plane.services.sessions import SessionService, set_state
 from streamspace.control_plane.services.states import can_transition
 
 log = logging.getLogger(__name__)
 LEASE = "command-sweeper"
 LOGIN_PURGE_INTERVAL = 60.0  # seconds
+AUDIT_PURGE_INTERVAL = 3600.0  # seconds
 
 
 class Sweeper:
@@ -39,6 +41,7 @@ class Sweeper:
         self._db, self._hub, self._settings = db, hub, settings
         self._metrics, self._sessions = metrics, sessions
         self._logins_purged: float | None = None
+        self._audit_purged: float | None = None
 
     async def run(self) -> None:
         interval = self._settings.sweep_interval
@@ -58,6 +61,9 @@ class Sweeper:
         last = self._logins_purged
         if last is None or time.monotonic() - last >= LOGIN_PURGE_INTERVAL:
             await self._purge_expired_logins()
+        last = self._audit_purged
+        if last is None or time.monotonic() - last >= AUDIT_PURGE_INTERVAL:
+            await self._purge_old_audit_events()
 
     async def _purge_expired_logins(self) -> None:
         """Expired logins are refused anyway; their rows go here, off the login path."""
@@ -66,6 +72,14 @@ class Sweeper:
                 delete(LoginSessionRecord).where(LoginSessionRecord.expires_at < datetime.now(UTC))
             )
         self._logins_purged = time.monotonic()
+
+    async def _purge_old_audit_events(self) -> None:
+        days = self._settings.audit_retention_days
+        if days:
+            cutoff = datetime.now(UTC) - timedelta(days=days)
+            if purged := await audit.purge(self._db, before=cutoff):
+                log.info("deleted %d audit events older than %d days", purged, days)
+        self._audit_purged = time.monotonic()
 
     async def _resend(self) -> None:
         async with self._db() as db:

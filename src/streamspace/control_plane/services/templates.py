@@ -8,7 +8,7 @@ from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from streamspace.control_plane.db.records import TemplateRecord
+from streamspace.control_plane.db.records import AuditEventRecord, TemplateRecord
 from streamspace.errors import Conflict, NotFound
 
 SEED_TEMPLATES: list[dict[str, Any]] = [
@@ -84,8 +84,16 @@ async def read_template(conn: AsyncConnection, *, org_id: str, name: str) -> Row
     return row
 
 
+def _audit(*, org_id: str, actor: str, action: str, name: str, **detail: Any) -> AuditEventRecord:
+    return AuditEventRecord(org_id=org_id, actor=actor, action=action, target=name, detail=detail)
+
+
 async def create_template(
-    sessions: async_sessionmaker[AsyncSession], *, org_id: str, fields: dict[str, Any]
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    org_id: str,
+    fields: dict[str, Any],
+    actor: str = "system",
 ) -> TemplateRecord:
     try:
         async with sessions.begin() as db:
@@ -95,6 +103,9 @@ async def create_template(
                 )
             template = TemplateRecord(org_id=org_id, **fields)
             db.add(template)
+            db.add(
+                _audit(org_id=org_id, actor=actor, action="template.created", name=fields["name"])
+            )
     except IntegrityError as exc:
         raise Conflict(
             f"template {fields['name']!r} already exists", code="template_exists"
@@ -103,17 +114,31 @@ async def create_template(
 
 
 async def update_template(
-    sessions: async_sessionmaker[AsyncSession], *, org_id: str, name: str, fields: dict[str, Any]
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    org_id: str,
+    name: str,
+    fields: dict[str, Any],
+    actor: str = "system",
 ) -> TemplateRecord:
     async with sessions.begin() as db:
         template = await get_template(db, org_id=org_id, name=name)
         for key, value in fields.items():
             setattr(template, key, value)
+        db.add(
+            _audit(
+                org_id=org_id,
+                actor=actor,
+                action="template.updated",
+                name=name,
+                fields=sorted(fields),
+            )
+        )
     return template
 
 
 async def delete_template(
-    sessions: async_sessionmaker[AsyncSession], *, org_id: str, name: str
+    sessions: async_sessionmaker[AsyncSession], *, org_id: str, name: str, actor: str = "system"
 ) -> None:
     from streamspace.control_plane.db.records import SessionRecord
 
@@ -135,6 +160,7 @@ async def delete_template(
             .values(template_id=None)
         )
         await db.delete(template)
+        db.add(_audit(org_id=org_id, actor=actor, action="template.deleted", name=name))
 
 
 async def seed_templates(sessions: async_sessionmaker[AsyncSession], *, org_id: str) -> int:

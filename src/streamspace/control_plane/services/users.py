@@ -58,14 +58,17 @@ async def create_user(
     role: str = "user",
     org_id: str | None = None,
     platform_admin: bool = False,
+    actor: str = "system",
 ) -> UserRecord:
+    """A new local user; audited as `user.created` by `actor` (a username, `cli`, or
+    `system` for the first admin) in the same transaction."""
     check_new_credentials(username=username, password=password)
     _check_platform_role(role=role, platform_admin=platform_admin)
     password_hash = await hash_password(password)
     try:
         async with sessions.begin() as db:
             org_id = org_id or (await default_org(db)).id
-            return await _add_user(
+            user = await _add_user(
                 db,
                 username=username,
                 password_hash=password_hash,
@@ -73,6 +76,16 @@ async def create_user(
                 org_id=org_id,
                 platform_admin=platform_admin,
             )
+            db.add(
+                AuditEventRecord(
+                    org_id=org_id,
+                    actor=actor,
+                    action="user.created",
+                    target=user.id,
+                    detail={"user": username, "role": role, "platform_admin": platform_admin},
+                )
+            )
+            return user
     except IntegrityError as exc:
         # Inserted meanwhile by another request or replica: the user, or on a new database
         # the default org (replicas starting together each create the first admin).
@@ -189,6 +202,13 @@ async def authenticate(
     if user is None or not ok or user.disabled:
         return None
     return user
+
+
+async def org_of(sessions: async_sessionmaker[AsyncSession], *, username: str) -> str | None:
+    """The org of the user with this name, None when there is none (for auditing a failed
+    login where that user's org admins can see it)."""
+    async with sessions() as db:
+        return await db.scalar(select(UserRecord.org_id).where(UserRecord.username == username))
 
 
 async def managed_user(
