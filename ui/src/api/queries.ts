@@ -3,6 +3,9 @@ import { api, unwrap } from './client';
 import type {
   Agent,
   AgentKey,
+  ApiToken,
+  ApiTokenCreate,
+  ApiTokenCreated,
   Overview,
   Replica,
   Session,
@@ -227,6 +230,37 @@ export function useUpdateUser() {
     onSuccess: (user) => {
       qc.setQueryData<User[]>(keys.users, (old) => old?.map((u) => (u.id === user.id ? user : u)));
       void qc.invalidateQueries({ queryKey: keys.users });
+    },
+  });
+}
+
+// --- personal API tokens -----------------------------------------------------
+
+export const apiTokensKey = ['api-tokens'] as const;
+
+export function useApiTokens() {
+  return useQuery({
+    queryKey: apiTokensKey,
+    queryFn: (): Promise<ApiToken[]> => unwrap(api.GET('/api/v1/tokens')),
+  });
+}
+
+/** The answer carries the token itself: the only time it is ever shown. */
+export function useCreateApiToken() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: ApiTokenCreate): Promise<ApiTokenCreated> => unwrap(api.POST('/api/v1/tokens', { body })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: apiTokensKey }),
+  });
+}
+
+export function useRevokeApiToken() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string): Promise<ApiToken> => unwrap(api.DELETE('/api/v1/tokens/{token_id}', { params: { path: { token_id: id } } })),
+    onSuccess: (revoked) => {
+      qc.setQueryData<ApiToken[]>(apiTokensKey, (old) => old?.map((t) => (t.id === revoked.id ? revoked : t)));
+      void qc.invalidateQueries({ queryKey: apiTokensKey });
     },
   });
 }
