@@ -259,8 +259,20 @@ export function useRevokeApiToken() {
   return useMutation({
     mutationFn: (id: string): Promise<ApiToken> => unwrap(api.DELETE('/api/v1/tokens/{token_id}', { params: { path: { token_id: id } } })),
     onSuccess: (revoked) => {
-      qc.setQueryData<ApiToken[]>(apiTokensKey, (old) => old?.map((t) => (t.id === revoked.id ? revoked : t)));
-      void qc.invalidateQueries({ queryKey: apiTokensKey });
+      for (const key of [apiTokensKey, orgApiTokensKey]) {
+        qc.setQueryData<ApiToken[]>(key, (old) => old?.map((t) => (t.id === revoked.id ? revoked : t)));
+      }
+      void qc.invalidateQueries({ queryKey: apiTokensKey }); // the org's list too (its key starts the same)
     },
+  });
+}
+
+export const orgApiTokensKey = ['api-tokens', 'org'] as const;
+
+/** An admin's view: their org's users' tokens (a platform admin's: every org's). */
+export function useOrgApiTokens() {
+  return useQuery({
+    queryKey: orgApiTokensKey,
+    queryFn: (): Promise<ApiToken[]> => unwrap(api.GET('/api/v1/admin/tokens')),
   });
 }

@@ -1,20 +1,17 @@
-import { Alert, Badge, Button, Code, CopyButton, Group, NativeSelect, Paper, Stack, Table, Text, TextInput, Title } from '@mantine/core';
-import { modals } from '@mantine/modals';
-import { notifications } from '@mantine/notifications';
+import { Alert, Button, Code, CopyButton, Group, NativeSelect, Paper, Stack, Text, TextInput, Title } from '@mantine/core';
 import { IconAlertTriangle, IconCheck, IconCopy } from '@tabler/icons-react';
 import { useState, type FormEvent } from 'react';
 import { errorMessage } from '../api/client';
 import { useApiTokens, useCreateApiToken, useRevokeApiToken } from '../api/queries';
-import type { ApiToken, ApiTokenCreated } from '../api/types';
+import type { ApiTokenCreated } from '../api/types';
+import { ApiTokensTable, useConfirmRevoke } from '../components/ApiTokensTable';
 import { QueryContent } from '../components/QueryState';
-import { RelativeTime } from '../components/RelativeTime';
 
 const EXPIRY_DAYS = ['7', '30', '90', '365'];
 const SCOPES = [
   { value: 'read', label: 'Read-only (GET)' },
   { value: 'full', label: 'Full access' },
 ];
-const STATUS_COLOR: Record<ApiToken['status'], string> = { active: 'green', expired: 'gray', revoked: 'red' };
 
 /** Personal API tokens: make one (its secret shown once), see yours with their last use, revoke them. */
 export function ApiTokensSection() {
@@ -47,18 +44,7 @@ export function ApiTokensSection() {
     );
   };
 
-  const confirmRevoke = (token: ApiToken) =>
-    modals.openConfirmModal({
-      title: `Revoke the token "${token.name}"?`,
-      children: <Text size="sm">Whatever uses it is refused from now on, on every replica. This cannot be undone.</Text>,
-      labels: { confirm: 'Revoke', cancel: 'Cancel' },
-      confirmProps: { color: 'red' },
-      onConfirm: () =>
-        revoke.mutate(token.id, {
-          onSuccess: () => notifications.show({ color: 'green', title: 'Token revoked', message: token.name }),
-          onError: (err) => notifications.show({ color: 'red', title: `Could not revoke ${token.name}`, message: errorMessage(err) }),
-        }),
-    });
+  const confirmRevoke = useConfirmRevoke(revoke);
 
   return (
     <Paper withBorder p="lg" radius="md">
@@ -132,67 +118,7 @@ export function ApiTokensSection() {
             </Text>
           }
         >
-          <Table.ScrollContainer minWidth={640}>
-            <Table aria-label="API tokens">
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Name</Table.Th>
-                  <Table.Th>Prefix</Table.Th>
-                  <Table.Th>Scope</Table.Th>
-                  <Table.Th>Created</Table.Th>
-                  <Table.Th>Expires</Table.Th>
-                  <Table.Th>Last used</Table.Th>
-                  <Table.Th>Status</Table.Th>
-                  <Table.Th />
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {(tokens.data ?? []).map((t) => (
-                  <Table.Tr key={t.id}>
-                    <Table.Td>{t.name}</Table.Td>
-                    <Table.Td>
-                      <Code>{t.prefix}…</Code>
-                    </Table.Td>
-                    <Table.Td>{t.scope === 'read' ? 'read-only' : 'full'}</Table.Td>
-                    <Table.Td>
-                      <RelativeTime iso={t.created_at} />
-                    </Table.Td>
-                    <Table.Td>
-                      <RelativeTime iso={t.expires_at} />
-                    </Table.Td>
-                    <Table.Td>
-                      <RelativeTime iso={t.last_used_at} />
-                      {t.last_used_address && (
-                        <Text span size="xs" c="dimmed">
-                          {' '}
-                          from {t.last_used_address}
-                        </Text>
-                      )}
-                    </Table.Td>
-                    <Table.Td>
-                      <Badge color={STATUS_COLOR[t.status]} variant="light">
-                        {t.status}
-                      </Badge>
-                    </Table.Td>
-                    <Table.Td>
-                      {t.status === 'active' && (
-                        <Button
-                          size="xs"
-                          color="red"
-                          variant="light"
-                          aria-label={`Revoke ${t.name}`}
-                          loading={revoke.isPending && revoke.variables === t.id}
-                          onClick={() => confirmRevoke(t)}
-                        >
-                          Revoke
-                        </Button>
-                      )}
-                    </Table.Td>
-                  </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-          </Table.ScrollContainer>
+          <ApiTokensTable tokens={tokens.data ?? []} onRevoke={confirmRevoke} revoking={revoke.isPending ? revoke.variables : undefined} />
         </QueryContent>
       </Stack>
     </Paper>
