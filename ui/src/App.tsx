@@ -16,6 +16,7 @@ const ReplicasPage = lazy(() => import('./pages/admin/ReplicasPage').then((m) =>
 const AdminSessionsPage = lazy(() => import('./pages/admin/AdminSessionsPage').then((m) => ({ default: m.AdminSessionsPage })));
 const TemplatesPage = lazy(() => import('./pages/admin/TemplatesPage').then((m) => ({ default: m.TemplatesPage })));
 const UsersPage = lazy(() => import('./pages/admin/UsersPage').then((m) => ({ default: m.UsersPage })));
+const ApiTokensPage = lazy(() => import('./pages/admin/ApiTokensPage').then((m) => ({ default: m.ApiTokensPage })));
 const AuditPage = lazy(() => import('./pages/admin/AuditPage').then((m) => ({ default: m.AuditPage })));
 
 function Lazy({ children }: { children: ReactNode }) {
@@ -99,6 +100,14 @@ export function AppRoutes() {
             element={
               <Lazy>
                 <UsersPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="tokens"
+            element={
+              <Lazy>
+                <ApiTokensPage />
               </Lazy>
             }
           />

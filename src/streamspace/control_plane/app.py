@@ -34,17 +34,19 @@ from streamspace.control_plane.api import (
     stream,
     templates,
     tickets,
+    tokens,
     users,
 )
+from streamspace.control_plane.api.deps import credential_ended
 from streamspace.control_plane.api.errors import install_error_handlers
 from streamspace.control_plane.asgi.headers import SecurityHeadersMiddleware
 from streamspace.control_plane.asgi.middleware import RequestMiddleware
+from streamspace.control_plane.auth.api_tokens import ApiTokenStore
 from streamspace.control_plane.auth.login_store import (
     CachingLoginSessionStore,
     DatabaseLoginSessionStore,
     LoginSessionStore,
     RedisLoginSessionStore,
-    login_ended,
 )
 from streamspace.control_plane.auth.throttle import (
     LoginThrottle,
@@ -215,6 +217,7 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         agent_service=agent_service,
         activity=ActivityTracker(db=db, interval=settings.activity_flush_interval),
         cache_redis=cache,
+        api_tokens=ApiTokenStore(sessions=db, reads=read_db),
     )
 
 
@@ -246,7 +249,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         asyncio.create_task(ctx.activity.run(), name="activity"),
         asyncio.create_task(
             ctx.events.recheck_logins(
-                ended=functools.partial(login_ended, ctx.login_store),
+                ended=functools.partial(credential_ended, ctx),
                 interval=settings.heartbeat_interval,
             ),
             name="login-recheck",
@@ -309,6 +312,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         tickets,
         agents,
         overview,
+        tokens,
         audit,
     ):
         app.include_router(module.router)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from streamspace.agent_hub.base import HubBackend
 from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.auth.api_tokens import ApiTokenStore
 from streamspace.control_plane.auth.login_store import LoginSessionStore
 from streamspace.control_plane.auth.passwords import PasswordVerifier, verify_password
 from streamspace.control_plane.auth.throttle import LoginThrottle
@@ -41,6 +42,7 @@ class AppContext:
     session_service: SessionService
     agent_service: AgentService
     activity: ActivityTracker
+    api_tokens: ApiTokenStore
     cache_redis: aioredis.Redis | None = None
     verify_password: PasswordVerifier = verify_password  # tests wrap it to count verifications
 

@@ -3,6 +3,9 @@ import { api, apiErrorFrom, getToken, unwrap } from './client';
 import type {
   Agent,
   AgentKey,
+  ApiToken,
+  ApiTokenCreate,
+  ApiTokenCreated,
   AuditPage,
   Overview,
   Replica,
@@ -266,5 +269,48 @@ export function useUpdateUser() {
       qc.setQueryData<User[]>(keys.users, (old) => old?.map((u) => (u.id === user.id ? user : u)));
       void qc.invalidateQueries({ queryKey: keys.users });
     },
+  });
+}
+
+// --- personal API tokens -----------------------------------------------------
+
+export const apiTokensKey = ['api-tokens'] as const;
+
+export function useApiTokens() {
+  return useQuery({
+    queryKey: apiTokensKey,
+    queryFn: (): Promise<ApiToken[]> => unwrap(api.GET('/api/v1/tokens')),
+  });
+}
+
+/** The answer carries the token itself: the only time it is ever shown. */
+export function useCreateApiToken() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: ApiTokenCreate): Promise<ApiTokenCreated> => unwrap(api.POST('/api/v1/tokens', { body })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: apiTokensKey }),
+  });
+}
+
+export function useRevokeApiToken() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string): Promise<ApiToken> => unwrap(api.DELETE('/api/v1/tokens/{token_id}', { params: { path: { token_id: id } } })),
+    onSuccess: (revoked) => {
+      for (const key of [apiTokensKey, orgApiTokensKey]) {
+        qc.setQueryData<ApiToken[]>(key, (old) => old?.map((t) => (t.id === revoked.id ? revoked : t)));
+      }
+      void qc.invalidateQueries({ queryKey: apiTokensKey }); // the org's list too (its key starts the same)
+    },
+  });
+}
+
+export const orgApiTokensKey = ['api-tokens', 'org'] as const;
+
+/** An admin's view: their org's users' tokens (a platform admin's: every org's). */
+export function useOrgApiTokens() {
+  return useQuery({
+    queryKey: orgApiTokensKey,
+    queryFn: (): Promise<ApiToken[]> => unwrap(api.GET('/api/v1/admin/tokens')),
   });
 }

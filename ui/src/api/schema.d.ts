@@ -113,6 +113,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Org Tokens
+         * @description Tokens of your org's users (a platform admin: of every org), optionally one user's.
+         */
+        get: operations["list_org_tokens_api_v1_admin_tokens_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents": {
         parameters: {
             query?: never;
@@ -269,7 +289,8 @@ export interface paths {
         put?: never;
         /**
          * Events Ticket
-         * @description Open `url` within `expires_in` seconds; the socket then lives as long as the login.
+         * @description Open `url` within `expires_in` seconds; the socket then lives as long as the login (or
+         *     API token: a read-only one may ask for this ticket too, the socket only reads).
          */
         post: operations["events_ticket_api_v1_events_ticket_post"];
         delete?: never;
@@ -458,6 +479,51 @@ export interface paths {
         patch: operations["update_template_api_v1_templates__name__patch"];
         trace?: never;
     };
+    "/api/v1/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Tokens
+         * @description Your tokens, newest first, revoked and expired ones included; never their secrets.
+         */
+        get: operations["list_tokens_api_v1_tokens_get"];
+        put?: never;
+        /**
+         * Create Token
+         * @description A new token; `token` is in this answer only. Send it as `Authorization: Bearer`.
+         */
+        post: operations["create_token_api_v1_tokens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke Token
+         * @description Revoke a token of yours or (admins) of a user you manage: refused at once on every
+         *     replica, and the sockets opened under it close.
+         */
+        delete: operations["revoke_token_api_v1_tokens__token_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -628,6 +694,138 @@ export interface components {
             platform: "kubernetes" | "docker" | "memory";
             /** Region */
             region?: string | null;
+        };
+        /** ApiTokenCreate */
+        ApiTokenCreate: {
+            /**
+             * Expires In Days
+             * @description 1 to 365 days
+             * @default 30
+             */
+            expires_in_days: number;
+            /**
+             * Name
+             * @description what the token is for
+             */
+            name: string;
+            /**
+             * Scope
+             * @description read: GET and HEAD only; full: whatever its owner may do
+             * @default read
+             * @enum {string}
+             */
+            scope: "read" | "full";
+        };
+        /** ApiTokenCreated */
+        ApiTokenCreated: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Id */
+            id: string;
+            /**
+             * Last Used Address
+             * @default
+             */
+            last_used_address: string;
+            /**
+             * Last Used At
+             * @description recorded at most once a minute per token
+             */
+            last_used_at?: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Prefix
+             * @description sst_<id>: how the token starts, to recognise it
+             */
+            prefix: string;
+            /** Revoked At */
+            revoked_at?: string | null;
+            /**
+             * Revoked By
+             * @default
+             */
+            revoked_by: string;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "read" | "full";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "expired" | "revoked";
+            /**
+             * Token
+             * @description the token itself, shown in this answer only: only its hash is kept
+             */
+            token: string;
+            /** User Id */
+            user_id: string;
+            /** Username */
+            username: string;
+        };
+        /** ApiTokenRead */
+        ApiTokenRead: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Id */
+            id: string;
+            /**
+             * Last Used Address
+             * @default
+             */
+            last_used_address: string;
+            /**
+             * Last Used At
+             * @description recorded at most once a minute per token
+             */
+            last_used_at?: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Prefix
+             * @description sst_<id>: how the token starts, to recognise it
+             */
+            prefix: string;
+            /** Revoked At */
+            revoked_at?: string | null;
+            /**
+             * Revoked By
+             * @default
+             */
+            revoked_by: string;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "read" | "full";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "expired" | "revoked";
+            /** User Id */
+            user_id: string;
+            /** Username */
+            username: string;
         };
         /** AuditEventRead */
         AuditEventRead: {
@@ -1477,6 +1675,37 @@ export interface operations {
             };
         };
     };
+    list_org_tokens_api_v1_admin_tokens_get: {
+        parameters: {
+            query?: {
+                user_id?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiTokenRead"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_agents_api_v1_agents_get: {
         parameters: {
             query?: never;
@@ -2234,6 +2463,90 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TemplateRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_tokens_api_v1_tokens_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiTokenRead"][];
+                };
+            };
+        };
+    };
+    create_token_api_v1_tokens_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiTokenCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiTokenCreated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    revoke_token_api_v1_tokens__token_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiTokenRead"];
                 };
             };
             /** @description Validation Error */

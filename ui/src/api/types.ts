@@ -22,3 +22,7 @@ export type AuditPage = Schemas['AuditPage'];
 // The API declares both as literals, so the generated schema carries every value.
 export type Role = User['role'];
 export type SessionState = Session['state'];
+
+export type ApiToken = Schemas['ApiTokenRead'];
+export type ApiTokenCreate = Schemas['ApiTokenCreate'];
+export type ApiTokenCreated = Schemas['ApiTokenCreated'];

@@ -3,10 +3,11 @@ import { IconAlertTriangle, IconCheck } from '@tabler/icons-react';
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, errorMessage, unwrap } from '../api/client';
 import { useMe } from '../api/queries';
+import { ApiTokensSection } from './ApiTokensSection';
 
 const MIN_LENGTH = 8;
 
-/** Your account: change your own password (your other logins end; this one stays). */
+/** Your account: change your own password (your other logins end; this one stays); your API tokens. */
 export function AccountPage() {
   const me = useMe();
   const [current, setCurrent] = useState('');
@@ -45,12 +46,12 @@ export function AccountPage() {
   };
 
   return (
-    <Stack maw={420}>
+    <Stack>
       <Title order={2}>Account</Title>
       <Text c="dimmed" size="sm">
         Signed in as {me.data?.username}
       </Text>
-      <Paper withBorder p="lg" radius="md">
+      <Paper withBorder p="lg" radius="md" maw={420}>
         <form onSubmit={(e) => void onSubmit(e)} noValidate aria-labelledby="password-title">
           <Stack>
             <Title order={3} size="h4" id="password-title">
@@ -88,6 +89,7 @@ export function AccountPage() {
           </Stack>
         </form>
       </Paper>
+      <ApiTokensSection />
     </Stack>
   );
 }

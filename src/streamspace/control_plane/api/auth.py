@@ -8,7 +8,7 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
-from streamspace.control_plane.api.deps import Ctx, User, end_logins
+from streamspace.control_plane.api.deps import Ctx, Login, User, end_logins
 from streamspace.control_plane.api.schemas import (
     LoginRequest,
     PasswordChange,
@@ -85,7 +85,7 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
 
 
 @router.post("/logout", status_code=204, response_class=Response, response_model=None)
-async def logout(principal: User, ctx: Ctx) -> None:
+async def logout(principal: Login, ctx: Ctx) -> None:
     await end_logins(
         ctx, user_id=principal.user_id, login_id=principal.token_id, reason="you logged out"
     )
@@ -106,7 +106,7 @@ async def logout(principal: User, ctx: Ctx) -> None:
     responses={429: {"description": "Too many wrong passwords; Retry-After says when"}},
 )
 async def change_password(
-    body: PasswordChange, principal: User, request: Request, ctx: Ctx
+    body: PasswordChange, principal: Login, request: Request, ctx: Ctx
 ) -> None:
     """Change your own password. The current one is checked like a login (the same budgets:
     a stolen token cannot guess it); every other login of yours ends, and the sockets opened

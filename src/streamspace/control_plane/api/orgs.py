@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from streamspace.control_plane.api.deps import Ctx, PlatformAdmin
+from streamspace.control_plane.api.deps import Ctx, LoginOnly, PlatformAdmin
 from streamspace.control_plane.api.schemas import OrgCreate, OrgCreated, OrgRead, UserRead
 from streamspace.control_plane.services import users
 
@@ -20,7 +20,7 @@ async def list_orgs(admin: PlatformAdmin, ctx: Ctx) -> list[OrgRead]:
     ]
 
 
-@router.post("", response_model=OrgCreated, status_code=201)
+@router.post("", response_model=OrgCreated, status_code=201, dependencies=[LoginOnly])
 async def create_org(body: OrgCreate, admin: PlatformAdmin, ctx: Ctx) -> OrgCreated:
     org, first = await users.create_org(
         ctx.db,

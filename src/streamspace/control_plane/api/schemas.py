@@ -259,6 +259,38 @@ class Page(BaseModel):
     items: list[Any]
 
 
+class ApiTokenCreate(StrictBody):
+    name: str = Field(min_length=1, max_length=100, description="what the token is for")
+    scope: Literal["read", "full"] = Field(
+        "read", description="read: GET and HEAD only; full: whatever its owner may do"
+    )
+    expires_in_days: int = Field(30, ge=1, le=365, description="1 to 365 days")
+
+
+class ApiTokenRead(BaseModel):
+    id: str
+    prefix: str = Field(description="sst_<id>: how the token starts, to recognise it")
+    name: str
+    scope: Literal["read", "full"]
+    user_id: str
+    username: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None = Field(
+        None, description="recorded at most once a minute per token"
+    )
+    last_used_address: str = ""
+    revoked_at: datetime | None = None
+    revoked_by: str = ""
+    status: Literal["active", "expired", "revoked"]
+
+
+class ApiTokenCreated(ApiTokenRead):
+    token: str = Field(
+        description="the token itself, shown in this answer only: only its hash is kept"
+    )
+
+
 class AuditEventRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: int

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from streamspace.control_plane.api.deps import Ctx, User
+from streamspace.control_plane.api.deps import Ctx, Reader
 from streamspace.control_plane.auth.tokens import EVENTS_TICKET, ticket
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -20,8 +20,9 @@ class EventsTicket(BaseModel):
 
 
 @router.post("/ticket", response_model=EventsTicket)
-async def events_ticket(principal: User, ctx: Ctx) -> EventsTicket:
-    """Open `url` within `expires_in` seconds; the socket then lives as long as the login."""
+async def events_ticket(principal: Reader, ctx: Ctx) -> EventsTicket:
+    """Open `url` within `expires_in` seconds; the socket then lives as long as the login (or
+    API token: a read-only one may ask for this ticket too, the socket only reads)."""
     value = ticket(ctx.tokens, principal=principal, purpose=EVENTS_TICKET, ttl=EVENTS_TICKET_TTL)
     return EventsTicket(
         ticket=value,

@@ -14,6 +14,8 @@ class Principal:
     token_id: str = ""
     # runs the platform (agents, replicas, orgs) on top of administering their own org
     platform_admin: bool = False
+    # a personal API token's scope ("read" or "full"); "" for a login (auth/api_tokens.py)
+    scope: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -23,3 +25,8 @@ class Principal:
     @property
     def is_platform_admin(self) -> bool:
         return self.is_admin and self.platform_admin
+
+    @property
+    def is_api_token(self) -> bool:
+        """Calling with a personal API token rather than a login."""
+        return bool(self.scope)

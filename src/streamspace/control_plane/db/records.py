@@ -226,3 +226,25 @@ class SystemSettingRecord(Base):
     __tablename__ = "system_settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ApiTokenRecord(Base):
+    """Personal API tokens (revision 0008): `sst_<id>_<secret>`, of which only a SHA-256 of
+    the whole string is kept (auth/api_tokens.py says why not a password hash)."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(8))  # read | full
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    # written at most once a minute per token, not on every request
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    last_used_address: Mapped[str] = mapped_column(String(64), default="")
+    # when the last token.used audit event was written (at most hourly, or on a new address)
+    use_audited_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    revoked_by: Mapped[str] = mapped_column(String(64), default="")

@@ -1,7 +1,7 @@
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
-import type { Agent } from '../../api/types';
+import type { Agent, ApiToken } from '../../api/types';
 import { alice, json, mockApi, renderApp, root } from '../../test/utils';
 
 function agent(over: Partial<Agent> = {}): Agent {
@@ -65,6 +65,7 @@ describe('Admin console', () => {
       ['Sessions', '/admin/sessions'],
       ['Templates', '/admin/templates'],
       ['Users', '/admin/users'],
+      ['API tokens', '/admin/tokens'],
     ]) {
       expect(sections.getByRole('link', { name })).toHaveAttribute('href', href);
     }
@@ -138,5 +139,41 @@ describe('Admin console', () => {
     expect(await screen.findByText('sk-very-secret')).toBeInTheDocument();
     expect(screen.getByText(/shown only once/)).toBeInTheDocument();
     expect(screen.getByRole('button', { name: 'Copy key' })).toBeInTheDocument();
+  });
+
+  it("lists the org's API tokens with their owners, and revokes one after confirmation", async () => {
+    const token: ApiToken = {
+      id: 'cccccccccccccccc',
+      prefix: 'sst_cccccccccccccccc',
+      name: 'backup script',
+      scope: 'full',
+      user_id: alice.id,
+      username: 'alice',
+      created_at: '2026-01-01T00:00:00Z',
+      expires_at: '2099-01-01T00:00:00Z',
+      last_used_at: null,
+      last_used_address: '',
+      revoked_at: null,
+      revoked_by: '',
+      status: 'active',
+    };
+    let list = [token];
+    const { calls } = mockApi({
+      'GET /api/v1/auth/me': () => json(root),
+      'GET /api/v1/admin/tokens': () => json(list),
+      'DELETE /api/v1/tokens/:id': () => {
+        list = [{ ...token, status: 'revoked', revoked_at: '2026-01-03T00:00:00Z', revoked_by: root.username }];
+        return json(list[0]);
+      },
+    });
+    const user = userEvent.setup();
+    renderApp('/admin/tokens');
+    const table = await screen.findByRole('table', { name: 'API tokens' });
+    expect(table).toHaveTextContent('alice');
+    expect(table).toHaveTextContent('backup script');
+    await user.click(screen.getByRole('button', { name: 'Revoke backup script' }));
+    await user.click(await screen.findByRole('button', { name: 'Revoke' }));
+    expect(await screen.findByText('revoked')).toBeInTheDocument();
+    expect(calls.find((c) => c.method === 'DELETE')?.path).toBe('/api/v1/tokens/cccccccccccccccc');
   });
 });

@@ -11,6 +11,7 @@ const SECTIONS = [
   { to: '/admin/sessions', label: 'Sessions', platform: false },
   { to: '/admin/templates', label: 'Templates', platform: false },
   { to: '/admin/users', label: 'Users', platform: false },
+  { to: '/admin/tokens', label: 'API tokens', platform: false },
   { to: '/admin/audit', label: 'Audit', platform: false },
 ];
 
