@@ -1,4 +1,4 @@
-import { useQuery } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from './client';
 import { keys } from './queries';
 import type { components } from './schema';
@@ -15,5 +15,28 @@ export function useQuota() {
     queryFn: (): Promise<Quota> => unwrap(api.GET('/api/v1/quota')),
     staleTime: 10_000,
     retry: false,
+  });
+}
+
+export type QuotaUpdate = components['schemas']['QuotaUpdate'];
+
+export const userQuotaKey = (id: string) => [...quotaKey, 'user', id] as const;
+
+export function useUserQuota(id: string) {
+  return useQuery({
+    queryKey: userQuotaKey(id),
+    queryFn: (): Promise<Quota> => unwrap(api.GET('/api/v1/users/{user_id}/quota', { params: { path: { user_id: id } } })),
+  });
+}
+
+export function useSetUserQuota(id: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: QuotaUpdate): Promise<Quota> =>
+      unwrap(api.PUT('/api/v1/users/{user_id}/quota', { params: { path: { user_id: id } }, body })),
+    onSuccess: (quota) => {
+      qc.setQueryData(userQuotaKey(id), quota);
+      void qc.invalidateQueries({ queryKey: quotaKey });
+    },
   });
 }

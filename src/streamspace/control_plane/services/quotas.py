@@ -216,7 +216,11 @@ async def _lock_org(db: AsyncSession, *, org_id: str) -> None:
             .execution_options(synchronize_session=False)
         )
     else:
-        await db.execute(select(OrgRecord.id).where(OrgRecord.id == org_id).with_for_update())
+        # FOR NO KEY UPDATE: creates wait for each other, inserts that merely reference the
+        # org (its users, its templates) do not
+        await db.execute(
+            select(OrgRecord.id).where(OrgRecord.id == org_id).with_for_update(key_share=True)
+        )
 
 
 async def refusal(

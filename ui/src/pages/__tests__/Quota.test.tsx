@@ -1,8 +1,8 @@
-import { screen, within } from '@testing-library/react';
+import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import type { Quota } from '../../api/quotas';
-import { alice, json, mockApi, renderApp, session, template } from '../../test/utils';
+import { alice, json, mockApi, renderApp, root, session, template } from '../../test/utils';
 
 const none = { sessions: null, cpu_millicores: null, memory_mb: null };
 
@@ -80,5 +80,33 @@ describe('Quota usage', () => {
     expect(alert).toHaveTextContent("org 'acme''s sessions limit is 5 sessions");
     const status = await screen.findByRole('status', { name: 'Quota usage' });
     expect(status).toHaveTextContent('Your organisation: 5 of 5 sessions (limit reached)');
+  });
+
+  it("lets an admin set a user's own limits, empty for the default", async () => {
+    const { calls } = mockApi({
+      'GET /api/v1/auth/me': () => json(root),
+      'GET /api/v1/users': () => json([root, alice]),
+      'GET /api/v1/users/:id/quota': () => json(limited),
+      'PUT /api/v1/users/:id/quota': () => json(limited),
+    });
+    const user = userEvent.setup();
+    renderApp('/admin/users');
+    await screen.findByRole('table');
+    await user.click(screen.getByRole('button', { name: 'Quota of alice' }));
+    const dialog = await screen.findByRole('dialog');
+    expect(await within(dialog).findByText(/In use now: 2 session\(s\), 2 CPU, 1024 MiB/)).toBeInTheDocument();
+    const sessions = within(dialog).getByLabelText('Sessions');
+    expect(sessions).toHaveValue('3');
+    await user.clear(sessions);
+    await user.type(sessions, '5');
+    const cpu = within(dialog).getByLabelText('CPU (cores)');
+    await user.clear(cpu);
+    await user.type(cpu, '1.5');
+    await user.clear(within(dialog).getByLabelText('Memory (MiB)'));
+    await user.click(within(dialog).getByRole('button', { name: 'Save quota' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'PUT')).toBe(true));
+    const put = calls.find((c) => c.method === 'PUT');
+    expect(put?.path).toBe('/api/v1/users/u-alice/quota');
+    expect(put?.body).toEqual({ sessions: 5, cpu_millicores: 1500, memory_mb: null });
   });
 });
