@@ -261,7 +261,9 @@ async def test_a_lowered_limit_ends_nothing_and_refuses_new_sessions(
     for sid in ids:
         await set_state(app, sid, "running")
     r = await set_user_quota(client, admin, uid, sessions=1)
-    assert r.json()["user"]["usage"]["sessions"] == 3 and r.json()["user"]["limits"]["sessions"] == 1
+    assert (
+        r.json()["user"]["usage"]["sessions"] == 3 and r.json()["user"]["limits"]["sessions"] == 1
+    )
     listed = (await client.get("/api/v1/sessions", headers=user)).json()
     assert sorted(s["id"] for s in listed) == sorted(ids)
     assert {s["state"] for s in listed} == {"running"}
@@ -304,9 +306,7 @@ async def test_only_admins_set_limits_and_changes_are_audited(
     assert (await set_user_quota(client, acme_admin, eve_id, sessions=1)).status_code == 404
     r = await client.put(f"/api/v1/orgs/{org['id']}/quota", headers=acme_admin, json={})
     assert r.status_code == 403 and r.json()["error"]["code"] == "platform_admin_required"
-    r = await client.put(
-        f"/api/v1/orgs/{org['id']}/quota", headers=platform, json={"sessions": -1}
-    )
+    r = await client.put(f"/api/v1/orgs/{org['id']}/quota", headers=platform, json={"sessions": -1})
     assert r.status_code == 422
     assert (await set_user_quota(client, platform, eve_id, sessions=2)).status_code == 200
     assert (await set_user_quota(client, platform, eve_id, memory_mb=1024)).status_code == 200
