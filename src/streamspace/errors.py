@@ -35,6 +35,17 @@ class PermissionDenied(StreamSpaceError):
     code = "permission_denied"
 
 
+class QuotaExceeded(PermissionDenied):
+    """A create refused by a quota; `quota` says which (scope, resource, used, limit) for
+    clients that act on it, next to the message people read."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, quota: dict[str, object]) -> None:
+        super().__init__(message)
+        self.quota = quota
+
+
 class Unauthenticated(StreamSpaceError):
     code = "unauthenticated"
 

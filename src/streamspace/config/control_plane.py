@@ -307,6 +307,63 @@ class ControlPlaneSettings(BaseSettings):
         description="Run the AgentHub's lookups, publishes and subscription over StreamSpace's"
         " own pipelined Redis connections (hiredis parses). false: redis-py for those too.",
     )
+    quota_default_user_sessions: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=env("QUOTA_DEFAULT_USER_SESSIONS"),
+        description="Sessions (not ended or failed) one user may have at once, for users "
+        "without a limit of their own. Unset: no limit.",
+    )
+    quota_default_user_cpu_millicores: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=env("QUOTA_DEFAULT_USER_CPU_MILLICORES"),
+        description="Total CPU (millicores: 1000 = one core) of one user's sessions, for users "
+        "without a limit of their own. Unset: no limit.",
+    )
+    quota_default_user_memory_mb: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=env("QUOTA_DEFAULT_USER_MEMORY_MB"),
+        description="Total memory (MiB) of one user's sessions, for users without a limit of "
+        "their own. Unset: no limit.",
+    )
+    quota_default_org_sessions: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=env("QUOTA_DEFAULT_ORG_SESSIONS"),
+        description="Sessions (not ended or failed) all users of one org may have at once, for "
+        "orgs without a limit of their own. Unset: no limit.",
+    )
+    quota_default_org_cpu_millicores: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=env("QUOTA_DEFAULT_ORG_CPU_MILLICORES"),
+        description="Total CPU (millicores) of one org's sessions, for orgs without a limit of "
+        "their own. Unset: no limit.",
+    )
+    quota_default_org_memory_mb: int | None = Field(
+        None,
+        ge=0,
+        validation_alias=env("QUOTA_DEFAULT_ORG_MEMORY_MB"),
+        description="Total memory (MiB) of one org's sessions, for orgs without a limit of "
+        "their own. Unset: no limit.",
+    )
+    quota_session_default_cpu: float = Field(
+        2.0,
+        gt=0,
+        le=256,
+        validation_alias=env("QUOTA_SESSION_DEFAULT_CPU"),
+        description="CPU (cores) quotas count for a session whose template sets no CPU limit: "
+        "set it to the agents' SESSION_DEFAULT_CPU, which the control plane cannot see.",
+    )
+    quota_session_default_memory_mb: int = Field(
+        2048,
+        ge=64,
+        validation_alias=env("QUOTA_SESSION_DEFAULT_MEMORY_MB"),
+        description="Memory (MiB) quotas count for a session whose template sets no memory "
+        "limit: set it to the agents' SESSION_DEFAULT_MEMORY_MB.",
+    )
     embedded: bool = Field(False, description="Set by `streamspace up`: single-process mode.")
 
     @field_validator("redis_sentinel_hosts")

@@ -30,6 +30,7 @@ from streamspace.control_plane.api import (
     health,
     orgs,
     overview,
+    quotas,
     sessions,
     stream,
     templates,
@@ -67,6 +68,7 @@ from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.services import templates as template_service
 from streamspace.control_plane.services import users as user_service
 from streamspace.control_plane.services.agents import AgentService
+from streamspace.control_plane.services.quotas import QuotaPolicy
 from streamspace.control_plane.services.sessions import SessionService
 from streamspace.control_plane.streaming.activity import ActivityTracker
 from streamspace.control_plane.web.api_docs import mount_api_docs
@@ -191,7 +193,12 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
     )
     liveness = settings.heartbeat_interval * settings.heartbeat_missed_limit
     session_service = SessionService(
-        sessions=db, reads=read_db, router=hub, events=event_hub, agent_liveness=liveness
+        sessions=db,
+        reads=read_db,
+        router=hub,
+        events=event_hub,
+        agent_liveness=liveness,
+        quota=QuotaPolicy.from_settings(settings),
     )
     agent_service = AgentService(
         sessions=db,
@@ -314,6 +321,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         overview,
         tokens,
         audit,
+        quotas,
     ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)

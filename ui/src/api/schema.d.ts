@@ -338,6 +338,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/orgs/{org_id}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Org Quota */
+        get: operations["org_quota_api_v1_orgs__org_id__quota_get"];
+        /**
+         * Set Org Quota
+         * @description Set an org's own limits, for all its users together (audited as quota.updated).
+         */
+        put: operations["set_org_quota_api_v1_orgs__org_id__quota_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/pods": {
         parameters: {
             query?: never;
@@ -347,6 +368,27 @@ export interface paths {
         };
         /** List Pods */
         get: operations["list_pods_api_v1_pods_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Quota
+         * @description The caller's limits and usage, and their org's (a create is refused when either
+         *     would be exceeded).
+         */
+        get: operations["my_quota_api_v1_quota_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -582,6 +624,28 @@ export interface paths {
          *     without it, on this replica). Their client address's budget is left alone.
          */
         delete: operations["clear_lockout_api_v1_users__user_id__lockout_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}/quota": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** User Quota */
+        get: operations["user_quota_api_v1_users__user_id__quota_get"];
+        /**
+         * Set User Quota
+         * @description Set a user of the admin's org's own limits (audited as quota.updated). Sessions over a
+         *     lowered limit keep running; new creates are refused until usage is under it.
+         */
+        put: operations["set_user_quota_api_v1_users__user_id__quota_put"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1066,6 +1130,54 @@ export interface components {
              * @description request received -> agent's pong back on this replica
              */
             rttMs: number;
+        };
+        /**
+         * QuotaAmounts
+         * @description Sessions, CPU (millicores: 1000 = one core) and memory (MiB); null = no limit.
+         */
+        QuotaAmounts: {
+            /** Cpu Millicores */
+            cpu_millicores?: number | null;
+            /** Memory Mb */
+            memory_mb?: number | null;
+            /** Sessions */
+            sessions?: number | null;
+        };
+        /** QuotaRead */
+        QuotaRead: {
+            org: components["schemas"]["QuotaScope"];
+            user: components["schemas"]["QuotaScope"];
+        };
+        /** QuotaScope */
+        QuotaScope: {
+            /** @description the limits in effect: its own where set, else the installation's default */
+            limits: components["schemas"]["QuotaAmounts"];
+            /** @description the limits set on the user or org itself */
+            own: components["schemas"]["QuotaAmounts"];
+            /** @description what its sessions that have not ended or failed hold (hibernated included) */
+            usage: components["schemas"]["QuotaUsage"];
+        };
+        /**
+         * QuotaUpdate
+         * @description The own limits of a user or an org, all three replaced; null (or left out) = none of
+         *     its own, the installation's default applies.
+         */
+        QuotaUpdate: {
+            /** Cpu Millicores */
+            cpu_millicores?: number | null;
+            /** Memory Mb */
+            memory_mb?: number | null;
+            /** Sessions */
+            sessions?: number | null;
+        };
+        /** QuotaUsage */
+        QuotaUsage: {
+            /** Cpu Millicores */
+            cpu_millicores: number;
+            /** Memory Mb */
+            memory_mb: number;
+            /** Sessions */
+            sessions: number;
         };
         /** Ready */
         Ready: {
@@ -2065,6 +2177,72 @@ export interface operations {
             };
         };
     };
+    org_quota_api_v1_orgs__org_id__quota_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaScope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_org_quota_api_v1_orgs__org_id__quota_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaScope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_pods_api_v1_pods_get: {
         parameters: {
             query?: never;
@@ -2081,6 +2259,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ReplicaRead"][];
+                };
+            };
+        };
+    };
+    my_quota_api_v1_quota_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaRead"];
                 };
             };
         };
@@ -2696,6 +2894,72 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    user_quota_api_v1_users__user_id__quota_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_user_quota_api_v1_users__user_id__quota_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["QuotaUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuotaRead"];
+                };
             };
             /** @description Validation Error */
             422: {

@@ -18,9 +18,12 @@ import { IconAlertTriangle, IconPlayerPlay, IconSearch } from '@tabler/icons-rea
 import { useMemo, useState } from 'react';
 import { useNavigate } from 'react-router';
 import { errorMessage } from '../api/client';
+import { useQueryClient } from '@tanstack/react-query';
+import { quotaKey } from '../api/quotas';
 import { useLaunchSession, useTemplates } from '../api/queries';
 import type { Template } from '../api/types';
 import { EmptyState, ErrorState } from '../components/QueryState';
+import { QuotaUsage } from '../components/QuotaUsage';
 import { TemplateIcon } from '../components/TemplateIcon';
 
 const ALL = 'All';
@@ -34,6 +37,7 @@ export function CatalogPage() {
   const templates = useTemplates();
   const launch = useLaunchSession();
   const navigate = useNavigate();
+  const qc = useQueryClient();
   const [search, setSearch] = useState('');
   const [category, setCategory] = useState(ALL);
   const [launchError, setLaunchError] = useState<{ app: string; message: string } | null>(null);
@@ -55,13 +59,17 @@ export function CatalogPage() {
     setLaunchError(null);
     launch.mutate(t.name, {
       onSuccess: (session) => void navigate(`/sessions/${encodeURIComponent(session.id)}`),
-      onError: (err) => setLaunchError({ app: t.display_name, message: errorMessage(err) }),
+      onError: (err) => {
+        setLaunchError({ app: t.display_name, message: errorMessage(err) });
+        void qc.invalidateQueries({ queryKey: quotaKey }); // a refusal: show the usage as it is now
+      },
     });
   };
 
   return (
     <Stack>
       <Title order={2}>Catalog</Title>
+      <QuotaUsage />
       {launchError && (
         <Alert
           color="red"

@@ -4,6 +4,7 @@ import { Link } from 'react-router';
 import { useSessions } from '../api/queries';
 import { useLiveEvents } from '../auth/EventsContext';
 import { EmptyState, QueryContent } from '../components/QueryState';
+import { QuotaUsage } from '../components/QuotaUsage';
 import { SessionsTable } from '../components/SessionsTable';
 
 export function MySessionsPage() {
@@ -18,6 +19,7 @@ export function MySessionsPage() {
         <Title order={2}>My sessions</Title>
         <Switch label="Show ended sessions" checked={showEnded} onChange={(e) => setShowEnded(e.currentTarget.checked)} />
       </Group>
+      <QuotaUsage />
       <QueryContent
         query={sessions}
         errorTitle="Could not load your sessions"

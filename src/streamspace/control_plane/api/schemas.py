@@ -309,3 +309,41 @@ class AuditPage(BaseModel):
     next_cursor: str | None = Field(
         description="pass as `cursor` for the next (older) page; null on the last page"
     )
+
+
+class QuotaAmounts(BaseModel):
+    """Sessions, CPU (millicores: 1000 = one core) and memory (MiB); null = no limit."""
+
+    sessions: int | None = None
+    cpu_millicores: int | None = None
+    memory_mb: int | None = None
+
+
+class QuotaUsage(BaseModel):
+    sessions: int
+    cpu_millicores: int
+    memory_mb: int
+
+
+class QuotaScope(BaseModel):
+    limits: QuotaAmounts = Field(
+        description="the limits in effect: its own where set, else the installation's default"
+    )
+    own: QuotaAmounts = Field(description="the limits set on the user or org itself")
+    usage: QuotaUsage = Field(
+        description="what its sessions that have not ended or failed hold (hibernated included)"
+    )
+
+
+class QuotaRead(BaseModel):
+    user: QuotaScope
+    org: QuotaScope
+
+
+class QuotaUpdate(StrictBody):
+    """The own limits of a user or an org, all three replaced; null (or left out) = none of
+    its own, the installation's default applies."""
+
+    sessions: int | None = Field(None, ge=0, le=100_000)
+    cpu_millicores: int | None = Field(None, ge=0, le=100_000_000)
+    memory_mb: int | None = Field(None, ge=0, le=1_000_000_000)

@@ -65,6 +65,10 @@ class OrgRecord(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # quotas of the whole org (revision 0009); None = QUOTA_DEFAULT_ORG_* (unset: no limit)
+    quota_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    quota_cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    quota_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
 
 
 class UserRecord(Base):
@@ -80,6 +84,10 @@ class UserRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # set when an admin removed the user: the row stays for history, the name stays taken
     removed_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    # the user's own quotas (revision 0009); None = QUOTA_DEFAULT_USER_* (unset: no limit)
+    quota_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    quota_cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    quota_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
 
 
 class LoginSessionRecord(Base):
@@ -138,6 +146,10 @@ class SessionRecord(Base):
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     terminated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # what quotas count this session for, fixed at its creation (revision 0009); None on
+    # sessions created before: QUOTA_SESSION_DEFAULT_CPU / _MEMORY_MB; 0 = no limit asked
+    cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
 
 
 class AgentRecord(Base):

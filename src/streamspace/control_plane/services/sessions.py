@@ -15,8 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.db.engine import unavailable
-from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
-from streamspace.control_plane.services import commands, scheduler
+from streamspace.control_plane.db.records import (
+    AuditEventRecord,
+    SessionRecord,
+    TemplateRecord,
+    UserRecord,
+)
+from streamspace.control_plane.services import commands, quotas, scheduler
 from streamspace.control_plane.services.ports import CommandRouter, EventSink
 from streamspace.control_plane.services.states import FINAL_STATES, check_transition
 from streamspace.control_plane.services.templates import get_template
@@ -82,8 +87,10 @@ class SessionService:
         router: CommandRouter,
         events: EventSink,
         agent_liveness: float,
+        quota: quotas.QuotaPolicy | None = None,
     ) -> None:
         self._sessions, self._reads = sessions, reads
+        self.quota = quota or quotas.QuotaPolicy()
         self._router = router
         self._events = events
         self._liveness = agent_liveness
@@ -106,37 +113,79 @@ class SessionService:
     ) -> SessionRecord:
         async with self._sessions.begin() as db:
             template = await get_template(db, org_id=principal.org_id, name=template_name)
-            agent = await scheduler.pick_agent(
-                db, liveness=self._liveness, region=region, platform=platform
-            )
-            await self._router.ensure_reachable(agent.id)
-            session = SessionRecord(
+            size = self.quota.session_size(template)
+            breach = await quotas.refusal(
+                db,
+                policy=self.quota,
                 org_id=principal.org_id,
                 user_id=principal.user_id,
-                template_id=template.id,
-                template_name=template.name,
-                agent_id=agent.id,
-                state="pending",
+                size=size,
             )
-            db.add(session)
-            await db.flush()
-            spec = commands.session_spec(
-                session=session, template=template, username=principal.username
-            )
-            commands.add_command(
-                db, agent_id=agent.id, action="start_session", session_id=session.id, spec=spec
-            )
-            db.add(
-                AuditEventRecord(
-                    org_id=principal.org_id,
-                    actor=principal.username,
-                    action="session.create",
-                    target=session.id,
-                    detail={"template": template.name, "agent": agent.id},
+            if breach is None:
+                session = await self._place(
+                    db,
+                    principal=principal,
+                    template=template,
+                    size=size,
+                    region=region,
+                    platform=platform,
                 )
-            )
-        await self._deliver(agent.id)
+            else:
+                # The one place a refused create is decided: its audit event (and anything
+                # else a refusal should leave, a "quota reached" webhook delivery row)
+                # commits in this transaction, then the caller gets 403 quota_exceeded.
+                db.add(
+                    quotas.refused_event(principal=principal, template=template.name, breach=breach)
+                )
+        if breach is not None:
+            raise breach.error()
+        assert session.agent_id is not None  # _place gave it one
+        await self._deliver(session.agent_id)
         await self.announce(session)
+        return session
+
+    async def _place(
+        self,
+        db: AsyncSession,
+        *,
+        principal: Principal,
+        template: TemplateRecord,
+        size: quotas.Amounts,
+        region: str | None,
+        platform: str | None,
+    ) -> SessionRecord:
+        """Pick an agent and add the session, its start command and its audit event."""
+        agent = await scheduler.pick_agent(
+            db, liveness=self._liveness, region=region, platform=platform
+        )
+        await self._router.ensure_reachable(agent.id)
+        session = SessionRecord(
+            org_id=principal.org_id,
+            user_id=principal.user_id,
+            template_id=template.id,
+            template_name=template.name,
+            agent_id=agent.id,
+            state="pending",
+            cpu_millicores=size.cpu_millicores or 0,
+            memory_mb=size.memory_mb or 0,
+        )
+        db.add(session)
+        await db.flush()
+        spec = commands.session_spec(
+            session=session, template=template, username=principal.username
+        )
+        commands.add_command(
+            db, agent_id=agent.id, action="start_session", session_id=session.id, spec=spec
+        )
+        db.add(
+            AuditEventRecord(
+                org_id=principal.org_id,
+                actor=principal.username,
+                action="session.create",
+                target=session.id,
+                detail={"template": template.name, "agent": agent.id},
+            )
+        )
         return session
 
     async def _deliver(self, agent_id: str) -> None:

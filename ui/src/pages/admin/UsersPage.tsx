@@ -8,6 +8,7 @@ import { useClearLockout, useCreateUser, useMe, useRemoveUser, useUpdateUser, us
 import type { Role, User } from '../../api/types';
 import { DataTable } from '../../components/DataTable';
 import { EmptyState, QueryContent } from '../../components/QueryState';
+import { UserQuotaForm } from './UserQuotaForm';
 
 // A Record over the API's roles: one the API gains fails the type check until it is offered here.
 const ROLE_LABELS: Record<Role, string> = { user: 'user', admin: 'admin' };
@@ -113,6 +114,7 @@ export function UsersPage() {
   const unlock = useClearLockout();
   const [creating, setCreating] = useState(false);
   const [removing, setRemoving] = useState<User | null>(null);
+  const [limiting, setLimiting] = useState<User | null>(null);
 
   const clearLockout = (u: User) =>
     unlock.mutate(u.id, {
@@ -202,6 +204,9 @@ export function UsersPage() {
                   >
                     Clear lockout
                   </Button>
+                  <Button size="xs" variant="default" ml="xs" onClick={() => setLimiting(u)} aria-label={`Quota of ${u.username}`}>
+                    Quota
+                  </Button>
                   {!self && (
                     <Button
                       size="xs"
@@ -222,6 +227,9 @@ export function UsersPage() {
       </QueryContent>
       <Modal opened={creating} onClose={() => setCreating(false)} title="New user">
         {creating && <NewUserForm onDone={() => setCreating(false)} />}
+      </Modal>
+      <Modal opened={limiting !== null} onClose={() => setLimiting(null)} title={`Quota of ${limiting?.username ?? ''}`}>
+        {limiting && <UserQuotaForm user={limiting} onDone={() => setLimiting(null)} />}
       </Modal>
       <Modal opened={removing !== null} onClose={() => setRemoving(null)} title="Remove user">
         {removing && <RemoveUserDialog user={removing} onDone={() => setRemoving(null)} />}
