@@ -16,7 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from streamspace.control_plane.auth.principal import Principal
 from streamspace.control_plane.db.engine import unavailable
 from streamspace.control_plane.db.records import AuditEventRecord, SessionRecord, UserRecord
-from streamspace.control_plane.services import commands, scheduler
+from streamspace.control_plane.services import (
+    commands,
+    scheduler,
+    webhooks,  # noqa: F401 - its flush listener queues state-change events
+)
 from streamspace.control_plane.services.ports import CommandRouter, EventSink
 from streamspace.control_plane.services.states import FINAL_STATES, check_transition
 from streamspace.control_plane.services.templates import get_template
