@@ -118,7 +118,8 @@ async def finish(
         row.lease_owner, row.lease_expires_at = None, None
         row.last_status = outcome.status
         row.last_response = outcome.response[:EXCERPT_CHARS]
-        row.last_error = outcome.error[:EXCERPT_CHARS]
+        if outcome.error:  # else the last error stays: why it took more than one attempt
+            row.last_error = outcome.error[:EXCERPT_CHARS]
         if outcome.delivered:
             row.state, row.delivered_at = "delivered", now
         elif row.attempts >= backoff.max_attempts:
