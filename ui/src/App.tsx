@@ -16,6 +16,7 @@ const ReplicasPage = lazy(() => import('./pages/admin/ReplicasPage').then((m) =>
 const AdminSessionsPage = lazy(() => import('./pages/admin/AdminSessionsPage').then((m) => ({ default: m.AdminSessionsPage })));
 const TemplatesPage = lazy(() => import('./pages/admin/TemplatesPage').then((m) => ({ default: m.TemplatesPage })));
 const UsersPage = lazy(() => import('./pages/admin/UsersPage').then((m) => ({ default: m.UsersPage })));
+const WebhooksPage = lazy(() => import('./pages/admin/WebhooksPage').then((m) => ({ default: m.WebhooksPage })));
 
 function Lazy({ children }: { children: ReactNode }) {
   return (
@@ -98,6 +99,14 @@ export function AppRoutes() {
             element={
               <Lazy>
                 <UsersPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="webhooks"
+            element={
+              <Lazy>
+                <WebhooksPage />
               </Lazy>
             }
           />

@@ -11,6 +11,7 @@ const SECTIONS = [
   { to: '/admin/sessions', label: 'Sessions', platform: false },
   { to: '/admin/templates', label: 'Templates', platform: false },
   { to: '/admin/users', label: 'Users', platform: false },
+  { to: '/admin/webhooks', label: 'Webhooks', platform: false },
 ];
 
 /** The admin console; for anyone else a notice, and none of the admin data is requested. */
