@@ -15,8 +15,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from streamspace.control_plane.db.records import AgentRecord, AuditEventRecord, SessionRecord
-from streamspace.control_plane.services import webhooks
+from streamspace.control_plane.db.records import (
+    AgentRecord,
+    AuditEventRecord,
+    SessionRecord,
+    WebhookDeliveryRecord,
+)
+from streamspace.control_plane.services import webhook_deliveries, webhooks
 from streamspace.control_plane.services.sessions import set_state
 from tests.support.app import context, login, running_app
 from tests.support.cluster import eventually, holds
@@ -271,3 +276,32 @@ async def test_agent_offline_quota_and_test_events_and_admin_scope(
             )
         ).all()
     assert {"webhook.created", "webhook.updated", "webhook.deleted"} <= set(actions)
+
+
+async def test_the_log_keeps_pending_deliveries_and_forgets_old_finished_ones(
+    app_client: tuple[FastAPI, httpx.AsyncClient], hook_receiver: Receiver
+) -> None:
+    app, client = app_client
+    admin = await login(client)
+    hook = await register(client, admin, hook_receiver, ["quota.reached"])
+    r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=admin, json={"enabled": False})
+    assert r.status_code == 200
+    paused = (await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=admin)).json()
+    r = await client.patch(f"/api/v1/webhooks/{hook['id']}", headers=admin, json={"enabled": True})
+    [sent] = await eventually(lambda: _all_delivered(client, admin, hook["id"], 1))
+    assert sent["id"] == paused["id"]
+    async with context(app).db.begin() as db:
+        row = await db.get(WebhookDeliveryRecord, sent["id"])
+        assert row is not None
+        row.created_at = datetime.now(UTC) - timedelta(days=31)
+        db.add(
+            WebhookDeliveryRecord(
+                webhook_id=hook["id"],
+                event_type="quota.reached",
+                next_attempt_at=datetime.now(UTC) + timedelta(days=1),
+                created_at=datetime.now(UTC) - timedelta(days=31),
+            )
+        )
+    assert await webhook_deliveries.purge(context(app).db, older_than=30 * 86400) == 1
+    [left] = await delivery_log(client, admin, hook["id"])
+    assert left["state"] == "pending"

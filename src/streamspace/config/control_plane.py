@@ -345,6 +345,13 @@ class ControlPlaneSettings(BaseSettings):
         validation_alias=env("WEBHOOK_RETRY_MAX"),
         description="Longest wait between two attempts of a delivery.",
     )
+    webhook_log_retention: Seconds = Field(
+        30 * 86400.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_LOG_RETENTION"),
+        description="How long delivered and failed webhook deliveries stay in the delivery log"
+        " (pending ones stay until sent or failed).",
+    )
     webhook_ca_bundle: Path | None = Field(
         None,
         validation_alias=env("WEBHOOK_CA_BUNDLE"),

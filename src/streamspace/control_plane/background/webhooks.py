@@ -26,6 +26,7 @@ from streamspace.control_plane.services.webhook_deliveries import Backoff, Claim
 
 log = logging.getLogger(__name__)
 BATCH = 20  # deliveries claimed per pass, sent concurrently
+PURGE_INTERVAL = 600.0  # seconds between two deletions of log rows past retention
 
 
 def body(claimed: Claimed) -> bytes:
@@ -109,11 +110,15 @@ class WebhookSender:
         )
 
     async def run(self) -> None:
+        purged = time.monotonic() - PURGE_INTERVAL
         try:
             while True:
                 try:
                     while await self.send_due() == BATCH:
                         pass  # more are due: no pause between full batches
+                    if time.monotonic() - purged >= PURGE_INTERVAL:
+                        await rows.purge(self._db, older_than=self._settings.webhook_log_retention)
+                        purged = time.monotonic()
                 except Exception:
                     log.exception("webhook delivery pass failed; retrying next interval")
                 await asyncio.sleep(self._settings.webhook_poll_interval)

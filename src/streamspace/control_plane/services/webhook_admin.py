@@ -95,13 +95,16 @@ def check_events(event_types: Sequence[str], *, actor: Principal) -> list[str]:
     return chosen
 
 
-def _audit(hook: WebhookRecord, *, actor: Principal, action: str) -> AuditEventRecord:
+def _audit(
+    hook: WebhookRecord, *, actor: Principal, action: str, secret_changed: bool = False
+) -> AuditEventRecord:
+    detail = {"url": hook.url, "events": hook.event_types, "enabled": hook.enabled}
     return AuditEventRecord(
         org_id=hook.org_id,
         actor=actor.username,
         action=action,
         target=hook.id,
-        detail={"url": hook.url, "events": hook.event_types, "enabled": hook.enabled},
+        detail={**detail, "secret_changed": True} if secret_changed else detail,
     )
 
 
@@ -165,7 +168,14 @@ async def update(
             hook.enabled = change.enabled
         if change.secret is not None:
             hook.secret = change.secret
-        db.add(_audit(hook, actor=actor, action="webhook.updated"))
+        db.add(
+            _audit(
+                hook,
+                actor=actor,
+                action="webhook.updated",
+                secret_changed=change.secret is not None,
+            )
+        )
     return hook
 
 

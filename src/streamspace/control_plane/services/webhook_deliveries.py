@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.db.records import WebhookDeliveryRecord, WebhookRecord
@@ -66,7 +66,7 @@ async def claim(
             await db.execute(
                 select(WebhookDeliveryRecord, WebhookRecord)
                 .join(WebhookRecord, WebhookRecord.id == WebhookDeliveryRecord.webhook_id)
-                .where(due_filter(now))
+                .where(due_filter(now), WebhookRecord.enabled.is_(True))
                 .order_by(WebhookDeliveryRecord.next_attempt_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True, of=WebhookDeliveryRecord)
@@ -128,3 +128,17 @@ async def finish(
             row.next_attempt_at = now + timedelta(seconds=backoff.delay(row.attempts))
             return "retry"
         return row.state
+
+
+async def purge(sessions: async_sessionmaker[AsyncSession], *, older_than: float) -> int:
+    """Delete delivered and failed deliveries created more than `older_than` seconds ago (the
+    log's retention); pending ones stay whatever their age."""
+    cutoff = datetime.now(UTC) - timedelta(seconds=older_than)
+    async with sessions.begin() as db:
+        result = await db.execute(
+            delete(WebhookDeliveryRecord).where(
+                WebhookDeliveryRecord.state.in_(("delivered", "failed")),
+                WebhookDeliveryRecord.created_at < cutoff,
+            )
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
