@@ -305,3 +305,53 @@ async def test_the_log_keeps_pending_deliveries_and_forgets_old_finished_ones(
     assert await webhook_deliveries.purge(context(app).db, older_than=30 * 86400) == 1
     [left] = await delivery_log(client, admin, hook["id"])
     assert left["state"] == "pending"
+
+
+async def test_events_reach_their_org_only_and_only_when_the_change_commits(
+    app_client: tuple[FastAPI, httpx.AsyncClient], hook_receiver: Receiver
+) -> None:
+    app, client = app_client
+    admin = await login(client)
+    ours = await register(client, admin, hook_receiver, SESSION_EVENTS)
+    r = await client.post(
+        "/api/v1/orgs",
+        headers=admin,
+        json={"name": "other", "admin": {"username": "otheradmin", "password": "other-pass-123"}},
+    )
+    assert r.status_code == 201, r.text
+    other = await login(client, "otheradmin", "other-pass-123")
+    theirs = await register(client, other, hook_receiver, SESSION_EVENTS)
+    sid = await start_session(app, client, admin)
+    with pytest.raises(RuntimeError):  # a failure rolls the state change back: no event
+        async with context(app).db.begin() as db:
+            session = await db.get(SessionRecord, sid)
+            assert session is not None
+            set_state(session, "failed", reason="rolled back")
+            await db.flush()
+            raise RuntimeError("the use case failed after the change")
+    async with context(app).db() as db:
+        queued = (
+            await db.execute(
+                select(WebhookDeliveryRecord.webhook_id, WebhookDeliveryRecord.event_type)
+            )
+        ).all()
+    assert [tuple(q) for q in queued] == [(ours["id"], "session.started")]
+    assert await delivery_log(client, other, theirs["id"]) == []
+
+
+async def test_redirects_are_not_followed(
+    app_client: tuple[FastAPI, httpx.AsyncClient], hook_receiver: Receiver
+) -> None:
+    _, client = app_client
+    admin = await login(client)
+    hook = await register(client, admin, hook_receiver, ["quota.reached"])
+    hook_receiver.answer = lambda n, req: 302
+    await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=admin)
+
+    async def failed() -> dict[str, Any] | None:
+        [d] = await delivery_log(client, admin, hook["id"])
+        return d if d["state"] == "failed" else None
+
+    gone = await eventually(failed, what="the delivery failed")
+    assert gone["last_status"] == 302 and "redirects are not followed" in gone["last_error"]
+    assert len(hook_receiver.requests) == 3  # WEBHOOK_MAX_ATTEMPTS, each to the registered URL
