@@ -234,17 +234,42 @@ async def test_agent_offline_quota_and_test_events_and_admin_scope(
                 last_heartbeat=datetime.now(UTC) - timedelta(hours=1),
             )
         )
-    async with context(app).db.begin() as db:  # the quota refusal's call, in its transaction
+    async with context(app).db.begin() as db:  # a caller's call, in its transaction
         queued = await webhooks.enqueue(
             db, org_id=hook["org_id"], event_type="quota.reached", payload={"quota": "sessions"}
         )
     assert queued == 1
+    for _ in range(2):  # a refusal's call: once per quota and window however often refused
+        assert (
+            await webhooks.notify(
+                context(app).db,
+                org_id=hook["org_id"],
+                event_type="quota.reached",
+                payload={"quota": "sessions"},
+                quiet_for=3600,
+            )
+            == 0
+        )
+    other_quota = {"quota": "cpu"}
+    assert (
+        await webhooks.notify(
+            context(app).db,
+            org_id=hook["org_id"],
+            event_type="quota.reached",
+            payload=other_quota,
+            quiet_for=3600,
+        )
+        == 1
+    )
     r = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=admin)
     assert r.status_code == 202, r.text
-    await eventually(holds(lambda: len(hook_receiver.accepted()) == 3), what="three events")
+    await eventually(holds(lambda: len(hook_receiver.accepted()) == 4), what="four events")
     by_type = {a.event["type"]: a.event["data"] for a in hook_receiver.accepted()}
     assert by_type["agent.offline"]["agent"]["id"] == "silent-1"
-    assert by_type["quota.reached"] == {"quota": "sessions"}
+    quotas = [
+        a.event["data"] for a in hook_receiver.accepted() if a.event["type"] == "quota.reached"
+    ]
+    assert sorted(q["quota"] for q in quotas) == ["cpu", "sessions"]
     assert "webhook.test" in by_type
 
     # another org's admin neither sees this webhook nor may subscribe to agent events

@@ -4,11 +4,11 @@ the endpoints an org registers are services/webhook_admin.py's."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, event, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, UOWTransaction, attributes
 
 from streamspace.control_plane.db.engine import RecordSession
@@ -65,6 +65,36 @@ async def enqueue(
         lambda sync: add_deliveries(sync, org_id=org_id, event_type=event_type, payload=payload)
     )
     return len(rows)
+
+
+async def notify(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    org_id: str,
+    event_type: str,
+    payload: dict[str, Any],
+    quiet_for: float = 0.0,
+) -> int:
+    """`enqueue` in a transaction of its own, for an event about a refusal (the refused
+    request's own transaction rolls back, taking an enqueued event with it). `quiet_for`:
+    queue nothing if the same event with the same payload was queued for the org within that
+    many seconds, since a refused client retries (quota.reached once per quota and window,
+    not once per refused request)."""
+    since = datetime.now(UTC) - timedelta(seconds=quiet_for)
+    async with sessions.begin() as db:
+        if quiet_for > 0:
+            recent = await db.scalars(
+                select(WebhookDeliveryRecord.payload)
+                .join(WebhookRecord, WebhookRecord.id == WebhookDeliveryRecord.webhook_id)
+                .where(
+                    WebhookRecord.org_id == org_id,
+                    WebhookDeliveryRecord.event_type == event_type,
+                    WebhookDeliveryRecord.created_at >= since,
+                )
+            )
+            if payload in recent.all():
+                return 0
+        return await enqueue(db, org_id=org_id, event_type=event_type, payload=payload)
 
 
 def _old_value(record: object, name: str) -> Any:
