@@ -18,6 +18,7 @@ const TemplatesPage = lazy(() => import('./pages/admin/TemplatesPage').then((m) 
 const UsersPage = lazy(() => import('./pages/admin/UsersPage').then((m) => ({ default: m.UsersPage })));
 const ApiTokensPage = lazy(() => import('./pages/admin/ApiTokensPage').then((m) => ({ default: m.ApiTokensPage })));
 const AuditPage = lazy(() => import('./pages/admin/AuditPage').then((m) => ({ default: m.AuditPage })));
+const WebhooksPage = lazy(() => import('./pages/admin/WebhooksPage').then((m) => ({ default: m.WebhooksPage })));
 
 function Lazy({ children }: { children: ReactNode }) {
   return (
@@ -116,6 +117,14 @@ export function AppRoutes() {
             element={
               <Lazy>
                 <AuditPage />
+              </Lazy>
+            }
+          />
+          <Route
+            path="webhooks"
+            element={
+              <Lazy>
+                <WebhooksPage />
               </Lazy>
             }
           />

@@ -365,6 +365,71 @@ class ControlPlaneSettings(BaseSettings):
         "limit: set it to the agents' SESSION_DEFAULT_MEMORY_MB.",
     )
     embedded: bool = Field(False, description="Set by `streamspace up`: single-process mode.")
+    webhook_poll_interval: Seconds = Field(
+        1.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_POLL_INTERVAL"),
+        description="How often each replica looks for webhook deliveries that are due.",
+    )
+    webhook_connect_timeout: Seconds = Field(
+        5.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_CONNECT_TIMEOUT"),
+        description="Time allowed to connect to a webhook receiver (TCP and TLS).",
+    )
+    webhook_timeout: Seconds = Field(
+        10.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_TIMEOUT"),
+        description="Time allowed for one delivery attempt as a whole (connect, send, answer);"
+        " past it the attempt failed and is retried.",
+    )
+    webhook_lease: Seconds = Field(
+        30.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_LEASE"),
+        description="How long a replica owns a delivery it is sending. A replica that dies"
+        " mid-delivery leaves it to another replica after this; must exceed WEBHOOK_TIMEOUT.",
+    )
+    webhook_max_attempts: int = Field(
+        10,
+        ge=1,
+        validation_alias=env("WEBHOOK_MAX_ATTEMPTS"),
+        description="Attempts per delivery before it is marked failed (an admin can redeliver it).",
+    )
+    webhook_retry_base: Seconds = Field(
+        10.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_RETRY_BASE"),
+        description="Wait after the first failed attempt; doubled after each further one (with"
+        " +-20% jitter), up to WEBHOOK_RETRY_MAX.",
+    )
+    webhook_retry_max: Seconds = Field(
+        3600.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_RETRY_MAX"),
+        description="Longest wait between two attempts of a delivery.",
+    )
+    webhook_log_retention: Seconds = Field(
+        30 * 86400.0,
+        gt=0,
+        validation_alias=env("WEBHOOK_LOG_RETENTION"),
+        description="How long delivered and failed webhook deliveries stay in the delivery log"
+        " (pending ones stay until sent or failed).",
+    )
+    webhook_ca_bundle: Path | None = Field(
+        None,
+        validation_alias=env("WEBHOOK_CA_BUNDLE"),
+        description="PEM file of extra CA certificates trusted for webhook receivers (a private"
+        " CA), besides the system's.",
+    )
+    webhook_deny_private_addresses: bool = Field(
+        True,
+        validation_alias=env("WEBHOOK_DENY_PRIVATE_ADDRESSES"),
+        description="Refuse webhook deliveries to loopback, private, link-local (cloud metadata)"
+        " and other non-public addresses, checked on every attempt after name resolution."
+        " false: allow them (receivers inside your network; see docs/identity.md).",
+    )
 
     @field_validator("redis_sentinel_hosts")
     @classmethod
@@ -389,6 +454,10 @@ class ControlPlaneSettings(BaseSettings):
     def _check(self) -> ControlPlaneSettings:
         if self.db_max_idle_conns > self.db_max_open_conns:
             raise ValueError("DB_MAX_IDLE_CONNS cannot exceed DB_MAX_OPEN_CONNS")
+        if self.webhook_lease <= self.webhook_timeout:
+            raise ValueError("WEBHOOK_LEASE must exceed WEBHOOK_TIMEOUT")
+        if self.webhook_ca_bundle is not None and not self.webhook_ca_bundle.is_file():
+            raise ValueError(f"WEBHOOK_CA_BUNDLE {self.webhook_ca_bundle} is not a file")
         return self
 
     @property

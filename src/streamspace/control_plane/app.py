@@ -37,6 +37,7 @@ from streamspace.control_plane.api import (
     tickets,
     tokens,
     users,
+    webhooks,
 )
 from streamspace.control_plane.api.deps import credential_ended
 from streamspace.control_plane.api.errors import install_error_handlers
@@ -57,6 +58,7 @@ from streamspace.control_plane.auth.throttle import (
 from streamspace.control_plane.auth.tokens import TokenCodec
 from streamspace.control_plane.background.reaper import IdleReaper
 from streamspace.control_plane.background.sweeper import Sweeper
+from streamspace.control_plane.background.webhooks import WebhookSender
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db import migrate
 from streamspace.control_plane.db.engine import create_engine, reads, session_factory
@@ -267,6 +269,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             ).run(),
             name="reaper",
         ),
+        asyncio.create_task(
+            WebhookSender(
+                db=ctx.db, settings=settings, metrics=ctx.metrics, pod=settings.pod_name
+            ).run(),
+            name="webhooks",
+        ),
     ]
     log.info(
         "control plane %s ready (installation %s, pod %s, database %s, hub %s)",
@@ -322,6 +330,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         tokens,
         audit,
         quotas,
+        webhooks,
     ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)

@@ -187,6 +187,15 @@ class Metrics:
             "1 while this replica is shutting down.",
             registry=r,
         )
+        self.webhook_deliveries = Counter(
+            "streamspace_webhook_deliveries_total",
+            "Webhook delivery attempts this replica made, by result: delivered (2xx), retry"
+            " (failed, tried again later) or failed (out of attempts).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("delivered", "retry", "failed"):
+            self.webhook_deliveries.labels(result=result)
         for kind in START_KINDS.values():
             self.session_start_seconds.labels(kind=kind)
         for outcome in ("resumed", "failed"):

@@ -347,3 +347,49 @@ class QuotaUpdate(StrictBody):
     sessions: int | None = Field(None, ge=0, le=100_000)
     cpu_millicores: int | None = Field(None, ge=0, le=100_000_000)
     memory_mb: int | None = Field(None, ge=0, le=1_000_000_000)
+
+
+class WebhookCreate(StrictBody):
+    url: str = Field(..., min_length=9, max_length=2048, description="https:// only")
+    event_types: list[str] = Field(..., min_length=1, max_length=16)
+    secret: str | None = Field(
+        None, min_length=16, max_length=255, description="default: generated, shown once"
+    )
+
+
+class WebhookUpdate(StrictBody):
+    url: str | None = Field(None, min_length=9, max_length=2048)
+    event_types: list[str] | None = Field(None, min_length=1, max_length=16)
+    enabled: bool | None = None
+    secret: str | None = Field(None, min_length=16, max_length=255)
+
+
+class WebhookRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    org_id: str
+    url: str
+    event_types: list[str]
+    enabled: bool
+    created_by: str
+    created_at: datetime
+
+
+class WebhookCreated(WebhookRead):
+    secret: str = Field(..., description="signs every delivery; shown here only")
+
+
+class WebhookDeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str = Field(..., description="the event id receivers dedupe on (X-StreamSpace-Delivery)")
+    webhook_id: str
+    event_type: str
+    payload: dict[str, Any]
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime
+    last_status: int | None
+    last_response: str
+    last_error: str
+    created_at: datetime
+    delivered_at: datetime | None

@@ -10,7 +10,7 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.config import ControlPlaneSettings
@@ -137,8 +137,12 @@ class Sweeper:
         liveness = self._settings.heartbeat_interval * self._settings.heartbeat_missed_limit
         cutoff = datetime.now(UTC) - timedelta(seconds=liveness)
         async with self._db.begin() as db:
-            await db.execute(
-                update(AgentRecord)
+            # loaded, not a bulk UPDATE: each agent going offline queues its webhook event in
+            # this transaction (services/webhooks.py sees the change at flush)
+            silent = await db.scalars(
+                select(AgentRecord)
                 .where(AgentRecord.status == "online", AgentRecord.last_heartbeat < cutoff)
-                .values(status="offline")
+                .with_for_update(skip_locked=True)
             )
+            for agent in silent.all():
+                agent.status = "offline"

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.db.files import prepare_sqlite
@@ -176,8 +177,13 @@ def reads(engine: AsyncEngine) -> AsyncEngine:
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+class RecordSession(Session):
+    """The control plane's ORM sessions: a class of their own, so its flush listeners (the
+    webhook outbox, services/webhooks.py) see these sessions and no others in the process."""
+
+
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=RecordSession)
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

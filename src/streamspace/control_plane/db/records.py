@@ -260,3 +260,44 @@ class ApiTokenRecord(Base):
     use_audited_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
     revoked_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class WebhookRecord(Base):
+    """An HTTPS endpoint an org registered for event types (revision 0010). The secret signs
+    every delivery, so it is kept as written (shown to the admin once, at creation)."""
+
+    __tablename__ = "webhooks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(255))
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookDeliveryRecord(Base):
+    """One event for one webhook: pending -> delivered | failed (revision 0010). Its id is the
+    event id the receiver dedupes on; a replica sending it holds a lease on the row."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    webhook_id: Mapped[str] = mapped_column(
+        ForeignKey("webhooks.id", ondelete="CASCADE"), index=True
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_response: Mapped[str] = mapped_column(Text, default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    lease_owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # the delivery loop's one query: due rows, oldest first
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)

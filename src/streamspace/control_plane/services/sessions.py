@@ -21,13 +21,20 @@ from streamspace.control_plane.db.records import (
     TemplateRecord,
     UserRecord,
 )
-from streamspace.control_plane.services import commands, quotas, scheduler
+from streamspace.control_plane.services import (
+    commands,
+    quotas,
+    scheduler,
+    webhooks,  # also: its flush listener queues the sessions' state-change events
+)
 from streamspace.control_plane.services.ports import CommandRouter, EventSink
 from streamspace.control_plane.services.states import FINAL_STATES, check_transition
 from streamspace.control_plane.services.templates import get_template
 from streamspace.errors import NotFound, StreamSpaceError
 
 log = logging.getLogger(__name__)
+# a client retrying against a full quota yields one quota.reached event per this many seconds
+QUOTA_EVENT_QUIET = 300.0
 _USER_ACTIONS = {  # action -> (target state, agent command)
     "hibernate": ("hibernating", "hibernate_session"),
     "resume": ("waking", "wake_session"),
@@ -131,11 +138,22 @@ class SessionService:
                     platform=platform,
                 )
             else:
-                # The one place a refused create is decided: its audit event (and anything
-                # else a refusal should leave, a "quota reached" webhook delivery row)
-                # commits in this transaction, then the caller gets 403 quota_exceeded.
+                # The one place a refused create is decided: its audit event and the org's
+                # quota.reached webhook event commit in this transaction, then the caller
+                # gets 403 quota_exceeded.
                 db.add(
                     quotas.refused_event(principal=principal, template=template.name, breach=breach)
+                )
+                await webhooks.enqueue_unless_recent(
+                    db,
+                    org_id=principal.org_id,
+                    event_type=webhooks.QUOTA_REACHED,
+                    payload={
+                        "quota": breach.describe(),
+                        "user": principal.username,
+                        "template": template.name,
+                    },
+                    quiet_for=QUOTA_EVENT_QUIET,
                 )
         if breach is not None:
             raise breach.error()

@@ -13,6 +13,7 @@ const SECTIONS = [
   { to: '/admin/users', label: 'Users', platform: false },
   { to: '/admin/tokens', label: 'API tokens', platform: false },
   { to: '/admin/audit', label: 'Audit', platform: false },
+  { to: '/admin/webhooks', label: 'Webhooks', platform: false },
 ];
 
 /** The admin console; for anyone else a notice, and none of the admin data is requested. */
