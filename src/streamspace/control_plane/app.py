@@ -30,6 +30,7 @@ from streamspace.control_plane.api import (
     orgs,
     overview,
     sessions,
+    sso,
     stream,
     templates,
     tickets,
@@ -38,6 +39,7 @@ from streamspace.control_plane.api import (
 from streamspace.control_plane.api.errors import install_error_handlers
 from streamspace.control_plane.asgi.headers import SecurityHeadersMiddleware
 from streamspace.control_plane.asgi.middleware import RequestMiddleware
+from streamspace.control_plane.auth.ldap import LdapConfig, LdapDirectory
 from streamspace.control_plane.auth.login_store import (
     CachingLoginSessionStore,
     DatabaseLoginSessionStore,
@@ -45,6 +47,7 @@ from streamspace.control_plane.auth.login_store import (
     RedisLoginSessionStore,
     login_ended,
 )
+from streamspace.control_plane.auth.oidc import OidcRelyingParty
 from streamspace.control_plane.auth.throttle import (
     LoginThrottle,
     MemoryLoginThrottle,
@@ -214,7 +217,14 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         agent_service=agent_service,
         activity=ActivityTracker(db=db, interval=settings.activity_flush_interval),
         cache_redis=cache,
+        oidc=OidcRelyingParty.from_settings(settings),
+        ldap=_ldap_directory(settings),
     )
+
+
+def _ldap_directory(settings: ControlPlaneSettings) -> LdapDirectory | None:
+    config = LdapConfig.from_settings(settings)
+    return LdapDirectory(config) if config else None
 
 
 async def bootstrap_data(ctx: AppContext) -> None:
@@ -281,6 +291,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.hub.stop()
         await ctx.hub_backend.close()
         await ctx.login_store.close()
+        if ctx.oidc is not None:
+            await ctx.oidc.close()
         if ctx.cache_redis is not None:
             await ctx.cache_redis.aclose()
         await ctx.engine.dispose()
@@ -308,6 +320,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         tickets,
         agents,
         overview,
+        sso,
     ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from streamspace.agent_hub.base import HubBackend
 from streamspace.config import ControlPlaneSettings
+from streamspace.control_plane.auth.ldap import LdapDirectory
 from streamspace.control_plane.auth.login_store import LoginSessionStore
+from streamspace.control_plane.auth.oidc import OidcRelyingParty
 from streamspace.control_plane.auth.passwords import PasswordVerifier, verify_password
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
@@ -42,6 +44,8 @@ class AppContext:
     agent_service: AgentService
     activity: ActivityTracker
     cache_redis: aioredis.Redis | None = None
+    oidc: OidcRelyingParty | None = None  # OIDC_ISSUER set (docs/identity.md)
+    ldap: LdapDirectory | None = None  # LDAP_URL set
     verify_password: PasswordVerifier = verify_password  # tests wrap it to count verifications
 
     @property

@@ -80,6 +80,16 @@ class UserRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # set when an admin removed the user: the row stays for history, the name stays taken
     removed_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    # where the user signs in (revision 0006): "local" (password_hash), "oidc" or "ldap", with
+    # their identity there (the provider's sub, the directory's DN) and what it says of them
+    auth_source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    external_subject: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
+    display_name: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
+
+    __table_args__ = (
+        Index("ix_users_external_identity", "auth_source", "external_subject", unique=True),
+    )
 
 
 class LoginSessionRecord(Base):
