@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ldap3 import NONE, SUBTREE, Connection, Server, Tls  # type: ignore[import-untyped]
-from ldap3.core.exceptions import LDAPException  # type: ignore[import-untyped]
-from ldap3.utils.conv import escape_filter_chars  # type: ignore[import-untyped]
+with warnings.catch_warnings():
+    # ldap3 2.9 imports names pyasn1 0.6 deprecated (tagMap, typeMap): harmless, not ours to fix
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from ldap3 import NONE, SUBTREE, Connection, Server, Tls  # type: ignore[import-untyped]
+    from ldap3.core.exceptions import LDAPException  # type: ignore[import-untyped]
+    from ldap3.utils.conv import escape_filter_chars  # type: ignore[import-untyped]
 
 from streamspace.config import ControlPlaneSettings
 from streamspace.config.redis_urls import split_list
