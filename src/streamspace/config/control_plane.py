@@ -473,8 +473,9 @@ class ControlPlaneSettings(BaseSettings):
     ldap_admin_groups: str = Field(
         "",
         validation_alias=env("LDAP_ADMIN_GROUPS"),
-        description="Comma-separated group DNs (or cn values) whose members get the admin role"
-        " of their org, checked at every sign-in.",
+        description="Semicolon-separated group DNs (DNs hold commas) or cn values whose members"
+        " get the admin role of their org, checked at every sign-in, e.g."
+        " `cn=streamspace-admins,ou=groups,dc=example,dc=com`.",
     )
     ldap_timeout: Seconds = Field(
         10.0,

@@ -10,6 +10,7 @@ import ssl
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 with warnings.catch_warnings():
     # ldap3 2.9 imports names pyasn1 0.6 deprecated (tagMap, typeMap): harmless, not ours to fix
@@ -19,7 +20,6 @@ with warnings.catch_warnings():
     from ldap3.utils.conv import escape_filter_chars  # type: ignore[import-untyped]
 
 from streamspace.config import ControlPlaneSettings
-from streamspace.config.redis_urls import split_list
 from streamspace.errors import Unavailable
 
 
@@ -68,24 +68,43 @@ class LdapConfig:
             name_attribute=settings.ldap_name_attribute,
             group_base=settings.ldap_group_base,
             group_filter=settings.ldap_group_filter,
-            admin_groups=frozenset(g.lower() for g in split_list(settings.ldap_admin_groups)),
+            admin_groups=frozenset(
+                g.strip().lower() for g in settings.ldap_admin_groups.split(";") if g.strip()
+            ),
             timeout=settings.ldap_timeout,
+        )
+
+
+class _CheckedTls(Tls):  # type: ignore[misc]
+    """TLS with the ssl module's own checks of the certificate and the host name during the
+    handshake; ldap3's Tls checks the name afterwards with ssl.match_hostname, deprecated
+    (removed in Python 3.12)."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED)
+        self._context = context
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        connection.socket = self._context.wrap_socket(
+            connection.socket,
+            server_side=False,
+            do_handshake_on_connect=do_handshake,
+            server_hostname=connection.server.host,
         )
 
 
 class LdapDirectory:
     def __init__(self, config: LdapConfig) -> None:
         self._config = config
-        tls = Tls(
-            validate=ssl.CERT_REQUIRED,
-            version=ssl.PROTOCOL_TLS_CLIENT,
-            ca_certs_file=str(config.ca_file) if config.ca_file else None,
-        )
+        context = ssl.create_default_context(
+            cafile=str(config.ca_file) if config.ca_file else None
+        )  # certificate and host name checked, TLS 1.2 or later
+        tls = _CheckedTls(context)
         self._server = Server(
             config.url,
             use_ssl=config.url.startswith("ldaps://"),
             tls=tls,
-            connect_timeout=config.timeout,
+            connect_timeout=max(1, int(config.timeout)),  # ldap3 packs it as an int
             get_info=NONE,
         )
 
@@ -110,7 +129,7 @@ class LdapDirectory:
             self._server,
             user=user,
             password=password,
-            receive_timeout=self._config.timeout,
+            receive_timeout=max(1, int(self._config.timeout)),
             raise_exceptions=False,
         )
         conn.open()
