@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from tests.support.docker import unavailable
 from tests.support.processes import Proc, free_port, wait_until
 
 HERE = Path(__file__).resolve().parent / "oidc"
@@ -29,8 +30,8 @@ def install() -> None:
     if (HERE / "node_modules" / "oidc-provider").is_dir():
         return
     npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed: the OIDC tests need node and npm")
+    if npm is None or shutil.which("node") is None:
+        unavailable("node and npm are not installed (scripts/test-services.sh installs them)")
     subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
 
 
