@@ -233,3 +233,14 @@ async def test_without_settings_nothing_changes(database_url: str) -> None:
         }
         assert (await client.get("/api/v1/auth/oidc/login")).status_code == 404
         assert await make_user(client, await login(client), "ulla")
+
+
+async def test_a_provider_that_cannot_be_reached_is_reported_on_the_login_page(
+    database_url: str, provider: OidcProvider
+) -> None:
+    async with running_app(database_url=database_url, **provider.settings()) as (_, client):
+        provider.stop()
+        message = sso_error(await client.get("/api/v1/auth/oidc/login"))
+        assert "did not answer" in message
+        provider.start()  # back: the next sign-in works
+        assert (await sso(client, "paul"))["access_token"]

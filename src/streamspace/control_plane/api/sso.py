@@ -26,7 +26,7 @@ from streamspace.control_plane.auth.oidc import OidcRelyingParty
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import UserRecord
 from streamspace.control_plane.services import audit, identities
-from streamspace.errors import NotFound, StreamSpaceError, Unauthenticated
+from streamspace.errors import NotFound, StreamSpaceError, Unauthenticated, Unavailable
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 log = logging.getLogger(__name__)
@@ -100,10 +100,15 @@ def _set_cookie(
 async def oidc_login(
     request: Request, ctx: Ctx, next: Annotated[str | None, Query()] = None
 ) -> Response:
-    """Start signing in at the provider: a browser navigation, answered with a redirect."""
+    """Start signing in at the provider: a browser navigation, answered with a redirect (to
+    the login page, saying why, when the provider cannot be reached)."""
     rp = _relying_party(ctx)
     base = _base_url(ctx, request)
-    auth = await rp.authorization_request(redirect_uri=base + CALLBACK_PATH)
+    try:
+        auth = await rp.authorization_request(redirect_uri=base + CALLBACK_PATH)
+    except Unavailable as exc:
+        log.warning("OpenID Connect sign-in cannot start: %s", exc.message)
+        return RedirectResponse(f"/login?{urlencode({'sso_error': exc.message})}", 302)
     kept, _ = ctx.tokens.issue(
         subject="oidc",
         purpose=STATE,
