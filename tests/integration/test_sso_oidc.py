@@ -244,3 +244,30 @@ async def test_a_provider_that_cannot_be_reached_is_reported_on_the_login_page(
         assert "did not answer" in message
         provider.start()  # back: the next sign-in works
         assert (await sso(client, "paul"))["access_token"]
+
+
+async def test_the_round_trip_may_cross_replicas(
+    database_url: str, clean_redis: str, provider: OidcProvider
+) -> None:
+    """Started on one replica, called back on another, redeemed on the first, used on the
+    second: nothing of the sign-in lives in one replica's memory."""
+    redis = urlsplit(clean_redis)
+    settings = provider.settings(
+        agenthub_redis_enabled=True, redis_host=redis.hostname, redis_port=redis.port
+    )
+    async with (
+        running_app(database_url=database_url, pod_name="api-a", **settings) as (_, a),
+        running_app(database_url=database_url, pod_name="api-b", **settings) as (_, b),
+    ):
+        url = await sign_in_at_provider(await start(a), login="paul")
+        b.cookies = a.cookies  # one browser, two replicas behind a load balancer
+        back = await callback(b, url)
+        assert back.status_code == 302 and back.headers["location"].startswith("/auth/callback")
+        a.cookies = b.cookies
+        redeemed = await a.post("/api/v1/auth/oidc/redeem")
+        assert redeemed.status_code == 200, redeemed.text
+        headers = {"Authorization": f"Bearer {redeemed.json()['access_token']}"}
+        assert (await b.get("/api/v1/auth/me", headers=headers)).json()["username"] == "paul"
+        # and a logout on one replica ends the login on the other
+        assert (await b.post("/api/v1/auth/logout", headers=headers)).status_code == 204
+        assert (await a.get("/api/v1/auth/me", headers=headers)).status_code == 401
