@@ -47,6 +47,9 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[Cluster, OidcProvider]]:
 async def sign_in_through_provider(page: Any, url: str) -> None:
     await page.goto(f"{url}/")
     await page.wait_for_url(re.compile(r"/login"))
+    await page.get_by_role("link", name="Sign in with Test IdP").wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "sso-login.png"))
     await page.get_by_role("link", name="Sign in with Test IdP").click()
     await page.get_by_role("button", name="Sign-in").wait_for()  # the provider's own page
     await page.locator("input[name=login]").fill("olga")

@@ -271,3 +271,13 @@ async def test_the_round_trip_may_cross_replicas(
         # and a logout on one replica ends the login on the other
         assert (await b.post("/api/v1/auth/logout", headers=headers)).status_code == 204
         assert (await a.get("/api/v1/auth/me", headers=headers)).status_code == 401
+
+
+async def test_the_password_form_can_be_turned_off(
+    database_url: str, provider: OidcProvider
+) -> None:
+    settings = provider.settings(password_login=False)
+    async with running_app(database_url=database_url, **settings) as (_, client):
+        offered = (await client.get("/api/v1/auth/providers")).json()
+        assert offered["password"] is False and offered["oidc"]["name"] == "Test IdP"
+        assert await login(client)  # the API still takes the local admin's password
