@@ -11,7 +11,8 @@ REDIS_PORT=${STREAMSPACE_TEST_REDIS_PORT:-6390}
 PGBOUNCER_PORT=${STREAMSPACE_TEST_PGBOUNCER_PORT:-6442}
 PGBIN=/usr/lib/postgresql/15/bin
 PACKAGES=(postgresql redis-server redis-sentinel docker.io docker-compose debootstrap chromium
-          novnc websockify haproxy nginx pgbouncer iproute2 procps curl ca-certificates python3-venv)
+          novnc websockify haproxy nginx pgbouncer iproute2 procps curl ca-certificates python3-venv
+          slapd openssl nodejs)
 
 log() { echo "[services] $*" >&2; }
 

@@ -96,7 +96,7 @@ async def test_a_run_of_the_flows_is_in_the_trail_with_who_what_and_where(
     failed = next(e for e in trail if e["action"] == "auth.login_failed")
     assert failed["actor"] == "admin" and failed["request_id"] == "req-audit-1"
     assert failed["address"] == "127.0.0.1" and failed["org_id"] is not None
-    assert failed["detail"] == {"reason": "invalid_credentials"}
+    assert failed["detail"] == {"reason": "invalid_credentials", "method": "local"}
     viewed_event = next(e for e in trail if e["action"] == "session.viewed")
     assert viewed_event["actor"] == "admin" and viewed_event["target"] == session["id"]
     created = next(e for e in trail if e["action"] == "user.created")

@@ -8,6 +8,7 @@ import { CatalogPage } from './pages/CatalogPage';
 import { LoginPage } from './pages/LoginPage';
 import { MySessionsPage } from './pages/MySessionsPage';
 import { SessionPage } from './pages/SessionPage';
+import { SsoCallbackPage } from './pages/SsoCallbackPage';
 
 // The admin pages (and the charts library) load only when an admin opens them.
 const OverviewPage = lazy(() => import('./pages/admin/OverviewPage').then((m) => ({ default: m.OverviewPage })));
@@ -50,6 +51,7 @@ export function AppRoutes() {
   return (
     <Routes>
       <Route path="/login" element={<LoginPage />} />
+      <Route path="/auth/callback" element={<SsoCallbackPage />} />
       <Route element={<RequireAuth />}>
         <Route index element={<CatalogPage />} />
         <Route path="sessions" element={<MySessionsPage />} />

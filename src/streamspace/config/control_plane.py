@@ -364,6 +364,189 @@ class ControlPlaneSettings(BaseSettings):
         description="Memory (MiB) quotas count for a session whose template sets no memory "
         "limit: set it to the agents' SESSION_DEFAULT_MEMORY_MB.",
     )
+    # -- single sign-on (docs/identity.md); none of it set: password logins only, as before
+    public_url: str | None = Field(
+        None,
+        validation_alias=env("STREAMSPACE_PUBLIC_URL"),
+        description="The URL users open the product at (e.g. `https://streamspace.example.com`),"
+        " from which the OpenID Connect redirect URI (`<url>/api/v1/auth/oidc/callback`) and"
+        " the after-logout URI (`<url>/login`) are built; register both at the provider."
+        " Default: the scheme and host of the request (behind a proxy, list it in"
+        " TRUSTED_PROXIES so X-Forwarded-Proto is honoured).",
+    )
+    password_login: bool = Field(
+        True,
+        validation_alias=env("STREAMSPACE_PASSWORD_LOGIN"),
+        description="Show the username/password form on the login page (local and LDAP"
+        ' accounts). false: only the "Sign in with" button of OpenID Connect is shown; the'
+        " API still accepts passwords, for the CLI and for admins locked out of the provider.",
+    )
+    sso_default_org: str = Field(
+        "default",
+        validation_alias=env("STREAMSPACE_SSO_DEFAULT_ORG"),
+        description="Org that users first signing in through OpenID Connect or LDAP are created"
+        " in, when no org claim (OIDC_ORG_CLAIM) names one. It must exist.",
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        validation_alias=env("OIDC_ISSUER"),
+        description="Issuer URL of the OpenID Connect provider (its"
+        " `/.well-known/openid-configuration` is read from it). Set: the login page offers"
+        ' "Sign in with OIDC_DISPLAY_NAME". Unset: no OpenID Connect.',
+    )
+    oidc_client_id: str = Field(
+        "",
+        validation_alias=env("OIDC_CLIENT_ID"),
+        description="Client id StreamSpace is registered under at the provider.",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        None,
+        validation_alias=env("OIDC_CLIENT_SECRET"),
+        description="Client secret (sent with HTTP Basic to the token endpoint). Unset: a"
+        " public client, protected by PKCE alone.",
+    )
+    oidc_display_name: str = Field(
+        "SSO",
+        min_length=1,
+        validation_alias=env("OIDC_DISPLAY_NAME"),
+        description='Name on the login page\'s button: "Sign in with <name>".',
+    )
+    oidc_scopes: str = Field(
+        "openid profile email",
+        validation_alias=env("OIDC_SCOPES"),
+        description="Scopes requested (space-separated; `openid` is always added).",
+    )
+    oidc_username_claim: str = Field(
+        "preferred_username",
+        validation_alias=env("OIDC_USERNAME_CLAIM"),
+        description="Claim whose value (lowercased) becomes the username of a new user.",
+    )
+    oidc_email_claim: str = Field(
+        "email", validation_alias=env("OIDC_EMAIL_CLAIM"), description="Claim with the e-mail."
+    )
+    oidc_name_claim: str = Field(
+        "name",
+        validation_alias=env("OIDC_NAME_CLAIM"),
+        description="Claim with the display name.",
+    )
+    oidc_groups_claim: str = Field(
+        "groups",
+        validation_alias=env("OIDC_GROUPS_CLAIM"),
+        description="Claim listing the user's groups (a list, or a comma-separated string).",
+    )
+    oidc_admin_groups: str = Field(
+        "",
+        validation_alias=env("OIDC_ADMIN_GROUPS"),
+        description="Comma-separated groups whose members get the admin role of their org"
+        " (checked at every sign-in); everybody else is a user. Never a platform admin.",
+    )
+    oidc_org_claim: str = Field(
+        "",
+        validation_alias=env("OIDC_ORG_CLAIM"),
+        description="Claim naming the org a new user is created in (the org must exist)."
+        " Empty: STREAMSPACE_SSO_DEFAULT_ORG.",
+    )
+    oidc_clock_skew: Seconds = Field(
+        60.0,
+        ge=0,
+        validation_alias=env("OIDC_CLOCK_SKEW"),
+        description="Clock difference with the provider tolerated when checking an ID token's"
+        " times (exp, iat, nbf).",
+    )
+    oidc_jwks_min_refresh: Seconds = Field(
+        10.0,
+        ge=0,
+        validation_alias=env("OIDC_JWKS_MIN_REFRESH"),
+        description="An ID token signed with a key id not in the cached key set makes the"
+        " provider's JWKS be fetched again (a key rotation), at most once per this interval.",
+    )
+    oidc_timeout: Seconds = Field(
+        10.0,
+        gt=0,
+        validation_alias=env("OIDC_TIMEOUT"),
+        description="Timeout of each request to the provider (discovery, keys, token, userinfo).",
+    )
+    ldap_url: str | None = Field(
+        None,
+        validation_alias=env("LDAP_URL"),
+        description="Directory server, `ldaps://host:636` or `ldap://host:389` (then with"
+        " LDAP_START_TLS). Set: POST /api/v1/auth/login also checks passwords against it for"
+        " users who are not local. Unset: no LDAP.",
+    )
+    ldap_start_tls: bool = Field(
+        True,
+        validation_alias=env("LDAP_START_TLS"),
+        description="Upgrade an `ldap://` connection with StartTLS before binding. Only for a"
+        " directory on a trusted network should this be false (passwords then travel in clear).",
+    )
+    ldap_ca_file: Path | None = Field(
+        None,
+        validation_alias=env("LDAP_CA_FILE"),
+        description="PEM file of the CA(s) the directory's certificate is checked against."
+        " Default: the system's CAs.",
+    )
+    ldap_bind_dn: str = Field(
+        "",
+        validation_alias=env("LDAP_BIND_DN"),
+        description="DN StreamSpace binds as to search for users and groups. Empty: anonymous"
+        " search.",
+    )
+    ldap_bind_password: SecretStr | None = Field(
+        None,
+        validation_alias=env("LDAP_BIND_PASSWORD"),
+        description="Password of LDAP_BIND_DN.",
+    )
+    ldap_user_base: str = Field(
+        "",
+        validation_alias=env("LDAP_USER_BASE"),
+        description="Search base for users, e.g. `ou=people,dc=example,dc=com`.",
+    )
+    ldap_user_filter: str = Field(
+        "(uid={username})",
+        validation_alias=env("LDAP_USER_FILTER"),
+        description="Filter finding the user; `{username}` is replaced by the login's username,"
+        " escaped (RFC 4515). Narrow it to admit only some, e.g."
+        " `(&(uid={username})(memberOf=cn=streamspace,ou=groups,dc=example,dc=com))`.",
+    )
+    ldap_username_attribute: str = Field(
+        "uid",
+        validation_alias=env("LDAP_USERNAME_ATTRIBUTE"),
+        description="Attribute with the username (lowercased) of a new user.",
+    )
+    ldap_email_attribute: str = Field(
+        "mail",
+        validation_alias=env("LDAP_EMAIL_ATTRIBUTE"),
+        description="Attribute with the e-mail.",
+    )
+    ldap_name_attribute: str = Field(
+        "cn",
+        validation_alias=env("LDAP_NAME_ATTRIBUTE"),
+        description="Attribute with the display name.",
+    )
+    ldap_group_base: str = Field(
+        "",
+        validation_alias=env("LDAP_GROUP_BASE"),
+        description="Search base for groups. Empty: groups are not read (everybody is a user).",
+    )
+    ldap_group_filter: str = Field(
+        "(|(member={dn})(uniqueMember={dn}))",
+        validation_alias=env("LDAP_GROUP_FILTER"),
+        description="Filter finding the user's groups; `{dn}` is the user's DN and `{username}`"
+        " the username, both escaped.",
+    )
+    ldap_admin_groups: str = Field(
+        "",
+        validation_alias=env("LDAP_ADMIN_GROUPS"),
+        description="Semicolon-separated group DNs (DNs hold commas) or cn values whose members"
+        " get the admin role of their org, checked at every sign-in, e.g."
+        " `cn=streamspace-admins,ou=groups,dc=example,dc=com`.",
+    )
+    ldap_timeout: Seconds = Field(
+        10.0,
+        gt=0,
+        validation_alias=env("LDAP_TIMEOUT"),
+        description="Timeout of connecting to the directory and of each operation.",
+    )
     embedded: bool = Field(False, description="Set by `streamspace up`: single-process mode.")
     webhook_poll_interval: Seconds = Field(
         1.0,
@@ -454,6 +637,10 @@ class ControlPlaneSettings(BaseSettings):
     def _check(self) -> ControlPlaneSettings:
         if self.db_max_idle_conns > self.db_max_open_conns:
             raise ValueError("DB_MAX_IDLE_CONNS cannot exceed DB_MAX_OPEN_CONNS")
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("OIDC_ISSUER is set: OIDC_CLIENT_ID is required too")
+        if self.ldap_url and not self.ldap_url.startswith(("ldap://", "ldaps://")):
+            raise ValueError("LDAP_URL must start with ldaps:// or ldap://")
         if self.webhook_lease <= self.webhook_timeout:
             raise ValueError("WEBHOOK_LEASE must exceed WEBHOOK_TIMEOUT")
         if self.webhook_ca_bundle is not None and not self.webhook_ca_bundle.is_file():

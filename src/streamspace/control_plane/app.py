@@ -32,6 +32,7 @@ from streamspace.control_plane.api import (
     overview,
     quotas,
     sessions,
+    sso,
     stream,
     templates,
     tickets,
@@ -44,12 +45,14 @@ from streamspace.control_plane.api.errors import install_error_handlers
 from streamspace.control_plane.asgi.headers import SecurityHeadersMiddleware
 from streamspace.control_plane.asgi.middleware import RequestMiddleware
 from streamspace.control_plane.auth.api_tokens import ApiTokenStore
+from streamspace.control_plane.auth.ldap import LdapConfig, LdapDirectory
 from streamspace.control_plane.auth.login_store import (
     CachingLoginSessionStore,
     DatabaseLoginSessionStore,
     LoginSessionStore,
     RedisLoginSessionStore,
 )
+from streamspace.control_plane.auth.oidc import OidcRelyingParty
 from streamspace.control_plane.auth.throttle import (
     LoginThrottle,
     MemoryLoginThrottle,
@@ -227,7 +230,14 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         activity=ActivityTracker(db=db, interval=settings.activity_flush_interval),
         cache_redis=cache,
         api_tokens=ApiTokenStore(sessions=db, reads=read_db),
+        oidc=OidcRelyingParty.from_settings(settings),
+        ldap=_ldap_directory(settings),
     )
+
+
+def _ldap_directory(settings: ControlPlaneSettings) -> LdapDirectory | None:
+    config = LdapConfig.from_settings(settings)
+    return LdapDirectory(config) if config else None
 
 
 async def bootstrap_data(ctx: AppContext) -> None:
@@ -300,6 +310,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ctx.hub.stop()
         await ctx.hub_backend.close()
         await ctx.login_store.close()
+        if ctx.oidc is not None:
+            await ctx.oidc.close()
         if ctx.cache_redis is not None:
             await ctx.cache_redis.aclose()
         await ctx.engine.dispose()
@@ -331,6 +343,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         audit,
         quotas,
         webhooks,
+        sso,
     ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)

@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from streamspace.agent_hub.base import HubBackend
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.auth.api_tokens import ApiTokenStore
+from streamspace.control_plane.auth.ldap import LdapDirectory
 from streamspace.control_plane.auth.login_store import LoginSessionStore
+from streamspace.control_plane.auth.oidc import OidcRelyingParty
 from streamspace.control_plane.auth.passwords import PasswordVerifier, verify_password
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
@@ -44,6 +46,8 @@ class AppContext:
     activity: ActivityTracker
     api_tokens: ApiTokenStore
     cache_redis: aioredis.Redis | None = None
+    oidc: OidcRelyingParty | None = None  # OIDC_ISSUER set (docs/identity.md)
+    ldap: LdapDirectory | None = None  # LDAP_URL set
     verify_password: PasswordVerifier = verify_password  # tests wrap it to count verifications
 
     @property

@@ -2,9 +2,14 @@ import { useQueryClient } from '@tanstack/react-query';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
 import { api, clearToken, getToken, setToken, setUnauthorizedHandler, unwrap } from '../api/client';
 
+/** Where logging out sends the browser to end its identity provider's session too (OIDC). */
+const LOGOUT_URL_KEY = 'streamspace_logout_url';
+
 interface AuthValue {
   token: string | null;
   login: (username: string, password: string) => Promise<void>;
+  /** Complete a single sign-on: the callback left a one-time handoff in a cookie. */
+  redeemSso: () => Promise<void>;
   logout: () => Promise<void>;
   /** Drop the token (expired or refused) without calling the server. */
   expire: () => void;
@@ -44,16 +49,29 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     [qc],
   );
 
+  const redeemSso = useCallback(async () => {
+    const res = await unwrap(api.POST('/api/v1/auth/oidc/redeem'));
+    qc.clear();
+    if (res.logout_url) localStorage.setItem(LOGOUT_URL_KEY, res.logout_url);
+    else localStorage.removeItem(LOGOUT_URL_KEY);
+    setToken(res.access_token);
+    setTokenState(res.access_token);
+  }, [qc]);
+
   const logout = useCallback(async () => {
     try {
       await api.POST('/api/v1/auth/logout');
     } catch {
       /* the token is dropped locally either way */
     }
+    const providerLogout = localStorage.getItem(LOGOUT_URL_KEY);
+    localStorage.removeItem(LOGOUT_URL_KEY);
     expire();
+    // Signed in through the identity provider: end its session too (RP-initiated logout).
+    if (providerLogout) window.location.assign(providerLogout);
   }, [expire]);
 
-  const value = useMemo(() => ({ token, login, logout, expire }), [token, login, logout, expire]);
+  const value = useMemo(() => ({ token, login, redeemSso, logout, expire }), [token, login, redeemSso, logout, expire]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 

@@ -1,9 +1,21 @@
-import { Alert, Button, Center, Paper, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Button, Center, Divider, Paper, PasswordInput, Stack, Text, TextInput, Title } from '@mantine/core';
 import { IconAlertTriangle } from '@tabler/icons-react';
+import { useQuery } from '@tanstack/react-query';
 import { useEffect, useState, type FormEvent } from 'react';
-import { Navigate, useLocation, useNavigate } from 'react-router';
-import { ApiError, errorMessage } from '../api/client';
+import { Navigate, useLocation, useNavigate, useSearchParams } from 'react-router';
+import { api, ApiError, errorMessage, unwrap } from '../api/client';
 import { useAuth } from '../auth/AuthContext';
+
+/** Which sign-ins the server offers; while unknown (or unreadable), the password form alone. */
+function useProviders() {
+  const query = useQuery({
+    queryKey: ['auth-providers'],
+    queryFn: () => unwrap(api.GET('/api/v1/auth/providers')),
+    retry: false,
+    staleTime: Infinity,
+  });
+  return query.data ?? { password: true, oidc: null };
+}
 
 function returnPath(state: unknown): string {
   const from = (state as { from?: unknown } | null)?.from;
@@ -16,7 +28,10 @@ export function LoginPage() {
   const navigate = useNavigate();
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const [error, setError] = useState<string | null>(null);
+  const [params] = useSearchParams();
+  const providers = useProviders();
+  // A single sign-on that failed comes back here with the reason.
+  const [error, setError] = useState<string | null>(() => params.get('sso_error'));
   const [busy, setBusy] = useState(false);
   const [retryUntil, setRetryUntil] = useState<number | null>(null);
   const [now, setNow] = useState(() => Date.now());
@@ -87,26 +102,40 @@ export function LoginPage() {
                 {error}
               </Alert>
             ) : null}
-            <TextInput
-              label="Username"
-              autoComplete="username"
-              value={username}
-              onChange={(e) => setUsername(e.currentTarget.value)}
-              data-autofocus
-              // The page is nothing but this form: starting in its first field saves everyone a
-              // Tab, and the field's label is announced, so no context is skipped.
-              // eslint-disable-next-line jsx-a11y/no-autofocus
-              autoFocus
-            />
-            <PasswordInput
-              label="Password"
-              autoComplete="current-password"
-              value={password}
-              onChange={(e) => setPassword(e.currentTarget.value)}
-            />
-            <Button type="submit" loading={busy} disabled={waitSeconds > 0}>
-              Sign in
-            </Button>
+            {providers.oidc ? (
+              <Button
+                component="a"
+                variant={providers.password ? 'default' : 'filled'}
+                href={`${providers.oidc.login_url}?next=${encodeURIComponent(returnPath(location.state))}`}
+              >
+                Sign in with {providers.oidc.name}
+              </Button>
+            ) : null}
+            {providers.oidc && providers.password ? <Divider label="or" labelPosition="center" /> : null}
+            {providers.password ? (
+              <>
+                <TextInput
+                  label="Username"
+                  autoComplete="username"
+                  value={username}
+                  onChange={(e) => setUsername(e.currentTarget.value)}
+                  data-autofocus
+                  // The page is nothing but this form: starting in its first field saves everyone a
+                  // Tab, and the field's label is announced, so no context is skipped.
+                  // eslint-disable-next-line jsx-a11y/no-autofocus
+                  autoFocus
+                />
+                <PasswordInput
+                  label="Password"
+                  autoComplete="current-password"
+                  value={password}
+                  onChange={(e) => setPassword(e.currentTarget.value)}
+                />
+                <Button type="submit" loading={busy} disabled={waitSeconds > 0}>
+                  Sign in
+                </Button>
+              </>
+            ) : null}
           </Stack>
         </form>
       </Paper>

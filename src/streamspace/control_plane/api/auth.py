@@ -15,11 +15,12 @@ from streamspace.control_plane.api.schemas import (
     TokenResponse,
     UserRead,
 )
+from streamspace.control_plane.api.sso import directory_login
 from streamspace.control_plane.auth.throttle import address_key, user_key
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import UserRecord
 from streamspace.control_plane.services import audit, users
-from streamspace.errors import PermissionDenied, RateLimited, Unauthenticated
+from streamspace.errors import Conflict, PermissionDenied, RateLimited, Unauthenticated
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 log = logging.getLogger(__name__)
@@ -35,9 +36,7 @@ async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -
         log.info("login refused for %r from %s: retry in %d s", body.username, address, wait)
         raise RateLimited(f"too many login attempts; try again in {wait} s", retry_after=wait)
     try:
-        user = await users.authenticate(
-            ctx.db, username=body.username, password=body.password, verify=ctx.verify_password
-        )
+        user = await _authenticate(ctx, body=body)
     except BaseException:
         await ctx.throttle.settle(keys=keys, failed=False)  # the database failed, or the client
         raise
@@ -47,6 +46,19 @@ async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -
         raise Unauthenticated("invalid username or password", code="invalid_credentials")
     await ctx.throttle.reset(keys=keys[:1])
     return user
+
+
+async def _authenticate(ctx: AppContext, *, body: LoginRequest) -> UserRecord | None:
+    """A local user's password here; any other name's at the LDAP directory, if there is one
+    (a local user keeps their local password: the directory is never asked about them)."""
+    user = await users.authenticate(
+        ctx.db, username=body.username, password=body.password, verify=ctx.verify_password
+    )
+    if user is not None or ctx.ldap is None:
+        return user
+    if await users.auth_source(ctx.db, username=body.username) not in (None, "ldap"):
+        return None
+    return await directory_login(ctx, username=body.username, password=body.password)
 
 
 @router.post(
@@ -66,7 +78,7 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
             org_id=await users.org_of(ctx.db, username=body.username),
             actor=body.username,
             action="auth.login_failed",
-            detail={"reason": exc.code},
+            detail={"reason": exc.code, "method": await _method(ctx, body.username)},
         )
         raise
     ttl = ctx.settings.access_token_ttl
@@ -79,7 +91,7 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
         org_id=user.org_id,
         actor=user.username,
         action="auth.login",
-        detail={"address": address},
+        detail={"address": address, "method": user.auth_source},
     )
     return TokenResponse(access_token=token, expires_in=int(ttl))
 
@@ -112,6 +124,12 @@ async def change_password(
     a stolen token cannot guess it); every other login of yours ends, and the sockets opened
     under them close on every replica. This login stays."""
     address = _client_address(request)
+    source = await users.auth_source(ctx.db, username=principal.username)
+    if source != "local":
+        raise Conflict(
+            f"your password is managed by your identity provider ({source}), not here",
+            code="password_external",
+        )
     check = LoginRequest(username=principal.username, password=body.current_password)
     try:
         await _checked_login(ctx, body=check, address=address)
@@ -148,6 +166,13 @@ async def me(principal: User) -> UserRead:
         disabled=False,
         platform_admin=principal.is_platform_admin,
     )
+
+
+async def _method(ctx: AppContext, username: str) -> str:
+    """How `username` signs in, for a failed login's audit event: their own source, or for an
+    unknown name the directory when there is one (it was asked), else a local password."""
+    source = await users.auth_source(ctx.db, username=username)
+    return source or ("ldap" if ctx.ldap is not None else "local")
 
 
 def _client_address(request: Request) -> str:

@@ -37,12 +37,12 @@ class TokenCodec:
         self._cache_size = cache_size
 
     def issue(
-        self, *, subject: str, purpose: str, ttl: float, **extra: Any
+        self, *, subject: str, purpose: str, ttl: float, token_id: str | None = None, **extra: Any
     ) -> tuple[str, TokenClaims]:
         now = time.time()
         claims = TokenClaims(
             subject=subject,
-            token_id=secrets.token_hex(16),
+            token_id=token_id or secrets.token_hex(16),
             purpose=purpose,
             expires_at=now + ttl,
             extra=extra,

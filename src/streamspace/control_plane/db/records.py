@@ -88,6 +88,16 @@ class UserRecord(Base):
     quota_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    # where the user signs in (revision 0006): "local" (password_hash), "oidc" or "ldap", with
+    # their identity there (the provider's sub, the directory's DN) and what it says of them
+    auth_source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
+    external_subject: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
+    email: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
+    display_name: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
+
+    __table_args__ = (
+        Index("ix_users_external_identity", "auth_source", "external_subject", unique=True),
+    )
 
 
 class LoginSessionRecord(Base):

@@ -199,7 +199,8 @@ async def authenticate(
     async with sessions() as db:
         user = await db.scalar(select(UserRecord).where(UserRecord.username == username))
     ok = await verify(user.password_hash if user else None, password)
-    if user is None or not ok or user.disabled:
+    # only local users have a password here (services/identities.py)
+    if user is None or not ok or user.disabled or user.auth_source != "local":
         return None
     return user
 
@@ -209,6 +210,15 @@ async def org_of(sessions: async_sessionmaker[AsyncSession], *, username: str) -
     login where that user's org admins can see it)."""
     async with sessions() as db:
         return await db.scalar(select(UserRecord.org_id).where(UserRecord.username == username))
+
+
+async def auth_source(sessions: async_sessionmaker[AsyncSession], *, username: str) -> str | None:
+    """Where `username` signs in ("local", "oidc", "ldap"), or None for no such user."""
+    async with sessions() as db:
+        source: str | None = await db.scalar(
+            select(UserRecord.auth_source).where(UserRecord.username == username)
+        )
+    return source
 
 
 async def managed_user(
