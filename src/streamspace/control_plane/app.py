@@ -27,6 +27,7 @@ from streamspace.control_plane.api import (
     agents,
     auth,
     health,
+    mfa,
     orgs,
     overview,
     sessions,
@@ -51,6 +52,7 @@ from streamspace.control_plane.auth.throttle import (
     RedisLoginThrottle,
 )
 from streamspace.control_plane.auth.tokens import TokenCodec
+from streamspace.control_plane.auth.totp import SecretCipher
 from streamspace.control_plane.background.reaper import IdleReaper
 from streamspace.control_plane.background.sweeper import Sweeper
 from streamspace.control_plane.context import AppContext
@@ -214,7 +216,17 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         agent_service=agent_service,
         activity=ActivityTracker(db=db, interval=settings.activity_flush_interval),
         cache_redis=cache,
+        mfa_cipher=await _mfa_cipher(settings, db),
     )
+
+
+async def _mfa_cipher(
+    settings: ControlPlaneSettings, db: async_sessionmaker[AsyncSession]
+) -> SecretCipher:
+    """STREAMSPACE_MFA_KEY, or a key kept in the database (docs/identity.md says what each
+    protects against)."""
+    key = settings.mfa_key.get_secret_value() if settings.mfa_key else None
+    return SecretCipher(key=key or await cluster_secret(db, key="mfa_key"))
 
 
 async def bootstrap_data(ctx: AppContext) -> None:
@@ -308,6 +320,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         tickets,
         agents,
         overview,
+        mfa,
     ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)

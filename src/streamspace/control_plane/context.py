@@ -14,6 +14,7 @@ from streamspace.control_plane.auth.login_store import LoginSessionStore
 from streamspace.control_plane.auth.passwords import PasswordVerifier, verify_password
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
+from streamspace.control_plane.auth.totp import SecretCipher
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.streaming.activity import ActivityTracker
 
@@ -43,6 +44,7 @@ class AppContext:
     activity: ActivityTracker
     cache_redis: aioredis.Redis | None = None
     verify_password: PasswordVerifier = verify_password  # tests wrap it to count verifications
+    mfa_cipher: SecretCipher  # TOTP secrets at rest (auth/totp.py)
 
     @property
     def agent_liveness(self) -> float:
