@@ -20,3 +20,7 @@ export type TokenResponse = Schemas['TokenResponse'];
 // The API declares both as literals, so the generated schema carries every value.
 export type Role = User['role'];
 export type SessionState = Session['state'];
+export type MfaStatus = Schemas['MfaStatusRead'];
+export type MfaEnrolment = Schemas['MfaEnrolment'];
+export type MfaChallenge = Schemas['MfaChallenge'];
+export type MfaLoginResponse = Schemas['MfaLoginResponse'];

@@ -1,10 +1,16 @@
 import { useQueryClient } from '@tanstack/react-query';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import { api, clearToken, getToken, setToken, setUnauthorizedHandler, unwrap } from '../api/client';
+import { api, apiErrorFrom, clearToken, getToken, setToken, setUnauthorizedHandler } from '../api/client';
+import type { MfaChallenge } from '../api/types';
+
+/** Signed in, or the password was right and a second factor is needed (docs/identity.md). */
+export type LoginOutcome = { kind: 'done' } | ({ kind: 'mfa' } & MfaChallenge);
 
 interface AuthValue {
   token: string | null;
-  login: (username: string, password: string) => Promise<void>;
+  login: (username: string, password: string) => Promise<LoginOutcome>;
+  /** Keep a login token obtained another way (the second step of a login). */
+  adopt: (token: string) => void;
   logout: () => Promise<void>;
   /** Drop the token (expired or refused) without calling the server. */
   expire: () => void;
@@ -34,14 +40,24 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     return () => window.removeEventListener('storage', onStorage);
   }, []);
 
-  const login = useCallback(
-    async (username: string, password: string) => {
-      const res = await unwrap(api.POST('/api/v1/auth/login', { body: { username, password } }));
+  const adopt = useCallback(
+    (access: string) => {
       qc.clear();
-      setToken(res.access_token);
-      setTokenState(res.access_token);
+      setToken(access);
+      setTokenState(access);
     },
     [qc],
+  );
+
+  const login = useCallback(
+    async (username: string, password: string): Promise<LoginOutcome> => {
+      const { data, error, response } = await api.POST('/api/v1/auth/login', { body: { username, password } });
+      if (response.status === 401 && error && 'mfa' in error) return { kind: 'mfa', ...error.mfa };
+      if (!response.ok || !data) throw apiErrorFrom(response, error);
+      adopt(data.access_token);
+      return { kind: 'done' };
+    },
+    [adopt],
   );
 
   const logout = useCallback(async () => {
@@ -53,7 +69,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     expire();
   }, [expire]);
 
-  const value = useMemo(() => ({ token, login, logout, expire }), [token, login, logout, expire]);
+  const value = useMemo(() => ({ token, login, adopt, logout, expire }), [token, login, adopt, logout, expire]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 

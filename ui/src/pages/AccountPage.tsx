@@ -3,10 +3,11 @@ import { IconAlertTriangle, IconCheck } from '@tabler/icons-react';
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, errorMessage, unwrap } from '../api/client';
 import { useMe } from '../api/queries';
+import { MfaSettings } from './MfaSettings';
 
 const MIN_LENGTH = 8;
 
-/** Your account: change your own password (your other logins end; this one stays). */
+/** Your account: change your own password (your other logins end; this one stays); your second factor. */
 export function AccountPage() {
   const me = useMe();
   const [current, setCurrent] = useState('');
@@ -88,6 +89,7 @@ export function AccountPage() {
           </Stack>
         </form>
       </Paper>
+      <MfaSettings />
     </Stack>
   );
 }

@@ -3,7 +3,9 @@ import { IconAlertTriangle } from '@tabler/icons-react';
 import { useEffect, useState, type FormEvent } from 'react';
 import { Navigate, useLocation, useNavigate } from 'react-router';
 import { ApiError, errorMessage } from '../api/client';
+import type { MfaChallenge } from '../api/types';
 import { useAuth } from '../auth/AuthContext';
+import { MfaLoginStep } from './MfaLoginStep';
 
 function returnPath(state: unknown): string {
   const from = (state as { from?: unknown } | null)?.from;
@@ -11,7 +13,7 @@ function returnPath(state: unknown): string {
 }
 
 export function LoginPage() {
-  const { token, login } = useAuth();
+  const { token, login, adopt } = useAuth();
   const location = useLocation();
   const navigate = useNavigate();
   const [username, setUsername] = useState('');
@@ -20,6 +22,7 @@ export function LoginPage() {
   const [busy, setBusy] = useState(false);
   const [retryUntil, setRetryUntil] = useState<number | null>(null);
   const [now, setNow] = useState(() => Date.now());
+  const [mfa, setMfa] = useState<MfaChallenge | null>(null);
 
   const waitSeconds = retryUntil ? Math.max(0, Math.ceil((retryUntil - now) / 1000)) : 0;
 
@@ -48,7 +51,11 @@ export function LoginPage() {
     setError(null);
     setBusy(true);
     try {
-      await login(username.trim(), password);
+      const outcome = await login(username.trim(), password);
+      if (outcome.kind === 'mfa') {
+        setMfa(outcome);
+        return;
+      }
       void navigate(returnPath(location.state), { replace: true });
     } catch (err) {
       if (err instanceof ApiError && err.status === 429) {
@@ -68,47 +75,58 @@ export function LoginPage() {
   return (
     <Center mih="100vh" p="md">
       <Paper withBorder shadow="sm" p="xl" radius="md" w={380} maw="100%">
-        <form onSubmit={(e) => void onSubmit(e)} noValidate aria-labelledby="login-title">
-          <Stack>
-            <div>
-              <Title order={1} size="h2" id="login-title">
-                StreamSpace
-              </Title>
-              <Text c="dimmed" size="sm">
-                Sign in to launch your apps
-              </Text>
-            </div>
-            {waitSeconds > 0 ? (
-              <Alert color="orange" icon={<IconAlertTriangle size={18} />} role="alert">
-                Too many attempts, try again in {waitSeconds} s
-              </Alert>
-            ) : error ? (
-              <Alert color="red" icon={<IconAlertTriangle size={18} />} role="alert">
-                {error}
-              </Alert>
-            ) : null}
-            <TextInput
-              label="Username"
-              autoComplete="username"
-              value={username}
-              onChange={(e) => setUsername(e.currentTarget.value)}
-              data-autofocus
-              // The page is nothing but this form: starting in its first field saves everyone a
-              // Tab, and the field's label is announced, so no context is skipped.
-              // eslint-disable-next-line jsx-a11y/no-autofocus
-              autoFocus
-            />
-            <PasswordInput
-              label="Password"
-              autoComplete="current-password"
-              value={password}
-              onChange={(e) => setPassword(e.currentTarget.value)}
-            />
-            <Button type="submit" loading={busy} disabled={waitSeconds > 0}>
-              Sign in
-            </Button>
-          </Stack>
-        </form>
+        {mfa ? (
+          <MfaLoginStep
+            challenge={mfa}
+            onToken={adopt}
+            onRestart={() => {
+              setMfa(null);
+              setPassword('');
+            }}
+          />
+        ) : (
+          <form onSubmit={(e) => void onSubmit(e)} noValidate aria-labelledby="login-title">
+            <Stack>
+              <div>
+                <Title order={1} size="h2" id="login-title">
+                  StreamSpace
+                </Title>
+                <Text c="dimmed" size="sm">
+                  Sign in to launch your apps
+                </Text>
+              </div>
+              {waitSeconds > 0 ? (
+                <Alert color="orange" icon={<IconAlertTriangle size={18} />} role="alert">
+                  Too many attempts, try again in {waitSeconds} s
+                </Alert>
+              ) : error ? (
+                <Alert color="red" icon={<IconAlertTriangle size={18} />} role="alert">
+                  {error}
+                </Alert>
+              ) : null}
+              <TextInput
+                label="Username"
+                autoComplete="username"
+                value={username}
+                onChange={(e) => setUsername(e.currentTarget.value)}
+                data-autofocus
+                // The page is nothing but this form: starting in its first field saves everyone a
+                // Tab, and the field's label is announced, so no context is skipped.
+                // eslint-disable-next-line jsx-a11y/no-autofocus
+                autoFocus
+              />
+              <PasswordInput
+                label="Password"
+                autoComplete="current-password"
+                value={password}
+                onChange={(e) => setPassword(e.currentTarget.value)}
+              />
+              <Button type="submit" loading={busy} disabled={waitSeconds > 0}>
+                Sign in
+              </Button>
+            </Stack>
+          </form>
+        )}
       </Paper>
     </Center>
   );

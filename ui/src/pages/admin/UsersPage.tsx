@@ -5,6 +5,7 @@ import { IconPlus } from '@tabler/icons-react';
 import { useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useClearLockout, useCreateUser, useMe, useRemoveUser, useUpdateUser, useUsers } from '../../api/queries';
+import { OrgMfaSwitch, ResetMfaDialog } from './MfaAdmin';
 import type { Role, User } from '../../api/types';
 import { DataTable } from '../../components/DataTable';
 import { EmptyState, QueryContent } from '../../components/QueryState';
@@ -113,6 +114,7 @@ export function UsersPage() {
   const unlock = useClearLockout();
   const [creating, setCreating] = useState(false);
   const [removing, setRemoving] = useState<User | null>(null);
+  const [resetting, setResetting] = useState<User | null>(null);
 
   const clearLockout = (u: User) =>
     unlock.mutate(u.id, {
@@ -135,6 +137,7 @@ export function UsersPage() {
     <Stack>
       <Group justify="space-between">
         <Title order={2}>Users</Title>
+        <OrgMfaSwitch orgId={me.data?.org_id} />
         <Button leftSection={<IconPlus size={16} />} onClick={() => setCreating(true)}>
           New user
         </Button>
@@ -179,6 +182,11 @@ export function UsersPage() {
                       platform
                     </Badge>
                   )}
+                  {u.mfa_enabled && (
+                    <Badge color="blue" variant="light" ml="xs" title="Signs in with a code from an authenticator app">
+                      MFA
+                    </Badge>
+                  )}
                 </Table.Td>
                 <Table.Td>
                   <Button
@@ -202,6 +210,18 @@ export function UsersPage() {
                   >
                     Clear lockout
                   </Button>
+                  {u.mfa_enabled && (
+                    <Button
+                      size="xs"
+                      variant="default"
+                      ml="xs"
+                      onClick={() => setResetting(u)}
+                      aria-label={`Reset MFA of ${u.username}`}
+                      title="Remove their second factor (a lost phone); they can set up a new one"
+                    >
+                      Reset MFA
+                    </Button>
+                  )}
                   {!self && (
                     <Button
                       size="xs"
@@ -222,6 +242,9 @@ export function UsersPage() {
       </QueryContent>
       <Modal opened={creating} onClose={() => setCreating(false)} title="New user">
         {creating && <NewUserForm onDone={() => setCreating(false)} />}
+      </Modal>
+      <Modal opened={resetting !== null} onClose={() => setResetting(null)} title="Reset two-factor authentication">
+        {resetting && <ResetMfaDialog user={resetting} onDone={() => setResetting(null)} />}
       </Modal>
       <Modal opened={removing !== null} onClose={() => setRemoving(null)} title="Remove user">
         {removing && <RemoveUserDialog user={removing} onDone={() => setRemoving(null)} />}
