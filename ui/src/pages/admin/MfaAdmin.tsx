@@ -37,7 +37,7 @@ export function ResetMfaDialog({ user, onDone }: { user: User; onDone: () => voi
           Cancel
         </Button>
         <Button color="red" loading={reset.isPending} onClick={confirm}>
-          Reset MFA of {user.username}
+          Reset MFA
         </Button>
       </Group>
     </Stack>
