@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, Update, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from streamspace.control_plane.auth import totp
@@ -160,9 +160,9 @@ async def _confirm(
     now: float,
 ) -> list[str] | None:
     step = totp.matching_step(cipher.decrypt(factor.secret), code=code, now=now, after=0)
-    if step is None:
+    if step is None or not await _claim_step(db, user_id=user.id, step=step):
         return None
-    factor.confirmed_at, factor.last_step = _at(now), step
+    factor.confirmed_at = _at(now)
     codes = await _replace_codes(db, user_id=user.id)
     db.add(_audit(actor=user.username, user=user, action="mfa.enrolled", detail={}))
     return codes
@@ -203,8 +203,13 @@ async def second_step(
             recovery_code=recovery_code,
             now=now,
         )
-        if result is not None:
-            factor.last_login_at = _at(now)
+        if result is not None and not await _claim_login(
+            db, user_id=user.id, issued_at=issued_at, now=now
+        ):
+            raise Unauthenticated(  # a parallel second step of the same challenge won
+                "this sign-in was already completed or superseded: sign in again",
+                code="mfa_challenge_spent",
+            )
         return result
 
 
@@ -227,7 +232,7 @@ async def _step(
         codes = await _confirm(db, cipher=cipher, user=user, factor=factor, code=code, now=now)
         return None if codes is None else SecondStep(method="totp", recovery_codes=codes)
     if code is not None:
-        return SecondStep(method="totp") if _accept(cipher, factor, code, now) else None
+        return SecondStep(method="totp") if await _accept(db, cipher, factor, code, now) else None
     if recovery_code is not None and await _use_recovery(
         db, user=user, code=recovery_code, now=now
     ):
@@ -235,13 +240,44 @@ async def _step(
     return None
 
 
-def _accept(cipher: totp.SecretCipher, factor: MfaFactorRecord, code: str, now: float) -> bool:
+async def _accept(
+    db: AsyncSession, cipher: totp.SecretCipher, factor: MfaFactorRecord, code: str, now: float
+) -> bool:
     secret = cipher.decrypt(factor.secret)
     step = totp.matching_step(secret, code=code, now=now, after=factor.last_step)
-    if step is None:
-        return False
-    factor.last_step = step
-    return True
+    return step is not None and await _claim_step(db, user_id=factor.user_id, step=step)
+
+
+# Each claim below is one conditional UPDATE, so two requests using the same code, recovery
+# code or challenge at the same moment cannot both pass: on PostgreSQL the factor row is
+# locked as well, but SQLite (the driver begins its transaction at the first write) ignores
+# FOR UPDATE, and an UPDATE is the first point where it serialises writers.
+
+
+async def _claim_step(db: AsyncSession, *, user_id: str, step: int) -> bool:
+    """Record `step` as the factor's last accepted one, unless one as late already is."""
+    return await _changed(
+        db,
+        update(MfaFactorRecord)
+        .where(MfaFactorRecord.user_id == user_id, MfaFactorRecord.last_step < step)
+        .values(last_step=step),
+    )
+
+
+async def _claim_login(db: AsyncSession, *, user_id: str, issued_at: float, now: float) -> bool:
+    """Record a completed second step, unless one completed after the challenge was issued."""
+    last = MfaFactorRecord.last_login_at
+    return await _changed(
+        db,
+        update(MfaFactorRecord)
+        .where(MfaFactorRecord.user_id == user_id, or_(last.is_(None), last < _at(issued_at)))
+        .values(last_login_at=_at(now)),
+    )
+
+
+async def _changed(db: AsyncSession, statement: Update) -> bool:
+    result = await db.execute(statement.execution_options(synchronize_session=False))
+    return cast("CursorResult[Any]", result).rowcount == 1
 
 
 async def _use_recovery(db: AsyncSession, *, user: UserRecord, code: str, now: float) -> bool:
@@ -256,7 +292,14 @@ async def _use_recovery(db: AsyncSession, *, user: UserRecord, code: str, now: f
     match = next((row for row in unused if row.code_hash == digest), None)
     if match is None:
         return False
-    match.used_at = _at(now)
+    used = await _changed(
+        db,
+        update(MfaRecoveryCodeRecord)
+        .where(MfaRecoveryCodeRecord.id == match.id, MfaRecoveryCodeRecord.used_at.is_(None))
+        .values(used_at=_at(now)),
+    )
+    if not used:
+        return False
     detail = {"recovery_codes_left": len(unused) - 1}
     db.add(_audit(actor=user.username, user=user, action="mfa.recovery_used", detail=detail))
     return True
@@ -276,7 +319,7 @@ async def check_code(
         _, factor = await _locked_factor(db, user_id=user_id)
         if factor.confirmed_at is None:
             raise NotFound("you have no active second factor", code="mfa_not_enabled")
-        return _accept(cipher, factor, code, now)
+        return await _accept(db, cipher, factor, code, now)
 
 
 async def disable(sessions: async_sessionmaker[AsyncSession], *, user_id: str) -> None:
