@@ -15,11 +15,14 @@ import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from streamspace.cli import app as cli_app
 from streamspace.control_plane.db.records import AuditEventRecord, MfaFactorRecord
-from tests.support.app import context, login, make_user, running_app
+from tests.support.app import ADMIN_PASSWORD, context, login, make_user, running_app
 
 PASSWORD = "user-pass-123"
+ADMIN = {"username": "admin", "password": ADMIN_PASSWORD}
 STEP = 30
 
 
@@ -360,3 +363,29 @@ async def test_one_code_used_by_parallel_sign_ins_signs_in_once(
     )
     statuses = sorted(a.status_code for a in answers)
     assert statuses[0] == 200 and set(statuses[1:]) <= {401, 429}
+
+
+async def test_an_operator_resets_a_locked_out_admins_factor_from_the_cli(
+    database_url: str,
+) -> None:
+    async with running_app(database_url=database_url) as (app, client):
+        admin = await login(client)
+        await enrol(client, admin, step=await steady_step())
+        assert (await client.post("/api/v1/auth/login", json=ADMIN)).status_code == 401
+        env = {"DATABASE_URL": database_url}
+        done = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["users", "reset-mfa", "admin"], env=env
+        )
+        assert done.exit_code == 0 and "reset the second factor of admin" in done.output
+        assert (await client.post("/api/v1/auth/login", json=ADMIN)).status_code == 200
+        resets = [d for a, d in await audit_actions(app) if a == "mfa.reset"]
+        assert resets == [{"user": "admin"}]
+        async with context(app).db() as db:
+            event = await db.scalar(
+                select(AuditEventRecord).where(AuditEventRecord.action == "mfa.reset")
+            )
+        assert event is not None and event.actor == "cli"
+        again = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["users", "reset-mfa", "admin"], env=env
+        )
+        assert again.exit_code == 0 and "admin had no second factor" in again.output

@@ -357,12 +357,29 @@ async def reset(
     when there was one to remove."""
     async with sessions.begin() as db:
         user = await _resettable(db, actor=actor, user_id=user_id)
-        factor = await db.get(MfaFactorRecord, user_id, with_for_update=True)
-        if factor is not None:
-            await _remove(db, user_id=user_id)
-        if factor is not None and factor.confirmed_at is not None:
-            db.add(_audit(actor=actor.username, user=user, action="mfa.reset", detail={}))
+        await _reset(db, user=user, actor=actor.username)
     return user
+
+
+async def reset_by_operator(sessions: async_sessionmaker[AsyncSession], *, username: str) -> bool:
+    """`streamspace users reset-mfa`: the way back in for an admin who lost their phone and
+    their recovery codes when no other admin can reset them. True if there was a factor."""
+    async with sessions.begin() as db:
+        user = await db.scalar(select(UserRecord).where(UserRecord.username == username))
+        if user is None or user.removed_at is not None:
+            raise NotFound(f"no user {username!r}")
+        return await _reset(db, user=user, actor="cli")
+
+
+async def _reset(db: AsyncSession, *, user: UserRecord, actor: str) -> bool:
+    factor = await db.get(MfaFactorRecord, user.id, with_for_update=True)
+    if factor is None:
+        return False
+    await _remove(db, user_id=user.id)
+    if factor.confirmed_at is None:  # a pending enrolment: nothing was protected by it
+        return False
+    db.add(_audit(actor=actor, user=user, action="mfa.reset", detail={}))
+    return True
 
 
 async def _resettable(db: AsyncSession, *, actor: Principal, user_id: str) -> UserRecord:
