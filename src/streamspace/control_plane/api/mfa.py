@@ -33,7 +33,7 @@ from streamspace.control_plane.auth.throttle import address_key, user_key
 from streamspace.control_plane.auth.tokens import TokenClaims
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import UserRecord
-from streamspace.control_plane.services import audit, mfa, users
+from streamspace.control_plane.services import audit, mfa, mfa_policy, users
 from streamspace.errors import NotFound, PermissionDenied, RateLimited, Unauthenticated
 
 router = APIRouter(tags=["mfa"])
@@ -281,7 +281,7 @@ async def reset_factor(user_id: str, admin: Admin, ctx: Ctx) -> None:
 
 @router.get("/api/v1/orgs/{org_id}/mfa", response_model=OrgMfaRead)
 async def org_policy(org_id: str, admin: Admin, ctx: Ctx) -> OrgMfaRead:
-    required = await mfa.get_org_required(ctx.db, actor=admin, org_id=org_id)
+    required = await mfa_policy.get_org_required(ctx.db, actor=admin, org_id=org_id)
     return OrgMfaRead(org_id=org_id, required=required)
 
 
@@ -289,7 +289,7 @@ async def org_policy(org_id: str, admin: Admin, ctx: Ctx) -> OrgMfaRead:
 async def set_org_policy(org_id: str, body: OrgMfa, admin: Admin, ctx: Ctx) -> OrgMfaRead:
     """Require (or stop requiring) a second factor of the org's local users: its admin, or a
     platform admin for any org. Users without one enrol at their next login."""
-    required = await mfa.set_org_required(
+    required = await mfa_policy.set_org_required(
         ctx.db, actor=admin, org_id=org_id, required=body.required
     )
     return OrgMfaRead(org_id=org_id, required=required)

@@ -10,7 +10,7 @@ from streamspace.control_plane.api.deps import Admin, Ctx, end_logins
 from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserRemoved, UserUpdate
 from streamspace.control_plane.auth.throttle import user_key
 from streamspace.control_plane.db.records import UserRecord
-from streamspace.control_plane.services import audit, mfa, users
+from streamspace.control_plane.services import audit, mfa_policy, users
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -24,7 +24,7 @@ async def list_users(admin: Admin, ctx: Ctx) -> list[UserRead]:
             .order_by(UserRecord.username)
         )
         found = rows.all()
-    with_mfa = await mfa.enabled_among(ctx.db, user_ids=(u.id for u in found))
+    with_mfa = await mfa_policy.enabled_among(ctx.db, user_ids=(u.id for u in found))
     return [
         UserRead.model_validate(u).model_copy(update={"mfa_enabled": u.id in with_mfa})
         for u in found
