@@ -357,6 +357,23 @@ async def _set_password(settings: Any, db: Any, username: str, password: str) ->
             await client.aclose()
 
 
+@users_app.command("reset-mfa")
+def users_reset_mfa(username: str) -> None:
+    """Remove a user's second factor (TOTP app and recovery codes), audited as mfa.reset by
+    `cli`: for an admin locked out with no other admin to reset it from the Users page. Their
+    logins stay; they enrol again at their next sign-in if their org requires a factor."""
+    from streamspace.control_plane.services.mfa import reset_by_operator
+
+    settings = _settings()
+    try:
+        had = asyncio.run(_with_db(settings, lambda db: reset_by_operator(db, username=username)))
+    except StreamSpaceError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(
+        f"reset the second factor of {username}" if had else f"{username} had no second factor"
+    )
+
+
 @users_app.command("unlock")
 def users_unlock(username: str) -> None:
     """Clear a user's failed-login lockout on every replica (needs Redis: without it the

@@ -547,6 +547,32 @@ class ControlPlaneSettings(BaseSettings):
         validation_alias=env("LDAP_TIMEOUT"),
         description="Timeout of connecting to the directory and of each operation.",
     )
+    mfa_key: SecretStr | None = Field(
+        None,
+        min_length=32,
+        validation_alias=env("STREAMSPACE_MFA_KEY"),
+        description="Key encrypting users' TOTP secrets in the database (at least 32"
+        " characters, the same on every replica). Unset: a key generated once and kept in the"
+        " database, so a copy of the database alone gives the factors away; set it (from a"
+        " secret store) so that it does not. Changing it makes existing factors unreadable:"
+        " their users need an admin to reset them.",
+    )
+    mfa_issuer: str = Field(
+        "StreamSpace",
+        min_length=1,
+        max_length=64,
+        validation_alias=env("STREAMSPACE_MFA_ISSUER"),
+        description="Name authenticator apps show next to the username for this installation's"
+        " codes (the otpauth:// issuer).",
+    )
+    mfa_challenge_ttl: Seconds = Field(
+        300.0,
+        gt=0,
+        le=3600,
+        validation_alias=env("STREAMSPACE_MFA_CHALLENGE_TTL"),
+        description="How long a login's second step (a TOTP or recovery code, or enrolment"
+        " when the org requires a factor) may take after the password was accepted.",
+    )
     embedded: bool = Field(False, description="Set by `streamspace up`: single-process mode.")
     webhook_poll_interval: Seconds = Field(
         1.0,

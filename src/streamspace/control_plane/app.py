@@ -28,6 +28,7 @@ from streamspace.control_plane.api import (
     audit,
     auth,
     health,
+    mfa,
     orgs,
     overview,
     quotas,
@@ -59,6 +60,7 @@ from streamspace.control_plane.auth.throttle import (
     RedisLoginThrottle,
 )
 from streamspace.control_plane.auth.tokens import TokenCodec
+from streamspace.control_plane.auth.totp import SecretCipher
 from streamspace.control_plane.background.reaper import IdleReaper
 from streamspace.control_plane.background.sweeper import Sweeper
 from streamspace.control_plane.background.webhooks import WebhookSender
@@ -232,12 +234,22 @@ async def build_context(settings: ControlPlaneSettings, *, metrics: Metrics) -> 
         api_tokens=ApiTokenStore(sessions=db, reads=read_db),
         oidc=OidcRelyingParty.from_settings(settings),
         ldap=_ldap_directory(settings),
+        mfa_cipher=await _mfa_cipher(settings, db),
     )
 
 
 def _ldap_directory(settings: ControlPlaneSettings) -> LdapDirectory | None:
     config = LdapConfig.from_settings(settings)
     return LdapDirectory(config) if config else None
+
+
+async def _mfa_cipher(
+    settings: ControlPlaneSettings, db: async_sessionmaker[AsyncSession]
+) -> SecretCipher:
+    """STREAMSPACE_MFA_KEY, or a key kept in the database (docs/identity.md says what each
+    protects against)."""
+    key = settings.mfa_key.get_secret_value() if settings.mfa_key else None
+    return SecretCipher(key=key or await cluster_secret(db, key="mfa_key"))
 
 
 async def bootstrap_data(ctx: AppContext) -> None:
@@ -344,6 +356,7 @@ def create_app(settings: ControlPlaneSettings) -> FastAPI:
         quotas,
         webhooks,
         sso,
+        mfa,
     ):
         app.include_router(module.router)
     app.include_router(agent_gateway.router)

@@ -17,6 +17,7 @@ from streamspace.control_plane.auth.oidc import OidcRelyingParty
 from streamspace.control_plane.auth.passwords import PasswordVerifier, verify_password
 from streamspace.control_plane.auth.throttle import LoginThrottle
 from streamspace.control_plane.auth.tokens import TokenCodec
+from streamspace.control_plane.auth.totp import SecretCipher
 from streamspace.control_plane.metrics import Metrics
 from streamspace.control_plane.streaming.activity import ActivityTracker
 
@@ -49,6 +50,7 @@ class AppContext:
     oidc: OidcRelyingParty | None = None  # OIDC_ISSUER set (docs/identity.md)
     ldap: LdapDirectory | None = None  # LDAP_URL set
     verify_password: PasswordVerifier = verify_password  # tests wrap it to count verifications
+    mfa_cipher: SecretCipher  # TOTP secrets at rest (auth/totp.py)
 
     @property
     def agent_liveness(self) -> float:

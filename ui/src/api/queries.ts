@@ -314,3 +314,40 @@ export function useOrgApiTokens() {
     queryFn: (): Promise<ApiToken[]> => unwrap(api.GET('/api/v1/admin/tokens')),
   });
 }
+
+// --- second factor (TOTP) ------------------------------------------------------
+
+export const mfaKeys = {
+  mine: ['mfa'] as const,
+  org: (orgId: string) => ['org-mfa', orgId] as const,
+};
+
+export function useMyMfa() {
+  return useQuery({ queryKey: mfaKeys.mine, queryFn: () => unwrap(api.GET('/api/v1/auth/mfa')) });
+}
+
+/** An admin removes a user's factor (a lost phone); their logins stay. */
+export function useResetMfa() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (id: string): Promise<unknown> => unwrap(api.DELETE('/api/v1/users/{user_id}/mfa', { params: { path: { user_id: id } } })),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: keys.users }),
+  });
+}
+
+export function useOrgMfa(orgId: string | undefined) {
+  return useQuery({
+    queryKey: mfaKeys.org(orgId ?? ''),
+    queryFn: () => unwrap(api.GET('/api/v1/orgs/{org_id}/mfa', { params: { path: { org_id: orgId ?? '' } } })),
+    enabled: Boolean(orgId),
+  });
+}
+
+export function useSetOrgMfa() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: ({ orgId, required }: { orgId: string; required: boolean }) =>
+      unwrap(api.PUT('/api/v1/orgs/{org_id}/mfa', { params: { path: { org_id: orgId } }, body: { required } })),
+    onSuccess: (policy) => qc.setQueryData(mfaKeys.org(policy.org_id), policy),
+  });
+}

@@ -222,6 +222,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/login/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Login Second Step
+         * @description Finish a login that answered mfa_required (or mfa_enrolment_required, after the
+         *     enrolment below) with a current code or an unused recovery code.
+         */
+        post: operations["login_second_step_api_v1_auth_login_mfa_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/login/mfa/enrolment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Login Enrolment
+         * @description Start enrolling during a login that answered mfa_enrolment_required; confirm it by
+         *     sending the app's first code to POST /api/v1/auth/login/mfa with the same challenge.
+         */
+        post: operations["login_enrolment_api_v1_auth_login_mfa_enrolment_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -250,6 +292,104 @@ export interface paths {
         get: operations["me_api_v1_auth_me_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** My Factor */
+        get: operations["my_factor_api_v1_auth_mfa_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable
+         * @description Remove your own factor, proving it is you with a current code or your password.
+         */
+        post: operations["disable_api_v1_auth_mfa_disable_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/enrolment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Enrolment
+         * @description A new secret and its QR code; the factor is active once confirmed with a code.
+         */
+        post: operations["start_enrolment_api_v1_auth_mfa_enrolment_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/enrolment/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm Enrolment
+         * @description Activate the factor with a code from the app: returns the recovery codes, once. Not
+         *     counted against the login budget: whoever calls this was just shown the secret.
+         */
+        post: operations["confirm_enrolment_api_v1_auth_mfa_enrolment_confirm_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Regenerate
+         * @description New recovery codes (shown once) in place of the old ones, with a code or password.
+         */
+        post: operations["regenerate_api_v1_auth_mfa_recovery_codes_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -414,6 +554,28 @@ export interface paths {
         put?: never;
         /** Create Org */
         post: operations["create_org_api_v1_orgs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orgs/{org_id}/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Org Policy */
+        get: operations["org_policy_api_v1_orgs__org_id__mfa_get"];
+        /**
+         * Set Org Policy
+         * @description Require (or stop requiring) a second factor of the org's local users: its admin, or a
+         *     platform admin for any org. Users without one enrol at their next login.
+         */
+        put: operations["set_org_policy_api_v1_orgs__org_id__mfa_put"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -706,6 +868,28 @@ export interface paths {
          *     without it, on this replica). Their client address's budget is left alone.
          */
         delete: operations["clear_lockout_api_v1_users__user_id__lockout_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{user_id}/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Reset Factor
+         * @description Remove a user's factor (a lost phone): their org's admin, or a platform admin for any
+         *     user. Their logins stay; they enrol again when they next sign in if their org requires
+         *     it.
+         */
+        delete: operations["reset_factor_api_v1_users__user_id__mfa_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1199,6 +1383,135 @@ export interface components {
             /** Username */
             username: string;
         };
+        /** MfaChallenge */
+        MfaChallenge: {
+            /**
+             * Challenge
+             * @description send it to POST /api/v1/auth/login/mfa
+             */
+            challenge: string;
+            /**
+             * Enrol
+             * @description the org requires a factor and the user has none: enrol first
+             */
+            enrol: boolean;
+            /** Expires In */
+            expires_in: number;
+        };
+        /** MfaConfirm */
+        MfaConfirm: {
+            /** Code */
+            code: string;
+        };
+        /** MfaEnrolment */
+        MfaEnrolment: {
+            /** Otpauth Uri */
+            otpauth_uri: string;
+            /**
+             * Qr Svg
+             * @description the URI as a QR code: an SVG data: URI for an <img>
+             */
+            qr_svg: string;
+            /**
+             * Secret
+             * @description base32, for typing into an app by hand
+             */
+            secret: string;
+        };
+        /** MfaErrorDetail */
+        MfaErrorDetail: {
+            /**
+             * Code
+             * @description mfa_required or mfa_enrolment_required
+             */
+            code: string;
+            /** Message */
+            message: string;
+        };
+        /** MfaLogin */
+        MfaLogin: {
+            /** Challenge */
+            challenge: string;
+            /**
+             * Code
+             * @description a 6-digit code from the app
+             */
+            code?: string | null;
+            /**
+             * Recovery Code
+             * @description a one-time recovery code
+             */
+            recovery_code?: string | null;
+        };
+        /** MfaLoginEnrol */
+        MfaLoginEnrol: {
+            /** Challenge */
+            challenge: string;
+        };
+        /** MfaLoginResponse */
+        MfaLoginResponse: {
+            /** Access Token */
+            access_token: string;
+            /** Expires In */
+            expires_in: number;
+            /**
+             * Recovery Codes
+             * @description when this login completed an enrolment: shown once, keep them
+             */
+            recovery_codes?: string[] | null;
+            /**
+             * Token Type
+             * @default bearer
+             * @constant
+             */
+            token_type: "bearer";
+        };
+        /** MfaProof */
+        MfaProof: {
+            /**
+             * Code
+             * @description a 6-digit code from the app
+             */
+            code?: string | null;
+            /** Password */
+            password?: string | null;
+        };
+        /** MfaRecoveryCodes */
+        MfaRecoveryCodes: {
+            /**
+             * Recovery Codes
+             * @description shown once; each works once
+             */
+            recovery_codes: string[];
+        };
+        /**
+         * MfaRequired
+         * @description The password was right; a second step is needed (401, so that a client that knows
+         *     nothing of it reports a failed login rather than carry on without a token).
+         */
+        MfaRequired: {
+            error: components["schemas"]["MfaErrorDetail"];
+            mfa: components["schemas"]["MfaChallenge"];
+        };
+        /** MfaStatusRead */
+        MfaStatusRead: {
+            /**
+             * Available
+             * @description false for users an identity provider signs in: it does their MFA
+             */
+            available: boolean;
+            /** Confirmed At */
+            confirmed_at: string | null;
+            /** Enabled */
+            enabled: boolean;
+            /** Recovery Codes Left */
+            recovery_codes_left: number;
+            /**
+             * Required
+             * @description your org requires a second factor
+             */
+            required: boolean;
+        };
         /** OidcProvider */
         OidcProvider: {
             /** Login Url */
@@ -1230,6 +1543,12 @@ export interface components {
             created_at: string;
             /** Id */
             id: string;
+            /**
+             * Mfa Required
+             * @description its local users must have a second factor
+             * @default false
+             */
+            mfa_required: boolean;
             /** Name */
             name: string;
             /**
@@ -1238,6 +1557,18 @@ export interface components {
              * @default 0
              */
             users: number;
+        };
+        /** OrgMfa */
+        OrgMfa: {
+            /** Required */
+            required: boolean;
+        };
+        /** OrgMfaRead */
+        OrgMfaRead: {
+            /** Org Id */
+            org_id: string;
+            /** Required */
+            required: boolean;
         };
         /** OrgRead */
         OrgRead: {
@@ -1248,6 +1579,12 @@ export interface components {
             created_at: string;
             /** Id */
             id: string;
+            /**
+             * Mfa Required
+             * @description its local users must have a second factor
+             * @default false
+             */
+            mfa_required: boolean;
             /** Name */
             name: string;
             /**
@@ -1734,6 +2071,12 @@ export interface components {
             disabled: boolean;
             /** Id */
             id: string;
+            /**
+             * Mfa Enabled
+             * @description has an active TOTP second factor
+             * @default false
+             */
+            mfa_enabled: boolean;
             /** Org Id */
             org_id: string;
             /**
@@ -2324,6 +2667,15 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description Wrong username or password (invalid_credentials); or the password was right and a second step is needed (mfa_required, mfa_enrolment_required): send the challenge to POST /api/v1/auth/login/mfa */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaRequired"];
+                };
+            };
             /** @description Validation Error */
             422: {
                 headers: {
@@ -2339,6 +2691,86 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    login_second_step_api_v1_auth_login_mfa_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaLogin"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaLoginResponse"];
+                };
+            };
+            /** @description Wrong code, or the challenge is spent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too many wrong codes or passwords; Retry-After says when */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    login_enrolment_api_v1_auth_login_mfa_enrolment_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaLoginEnrol"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaEnrolment"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
             };
         };
     };
@@ -2377,6 +2809,157 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["UserRead"];
                 };
+            };
+        };
+    };
+    my_factor_api_v1_auth_mfa_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaStatusRead"];
+                };
+            };
+        };
+    };
+    disable_api_v1_auth_mfa_disable_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaProof"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too many wrong codes or passwords; Retry-After says when */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    start_enrolment_api_v1_auth_mfa_enrolment_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaEnrolment"];
+                };
+            };
+        };
+    };
+    confirm_enrolment_api_v1_auth_mfa_enrolment_confirm_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaConfirm"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaRecoveryCodes"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    regenerate_api_v1_auth_mfa_recovery_codes_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaProof"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaRecoveryCodes"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+            /** @description Too many wrong codes or passwords; Retry-After says when */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
@@ -2631,6 +3214,72 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OrgCreated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    org_policy_api_v1_orgs__org_id__mfa_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgMfaRead"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_org_policy_api_v1_orgs__org_id__mfa_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgMfa"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgMfaRead"];
                 };
             };
             /** @description Validation Error */
@@ -3345,6 +3994,35 @@ export interface operations {
         };
     };
     clear_lockout_api_v1_users__user_id__lockout_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_factor_api_v1_users__user_id__mfa_delete: {
         parameters: {
             query?: never;
             header?: never;

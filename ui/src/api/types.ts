@@ -26,3 +26,7 @@ export type SessionState = Session['state'];
 export type ApiToken = Schemas['ApiTokenRead'];
 export type ApiTokenCreate = Schemas['ApiTokenCreate'];
 export type ApiTokenCreated = Schemas['ApiTokenCreated'];
+export type MfaStatus = Schemas['MfaStatusRead'];
+export type MfaEnrolment = Schemas['MfaEnrolment'];
+export type MfaChallenge = Schemas['MfaChallenge'];
+export type MfaLoginResponse = Schemas['MfaLoginResponse'];

@@ -1,13 +1,19 @@
 import { useQueryClient } from '@tanstack/react-query';
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from 'react';
-import { api, clearToken, getToken, setToken, setUnauthorizedHandler, unwrap } from '../api/client';
+import { api, apiErrorFrom, clearToken, getToken, setToken, setUnauthorizedHandler, unwrap } from '../api/client';
+import type { MfaChallenge } from '../api/types';
+
+/** Signed in, or the password was right and a second factor is needed (docs/identity.md). */
+export type LoginOutcome = { kind: 'done' } | ({ kind: 'mfa' } & MfaChallenge);
 
 /** Where logging out sends the browser to end its identity provider's session too (OIDC). */
 const LOGOUT_URL_KEY = 'streamspace_logout_url';
 
 interface AuthValue {
   token: string | null;
-  login: (username: string, password: string) => Promise<void>;
+  login: (username: string, password: string) => Promise<LoginOutcome>;
+  /** Keep a login token obtained another way (the second step of a login). */
+  adopt: (token: string) => void;
   /** Complete a single sign-on: the callback left a one-time handoff in a cookie. */
   redeemSso: () => Promise<void>;
   logout: () => Promise<void>;
@@ -39,24 +45,32 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     return () => window.removeEventListener('storage', onStorage);
   }, []);
 
-  const login = useCallback(
-    async (username: string, password: string) => {
-      const res = await unwrap(api.POST('/api/v1/auth/login', { body: { username, password } }));
+  const adopt = useCallback(
+    (access: string) => {
       qc.clear();
-      setToken(res.access_token);
-      setTokenState(res.access_token);
+      setToken(access);
+      setTokenState(access);
     },
     [qc],
   );
 
   const redeemSso = useCallback(async () => {
     const res = await unwrap(api.POST('/api/v1/auth/oidc/redeem'));
-    qc.clear();
     if (res.logout_url) localStorage.setItem(LOGOUT_URL_KEY, res.logout_url);
     else localStorage.removeItem(LOGOUT_URL_KEY);
-    setToken(res.access_token);
-    setTokenState(res.access_token);
-  }, [qc]);
+    adopt(res.access_token);
+  }, [adopt]);
+
+  const login = useCallback(
+    async (username: string, password: string): Promise<LoginOutcome> => {
+      const { data, error, response } = await api.POST('/api/v1/auth/login', { body: { username, password } });
+      if (response.status === 401 && error && 'mfa' in error) return { kind: 'mfa', ...error.mfa };
+      if (!response.ok || !data) throw apiErrorFrom(response, error);
+      adopt(data.access_token);
+      return { kind: 'done' };
+    },
+    [adopt],
+  );
 
   const logout = useCallback(async () => {
     try {
@@ -71,7 +85,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     if (providerLogout) window.location.assign(providerLogout);
   }, [expire]);
 
-  const value = useMemo(() => ({ token, login, redeemSso, logout, expire }), [token, login, redeemSso, logout, expire]);
+  const value = useMemo(() => ({ token, login, adopt, redeemSso, logout, expire }), [token, login, adopt, redeemSso, logout, expire]);
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 

@@ -4,10 +4,11 @@ import { useState, type FormEvent } from 'react';
 import { api, ApiError, errorMessage, unwrap } from '../api/client';
 import { useMe } from '../api/queries';
 import { ApiTokensSection } from './ApiTokensSection';
+import { MfaSettings } from './MfaSettings';
 
 const MIN_LENGTH = 8;
 
-/** Your account: change your own password (your other logins end; this one stays); your API tokens. */
+/** Your account: change your own password (your other logins end; this one stays); your second factor; your API tokens. */
 export function AccountPage() {
   const me = useMe();
   const [current, setCurrent] = useState('');
@@ -89,6 +90,7 @@ export function AccountPage() {
           </Stack>
         </form>
       </Paper>
+      <MfaSettings />
       <ApiTokensSection />
     </Stack>
   );

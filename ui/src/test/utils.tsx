@@ -130,8 +130,24 @@ export class FakeWebSocket {
 
 // --- fixtures -------------------------------------------------------------------
 
-export const alice: User = { id: 'u-alice', username: 'alice', role: 'user', org_id: 'org', disabled: false, platform_admin: false };
-export const root: User = { id: 'u-root', username: 'root', role: 'admin', org_id: 'org', disabled: false, platform_admin: true };
+export const alice: User = {
+  id: 'u-alice',
+  username: 'alice',
+  role: 'user',
+  org_id: 'org',
+  disabled: false,
+  platform_admin: false,
+  mfa_enabled: false,
+};
+export const root: User = {
+  id: 'u-root',
+  username: 'root',
+  role: 'admin',
+  org_id: 'org',
+  disabled: false,
+  platform_admin: true,
+  mfa_enabled: false,
+};
 
 export function template(over: Partial<Template> = {}): Template {
   return {

@@ -7,8 +7,11 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from streamspace.control_plane.api.deps import Ctx, Login, User, end_logins
+from streamspace.control_plane.api.mfa import challenge_response, issue_login
+from streamspace.control_plane.api.mfa_schemas import MfaRequired
 from streamspace.control_plane.api.schemas import (
     LoginRequest,
     PasswordChange,
@@ -19,14 +22,16 @@ from streamspace.control_plane.api.sso import directory_login
 from streamspace.control_plane.auth.throttle import address_key, user_key
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import UserRecord
-from streamspace.control_plane.services import audit, users
+from streamspace.control_plane.services import audit, mfa, users
 from streamspace.errors import Conflict, PermissionDenied, RateLimited, Unauthenticated
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 log = logging.getLogger(__name__)
 
 
-async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -> UserRecord:
+async def _checked_login(
+    ctx: AppContext, *, body: LoginRequest, address: str, clear_failures: bool = True
+) -> UserRecord:
     """The user whose password this is, if both budgets have a slot for the attempt. A failure
     is counted against both; a success clears the username's failures (not the address's: one
     valid account must not buy unlimited guesses at the others)."""
@@ -44,7 +49,8 @@ async def _checked_login(ctx: AppContext, *, body: LoginRequest, address: str) -
     if user is None:
         log.info("login failed for %r from %s", body.username, address)
         raise Unauthenticated("invalid username or password", code="invalid_credentials")
-    await ctx.throttle.reset(keys=keys[:1])
+    if clear_failures:
+        await ctx.throttle.reset(keys=keys[:1])
     return user
 
 
@@ -64,14 +70,24 @@ async def _authenticate(ctx: AppContext, *, body: LoginRequest) -> UserRecord | 
 @router.post(
     "/login",
     response_model=TokenResponse,
-    responses={429: {"description": "Too many login attempts; Retry-After says when to try again"}},
+    responses={
+        401: {
+            "model": MfaRequired,
+            "description": "Wrong username or password (invalid_credentials); or the password"
+            " was right and a second step is needed (mfa_required, mfa_enrolment_required):"
+            " send the challenge to POST /api/v1/auth/login/mfa",
+        },
+        429: {"description": "Too many login attempts; Retry-After says when to try again"},
+    },
 )
-async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse:
+async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse | JSONResponse:
     address = _client_address(request)
     if "x-forwarded-for" in request.headers and not ctx.settings.trusted_proxies:
         _warn_untrusted_proxy(address)
+    # a right password alone does not clear the username's failures of a user with a
+    # second factor: only the second step does, so wrong codes add up across logins
     try:
-        user = await _checked_login(ctx, body=body, address=address)
+        user = await _checked_login(ctx, body=body, address=address, clear_failures=False)
     except Unauthenticated as exc:
         await audit.record(
             ctx.db,
@@ -81,19 +97,12 @@ async def login(body: LoginRequest, request: Request, ctx: Ctx) -> TokenResponse
             detail={"reason": exc.code, "method": await _method(ctx, body.username)},
         )
         raise
-    ttl = ctx.settings.access_token_ttl
-    token, claims = ctx.tokens.issue(subject=user.id, purpose="login", ttl=ttl)
-    await ctx.login_store.create(
-        token_id=claims.token_id, user_id=user.id, expires_at=claims.expires_at
-    )
-    await audit.record(
-        ctx.db,
-        org_id=user.org_id,
-        actor=user.username,
-        action="auth.login",
-        detail={"address": address, "method": user.auth_source},
-    )
-    return TokenResponse(access_token=token, expires_in=int(ttl))
+    step = await mfa.login_step(ctx.db, user=user)
+    if step != "none":
+        return challenge_response(ctx, user=user, enrol=step == "enrol")
+    await ctx.throttle.reset(keys=[user_key(body.username)])
+    token, ttl = await issue_login(ctx, user=user, address=address)
+    return TokenResponse(access_token=token, expires_in=ttl)
 
 
 @router.post("/logout", status_code=204, response_class=Response, response_model=None)

@@ -15,7 +15,13 @@ router = APIRouter(prefix="/api/v1/orgs", tags=["orgs"])
 @router.get("", response_model=list[OrgRead])
 async def list_orgs(admin: PlatformAdmin, ctx: Ctx) -> list[OrgRead]:
     return [
-        OrgRead(id=org.id, name=org.name, created_at=org.created_at, users=count)
+        OrgRead(
+            id=org.id,
+            name=org.name,
+            created_at=org.created_at,
+            users=count,
+            mfa_required=org.mfa_required,
+        )
         for org, count in await users.list_orgs(ctx.db)
     ]
 

@@ -75,6 +75,7 @@ class UserRead(BaseModel):
     platform_admin: bool = Field(
         False, description="an admin who also runs the platform: agents, replicas, orgs"
     )
+    mfa_enabled: bool = Field(False, description="has an active TOTP second factor")
 
 
 class UserCreate(StrictBody):
@@ -120,6 +121,7 @@ class OrgRead(BaseModel):
     name: str
     created_at: datetime
     users: int = Field(0, description="users in the org, removed ones not counted")
+    mfa_required: bool = Field(False, description="its local users must have a second factor")
 
 
 class OrgCreated(OrgRead):

@@ -10,7 +10,7 @@ from streamspace.control_plane.api.deps import Admin, Ctx, LoginOnly, end_logins
 from streamspace.control_plane.api.schemas import UserCreate, UserRead, UserRemoved, UserUpdate
 from streamspace.control_plane.auth.throttle import user_key
 from streamspace.control_plane.db.records import UserRecord
-from streamspace.control_plane.services import api_tokens, audit, users
+from streamspace.control_plane.services import api_tokens, audit, mfa_policy, users
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -23,7 +23,12 @@ async def list_users(admin: Admin, ctx: Ctx) -> list[UserRead]:
             .where(UserRecord.org_id == admin.org_id, UserRecord.removed_at.is_(None))
             .order_by(UserRecord.username)
         )
-        return [UserRead.model_validate(u) for u in rows.all()]
+        found = rows.all()
+    with_mfa = await mfa_policy.enabled_among(ctx.db, user_ids=(u.id for u in found))
+    return [
+        UserRead.model_validate(u).model_copy(update={"mfa_enabled": u.id in with_mfa})
+        for u in found
+    ]
 
 
 @router.post("", response_model=UserRead, status_code=201, dependencies=[LoginOnly])

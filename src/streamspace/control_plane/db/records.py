@@ -69,6 +69,8 @@ class OrgRecord(Base):
     quota_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    # every local user of the org must have a second factor to log in (revision 0007)
+    mfa_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class UserRecord(Base):
@@ -311,3 +313,27 @@ class WebhookDeliveryRecord(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # the delivery loop's one query: due rows, oldest first
     __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+
+class MfaFactorRecord(Base):
+    """A user's TOTP factor (revision 0007); pending until its first code is confirmed."""
+
+    __tablename__ = "mfa_factors"
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)  # encrypted (auth/totp.py SecretCipher)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+    # the last time step a code was accepted for: that code and older ones are refused
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # the last completed second step: login challenges issued before it are spent
+    last_login_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
+
+
+class MfaRecoveryCodeRecord(Base):
+    """A one-time recovery code, as its SHA-256 (revision 0007)."""
+
+    __tablename__ = "mfa_recovery_codes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)

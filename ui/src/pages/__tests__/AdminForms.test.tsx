@@ -82,7 +82,15 @@ describe('Admin templates', () => {
 
 describe('Admin users', () => {
   it("clears a user's login lockout", async () => {
-    const bob: User = { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false };
+    const bob: User = {
+      id: 'u-bob',
+      username: 'bob',
+      role: 'user',
+      org_id: 'org',
+      disabled: false,
+      platform_admin: false,
+      mfa_enabled: false,
+    };
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(root),
       'GET /api/v1/users': () => json([root, bob]),
@@ -97,7 +105,10 @@ describe('Admin users', () => {
   });
 
   it('removes a user after asking, and the row goes', async () => {
-    let users: User[] = [root, { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false }];
+    let users: User[] = [
+      root,
+      { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false, mfa_enabled: false },
+    ];
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(root),
       'GET /api/v1/users': () => json(users),
@@ -118,7 +129,10 @@ describe('Admin users', () => {
   });
 
   it('creates a user, disables one and changes a role', async () => {
-    let users: User[] = [root, { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false }];
+    let users: User[] = [
+      root,
+      { id: 'u-bob', username: 'bob', role: 'user', org_id: 'org', disabled: false, platform_admin: false, mfa_enabled: false },
+    ];
     const { calls } = mockApi({
       'GET /api/v1/auth/me': () => json(root),
       'GET /api/v1/users': () => json(users),
@@ -131,6 +145,7 @@ describe('Admin users', () => {
           org_id: 'org',
           disabled: false,
           platform_admin: false,
+          mfa_enabled: false,
         };
         users = [...users, u];
         return json(u, 201);

@@ -5,6 +5,7 @@ import { IconPlus } from '@tabler/icons-react';
 import { useState } from 'react';
 import { errorMessage } from '../../api/client';
 import { useClearLockout, useCreateUser, useMe, useRemoveUser, useUpdateUser, useUsers } from '../../api/queries';
+import { OrgMfaSwitch, ResetMfaDialog } from './MfaAdmin';
 import type { Role, User } from '../../api/types';
 import { DataTable } from '../../components/DataTable';
 import { EmptyState, QueryContent } from '../../components/QueryState';
@@ -115,6 +116,7 @@ export function UsersPage() {
   const [creating, setCreating] = useState(false);
   const [removing, setRemoving] = useState<User | null>(null);
   const [limiting, setLimiting] = useState<User | null>(null);
+  const [resetting, setResetting] = useState<User | null>(null);
 
   const clearLockout = (u: User) =>
     unlock.mutate(u.id, {
@@ -137,6 +139,7 @@ export function UsersPage() {
     <Stack>
       <Group justify="space-between">
         <Title order={2}>Users</Title>
+        <OrgMfaSwitch orgId={me.data?.org_id} />
         <Button leftSection={<IconPlus size={16} />} onClick={() => setCreating(true)}>
           New user
         </Button>
@@ -181,6 +184,11 @@ export function UsersPage() {
                       platform
                     </Badge>
                   )}
+                  {u.mfa_enabled && (
+                    <Badge color="blue" variant="light" ml="xs" title="Signs in with a code from an authenticator app">
+                      MFA
+                    </Badge>
+                  )}
                 </Table.Td>
                 <Table.Td>
                   <Button
@@ -207,6 +215,18 @@ export function UsersPage() {
                   <Button size="xs" variant="default" ml="xs" onClick={() => setLimiting(u)} aria-label={`Quota of ${u.username}`}>
                     Quota
                   </Button>
+                  {u.mfa_enabled && (
+                    <Button
+                      size="xs"
+                      variant="default"
+                      ml="xs"
+                      onClick={() => setResetting(u)}
+                      aria-label={`Reset MFA of ${u.username}`}
+                      title="Remove their second factor (a lost phone); they can set up a new one"
+                    >
+                      Reset MFA
+                    </Button>
+                  )}
                   {!self && (
                     <Button
                       size="xs"
@@ -230,6 +250,9 @@ export function UsersPage() {
       </Modal>
       <Modal opened={limiting !== null} onClose={() => setLimiting(null)} title={`Quota of ${limiting?.username ?? ''}`}>
         {limiting && <UserQuotaForm user={limiting} onDone={() => setLimiting(null)} />}
+      </Modal>
+      <Modal opened={resetting !== null} onClose={() => setResetting(null)} title="Reset two-factor authentication">
+        {resetting && <ResetMfaDialog user={resetting} onDone={() => setResetting(null)} />}
       </Modal>
       <Modal opened={removing !== null} onClose={() => setRemoving(null)} title="Remove user">
         {removing && <RemoveUserDialog user={removing} onDone={() => setRemoving(null)} />}
