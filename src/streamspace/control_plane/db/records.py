@@ -65,11 +65,11 @@ class OrgRecord(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # quotas of the whole org (revision 0009); None = QUOTA_DEFAULT_ORG_* (unset: no limit)
+    # quotas of the whole org (revision 0007); None = QUOTA_DEFAULT_ORG_* (unset: no limit)
     quota_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
-    # every local user of the org must have a second factor to log in (revision 0007)
+    # every local user of the org must have a second factor to log in (revision 0010)
     mfa_required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
@@ -86,11 +86,11 @@ class UserRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # set when an admin removed the user: the row stays for history, the name stays taken
     removed_at: Mapped[datetime | None] = mapped_column(nullable=True, default=None)
-    # the user's own quotas (revision 0009); None = QUOTA_DEFAULT_USER_* (unset: no limit)
+    # the user's own quotas (revision 0007); None = QUOTA_DEFAULT_USER_* (unset: no limit)
     quota_sessions: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     quota_memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
-    # where the user signs in (revision 0006): "local" (password_hash), "oidc" or "ldap", with
+    # where the user signs in (revision 0009): "local" (password_hash), "oidc" or "ldap", with
     # their identity there (the provider's sub, the directory's DN) and what it says of them
     auth_source: Mapped[str] = mapped_column(String(16), default="local", server_default="local")
     external_subject: Mapped[str | None] = mapped_column(String(255), nullable=True, default=None)
@@ -158,7 +158,7 @@ class SessionRecord(Base):
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_activity_at: Mapped[datetime] = mapped_column(default=utcnow)
     terminated_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    # what quotas count this session for, fixed at its creation (revision 0009); None on
+    # what quotas count this session for, fixed at its creation (revision 0007); None on
     # sessions created before: QUOTA_SESSION_DEFAULT_CPU / _MEMORY_MB; 0 = no limit asked
     cpu_millicores: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     memory_mb: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
@@ -253,7 +253,7 @@ class SystemSettingRecord(Base):
 
 
 class ApiTokenRecord(Base):
-    """Personal API tokens (revision 0008): `sst_<id>_<secret>`, of which only a SHA-256 of
+    """Personal API tokens (revision 0006): `sst_<id>_<secret>`, of which only a SHA-256 of
     the whole string is kept (auth/api_tokens.py says why not a password hash)."""
 
     __tablename__ = "api_tokens"
@@ -275,7 +275,7 @@ class ApiTokenRecord(Base):
 
 
 class WebhookRecord(Base):
-    """An HTTPS endpoint an org registered for event types (revision 0010). The secret signs
+    """An HTTPS endpoint an org registered for event types (revision 0008). The secret signs
     every delivery, so it is kept as written (shown to the admin once, at creation)."""
 
     __tablename__ = "webhooks"
@@ -291,7 +291,7 @@ class WebhookRecord(Base):
 
 
 class WebhookDeliveryRecord(Base):
-    """One event for one webhook: pending -> delivered | failed (revision 0010). Its id is the
+    """One event for one webhook: pending -> delivered | failed (revision 0008). Its id is the
     event id the receiver dedupes on; a replica sending it holds a lease on the row."""
 
     __tablename__ = "webhook_deliveries"
@@ -316,7 +316,7 @@ class WebhookDeliveryRecord(Base):
 
 
 class MfaFactorRecord(Base):
-    """A user's TOTP factor (revision 0007); pending until its first code is confirmed."""
+    """A user's TOTP factor (revision 0010); pending until its first code is confirmed."""
 
     __tablename__ = "mfa_factors"
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
@@ -330,7 +330,7 @@ class MfaFactorRecord(Base):
 
 
 class MfaRecoveryCodeRecord(Base):
-    """A one-time recovery code, as its SHA-256 (revision 0007)."""
+    """A one-time recovery code, as its SHA-256 (revision 0010)."""
 
     __tablename__ = "mfa_recovery_codes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -1,15 +1,15 @@
 """webhooks and webhook_deliveries: org endpoints for events, and the durable outbox of
 deliveries a background loop sends at least once
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0008
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

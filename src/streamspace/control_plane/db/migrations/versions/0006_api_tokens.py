@@ -1,13 +1,13 @@
 """api_tokens: personal API tokens (named, scoped, expiring, revocable, stored hashed)
 
-Revision ID: 0008
+Revision ID: 0006
 Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

@@ -1,14 +1,14 @@
 """users.auth_source, external_subject, email, display_name: users from OpenID Connect and LDAP
 
-Revision ID: 0006
-Revises: 0010
+Revision ID: 0009
+Revises: 0008
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0010"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
