@@ -113,7 +113,8 @@ async def test_a_token_cannot_manage_tokens_passwords_users_or_orgs(database_url
     async with running_app(database_url=database_url) as (_, client):
         admin = await login(client)
         full = bearer((await create(client, admin))["token"])
-        user_id = (await client.get("/api/v1/auth/me", headers=admin)).json()["id"]
+        me = (await client.get("/api/v1/auth/me", headers=admin)).json()
+        user_id, org_id = me["id"], me["org_id"]
         for method, path, body in [
             ("GET", "/api/v1/tokens", None),
             ("POST", "/api/v1/tokens", {"name": "more", "scope": "full"}),
@@ -123,6 +124,15 @@ async def test_a_token_cannot_manage_tokens_passwords_users_or_orgs(database_url
             ("POST", "/api/v1/users", {"username": "mallory", "password": "mallory-pass"}),
             ("PATCH", f"/api/v1/users/{user_id}", {"role": "user"}),
             ("POST", "/api/v1/orgs", {"name": "evil", "admin": {"username": "e", "password": "p"}}),
+            # webhooks hand out signing secrets and point events elsewhere
+            ("POST", "/api/v1/webhooks", {"url": "https://hooks.example.com/x", "event_types": []}),
+            ("PATCH", "/api/v1/webhooks/any", {"enabled": False}),
+            ("DELETE", "/api/v1/webhooks/any", None),
+            # second factors
+            ("POST", "/api/v1/auth/mfa/enrolment", None),
+            ("POST", "/api/v1/auth/mfa/disable", {"password": "x"}),
+            ("DELETE", f"/api/v1/users/{user_id}/mfa", None),
+            ("PUT", f"/api/v1/orgs/{org_id}/mfa", {"required": True}),
         ]:
             r = await client.request(method, path, headers=full, json=body)
             assert refused(r, 403, "login_required")

@@ -311,6 +311,9 @@ async def test_an_admin_resets_a_lost_factor(app_client: tuple[FastAPI, httpx.As
         for u in (await client.get("/api/v1/users", headers=admin)).json()
     }
     assert listed["gina"] is False
+    own_id = (await client.get("/api/v1/auth/me", headers=admin)).json()["id"]
+    own = await client.delete(f"/api/v1/users/{own_id}/mfa", headers=admin)
+    assert own.status_code == 403 and own.json()["error"]["code"] == "own_factor"
 
 
 async def test_another_orgs_admin_can_neither_reset_nor_require(

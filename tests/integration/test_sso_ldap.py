@@ -111,3 +111,29 @@ async def test_a_directory_with_an_untrusted_certificate_is_refused(
         refused = await attempt(client, "alice", "alice-pass-123")
         assert refused.status_code == 503, refused.text
         assert "LDAP" in refused.json()["error"]["message"]
+
+
+async def test_a_disabled_directory_user_is_refused_like_a_wrong_password(
+    database_url: str, slapd: Slapd
+) -> None:
+    """Their directory password is right, yet the answer is the wrong-password one (not
+    "disabled", which would tell a guesser the password is right), and it is audited."""
+    async with running_app(database_url=database_url, **slapd.settings(mode="ldaps")) as (
+        app,
+        client,
+    ):
+        bob = await me(client, await attempt(client, "bob", "bob-pass-123"))
+        admin = await login(client, "admin", ADMIN_PASSWORD)
+        r = await client.patch(f"/api/v1/users/{bob['id']}", headers=admin, json={"disabled": True})
+        assert r.status_code == 200, r.text
+        refused = await attempt(client, "bob", "bob-pass-123")
+        wrong = await attempt(client, "bob", "not-bobs")
+        assert refused.status_code == wrong.status_code == 401
+        assert refused.json() == wrong.json()
+        async with context(app).db() as db:
+            failed = list(
+                await db.scalars(
+                    select(AuditEventRecord).where(AuditEventRecord.action == "auth.login_failed")
+                )
+            )
+        assert [(e.actor, e.detail["method"]) for e in failed] == [("bob", "ldap")] * 2

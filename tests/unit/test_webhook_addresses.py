@@ -23,13 +23,17 @@ from streamspace.control_plane.background.webhooks import DeniedAddress, denied,
         "fe80::1",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (the cloud metadata address)
+        "2002:a9fe:a9fe::1",  # 6to4 of the same
     ],
 )
 def test_private_and_reserved_addresses_are_denied(address: str) -> None:
     assert denied(address)
 
 
-@pytest.mark.parametrize("address", ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["1.1.1.1", "8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert not denied(address)
 

@@ -257,12 +257,12 @@ class ControlPlaneSettings(BaseSettings):
         description="A session stuck in pending/starting longer than this is failed.",
     )
     audit_retention_days: int = Field(
-        365,
+        0,
         ge=0,
         validation_alias=env("AUDIT_RETENTION_DAYS"),
         description="Audit events older than this many days are deleted (checked hourly by "
-        "the sweeper); 0 keeps them forever. Export them first (GET /api/v1/audit/export) "
-        "if you must keep them longer elsewhere.",
+        "the sweeper); 0 (the default, so an upgrade deletes nothing) keeps them forever. "
+        "Export them first (GET /api/v1/audit/export) if you must keep them longer elsewhere.",
     )
     sweep_interval: Seconds = Field(
         5.0,

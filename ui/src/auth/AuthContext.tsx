@@ -48,6 +48,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const adopt = useCallback(
     (access: string) => {
       qc.clear();
+      localStorage.removeItem(LOGOUT_URL_KEY); // a single sign-on sets its own after this
       setToken(access);
       setTokenState(access);
     },
@@ -56,9 +57,8 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   const redeemSso = useCallback(async () => {
     const res = await unwrap(api.POST('/api/v1/auth/oidc/redeem'));
-    if (res.logout_url) localStorage.setItem(LOGOUT_URL_KEY, res.logout_url);
-    else localStorage.removeItem(LOGOUT_URL_KEY);
     adopt(res.access_token);
+    if (res.logout_url) localStorage.setItem(LOGOUT_URL_KEY, res.logout_url);
   }, [adopt]);
 
   const login = useCallback(

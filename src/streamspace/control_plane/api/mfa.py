@@ -279,7 +279,13 @@ async def _prove(ctx: AppContext, *, body: MfaProof, user_id: str, request: Requ
 async def reset_factor(user_id: str, admin: Admin, ctx: Ctx) -> None:
     """Remove a user's factor (a lost phone): their org's admin, or a platform admin for any
     user. Their logins stay; they enrol again when they next sign in if their org requires
-    it."""
+    it. Not an admin's own: turning that off asks for a code or the password (below)."""
+    if user_id == admin.user_id:
+        raise PermissionDenied(
+            "turn your own second factor off from your account (it asks for a code or your "
+            "password), not by resetting it",
+            code="own_factor",
+        )
     await mfa.reset(ctx.db, actor=admin, user_id=user_id)
 
 

@@ -26,7 +26,14 @@ from streamspace.control_plane.auth.oidc import OidcRelyingParty
 from streamspace.control_plane.context import AppContext
 from streamspace.control_plane.db.records import UserRecord
 from streamspace.control_plane.services import audit, identities
-from streamspace.errors import NotFound, StreamSpaceError, Unauthenticated, Unavailable
+from streamspace.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    StreamSpaceError,
+    Unauthenticated,
+    Unavailable,
+)
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 log = logging.getLogger(__name__)
@@ -297,7 +304,11 @@ async def oidc_redeem(
 
 async def directory_login(ctx: AppContext, *, username: str, password: str) -> UserRecord | None:
     """POST /auth/login for a name that is not a local user's: the LDAP directory checks the
-    password (None when there is no directory, no such user or a wrong password)."""
+    password (None when there is no directory, no such user or a wrong password, and when the
+    password is right but the account may not sign in: disabled, removed, its name taken by
+    a local user. The caller answers all of them alike and counts each as a failed attempt,
+    so a right directory password of a disabled account is not told apart; the reason is
+    logged for the admins)."""
     if ctx.ldap is None:
         return None
     found = await ctx.ldap.authenticate(username=username, password=password)
@@ -311,4 +322,8 @@ async def directory_login(ctx: AppContext, *, username: str, password: str) -> U
         display_name=found.display_name,
         is_admin=found.is_admin,
     )
-    return await _signed_in(ctx, identity)
+    try:
+        return await _signed_in(ctx, identity)
+    except (Unauthenticated, Conflict, PermissionDenied) as exc:
+        log.warning("LDAP sign-in of %r refused: %s (%s)", username, exc.message, exc.code)
+        return None

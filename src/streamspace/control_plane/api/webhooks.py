@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from streamspace.control_plane.api.deps import Admin, Ctx
+from streamspace.control_plane.api.deps import Admin, Ctx, LoginOnly
 from streamspace.control_plane.api.schemas import (
     WebhookCreate,
     WebhookCreated,
@@ -32,7 +32,7 @@ async def list_webhooks(admin: Admin, ctx: Ctx) -> list[WebhookRead]:
     return [WebhookRead.model_validate(h) for h in hooks]
 
 
-@router.post("", response_model=WebhookCreated, status_code=201)
+@router.post("", response_model=WebhookCreated, status_code=201, dependencies=[LoginOnly])
 async def create_webhook(body: WebhookCreate, admin: Admin, ctx: Ctx) -> WebhookCreated:
     """Register an endpoint. The answer carries the signing secret: it is not shown again."""
     hook = await webhook_admin.create(
@@ -53,7 +53,7 @@ async def get_webhook(webhook_id: str, admin: Admin, ctx: Ctx) -> WebhookRead:
         return WebhookRead.model_validate(hook)
 
 
-@router.patch("/{webhook_id}", response_model=WebhookRead)
+@router.patch("/{webhook_id}", response_model=WebhookRead, dependencies=[LoginOnly])
 async def update_webhook(
     webhook_id: str, body: WebhookUpdate, admin: Admin, ctx: Ctx
 ) -> WebhookRead:
@@ -70,7 +70,13 @@ async def update_webhook(
     return WebhookRead.model_validate(hook)
 
 
-@router.delete("/{webhook_id}", status_code=204, response_class=Response, response_model=None)
+@router.delete(
+    "/{webhook_id}",
+    status_code=204,
+    response_class=Response,
+    response_model=None,
+    dependencies=[LoginOnly],
+)
 async def delete_webhook(webhook_id: str, admin: Admin, ctx: Ctx) -> None:
     await webhook_admin.delete(ctx.db, actor=admin, webhook_id=webhook_id)
 

@@ -52,7 +52,7 @@ export function OrgMfaSwitch({ orgId }: { orgId: string | undefined }) {
   return (
     <Switch
       label="Require two-factor authentication"
-      description="Users without it set it up at their next sign-in"
+      description="Users who sign in with a password here set it up at their next sign-in (LDAP and single sign-on users are not covered)"
       checked={policy.data.required}
       disabled={set.isPending}
       onChange={(e) =>
