@@ -9,15 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from streamspace.control_plane.db.records import (
     ApiTokenRecord,
-    AuditEventRecord,
     UserRecord,
     utcnow,
 )
-from tests.support.app import context, login, make_user, running_app
+from tests.support.app import audit_events, context, login, make_user, running_app
 
 TEMPLATE = {"name": "scripted", "display_name": "Scripted", "image": "example/desktop:1"}
 
@@ -50,16 +49,6 @@ def refused(r: httpx.Response, status: int, code: str) -> bool:
     return True
 
 
-async def audit(app: Any, action: str) -> list[AuditEventRecord]:
-    async with context(app).db() as db:
-        rows = await db.scalars(
-            select(AuditEventRecord)
-            .where(AuditEventRecord.action == action)
-            .order_by(AuditEventRecord.id)
-        )
-        return list(rows.all())
-
-
 async def test_a_token_is_shown_once_stored_hashed_and_works_as_a_bearer_token(
     database_url: str,
 ) -> None:
@@ -86,7 +75,7 @@ async def test_a_token_is_shown_once_stored_hashed_and_works_as_a_bearer_token(
         assert row.secret_hash == hashlib.sha256(token.encode()).hexdigest()
         assert not any(secret in str(v) for v in vars(row).values())
 
-        events = await audit(app, "token.created")
+        events = await audit_events(app, "token.created")
         assert [(e.actor, e.target, e.detail["token"]) for e in events] == [
             ("admin", created["id"], "deploy bot")
         ]
@@ -186,7 +175,7 @@ async def test_revoked_and_expired_tokens_are_refused(database_url: str) -> None
             "/api/v1/tokens", headers=admin, json={"name": "x", "expires_in_days": 0}
         )
         assert bad.status_code == 422 and "error" in bad.json()
-        events = await audit(app, "token.revoked")
+        events = await audit_events(app, "token.revoked")
         assert [(e.actor, e.target, e.detail["owner"]) for e in events] == [
             ("admin", revoked["id"], "admin")
         ]
@@ -214,7 +203,9 @@ async def test_a_disabled_or_removed_users_tokens_stop_working(database_url: str
 
         assert (await client.delete(f"/api/v1/users/{bob_id}", headers=admin)).status_code == 200
         assert refused(await client.get("/api/v1/auth/me", headers=bob_token), 401, "token_revoked")
-        reasons = {e.detail["owner"]: e.detail["reason"] for e in await audit(app, "token.revoked")}
+        reasons = {
+            e.detail["owner"]: e.detail["reason"] for e in await audit_events(app, "token.revoked")
+        }
         assert reasons == {"alice": "account disabled", "bob": "account removed"}
 
         # a user disabled behind the API's back (straight in the database) is refused too
@@ -239,7 +230,7 @@ async def test_use_is_recorded_at_most_once_a_minute_and_audited(database_url: s
         (listed,) = (await client.get("/api/v1/tokens", headers=admin)).json()
         assert listed["last_used_at"] is not None
         assert listed["last_used_address"] == "127.0.0.1"
-        (used,) = await audit(app, "token.used")
+        (used,) = await audit_events(app, "token.used")
         assert used.actor == "admin" and used.target == created["id"]
         assert used.address == "127.0.0.1"
 
@@ -283,5 +274,5 @@ async def test_admins_see_and_revoke_their_orgs_tokens_only(database_url: str) -
         assert r.status_code == 200 and r.json()["revoked_by"] == "admin"
         r = await client.get("/api/v1/auth/me", headers=bearer(alice_token["token"]))
         assert refused(r, 401, "token_revoked")
-        (event,) = await audit(app, "token.revoked")
+        (event,) = await audit_events(app, "token.revoked")
         assert (event.actor, event.detail["owner"]) == ("admin", "alice")

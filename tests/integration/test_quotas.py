@@ -12,10 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
 
-from streamspace.control_plane.db.records import AgentRecord, AuditEventRecord, SessionRecord
-from tests.support.app import context, login, make_user, running_app
+from streamspace.control_plane.db.records import AgentRecord, SessionRecord
+from tests.support.app import audit_events, context, login, make_user, running_app
 
 # the seed catalog: terminal 1 CPU / 1024 MiB, browser 2 CPU / 2048 MiB
 
@@ -71,16 +70,6 @@ async def set_state(app: FastAPI, sid: str, state: str) -> None:
         session.state = state
 
 
-async def audit(app: FastAPI, action: str) -> list[AuditEventRecord]:
-    async with context(app).db() as db:
-        rows = await db.scalars(
-            select(AuditEventRecord)
-            .where(AuditEventRecord.action == action)
-            .order_by(AuditEventRecord.id)
-        )
-        return list(rows.all())
-
-
 async def test_nothing_configured_limits_nothing(
     app_client: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
@@ -118,7 +107,7 @@ async def test_a_user_over_their_session_limit_is_told_which_limit(
         "requested": 1,
         "limit": 2,
     }
-    [event] = await audit(app, "session.create_refused")
+    [event] = await audit_events(app, "session.create_refused")
     assert event.actor == "limited" and event.detail["quota"]["resource"] == "sessions"
     # ended and failed sessions hold nothing; a terminating one is on its way out
     await set_state(app, first, "terminated")
@@ -310,7 +299,7 @@ async def test_only_admins_set_limits_and_changes_are_audited(
     assert r.status_code == 422
     assert (await set_user_quota(client, platform, eve_id, sessions=2)).status_code == 200
     assert (await set_user_quota(client, platform, eve_id, memory_mb=1024)).status_code == 200
-    events = await audit(app, "quota.updated")
+    events = await audit_events(app, "quota.updated")
     assert [e.detail for e in events] == [
         {"user": "eve", "sessions": [None, 2]},
         {"user": "eve", "sessions": [2, None], "memory_mb": [None, 1024]},

@@ -8,10 +8,12 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from streamspace.config import ControlPlaneSettings
 from streamspace.control_plane.app import create_app
 from streamspace.control_plane.context import AppContext
+from streamspace.control_plane.db.records import AuditEventRecord
 
 ADMIN_PASSWORD = "admin-pass-123"
 
@@ -62,3 +64,14 @@ async def make_user(
     )
     assert response.status_code == 201, response.text
     return await login(client, username, password)
+
+
+async def audit_events(app: FastAPI, action: str) -> list[AuditEventRecord]:
+    """The audit events of one action, oldest first."""
+    async with context(app).db() as db:
+        rows = await db.scalars(
+            select(AuditEventRecord)
+            .where(AuditEventRecord.action == action)
+            .order_by(AuditEventRecord.id)
+        )
+        return list(rows.all())
