@@ -887,7 +887,7 @@ export interface paths {
          * Reset Factor
          * @description Remove a user's factor (a lost phone): their org's admin, or a platform admin for any
          *     user. Their logins stay; they enrol again when they next sign in if their org requires
-         *     it.
+         *     it. Not an admin's own: turning that off asks for a code or the password (below).
          */
         delete: operations["reset_factor_api_v1_users__user_id__mfa_delete"];
         options?: never;
