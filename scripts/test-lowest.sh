@@ -17,7 +17,7 @@ eval "$(scripts/test-services.sh start)"
 "$UV" pip compile "$WORK/requirements.in" --resolution lowest-direct --python 3.11 --quiet \
   -o "$WORK/lowest.txt"
 echo "[lowest] the project's dependencies at their lowest admitted versions:"
-grep -E '^(fastapi|starlette|uvicorn|websockets|redis|hiredis|sqlalchemy|alembic|asyncpg|aiosqlite|pydantic|pydantic-settings|httpx|aiodocker|kubernetes-asyncio|prometheus-client|pyjwt|argon2-cffi|typer|rich|uvloop|authlib|ldap3|pyotp|segno)==' \
+grep -E '^(fastapi|starlette|uvicorn|websockets|redis|hiredis|sqlalchemy|alembic|asyncpg|aiosqlite|pydantic|pydantic-settings|httpx|aiodocker|kubernetes-asyncio|prometheus-client|pyjwt|argon2-cffi|typer|rich|uvloop|joserfc|ldap3|pyotp|segno)==' \
   "$WORK/lowest.txt" | tr '\n' ' '
 echo
 "$UV" venv --quiet --allow-existing --python 3.11 "$VENV"
