@@ -239,28 +239,21 @@ async def test_agent_offline_quota_and_test_events_and_admin_scope(
             db, org_id=hook["org_id"], event_type="quota.reached", payload={"quota": "sessions"}
         )
     assert queued == 1
-    for _ in range(2):  # a refusal's call: once per quota and window however often refused
-        assert (
-            await webhooks.notify(
-                context(app).db,
+
+    async def refused(payload: dict[str, Any]) -> int:  # a refusal's call, in its transaction
+        async with context(app).db.begin() as db:
+            return await webhooks.enqueue_unless_recent(
+                db,
                 org_id=hook["org_id"],
                 event_type="quota.reached",
-                payload={"quota": "sessions"},
+                payload=payload,
                 quiet_for=3600,
             )
-            == 0
-        )
+
+    for _ in range(2):  # once per quota and window however often refused
+        assert await refused({"quota": "sessions"}) == 0
     other_quota = {"quota": "cpu"}
-    assert (
-        await webhooks.notify(
-            context(app).db,
-            org_id=hook["org_id"],
-            event_type="quota.reached",
-            payload=other_quota,
-            quiet_for=3600,
-        )
-        == 1
-    )
+    assert await refused(other_quota) == 1
     r = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=admin)
     assert r.status_code == 202, r.text
     await eventually(holds(lambda: len(hook_receiver.accepted()) == 4), what="four events")

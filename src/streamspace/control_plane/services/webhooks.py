@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, event, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction, attributes
 
 from streamspace.control_plane.db.engine import RecordSession
@@ -65,22 +65,6 @@ async def enqueue(
         lambda sync: add_deliveries(sync, org_id=org_id, event_type=event_type, payload=payload)
     )
     return len(rows)
-
-
-async def notify(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    org_id: str,
-    event_type: str,
-    payload: dict[str, Any],
-    quiet_for: float = 0.0,
-) -> int:
-    """`enqueue_unless_recent` in a transaction of its own, for an event about a refusal
-    whose own transaction rolls back (taking an enqueued event with it)."""
-    async with sessions.begin() as db:
-        return await enqueue_unless_recent(
-            db, org_id=org_id, event_type=event_type, payload=payload, quiet_for=quiet_for
-        )
 
 
 async def enqueue_unless_recent(
